@@ -1,0 +1,26 @@
+//! Shared foundations of kalshi-data.
+//!
+//! # Layout
+//! - [`units`]: exact fixed-point price, count and time types, parsed straight from text.
+//! - [`records`]: the time-series records every stage passes along, and their identities.
+//! - [`pull`]: the gatherer pull API contract the deduplicator speaks.
+//! - [`table`]: the closed set of record tables (never built from input).
+//! - [`backoff`]: the one exponential backoff with jitter of DESIGN §6.
+//! - [`config`]: TOML + environment + flag layering with errors that name the key.
+//! - [`telemetry`]: tracing and the Prometheus recorder every process installs.
+//! - [`shutdown`]: Ctrl-C / SIGTERM to a cancellation token.
+
+pub mod backoff;
+pub mod config;
+pub mod pull;
+pub mod records;
+pub mod shutdown;
+pub mod table;
+pub mod telemetry;
+pub mod units;
+
+pub use records::{
+    Gap, Lifecycle, OrderbookDelta, OrderbookSnapshot, Record, Side, SnapshotSource, Ticker, Trade,
+};
+pub use table::Table;
+pub use units::{Count, Price, TimestampUs, UnitError};

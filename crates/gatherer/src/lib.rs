@@ -1,1 +1,199 @@
-//! Placeholder: this component is being built; see the issues.
+//! One gatherer: captures every market's order-book changes, trades, tickers and lifecycle
+//! changes from Kalshi and keeps them in a durable local store until the deduplicator has
+//! pulled and acknowledged them (DESIGN §3).
+//!
+//! # Layout
+//! - [`config`]: what the operator writes (`GathererConfig`), validated with the key named.
+//! - [`store`]: SQLite in WAL mode, one append-only table per record type, local sequences.
+//! - [`writer`]: the single writer thread: bounded queue in, batched commits out.
+//! - [`pull_api`]: `GET /v1/pull/{table}`, `POST /v1/ack/{table}`, `/health`, `/ready`, `/metrics`.
+//! - [`server`]: binds and serves those routes (TLS beyond loopback).
+//! - [`health`]: the shared liveness figures behind `/health`.
+//! - [`metrics`]: every metric name the gatherer exports.
+//! - [`pipeline`]: the collecting side (registry, connections, router) wired together.
+//! - [`cli`]: the `kalshi-data gatherer` arguments.
+
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod metrics;
+pub mod pipeline;
+pub mod pull_api;
+pub mod server;
+pub mod store;
+pub mod writer;
+
+pub use config::GathererConfig;
+
+use crate::health::Health;
+use crate::store::{Heads, ReadPool, StoreError, WriteConn};
+use crate::writer::{Writer, WriterControl, WriterSettings};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Why a gatherer could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum GathererError {
+    #[error(transparent)]
+    Config(#[from] kd_core::config::ConfigError),
+    #[error("local store: {0}")]
+    Store(#[from] StoreError),
+    #[error("HTTP server: {0}")]
+    Server(#[from] server::ServerError),
+    #[error("HTTP server stopped: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error("cannot start the writer thread: {0}")]
+    WriterThread(#[source] std::io::Error),
+    #[error("collection halted: {0}")]
+    Pipeline(#[from] pipeline::PipelineError),
+    #[error("a gatherer task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A running gatherer.
+#[derive(Debug)]
+pub struct GathererHandle {
+    addr: SocketAddr,
+    health: Arc<Health>,
+    heads: watch::Receiver<Heads>,
+    control: WriterControl,
+    /// Weak, so holding the handle never keeps the writer from finishing.
+    records: tokio::sync::mpsc::WeakSender<kd_core::Record>,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), GathererError>>,
+}
+
+impl GathererHandle {
+    /// Where the pull API, `/health`, `/ready` and `/metrics` listen.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The live health figures.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// The last committed sequence number of each table, updated after every commit.
+    pub fn heads(&self) -> watch::Receiver<Heads> {
+        self.heads.clone()
+    }
+
+    /// The writer's control side (acks, retention, state) — for tests and tools.
+    pub fn control(&self) -> &WriterControl {
+        &self.control
+    }
+
+    /// A sender into the writer queue, as the router uses it (tests, benchmarks). `None` once
+    /// the gatherer is stopping. Drop it before stopping, or the writer waits for it.
+    pub fn test_sender(&self) -> Option<tokio::sync::mpsc::Sender<kd_core::Record>> {
+        self.records.upgrade()
+    }
+
+    /// Asks the gatherer to stop (it flushes everything received first).
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits for the gatherer to stop.
+    pub async fn wait(self) -> Result<(), GathererError> {
+        self.task.await?
+    }
+
+    /// Stops the gatherer and waits until everything received is committed.
+    pub async fn stop(self) -> Result<(), GathererError> {
+        self.shutdown();
+        self.wait().await
+    }
+}
+
+/// Runs a gatherer until `shutdown` is cancelled; everything received is committed before
+/// this returns.
+pub async fn run(config: GathererConfig, shutdown: CancellationToken) -> Result<(), GathererError> {
+    let handle = start(config, shutdown).await?;
+    tracing::info!(addr = %handle.addr(), "gatherer serving pull API, /health, /ready, /metrics");
+    handle.wait().await
+}
+
+/// Starts a gatherer and returns once its store is open and its HTTP server is bound
+/// (`listen` with port 0 picks a free port: see [`GathererHandle::addr`]).
+pub async fn start(config: GathererConfig, shutdown: CancellationToken) -> Result<GathererHandle, GathererError> {
+    config.validate()?;
+    let shutdown = shutdown.child_token();
+    let health = Arc::new(Health::default());
+
+    let data_dir = config.data_dir.clone();
+    let gatherer_id = config.gatherer_id.clone();
+    let conn = tokio::task::spawn_blocking(move || -> Result<WriteConn, StoreError> {
+        let mut conn = WriteConn::open(&data_dir)?;
+        conn.claim_gatherer_id(&gatherer_id)?;
+        Ok(conn)
+    })
+    .await??;
+    let pool = Arc::new(ReadPool::new(&config.data_dir)?);
+    let settings = WriterSettings {
+        data_dir: config.data_dir.clone(),
+        batch_rows: config.writer_batch_rows,
+        flush_interval: Duration::from_millis(config.writer_flush_interval_ms),
+        retention: Duration::from_secs(config.retention_secs),
+        retention_interval: Duration::from_secs(config.retention_interval_secs),
+    };
+    let writer = Writer::spawn(conn, settings, config.writer_queue_records, health.clone())
+        .map_err(GathererError::WriterThread)?;
+    let (input, heads, writer_join) = writer.into_parts();
+
+    let tls = match (&config.tls_cert_path, &config.tls_key_path) {
+        (Some(cert), Some(key)) => Some(
+            server::load_tls(&server::TlsPaths {
+                cert: cert.clone(),
+                key: key.clone(),
+            })
+            .await?,
+        ),
+        _ => None,
+    };
+    let bound = server::bind(config.listen)?;
+    let addr = bound.addr;
+    let api = pull_api::router(pull_api::ApiState {
+        gatherer: config.gatherer_id.clone(),
+        pool,
+        heads: heads.clone(),
+        control: input.control.clone(),
+        health: health.clone(),
+        token: (!config.token.is_empty()).then(|| config.token.expose().to_string()),
+        shutdown: shutdown.clone(),
+    });
+    // The server outlives collection so the deduplicator can pull while we drain; it stops
+    // after the writer has committed everything.
+    let server_stop = CancellationToken::new();
+    let server_task = tokio::spawn(server::serve(bound, api, tls, server_stop.clone()));
+
+    let control = input.control.clone();
+    let records = input.records.downgrade();
+    let task_health = health.clone();
+    let task_shutdown = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let collected = pipeline::run(&config, input, task_health, task_shutdown.clone()).await;
+        // Every record sender is gone once the pipeline returns: the writer drains and stops.
+        let joined = tokio::task::spawn_blocking(move || writer_join.join()).await;
+        server_stop.cancel();
+        let served = server_task.await;
+        collected?;
+        joined?;
+        served?.map_err(GathererError::Serve)?;
+        Ok(())
+    });
+    Ok(GathererHandle {
+        addr,
+        health,
+        heads,
+        control,
+        records,
+        shutdown,
+        task,
+    })
+}

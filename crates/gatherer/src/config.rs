@@ -1,0 +1,235 @@
+//! What the operator writes: the gatherer's configuration (`[gatherer]` TOML file, then
+//! `KALSHI_DATA_GATHERER_…` environment variables, then flags). Units are in the key names.
+
+use kd_core::config::{ConfigError, Secret};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Environment prefix of every gatherer key.
+pub const ENV_PREFIX: &str = "KALSHI_DATA_GATHERER_";
+
+/// The gatherer's configuration. Every key has a default that runs against a local simulator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GathererConfig {
+    /// Name of this gatherer (`gatherer-a`): tags its gap records and pull responses. Stored in
+    /// the data directory on first start; a later start with a different id is refused, so two
+    /// gatherers never share one store by accident.
+    pub gatherer_id: String,
+    /// Kalshi REST base URL, including `/trade-api/v2`.
+    pub rest_url: String,
+    /// Kalshi WebSocket URL (`wss://…/trade-api/ws/v2`).
+    pub ws_url: String,
+    /// Kalshi API key id. Empty: connect unauthenticated (only the simulator accepts that).
+    pub key_id: Secret,
+    /// Path of the PEM private key. Refused when group or others can read it.
+    pub private_key_path: Option<PathBuf>,
+    /// Directory of the local store (`store.sqlite` and its WAL).
+    pub data_dir: PathBuf,
+    /// Address of the pull API, `/health`, `/ready` and `/metrics`. Loopback unless configured;
+    /// any other address requires `token` and `tls_cert_path`/`tls_key_path`.
+    pub listen: SocketAddr,
+    /// Bearer token the deduplicator presents. Empty: no check (loopback only).
+    pub token: Secret,
+    /// PEM certificate chain served when listening beyond loopback.
+    pub tls_cert_path: Option<PathBuf>,
+    /// PEM private key of `tls_cert_path`.
+    pub tls_key_path: Option<PathBuf>,
+    /// Most rows the writer commits in one transaction.
+    pub writer_batch_rows: usize,
+    /// Longest a received row waits for more rows before its batch is committed. Rows received
+    /// in this window are what a `kill -9` can lose (see docs/gatherer.md).
+    pub writer_flush_interval_ms: u64,
+    /// Capacity of the router → writer queue, in records. When full, the socket reader waits
+    /// up to `router_backpressure_ms`, then the record is dropped, counted and recorded as a gap.
+    pub writer_queue_records: usize,
+    /// Longest the router waits for room in a full writer queue before dropping (counted).
+    pub router_backpressure_ms: u64,
+    /// Number of WebSocket connections in the pool.
+    pub connections: usize,
+    /// Most markets per `orderbook_delta` subscription (shrunk automatically on error 26).
+    pub markets_per_subscription: usize,
+    /// A connection with no frame (data or ping) for this long is replaced.
+    pub silence_timeout_secs: u64,
+    /// Interval of the registry's full REST reconciliation.
+    pub reconcile_interval_secs: u64,
+    /// Interval of the REST order-book poller (1–15 minutes; 0 turns it off).
+    pub snapshot_poll_interval_mins: u64,
+    /// Acknowledged rows younger than this are kept.
+    pub retention_secs: u64,
+    /// How often the retention pass runs.
+    pub retention_interval_secs: u64,
+}
+
+/// Fields the command line may override (only the `Some` ones apply).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gatherer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rest_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ws_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key_path: Option<PathBuf>,
+}
+
+impl Default for GathererConfig {
+    fn default() -> Self {
+        GathererConfig {
+            gatherer_id: "gatherer-a".into(),
+            rest_url: "http://127.0.0.1:8700/trade-api/v2".into(),
+            ws_url: "ws://127.0.0.1:8700/trade-api/ws/v2".into(),
+            key_id: Secret::default(),
+            private_key_path: None,
+            data_dir: PathBuf::from("data/gatherer-a"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8710)),
+            token: Secret::default(),
+            tls_cert_path: None,
+            tls_key_path: None,
+            writer_batch_rows: 5_000,
+            writer_flush_interval_ms: 10,
+            writer_queue_records: 200_000,
+            router_backpressure_ms: 2_000,
+            connections: 4,
+            markets_per_subscription: 1_000,
+            silence_timeout_secs: 30,
+            reconcile_interval_secs: 300,
+            snapshot_poll_interval_mins: 15,
+            retention_secs: 7 * 24 * 3600,
+            retention_interval_secs: 60,
+        }
+    }
+}
+
+impl GathererConfig {
+    /// Loads the configuration from its layers and validates it.
+    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let config: GathererConfig = kd_core::config::load(file, ENV_PREFIX, overrides)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every rule that serde cannot express; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = ConfigError::invalid;
+        if self.gatherer_id.is_empty()
+            || !self
+                .gatherer_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(bad("gatherer_id", "must be non-empty letters, digits, `-` or `_`"));
+        }
+        if self.writer_batch_rows == 0 {
+            return Err(bad("writer_batch_rows", "must be at least 1"));
+        }
+        if self.writer_queue_records < self.writer_batch_rows {
+            return Err(bad("writer_queue_records", "must be at least writer_batch_rows"));
+        }
+        if self.connections == 0 {
+            return Err(bad("connections", "must be at least 1"));
+        }
+        if self.markets_per_subscription == 0 {
+            return Err(bad("markets_per_subscription", "must be at least 1"));
+        }
+        if self.silence_timeout_secs == 0 {
+            return Err(bad("silence_timeout_secs", "must be at least 1"));
+        }
+        if self.snapshot_poll_interval_mins > 15 {
+            return Err(bad("snapshot_poll_interval_mins", "must be 0 (off) or 1..=15"));
+        }
+        if self.key_id.is_empty() != self.private_key_path.is_none() {
+            return Err(bad(
+                "private_key_path",
+                "key_id and private_key_path are set together (both or neither)",
+            ));
+        }
+        if !self.listen.ip().is_loopback() {
+            if self.token.is_empty() {
+                return Err(bad("token", "required when `listen` is not a loopback address"));
+            }
+            if self.tls_cert_path.is_none() || self.tls_key_path.is_none() {
+                return Err(bad(
+                    "tls_cert_path",
+                    "TLS certificate and key are required when `listen` is not a loopback address",
+                ));
+            }
+        }
+        if self.tls_cert_path.is_some() != self.tls_key_path.is_some() {
+            return Err(bad("tls_key_path", "tls_cert_path and tls_key_path are set together"));
+        }
+        Ok(())
+    }
+
+    /// Whether the pull API serves TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert_path.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(err: ConfigError) -> String {
+        match err {
+            ConfigError::Invalid { key, .. } => key,
+            ConfigError::File { path, .. } => path,
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(GathererConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn each_rule_names_its_key() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut GathererConfig)>)> = vec![
+            ("gatherer_id", Box::new(|c| c.gatherer_id = "a b".into())),
+            ("writer_batch_rows", Box::new(|c| c.writer_batch_rows = 0)),
+            ("writer_queue_records", Box::new(|c| c.writer_queue_records = 1)),
+            ("connections", Box::new(|c| c.connections = 0)),
+            ("markets_per_subscription", Box::new(|c| c.markets_per_subscription = 0)),
+            ("silence_timeout_secs", Box::new(|c| c.silence_timeout_secs = 0)),
+            ("snapshot_poll_interval_mins", Box::new(|c| c.snapshot_poll_interval_mins = 16)),
+            ("private_key_path", Box::new(|c| c.key_id = Secret::new("k"))),
+            ("token", Box::new(|c| c.listen = "0.0.0.0:1".parse().unwrap_or(c.listen))),
+            (
+                "tls_cert_path",
+                Box::new(|c| {
+                    c.listen = "0.0.0.0:1".parse().unwrap_or(c.listen);
+                    c.token = Secret::new("t");
+                }),
+            ),
+            ("tls_key_path", Box::new(|c| c.tls_cert_path = Some("c.pem".into()))),
+        ];
+        for (key, mutate) in cases {
+            let mut c = GathererConfig::default();
+            mutate(&mut c);
+            match c.validate() {
+                Err(e) => assert_eq!(key_of(e), key),
+                Ok(()) => panic!("{key}: expected a validation error"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, "gatherer_id = \"g1\"\nbatch_rows = 3\n").expect("write");
+        match GathererConfig::load(Some(&path), &Overrides::default()) {
+            Err(e) => assert_eq!(key_of(e), "batch_rows"),
+            Ok(_) => panic!("unknown key accepted"),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Shared liveness figures: written by the stages, read by `/health`, `/ready` and tests.
+
+use crate::store::Heads;
+use kd_core::{Table, TimestampUs};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+
+/// Figures every stage updates. Cheap atomics so the hot path can write them freely.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Connections open and subscribed.
+    pub connections_up: AtomicUsize,
+    /// Connections configured.
+    pub connections_total: AtomicUsize,
+    /// Markets the registry considers active.
+    pub markets_known: AtomicUsize,
+    /// Markets subscribed to `orderbook_delta`.
+    pub markets_subscribed: AtomicUsize,
+    /// Receive time (µs) of the last data frame, 0 before the first.
+    pub last_message_us: AtomicI64,
+    /// The registry has completed its first full sync.
+    pub registry_synced: AtomicBool,
+    /// A component halted (bad credentials): needs a human.
+    pub halted: AtomicBool,
+    store: Mutex<StoreFigures>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct StoreFigures {
+    heads: Heads,
+    acks: Heads,
+    disk_bytes: u64,
+}
+
+/// The `/health` document.
+#[derive(Debug, Serialize)]
+pub struct HealthReport {
+    /// `ok` (all connections up, data flowing), `degraded`, `down` or `halted`.
+    pub status: &'static str,
+    pub gatherer: String,
+    pub connections_up: usize,
+    pub connections_total: usize,
+    pub markets_known: usize,
+    pub markets_subscribed: usize,
+    /// Milliseconds since the last data frame; `None` before the first.
+    pub last_message_age_ms: Option<i64>,
+    pub store: StoreReport,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StoreReport {
+    pub disk_bytes: u64,
+    pub tables: BTreeMap<&'static str, TableReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TableReport {
+    /// Highest committed local sequence number.
+    pub head: u64,
+    /// Highest sequence acknowledged by the deduplicator.
+    pub acked: u64,
+    /// Rows committed and not yet acknowledged.
+    pub depth: u64,
+}
+
+/// Data older than this makes a connected gatherer `degraded`.
+const STALE_MS: i64 = 30_000;
+
+impl Health {
+    pub fn set_store(&self, heads: Heads, acks: Heads, disk_bytes: u64) {
+        if let Ok(mut s) = self.store.lock() {
+            *s = StoreFigures {
+                heads,
+                acks,
+                disk_bytes,
+            };
+        }
+    }
+
+    pub fn set_heads(&self, heads: Heads) {
+        if let Ok(mut s) = self.store.lock() {
+            s.heads = heads;
+        }
+    }
+
+    pub fn note_message(&self, at: TimestampUs) {
+        self.last_message_us.store(at.micros(), Ordering::Relaxed);
+    }
+
+    /// Whether the gatherer is collecting: store open, market list known, a connection up.
+    pub fn ready(&self) -> bool {
+        !self.halted.load(Ordering::Relaxed)
+            && self.registry_synced.load(Ordering::Relaxed)
+            && self.connections_up.load(Ordering::Relaxed) > 0
+    }
+
+    pub fn report(&self, gatherer: &str, now: TimestampUs) -> HealthReport {
+        let up = self.connections_up.load(Ordering::Relaxed);
+        let total = self.connections_total.load(Ordering::Relaxed);
+        let last = self.last_message_us.load(Ordering::Relaxed);
+        let age = (last > 0).then(|| (now.micros() - last) / 1_000);
+        let status = if self.halted.load(Ordering::Relaxed) {
+            "halted"
+        } else if up == 0 {
+            "down"
+        } else if up < total || age.is_none_or(|a| a > STALE_MS) {
+            "degraded"
+        } else {
+            "ok"
+        };
+        let figures = self.store.lock().map(|s| *s).unwrap_or_default();
+        let tables = Table::ALL
+            .into_iter()
+            .map(|t| {
+                let head = figures.heads.get(t);
+                let acked = figures.acks.get(t);
+                (
+                    t.name(),
+                    TableReport {
+                        head,
+                        acked,
+                        depth: head.saturating_sub(acked),
+                    },
+                )
+            })
+            .collect();
+        HealthReport {
+            status,
+            gatherer: gatherer.to_string(),
+            connections_up: up,
+            connections_total: total,
+            markets_known: self.markets_known.load(Ordering::Relaxed),
+            markets_subscribed: self.markets_subscribed.load(Ordering::Relaxed),
+            last_message_age_ms: age,
+            store: StoreReport {
+                disk_bytes: figures.disk_bytes,
+                tables,
+            },
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The HTTP surface of a gatherer: the pull API of `kd_core::pull` (records after a cursor,
+//! long-polled; acknowledgements), `/health`, `/ready` and `/metrics`.
+//!
+//! Long-poll: a pull with nothing new waits on the writer's commit announcement (a
+//! `tokio::sync::watch` of the table heads) — no polling of the database. Authentication: a
+//! bearer token when configured (always when listening beyond loopback, where TLS is served).
+
+use crate::health::Health;
+use crate::metrics as m;
+use crate::store::{Heads, ReadPool, StoreError};
+use crate::writer::WriterControl;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use kd_core::pull::{AckRequest, MAX_PULL_LIMIT, MAX_WAIT_MS, PullResponse};
+use kd_core::{Table, TimestampUs};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Rows per pull when the request names no limit.
+pub const DEFAULT_LIMIT: usize = 1_000;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub gatherer: String,
+    pub pool: Arc<ReadPool>,
+    pub heads: watch::Receiver<Heads>,
+    pub control: WriterControl,
+    pub health: Arc<Health>,
+    /// Expected bearer token; `None` disables the check (loopback only, enforced by config).
+    pub token: Option<String>,
+    /// Ends long-polls early when the gatherer stops.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// The routes of the gatherer's HTTP server.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/pull/{table}", get(pull))
+        .route("/v1/ack/{table}", post(ack))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize)]
+struct PullQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+/// An error answer: status and a short reason in JSON.
+fn refuse(status: StatusCode, kind: &'static str, reason: String) -> Response {
+    metrics::counter!(m::PULL_ERRORS_TOTAL, "kind" => kind).increment(1);
+    (status, Json(serde_json::json!({ "error": reason }))).into_response()
+}
+
+fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = &state.token else {
+        return Ok(());
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(p) if constant_time_eq(p.as_bytes(), expected.as_bytes()) => Ok(()),
+        _ => Err(refuse(StatusCode::UNAUTHORIZED, "auth", "missing or wrong bearer token".into())),
+    }
+}
+
+/// Compares without an early exit, so response time says nothing about the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn parse_table(name: &str) -> Result<Table, Response> {
+    Table::parse(name).ok_or_else(|| refuse(StatusCode::NOT_FOUND, "table", "unknown table".into()))
+}
+
+async fn pull(
+    State(state): State<ApiState>,
+    Path(table): Path<String>,
+    Query(q): Query<PullQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let table = match parse_table(&table) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_PULL_LIMIT);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms.min(MAX_WAIT_MS));
+    let mut heads = state.heads.clone();
+    metrics::counter!(m::PULL_REQUESTS_TOTAL, "table" => table.name()).increment(1);
+    loop {
+        let head = heads.borrow_and_update().get(table);
+        if head > q.after {
+            let pool = state.pool.clone();
+            let after = q.after;
+            let rows = tokio::task::spawn_blocking(move || pool.pull(table, after, limit)).await;
+            let records = match rows {
+                Ok(Ok(records)) => records,
+                Ok(Err(e)) => return store_error(e),
+                Err(e) => {
+                    return refuse(StatusCode::INTERNAL_SERVER_ERROR, "store", format!("read task failed: {e}"));
+                }
+            };
+            // A row can commit between reading the head and the query: report the larger.
+            let head = records.last().map_or(head, |r| r.seq.max(head));
+            if !records.is_empty() || tokio::time::Instant::now() >= deadline {
+                return answer(&state, table, records, head);
+            }
+        } else if tokio::time::Instant::now() >= deadline {
+            return answer(&state, table, Vec::new(), head);
+        }
+        // Nothing new: sleep until the writer commits or the wait ends.
+        let woke = tokio::select! {
+            w = tokio::time::timeout_at(deadline, heads.changed()) => w,
+            _ = state.shutdown.cancelled() => {
+                let head = heads.borrow().get(table);
+                return answer(&state, table, Vec::new(), head);
+            }
+        };
+        match woke {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                let head = heads.borrow().get(table);
+                return answer(&state, table, Vec::new(), head);
+            }
+            Err(_) => {
+                // One last look: the head may have moved without a wake-up being pending.
+                let head = heads.borrow().get(table);
+                if head <= q.after {
+                    return answer(&state, table, Vec::new(), head);
+                }
+            }
+        }
+    }
+}
+
+fn answer(state: &ApiState, table: Table, records: Vec<kd_core::pull::PulledRecord>, head: u64) -> Response {
+    metrics::counter!(m::PULL_ROWS_TOTAL, "table" => table.name()).increment(records.len() as u64);
+    Json(PullResponse {
+        gatherer: state.gatherer.clone(),
+        table,
+        records,
+        head,
+    })
+    .into_response()
+}
+
+fn store_error(e: StoreError) -> Response {
+    tracing::error!(error = %e, "pull failed");
+    refuse(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
+}
+
+async fn ack(
+    State(state): State<ApiState>,
+    Path(table): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let table = match parse_table(&table) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let request: AckRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "ack", format!("bad acknowledgement: {e}")),
+    };
+    match state.control.ack(table, request.cursor).await {
+        Some(Ok(())) => {
+            metrics::counter!(m::PULL_ACKS_TOTAL, "table" => table.name()).increment(1);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Some(Err(e @ StoreError::AckBeyondHead { .. })) => refuse(StatusCode::BAD_REQUEST, "ack", e.to_string()),
+        Some(Err(e)) => store_error(e),
+        None => refuse(StatusCode::SERVICE_UNAVAILABLE, "ack", "gatherer is stopping".into()),
+    }
+}
+
+async fn health(State(state): State<ApiState>) -> Response {
+    Json(state.health.report(&state.gatherer, TimestampUs::now())).into_response()
+}
+
+async fn ready(State(state): State<ApiState>) -> Response {
+    if state.health.ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn metrics_text() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        kd_core::telemetry::render_metrics(),
+    )
+        .into_response()
+}

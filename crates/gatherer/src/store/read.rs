@@ -1,0 +1,105 @@
+//! Read-only connections for the pull API. WAL lets them read a consistent snapshot while the
+//! writer commits; a small pool avoids reopening the file per request.
+
+use super::{Heads, StoreError, db_path, schema, write::read_acks};
+use kd_core::pull::PulledRecord;
+use kd_core::{Record, Table};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Idle connections kept for reuse.
+const POOL_SIZE: usize = 4;
+
+/// A pool of read-only connections to the store.
+#[derive(Debug)]
+pub struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    /// Opens a pool on the store in `data_dir` (which the writer has created).
+    pub fn new(data_dir: &Path) -> Result<Self, StoreError> {
+        let pool = ReadPool {
+            path: db_path(data_dir),
+            idle: Mutex::new(Vec::new()),
+        };
+        let conn = pool.open()?;
+        pool.put(conn);
+        Ok(pool)
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(conn)
+    }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => self.open(),
+        }
+    }
+
+    fn put(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < POOL_SIZE
+        {
+            idle.push(conn);
+        }
+    }
+
+    /// The rows of `table` with `seq > after`, ascending, at most `limit`. Blocking: call from
+    /// `spawn_blocking`.
+    pub fn pull(&self, table: Table, after: u64, limit: usize) -> Result<Vec<PulledRecord>, StoreError> {
+        let conn = self.take()?;
+        let result = pull_on(&conn, table, after, limit);
+        self.put(conn);
+        result
+    }
+
+    /// The acknowledged cursor of each table.
+    pub fn acks(&self) -> Result<Heads, StoreError> {
+        let conn = self.take()?;
+        let result = read_acks(&conn);
+        self.put(conn);
+        result
+    }
+}
+
+fn pull_on(conn: &Connection, table: Table, after: u64, limit: usize) -> Result<Vec<PulledRecord>, StoreError> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(schema::select_after(table))?;
+    let mut rows = stmt.query(params![after, limit])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let seq = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+        let body = match row.get_ref(1)? {
+            ValueRef::Blob(b) | ValueRef::Text(b) => b,
+            _ => &[][..],
+        };
+        let record = decode(table, body).map_err(|source| StoreError::Decode { table, seq, source })?;
+        out.push(PulledRecord { seq, record });
+    }
+    Ok(out)
+}
+
+/// Decodes a row's body into the record of its table.
+pub fn decode(table: Table, body: &[u8]) -> Result<Record, serde_json::Error> {
+    Ok(match table {
+        Table::Trades => Record::Trade(serde_json::from_slice(body)?),
+        Table::Deltas => Record::Delta(serde_json::from_slice(body)?),
+        Table::Snapshots => Record::Snapshot(serde_json::from_slice(body)?),
+        Table::Tickers => Record::Ticker(serde_json::from_slice(body)?),
+        Table::Lifecycle => Record::Lifecycle(serde_json::from_slice(body)?),
+        Table::Gaps => Record::Gap(serde_json::from_slice(body)?),
+    })
+}

@@ -1,0 +1,372 @@
+//! The single writer: one thread owns the store's writing connection, takes records from a
+//! bounded queue, commits them in batches (by count and by time) and announces each commit.
+//!
+//! The thread runs its own single-threaded async runtime so it can wait on the queue with a
+//! deadline; blocking SQLite calls only ever stall this thread, never the socket readers.
+//! A failed commit is retried with backoff while the batch is kept (the queue fills up and the
+//! router applies backpressure) — a batch is never dropped while the process is running.
+
+use crate::health::Health;
+use crate::metrics as m;
+use crate::store::{Heads, StoreError, WriteConn, disk_bytes, index};
+use kd_core::backoff::{Backoff, BackoffPolicy};
+use kd_core::{Gap, Record, Table, TimestampUs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Backoff of a failing commit (disk full, I/O error): short, the queue is filling meanwhile.
+const COMMIT_RETRY: BackoffPolicy = BackoffPolicy::new(Duration::from_millis(50), Duration::from_secs(5));
+/// Commit attempts made for the last batch at shutdown before it is given up (counted).
+const SHUTDOWN_ATTEMPTS: u32 = 20;
+/// How often the disk and depth gauges are refreshed.
+const STATS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How the writer batches and retains.
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    pub data_dir: PathBuf,
+    pub batch_rows: usize,
+    pub flush_interval: Duration,
+    pub retention: Duration,
+    pub retention_interval: Duration,
+}
+
+/// Requests to the writer other than records: rare, never dropped (unbounded queue).
+#[derive(Debug)]
+pub enum Control {
+    /// Store a gap record (written ahead of queued records).
+    Gap(Gap),
+    /// Record an acknowledgement; the reply says whether it was stored.
+    Ack {
+        table: Table,
+        cursor: u64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Run a retention pass now with this cutoff; the reply carries the rows deleted per table.
+    Retention {
+        cutoff: TimestampUs,
+        reply: oneshot::Sender<Result<[u64; 6], StoreError>>,
+    },
+    /// Read a `state` value.
+    GetState {
+        key: String,
+        reply: oneshot::Sender<Result<Option<String>, StoreError>>,
+    },
+    /// Write a `state` value.
+    SetState {
+        key: String,
+        value: String,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// The sending side used by the router (records) and everyone else (control).
+#[derive(Debug, Clone)]
+pub struct WriterInput {
+    pub records: mpsc::Sender<Record>,
+    pub control: WriterControl,
+}
+
+/// The control side alone (the pull API holds this, so it never keeps the writer alive).
+#[derive(Debug, Clone)]
+pub struct WriterControl(mpsc::UnboundedSender<Control>);
+
+/// The writer thread, its commit announcements and its inputs.
+#[derive(Debug)]
+pub struct Writer {
+    pub input: WriterInput,
+    /// The heads after each commit (long-polls wait on it).
+    pub heads: watch::Receiver<Heads>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Writer {
+    /// Starts the writer thread on an opened store.
+    pub fn spawn(
+        conn: WriteConn,
+        settings: WriterSettings,
+        queue_records: usize,
+        health: Arc<Health>,
+    ) -> std::io::Result<Writer> {
+        let (records_tx, records_rx) = mpsc::channel(queue_records);
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (heads_tx, heads_rx) = watch::channel(conn.heads());
+        let thread = std::thread::Builder::new()
+            .name("kd-writer".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "writer runtime cannot start");
+                        return;
+                    }
+                };
+                let state = WriterLoop {
+                    conn,
+                    settings,
+                    records: records_rx,
+                    control: control_rx,
+                    heads: heads_tx,
+                    health,
+                    acks: Heads::default(),
+                };
+                runtime.block_on(state.run());
+            })?;
+        Ok(Writer {
+            input: WriterInput {
+                records: records_tx,
+                control: WriterControl(control_tx),
+            },
+            heads: heads_rx,
+            thread,
+        })
+    }
+
+    /// Splits off the join handle so the inputs can be handed out.
+    pub fn into_parts(self) -> (WriterInput, watch::Receiver<Heads>, WriterJoin) {
+        (self.input, self.heads, WriterJoin(self.thread))
+    }
+}
+
+/// Waits for the writer thread to finish.
+#[derive(Debug)]
+pub struct WriterJoin(std::thread::JoinHandle<()>);
+
+impl WriterJoin {
+    /// Blocking: call from `spawn_blocking`, after dropping every record sender.
+    pub fn join(self) {
+        if self.0.join().is_err() {
+            tracing::error!("writer thread panicked");
+        }
+    }
+}
+
+struct WriterLoop {
+    conn: WriteConn,
+    settings: WriterSettings,
+    records: mpsc::Receiver<Record>,
+    control: mpsc::UnboundedReceiver<Control>,
+    heads: watch::Sender<Heads>,
+    health: Arc<Health>,
+    acks: Heads,
+}
+
+impl WriterLoop {
+    async fn run(mut self) {
+        self.acks = self.conn.acks().unwrap_or_default();
+        self.refresh_stats();
+        let mut batch: Vec<Record> = Vec::with_capacity(self.settings.batch_rows);
+        let mut retention = tokio::time::interval(self.settings.retention_interval.max(Duration::from_millis(10)));
+        retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stats = tokio::time::interval(STATS_INTERVAL);
+        stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut control_open = true;
+        let mut open = true;
+        while open {
+            tokio::select! {
+                biased;
+                c = self.control.recv(), if control_open => match c {
+                    Some(c) => self.handle_control(c, &mut batch),
+                    None => control_open = false,
+                },
+                r = self.records.recv() => match r {
+                    Some(r) => batch.push(r),
+                    None => open = false,
+                },
+                _ = retention.tick() => self.retention(),
+                _ = stats.tick() => self.refresh_stats(),
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            open = self.fill(&mut batch).await;
+            self.commit(&mut batch, !open).await;
+        }
+        // Queue closed: everything received is committed. Answer late control requests, then
+        // fold the WAL into the database so the next start is quick.
+        while let Ok(c) = self.control.try_recv() {
+            self.handle_control(c, &mut batch);
+            if !batch.is_empty() {
+                self.commit(&mut batch, true).await;
+            }
+        }
+        if let Err(e) = self.conn.checkpoint() {
+            tracing::warn!(error = %e, "checkpoint at shutdown failed (the WAL is replayed next start)");
+        }
+        self.refresh_stats();
+        tracing::info!(heads = ?self.conn.heads(), "writer stopped; everything received is committed");
+    }
+
+    /// Adds queued records to the batch until it is full or the oldest row has waited the
+    /// flush interval. Returns false when the queue is closed.
+    async fn fill(&mut self, batch: &mut Vec<Record>) -> bool {
+        let deadline = tokio::time::Instant::now() + self.settings.flush_interval;
+        while batch.len() < self.settings.batch_rows {
+            match self.records.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, self.records.recv()).await {
+                        Ok(Some(r)) => batch.push(r),
+                        Ok(None) => return false,
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        metrics::gauge!(m::WRITER_QUEUE_DEPTH).set(self.records.len() as f64);
+        true
+    }
+
+    /// Commits the batch, retrying until it succeeds (or, at shutdown, a bounded number of
+    /// times, then the rows are counted as dropped and logged).
+    async fn commit(&mut self, batch: &mut Vec<Record>, closing: bool) {
+        let mut backoff = Backoff::new(COMMIT_RETRY);
+        loop {
+            let started = Instant::now();
+            match self.conn.insert_batch(batch) {
+                Ok(heads) => {
+                    let now = TimestampUs::now();
+                    metrics::histogram!(m::WRITER_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+                    metrics::histogram!(m::WRITER_BATCH_ROWS).record(batch.len() as f64);
+                    metrics::counter!(m::WRITER_BATCHES_TOTAL).increment(1);
+                    let mut per_table = [0_u64; 6];
+                    let delay = metrics::histogram!(m::WRITER_RECEIVE_TO_COMMIT_SECONDS);
+                    for r in batch.iter() {
+                        per_table[index(r.table())] += 1;
+                        delay.record((now.micros() - r.received_at().micros()).max(0) as f64 / 1e6);
+                    }
+                    for t in Table::ALL {
+                        let n = per_table[index(t)];
+                        if n > 0 {
+                            metrics::counter!(m::WRITER_ROWS_TOTAL, "table" => t.name()).increment(n);
+                            metrics::gauge!(m::STORE_HEAD, "table" => t.name()).set(heads.get(t) as f64);
+                        }
+                    }
+                    batch.clear();
+                    self.health.set_heads(heads);
+                    self.heads.send_replace(heads);
+                    return;
+                }
+                Err(e) => {
+                    metrics::counter!(m::WRITER_ERRORS_TOTAL).increment(1);
+                    if closing && backoff.attempts() >= SHUTDOWN_ATTEMPTS {
+                        tracing::error!(error = %e, rows = batch.len(), "commit failed at shutdown; rows lost");
+                        metrics::counter!(m::WRITER_DROPPED_TOTAL).increment(batch.len() as u64);
+                        batch.clear();
+                        return;
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, rows = batch.len(), retry_in = ?delay, "commit failed; retrying");
+                    metrics::counter!(m::WRITER_RETRIES_TOTAL).increment(1);
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    fn handle_control(&mut self, c: Control, batch: &mut Vec<Record>) {
+        match c {
+            Control::Gap(g) => batch.push(Record::Gap(g)),
+            Control::Ack { table, cursor, reply } => {
+                let result = self.conn.ack(table, cursor, TimestampUs::now());
+                match &result {
+                    Ok(()) => {
+                        if cursor > self.acks.get(table) {
+                            self.acks.set(table, cursor);
+                        }
+                        let depth = self.conn.heads().get(table).saturating_sub(self.acks.get(table));
+                        metrics::gauge!(m::STORE_UNACKED_ROWS, "table" => table.name()).set(depth as f64);
+                    }
+                    Err(e) => {
+                        metrics::counter!(m::STORE_ERRORS_TOTAL, "kind" => "ack").increment(1);
+                        tracing::warn!(error = %e, "acknowledgement refused");
+                    }
+                }
+                let _ = reply.send(result);
+            }
+            Control::Retention { cutoff, reply } => {
+                let _ = reply.send(self.retention_at(cutoff));
+            }
+            Control::GetState { key, reply } => {
+                let _ = reply.send(self.conn.state(&key));
+            }
+            Control::SetState { key, value, reply } => {
+                let _ = reply.send(self.conn.set_state(&key, &value));
+            }
+        }
+    }
+
+    fn retention(&mut self) {
+        let retention_us = i64::try_from(self.settings.retention.as_micros()).unwrap_or(i64::MAX);
+        let cutoff = TimestampUs::from_micros(TimestampUs::now().micros().saturating_sub(retention_us));
+        if let Err(e) = self.retention_at(cutoff) {
+            metrics::counter!(m::STORE_ERRORS_TOTAL, "kind" => "retention").increment(1);
+            tracing::warn!(error = %e, "retention pass failed; retried next interval");
+        }
+    }
+
+    fn retention_at(&mut self, cutoff: TimestampUs) -> Result<[u64; 6], StoreError> {
+        let deleted = self.conn.retention(cutoff)?;
+        for t in Table::ALL {
+            let n = deleted[index(t)];
+            if n > 0 {
+                metrics::counter!(m::STORE_RETENTION_DELETED_TOTAL, "table" => t.name()).increment(n);
+            }
+        }
+        self.refresh_stats();
+        Ok(deleted)
+    }
+
+    fn refresh_stats(&self) {
+        let heads = self.conn.heads();
+        let disk = disk_bytes(&self.settings.data_dir);
+        metrics::gauge!(m::STORE_DISK_BYTES).set(disk as f64);
+        for t in Table::ALL {
+            let depth = heads.get(t).saturating_sub(self.acks.get(t));
+            metrics::gauge!(m::STORE_UNACKED_ROWS, "table" => t.name()).set(depth as f64);
+            metrics::gauge!(m::STORE_HEAD, "table" => t.name()).set(heads.get(t) as f64);
+        }
+        self.health.set_store(heads, self.acks, disk);
+    }
+}
+
+impl WriterControl {
+    /// Sends a control request and waits for its answer.
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Control) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.0.send(make(tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Stores an acknowledgement. `None` when the writer has stopped.
+    pub async fn ack(&self, table: Table, cursor: u64) -> Option<Result<(), StoreError>> {
+        self.ask(|reply| Control::Ack { table, cursor, reply }).await
+    }
+
+    /// Runs a retention pass with an explicit cutoff (tests, operators).
+    pub async fn retention(&self, cutoff: TimestampUs) -> Option<Result<[u64; 6], StoreError>> {
+        self.ask(|reply| Control::Retention { cutoff, reply }).await
+    }
+
+    /// Reads a `state` value.
+    pub async fn get_state(&self, key: &str) -> Option<Result<Option<String>, StoreError>> {
+        let key = key.to_string();
+        self.ask(|reply| Control::GetState { key, reply }).await
+    }
+
+    /// Writes a `state` value.
+    pub async fn set_state(&self, key: &str, value: &str) -> Option<Result<(), StoreError>> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.ask(|reply| Control::SetState { key, value, reply }).await
+    }
+
+    /// Records a gap (never dropped: the control queue is unbounded and gaps are rare).
+    pub fn gap(&self, gap: Gap) {
+        if self.0.send(Control::Gap(gap)).is_err() {
+            tracing::error!("gap not recorded: the writer has stopped");
+        }
+    }
+}

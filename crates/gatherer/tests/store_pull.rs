@@ -1,0 +1,194 @@
+//! The local store and the pull API over real HTTP: rows after a cursor, in order, no gaps,
+//! while writes continue; acknowledgements; retention keeps what is not acknowledged; sequence
+//! numbers never reused across restarts.
+
+use kd_core::pull::{PullResponse, PulledRecord};
+use kd_core::records::{TradeSource, WirePos};
+use kd_core::{Count, Price, Record, Table, TimestampUs, Trade};
+use kd_gatherer::config::GathererConfig;
+use kd_gatherer::store::{ReadPool, WriteConn};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn trade(n: u64) -> Record {
+    Record::Trade(Trade {
+        trade_id: format!("t-{n}"),
+        ticker: format!("M-{}", n % 7),
+        exchange_ts: TimestampUs::from_micros(1_700_000_000_000_000 + n as i64),
+        yes_price: Price::new(40_000 + (n % 100) as i64).unwrap_or(Price::ZERO),
+        no_price: Price::new(60_000 - (n % 100) as i64).unwrap_or(Price::ZERO),
+        count: Count::new(100 + n as i64),
+        taker_side: Some(kd_core::Side::Yes),
+        is_block_trade: false,
+        source: TradeSource::Ws,
+        received_at: TimestampUs::now(),
+        pos: WirePos {
+            sid: Some(3),
+            seq: Some(n),
+        },
+    })
+}
+
+fn test_config(dir: &std::path::Path) -> GathererConfig {
+    GathererConfig {
+        gatherer_id: "g-test".into(),
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap_or(GathererConfig::default().listen),
+        // Nothing to connect to in these tests: the pipeline idles.
+        rest_url: "http://127.0.0.1:9/trade-api/v2".into(),
+        ws_url: "ws://127.0.0.1:9/trade-api/ws/v2".into(),
+        ..GathererConfig::default()
+    }
+}
+
+#[test]
+fn records_round_trip_exactly_and_sequences_survive_reopen() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let written: Vec<Record> = (0..50).map(trade).collect();
+    {
+        let mut w = WriteConn::open(dir.path())?;
+        let heads = w.insert_batch(&written)?;
+        assert_eq!(heads.get(Table::Trades), 50);
+        w.ack(Table::Trades, 50, TimestampUs::now())?;
+        // Everything acknowledged and old: retention empties the table.
+        let deleted = w.retention(TimestampUs::from_micros(i64::MAX))?;
+        assert_eq!(deleted[0], 50);
+        assert_eq!(w.count(Table::Trades)?, 0);
+    }
+    let mut w = WriteConn::open(dir.path())?;
+    assert_eq!(w.heads().get(Table::Trades), 50, "high-water mark survives an empty table");
+    let heads = w.insert_batch(&written[..1])?;
+    assert_eq!(heads.get(Table::Trades), 51, "a sequence number is never reused");
+    let pool = ReadPool::new(dir.path())?;
+    let rows = pool.pull(Table::Trades, 0, 10)?;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].seq, 51);
+    assert_eq!(rows[0].record, written[0]);
+    Ok(())
+}
+
+#[test]
+fn retention_never_deletes_unacknowledged_or_young_rows() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut w = WriteConn::open(dir.path())?;
+    let mut rows: Vec<Record> = (0..100).map(trade).collect();
+    // Rows 0..60 are old (received long ago), 60..100 young.
+    for (i, r) in rows.iter_mut().enumerate() {
+        if let Record::Trade(t) = r {
+            t.received_at = TimestampUs::from_micros(if i < 60 { 1_000 } else { 9_000_000 });
+        }
+    }
+    w.insert_batch(&rows)?;
+    let cutoff = TimestampUs::from_micros(5_000_000);
+    // Nothing acknowledged: nothing deleted, however old.
+    assert_eq!(w.retention(cutoff)?[0], 0);
+    // Acknowledged through 40: only 1..=40 go.
+    w.ack(Table::Trades, 40, TimestampUs::now())?;
+    assert_eq!(w.retention(cutoff)?[0], 40);
+    // Acknowledged through 100: only the old ones (41..=60) go, the young stay.
+    w.ack(Table::Trades, 100, TimestampUs::now())?;
+    assert_eq!(w.retention(cutoff)?[0], 20);
+    assert_eq!(w.count(Table::Trades)?, 40);
+    // An ack beyond the head is refused; an older ack never moves the cursor back.
+    assert!(w.ack(Table::Trades, 101, TimestampUs::now()).is_err());
+    w.ack(Table::Trades, 10, TimestampUs::now())?;
+    assert_eq!(w.acks()?.get(Table::Trades), 100);
+    Ok(())
+}
+
+#[test]
+fn a_store_belongs_to_one_gatherer() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    WriteConn::open(dir.path())?.claim_gatherer_id("a")?;
+    WriteConn::open(dir.path())?.claim_gatherer_id("a")?;
+    assert!(WriteConn::open(dir.path())?.claim_gatherer_id("b").is_err());
+    Ok(())
+}
+
+async fn pull(client: &reqwest::Client, base: &str, after: u64, limit: usize, wait_ms: u64) -> Result<PullResponse, reqwest::Error> {
+    client
+        .get(format!("{base}/v1/pull/trades?after={after}&limit={limit}&wait_ms={wait_ms}"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_returns_exactly_the_rows_after_a_cursor_while_writes_continue() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let handle = kd_gatherer::start(test_config(dir.path()), CancellationToken::new()).await?;
+    let base = format!("http://{}", handle.addr());
+    let client = reqwest::Client::new();
+    let sender = handle.test_sender().ok_or("no record sender")?;
+    const TOTAL: u64 = 20_000;
+    let producer = tokio::spawn(async move {
+        for n in 0..TOTAL {
+            if sender.send(trade(n)).await.is_err() {
+                return;
+            }
+            if n % 1000 == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    });
+    let mut cursor = 0;
+    let mut seen: Vec<PulledRecord> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while (seen.len() as u64) < TOTAL {
+        assert!(tokio::time::Instant::now() < deadline, "only {} rows after 60 s", seen.len());
+        let page = pull(&client, &base, cursor, 777, 1_000).await?;
+        for r in &page.records {
+            assert_eq!(r.seq, cursor + 1, "rows come in order with no gap");
+            cursor = r.seq;
+        }
+        assert!(page.head >= cursor);
+        seen.extend(page.records);
+    }
+    producer.await?;
+    for (i, r) in seen.iter().enumerate() {
+        match &r.record {
+            Record::Trade(t) => assert_eq!(t.trade_id, format!("t-{i}")),
+            other => panic!("unexpected record {other:?}"),
+        }
+    }
+    // Caught up: a long-poll waits, then returns nothing; a new row wakes it early.
+    let started = tokio::time::Instant::now();
+    let empty = pull(&client, &base, cursor, 10, 200).await?;
+    assert!(empty.records.is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    let waiting = {
+        let client = client.clone();
+        let base = base.clone();
+        tokio::spawn(async move { pull(&client, &base, cursor, 10, 20_000).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let woke_at = tokio::time::Instant::now();
+    handle.test_sender().ok_or("no sender")?.send(trade(TOTAL)).await?;
+    let page = waiting.await??;
+    assert_eq!(page.records.len(), 1);
+    assert!(woke_at.elapsed() < Duration::from_secs(5), "long-poll woken by the commit");
+
+    // Acknowledge, then check /health reports it.
+    let status = client
+        .post(format!("{base}/v1/ack/trades"))
+        .json(&serde_json::json!({ "cursor": cursor }))
+        .send()
+        .await?
+        .status();
+    assert_eq!(status, 204);
+    let status = client
+        .post(format!("{base}/v1/ack/trades"))
+        .json(&serde_json::json!({ "cursor": cursor + 1_000 }))
+        .send()
+        .await?
+        .status();
+    assert_eq!(status, 400, "an ack beyond the head is refused");
+    let unknown = client.get(format!("{base}/v1/pull/nope")).send().await?.status();
+    assert_eq!(unknown, 404);
+    handle.stop().await?;
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! `parse_ws`: one WebSocket text frame to one [`WsEvent`].
+
+use super::convert::{
+    count, delta_time, message_time, price, required, side, taker_side, trade_prices, ws_levels,
+};
+use super::envelope::{Body, BodySeed, Envelope, EnvelopeSeed, MsgKind, OkBody};
+use super::error::{FieldError, WsParseError};
+use super::{SubscriptionInfo, WsEvent, lifecycle};
+use crate::wire::scalar::WireStr;
+use crate::wire::ws::{
+    ErrorMsg, OrderbookDeltaMsg, OrderbookSnapshotMsg, SubscribedMsg, TickerMsg, TradeMsg,
+};
+use kd_core::records::{TradeSource, WirePos};
+use kd_core::{OrderbookDelta, OrderbookSnapshot, SnapshotSource, Ticker, TimestampUs, Trade};
+use serde::de::DeserializeSeed;
+use std::cell::Cell;
+
+/// Parses one WebSocket text frame.
+///
+/// `received_at` is the gatherer's clock when the frame arrived; it becomes the records'
+/// `received_at` (and a snapshot's `exchange_ts`, which Kalshi does not send). Never panics: any
+/// input gives a value or a typed error; an unknown `type` is `Ok(WsEvent::Unknown)`.
+pub fn parse_ws(bytes: &[u8], received_at: TimestampUs) -> Result<WsEvent, WsParseError> {
+    let kind_seen: Cell<Option<MsgKind>> = Cell::new(None);
+    let classify = |source: serde_json::Error| match kind_seen.get() {
+        Some(kind) => WsParseError::Shape {
+            msg_type: kind.as_str(),
+            source,
+        },
+        None => WsParseError::Json(source),
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let envelope = EnvelopeSeed {
+        kind_seen: &kind_seen,
+    }
+    .deserialize(&mut de)
+    .map_err(classify)?;
+    de.end().map_err(classify)?;
+    build(envelope, received_at)
+}
+
+fn build(env: Envelope<'_>, received_at: TimestampUs) -> Result<WsEvent, WsParseError> {
+    let Some(type_name) = env.type_name else {
+        return Err(WsParseError::MissingField {
+            msg_type: "envelope",
+            field: "type",
+        });
+    };
+    let kind = env.kind;
+    let msg_type = kind.as_str();
+    let field = |e: FieldError| WsParseError::field(msg_type, e);
+    let body = match env.body {
+        Body::Raw(raw) if kind != MsgKind::Unknown => {
+            let mut de = serde_json::Deserializer::from_str(raw.get());
+            BodySeed(kind)
+                .deserialize(&mut de)
+                .map_err(|source| WsParseError::Shape { msg_type, source })?
+        }
+        other => other,
+    };
+    let (sid, seq, id) = (env.sid, env.seq, env.id);
+    let missing_msg = || WsParseError::MissingField {
+        msg_type,
+        field: "msg",
+    };
+    match (kind, body) {
+        (MsgKind::Delta, Body::Delta(m)) => {
+            let sid = required(sid, "sid").map_err(field)?;
+            let delta = delta(&m, sid, seq, received_at).map_err(field)?;
+            Ok(WsEvent::Delta { sid, seq, delta })
+        }
+        (MsgKind::Snapshot, Body::Snapshot(m)) => {
+            let sid = required(sid, "sid").map_err(field)?;
+            let snapshot = snapshot(&m, sid, seq, received_at).map_err(field)?;
+            Ok(WsEvent::Snapshot {
+                sid,
+                seq,
+                id,
+                snapshot,
+            })
+        }
+        (MsgKind::Trade, Body::Trade(m)) => {
+            let sid = required(sid, "sid").map_err(field)?;
+            let trade = trade(&m, sid, seq, received_at).map_err(field)?;
+            Ok(WsEvent::Trade { sid, seq, trade })
+        }
+        (MsgKind::Ticker, Body::Ticker(m)) => {
+            let sid = required(sid, "sid").map_err(field)?;
+            let ticker = ticker(&m, sid, received_at).map_err(field)?;
+            Ok(WsEvent::Ticker { sid, ticker })
+        }
+        (MsgKind::MarketLifecycle, Body::Lifecycle(v)) => {
+            lifecycle::market(v, sid, seq, received_at)
+        }
+        (MsgKind::EventLifecycle, Body::Lifecycle(v)) => {
+            lifecycle::event(v, sid, seq, received_at)
+        }
+        (MsgKind::Subscribed, Body::Subscribed(m)) => subscribed(&m, id, sid).map_err(field),
+        (MsgKind::Ok | MsgKind::ListSubscriptions, body) => Ok(ok(kind, body, id, sid, seq)),
+        (MsgKind::Unsubscribed, _) => Ok(WsEvent::Unsubscribed { id, sid, seq }),
+        (MsgKind::Error, Body::Error(m)) => error(&m, id, sid, seq).map_err(field),
+        (MsgKind::Unknown, _) => Ok(WsEvent::Unknown {
+            type_name: type_name.0.into_owned(),
+            sid,
+            seq,
+        }),
+        // A known data/response type whose `msg` is absent.
+        _ => Err(missing_msg()),
+    }
+}
+
+fn pos(sid: u64, seq: Option<u64>) -> WirePos {
+    WirePos {
+        sid: Some(sid),
+        seq,
+    }
+}
+
+fn text<'a>(s: &'a Option<WireStr<'_>>) -> Option<&'a str> {
+    s.as_deref()
+}
+
+fn delta(
+    m: &OrderbookDeltaMsg<'_>,
+    sid: u64,
+    seq: Option<u64>,
+    received_at: TimestampUs,
+) -> Result<OrderbookDelta, FieldError> {
+    let ticker = required(text(&m.market_ticker), "market_ticker")?;
+    let side = side(required(text(&m.side), "side")?, "side")?;
+    let price = required(
+        price(text(&m.price_dollars), "price_dollars", m.price, "price")?,
+        "price_dollars",
+    )?;
+    let delta = required(
+        count(text(&m.delta_fp), "delta_fp", m.delta, "delta")?,
+        "delta_fp",
+    )?;
+    let exchange_ts = delta_time(m.ts.as_ref(), m.ts_ms)?;
+    Ok(OrderbookDelta {
+        ticker: ticker.to_owned(),
+        exchange_ts,
+        side,
+        price,
+        delta,
+        occurrence: 0,
+        received_at,
+        pos: pos(sid, seq),
+    })
+}
+
+fn snapshot(
+    m: &OrderbookSnapshotMsg<'_>,
+    sid: u64,
+    seq: Option<u64>,
+    received_at: TimestampUs,
+) -> Result<OrderbookSnapshot, FieldError> {
+    let ticker = required(text(&m.market_ticker), "market_ticker")?;
+    // Per side: the current `_fp` form, else the transitional `*_dollars`, else legacy cents.
+    let yes = match (&m.yes_dollars_fp, &m.yes_dollars, &m.yes) {
+        (Some(l), _, _) => ws_levels(Some(l), "yes_dollars_fp", "yes_dollars_fp")?,
+        (None, Some(l), _) => ws_levels(Some(l), "yes_dollars", "yes_dollars")?,
+        (None, None, l) => ws_levels(l.as_deref(), "yes", "yes")?,
+    };
+    let no = match (&m.no_dollars_fp, &m.no_dollars, &m.no) {
+        (Some(l), _, _) => ws_levels(Some(l), "no_dollars_fp", "no_dollars_fp")?,
+        (None, Some(l), _) => ws_levels(Some(l), "no_dollars", "no_dollars")?,
+        (None, None, l) => ws_levels(l.as_deref(), "no", "no")?,
+    };
+    Ok(OrderbookSnapshot {
+        ticker: ticker.to_owned(),
+        source: SnapshotSource::Ws,
+        exchange_ts: received_at,
+        yes,
+        no,
+        received_at,
+        pos: pos(sid, seq),
+    })
+}
+
+fn trade(
+    m: &TradeMsg<'_>,
+    sid: u64,
+    seq: Option<u64>,
+    received_at: TimestampUs,
+) -> Result<Trade, FieldError> {
+    let trade_id = required(text(&m.trade_id), "trade_id")?;
+    let ticker = required(text(&m.market_ticker), "market_ticker")?;
+    let (yes_price, no_price) = trade_prices(
+        price(
+            text(&m.yes_price_dollars),
+            "yes_price_dollars",
+            m.yes_price,
+            "yes_price",
+        )?,
+        price(
+            text(&m.no_price_dollars),
+            "no_price_dollars",
+            m.no_price,
+            "no_price",
+        )?,
+    )?;
+    let count = required(
+        count(text(&m.count_fp), "count_fp", m.count, "count")?,
+        "count_fp",
+    )?;
+    Ok(Trade {
+        trade_id: trade_id.to_owned(),
+        ticker: ticker.to_owned(),
+        exchange_ts: message_time(m.ts_ms, m.ts.as_ref(), None)?,
+        yes_price,
+        no_price,
+        count,
+        taker_side: taker_side(
+            text(&m.taker_outcome_side),
+            text(&m.taker_book_side),
+            text(&m.taker_side),
+        ),
+        is_block_trade: m.is_block_trade.unwrap_or(false),
+        source: TradeSource::Ws,
+        received_at,
+        pos: pos(sid, seq),
+    })
+}
+
+fn ticker(m: &TickerMsg<'_>, sid: u64, received_at: TimestampUs) -> Result<Ticker, FieldError> {
+    let ticker = required(text(&m.market_ticker), "market_ticker")?;
+    Ok(Ticker {
+        ticker: ticker.to_owned(),
+        exchange_ts: message_time(m.ts_ms, m.ts.as_ref(), text(&m.time))?,
+        price: price(text(&m.price_dollars), "price_dollars", m.price, "price")?,
+        yes_bid: price(
+            text(&m.yes_bid_dollars),
+            "yes_bid_dollars",
+            m.yes_bid,
+            "yes_bid",
+        )?,
+        yes_ask: price(
+            text(&m.yes_ask_dollars),
+            "yes_ask_dollars",
+            m.yes_ask,
+            "yes_ask",
+        )?,
+        volume: count(text(&m.volume_fp), "volume_fp", m.volume, "volume")?,
+        open_interest: count(
+            text(&m.open_interest_fp),
+            "open_interest_fp",
+            m.open_interest,
+            "open_interest",
+        )?,
+        dollar_volume: m.dollar_volume,
+        dollar_open_interest: m.dollar_open_interest,
+        yes_bid_size: count(text(&m.yes_bid_size_fp), "yes_bid_size_fp", None, "")?,
+        yes_ask_size: count(text(&m.yes_ask_size_fp), "yes_ask_size_fp", None, "")?,
+        last_trade_size: count(text(&m.last_trade_size_fp), "last_trade_size_fp", None, "")?,
+        received_at,
+        pos: WirePos {
+            sid: Some(sid),
+            seq: None,
+        },
+    })
+}
+
+fn subscribed(
+    m: &SubscribedMsg<'_>,
+    id: Option<u64>,
+    env_sid: Option<u64>,
+) -> Result<WsEvent, FieldError> {
+    Ok(WsEvent::Subscribed {
+        id,
+        channel: required(text(&m.channel), "channel")?.to_owned(),
+        sid: required(m.sid.or(env_sid), "sid")?,
+    })
+}
+
+fn ok(kind: MsgKind, body: Body<'_>, id: Option<u64>, sid: Option<u64>, seq: Option<u64>) -> WsEvent {
+    match body {
+        Body::Ok(OkBody::List(entries)) => WsEvent::ListSubscriptions {
+            id,
+            subscriptions: entries
+                .into_iter()
+                .map(|e| SubscriptionInfo {
+                    channel: e.channel.0.into_owned(),
+                    sid: e.sid,
+                })
+                .collect(),
+        },
+        Body::Ok(OkBody::Update(m)) if kind == MsgKind::Ok => WsEvent::Ok {
+            id,
+            sid,
+            seq,
+            market_tickers: m
+                .market_tickers
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| t.0.into_owned())
+                .collect(),
+        },
+        // `list_subscriptions` with no list (or an object): no subscriptions.
+        _ if kind == MsgKind::ListSubscriptions => WsEvent::ListSubscriptions {
+            id,
+            subscriptions: Vec::new(),
+        },
+        // `ok` without `msg` (or `msg: null`): an acknowledgement with no market list.
+        _ => WsEvent::Ok {
+            id,
+            sid,
+            seq,
+            market_tickers: Vec::new(),
+        },
+    }
+}
+
+fn error(
+    m: &ErrorMsg<'_>,
+    id: Option<u64>,
+    sid: Option<u64>,
+    seq: Option<u64>,
+) -> Result<WsEvent, FieldError> {
+    let mut market_tickers: Vec<String> = m
+        .market_tickers
+        .iter()
+        .flatten()
+        .map(|t| t.as_str().to_owned())
+        .collect();
+    if let Some(t) = text(&m.market_ticker)
+        && !market_tickers.iter().any(|x| x == t)
+    {
+        market_tickers.insert(0, t.to_owned());
+    }
+    Ok(WsEvent::Error {
+        id,
+        sid,
+        seq,
+        code: required(m.code, "code")?,
+        msg: text(&m.msg).unwrap_or_default().to_owned(),
+        market_tickers,
+    })
+}

@@ -1,0 +1,250 @@
+//! Production stores: one interface, two backends chosen by URL.
+//!
+//! - `postgres://…` / `postgresql://…` → [`PgStore`]: a pooled PostgreSQL (or any compatible
+//!   service), time-series tables partitioned by day, bulk inserts by binary `COPY` into a
+//!   staging table and `INSERT … SELECT … ON CONFLICT DO NOTHING`.
+//! - `sqlite://PATH` → [`SqliteStore`]: the embedded default, WAL mode, `INSERT OR IGNORE`.
+//!
+//! Both keep the promise the deduplicator depends on: [`Store::insert_batch`] inserts the
+//! records and advances the gatherer cursors in **one transaction**, so a crash either keeps
+//! both or neither. Table names come only from [`Table`] (static SQL); every value is bound.
+
+mod metadata;
+pub mod postgres;
+mod rows;
+pub mod sqlite;
+
+pub use metadata::{EventRow, MarketRow, ProductionStatus, SeriesRow};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use kd_core::records::{Identity, Record};
+use kd_core::{Table, TimestampUs};
+use std::collections::{HashMap, HashSet};
+
+/// A production-store failure. The deduplicator retries every variant (DESIGN §6: production
+/// unreachable → retry forever); [`StoreError::is_connection`] tells outages from bad data.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported production URL `{0}` (expected postgres://… or sqlite://PATH)")]
+    UnsupportedUrl(String),
+    #[error("invalid production URL: {0}")]
+    InvalidUrl(String),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("PostgreSQL connection pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("SQLite worker stopped: {0}")]
+    Worker(String),
+    #[error("production schema is at version {found}, newer than this binary ({known})")]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("stored value out of range in {table}: {reason}")]
+    Corrupt { table: &'static str, reason: String },
+    #[error("value does not fit production storage: {0}")]
+    OutOfRange(String),
+}
+
+impl StoreError {
+    /// True when the error says the database could not be reached (rather than refusing data).
+    pub fn is_connection(&self) -> bool {
+        match self {
+            StoreError::Pool(_) | StoreError::Worker(_) => true,
+            StoreError::Postgres(e) => e.is_closed() || e.code().is_none(),
+            _ => false,
+        }
+    }
+
+    /// A short label for the `dedup_errors_total{kind}` counter.
+    pub fn kind(&self) -> &'static str {
+        if self.is_connection() {
+            "database_unreachable"
+        } else {
+            "database"
+        }
+    }
+}
+
+/// What one [`Store::insert_batch`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// Rows new to production.
+    pub inserted: u64,
+    /// Rows already there (or repeated within the batch), absorbed.
+    pub duplicates: u64,
+}
+
+/// A gatherer cursor to advance in the same transaction as the insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorUpdate {
+    pub gatherer: String,
+    pub table: Table,
+    /// Every row of `gatherer`'s `table` with a local sequence number ≤ this is committed.
+    pub last_seq: u64,
+}
+
+/// The production store: one of the two backends. Cheap to clone (both hold shared handles).
+#[derive(Clone)]
+pub enum Store {
+    Postgres(PgStore),
+    Sqlite(SqliteStore),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Postgres(_) => f.write_str("Store::Postgres"),
+            Store::Sqlite(s) => write!(f, "Store::Sqlite({})", s.path().display()),
+        }
+    }
+}
+
+/// Opens the store a URL names. Does not touch the database yet for PostgreSQL (the pool
+/// connects lazily), so a production outage at start is retried by the caller.
+pub async fn open(url: &str) -> Result<Store, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Store::Postgres(PgStore::connect(url)?))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(StoreError::InvalidUrl("sqlite:// needs a file path".into()));
+        }
+        Ok(Store::Sqlite(SqliteStore::open(path.into()).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(kd_core::config::redact_url(url)))
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $body:expr) => {
+        match $self {
+            Store::Postgres($s) => $body,
+            Store::Sqlite($s) => $body,
+        }
+    };
+}
+
+impl Store {
+    /// Which backend: `postgres` or `sqlite`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Postgres(_) => "postgres",
+            Store::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Creates or upgrades the schema; running it again is a no-op.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    /// The schema version applied (0 before the first migration).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.schema_version().await)
+    }
+
+    /// Creates time partitions from yesterday to `days_ahead` days ahead (PostgreSQL only).
+    pub async fn ensure_partitions_ahead(&self, days_ahead: u32) -> Result<(), StoreError> {
+        match self {
+            Store::Postgres(s) => s.ensure_partitions_ahead(days_ahead).await,
+            Store::Sqlite(_) => Ok(()),
+        }
+    }
+
+    /// A round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    /// In ONE transaction: inserts `records` (all of `table`; duplicates of stored rows are
+    /// absorbed) and advances `cursors`. On error nothing of either is kept.
+    pub async fn insert_batch(
+        &self,
+        table: Table,
+        records: &[Record],
+        cursors: &[CursorUpdate],
+    ) -> Result<InsertOutcome, StoreError> {
+        let (unique, repeated) = unique_of_table(table, records)?;
+        let mut outcome = dispatch!(self, s => s.insert_batch(table, &unique, cursors).await)?;
+        outcome.duplicates += repeated;
+        Ok(outcome)
+    }
+
+    /// Every stored gatherer cursor.
+    pub async fn cursors(&self) -> Result<HashMap<(String, Table), u64>, StoreError> {
+        dispatch!(self, s => s.cursors().await)
+    }
+
+    /// Upserts series, latest wins.
+    pub async fn upsert_series(&self, rows: &[SeriesRow]) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.upsert_series(rows).await)
+    }
+
+    /// Upserts events, latest wins.
+    pub async fn upsert_events(&self, rows: &[EventRow]) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.upsert_events(rows).await)
+    }
+
+    /// Upserts markets, latest wins.
+    pub async fn upsert_markets(&self, rows: &[MarketRow]) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.upsert_markets(rows).await)
+    }
+
+    /// Every market, by ticker.
+    pub async fn markets(&self) -> Result<Vec<MarketRow>, StoreError> {
+        dispatch!(self, s => s.markets().await)
+    }
+
+    /// The records of `table` with `from ≤ exchange_ts < to` (gaps: by `start`), sorted by
+    /// (ticker, exchange_ts) and then by identity fields, so two reads give the same order.
+    pub async fn read_window(
+        &self,
+        table: Table,
+        from: TimestampUs,
+        to: TimestampUs,
+    ) -> Result<Vec<Record>, StoreError> {
+        dispatch!(self, s => s.read_window(table, from, to).await)
+    }
+
+    /// Number of rows in `table`.
+    pub async fn count(&self, table: Table) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.count(table).await)
+    }
+
+    /// An export watermark by name (the exporter uses one per table).
+    pub async fn watermark(&self, name: &str) -> Result<Option<TimestampUs>, StoreError> {
+        dispatch!(self, s => s.watermark(name).await)
+    }
+
+    /// Sets an export watermark (overwrites).
+    pub async fn set_watermark(&self, name: &str, value: TimestampUs) -> Result<(), StoreError> {
+        dispatch!(self, s => s.set_watermark(name, value).await)
+    }
+}
+
+/// Checks that every record belongs to `table` and drops repeats within the batch (two rows
+/// with one identity would otherwise both reach a partitioned table when their partition keys
+/// differ). Returns the survivors and how many were dropped.
+fn unique_of_table(table: Table, records: &[Record]) -> Result<(Vec<&Record>, u64), StoreError> {
+    let mut seen: HashSet<Identity> = HashSet::with_capacity(records.len());
+    let mut unique = Vec::with_capacity(records.len());
+    for r in records {
+        if r.table() != table {
+            return Err(StoreError::OutOfRange(format!(
+                "a {} record in a {} batch",
+                r.table(),
+                table
+            )));
+        }
+        if seen.insert(r.identity()) {
+            unique.push(r);
+        }
+    }
+    let repeated = (records.len() - unique.len()) as u64;
+    Ok((unique, repeated))
+}
+
+/// A u64 cursor as PostgreSQL/SQLite `bigint`.
+fn seq_to_i64(seq: u64) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| StoreError::OutOfRange(format!("cursor {seq} above i64::MAX")))
+}

@@ -1,0 +1,373 @@
+//! The PostgreSQL production store (any PostgreSQL-compatible service).
+//!
+//! # Layout
+//! - `schema`: migrations and daily partitions.
+//! - `insert`: the bulk path (binary COPY → staging → insert-select, cursor in the same
+//!   transaction).
+//! - `read`: windows of records for the exporter, `verify` and `book`.
+//! - this file: the pool, migrate, cursors, metadata upserts, watermarks.
+//!
+//! TLS: the pool speaks plain TCP. `sslmode=disable`/`prefer` (the default) work; a URL with
+//! `sslmode=require` is refused with an error saying so, rather than silently sent in clear.
+
+mod insert;
+mod read;
+pub mod schema;
+
+use super::{EventRow, MarketRow, ProductionStatus, SeriesRow, StoreError, seq_to_i64};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use kd_core::{Table, TimestampUs};
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
+
+/// Connections kept open: one per table writer plus readers.
+const POOL_SIZE: usize = 10;
+
+/// A pooled PostgreSQL production store.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    /// Days whose partitions are known to exist, so the hot path skips the DDL.
+    partition_days: Arc<Mutex<HashSet<i64>>>,
+}
+
+impl PgStore {
+    /// Builds the pool; connections open lazily on first use.
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::InvalidUrl(format!("{e}")))?;
+        if config.get_ssl_mode() == SslMode::Require {
+            return Err(StoreError::InvalidUrl(
+                "sslmode=require: TLS to PostgreSQL is not built into this version; use a \
+                 TLS-terminating proxy (e.g. stunnel, pgbouncer) or sslmode=disable on a private network"
+                    .into(),
+            ));
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("kalshi-data-dedup");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::InvalidUrl(format!("pool: {e}")))?;
+        Ok(PgStore {
+            pool,
+            partition_days: Arc::new(Mutex::new(HashSet::new())),
+        })
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client().await?.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let exists: bool = client
+            .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+            .await?
+            .get(0);
+        if !exists {
+            return Ok(0);
+        }
+        let row = client
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0)::bigint FROM schema_migrations",
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Applies every migration newer than the recorded version (under an advisory lock, in one
+    /// transaction), then creates the partitions for yesterday … today + 3.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&schema::MIGRATION_LOCK],
+        )
+        .await?;
+        tx.batch_execute(schema::CREATE_MIGRATIONS_TABLE).await?;
+        let current: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0)::bigint FROM schema_migrations",
+                &[],
+            )
+            .await?
+            .get(0);
+        let known = schema::MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
+        if current > known {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                known,
+            });
+        }
+        for m in schema::MIGRATIONS.iter().filter(|m| m.version > current) {
+            tx.batch_execute(m.sql).await?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                &[&m.version, &m.name, &TimestampUs::now().micros()],
+            )
+            .await?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+        }
+        tx.commit().await?;
+        drop(client);
+        self.ensure_partitions_ahead(3).await
+    }
+
+    /// Creates the partitions of yesterday through `days_ahead` days from now.
+    pub async fn ensure_partitions_ahead(&self, days_ahead: u32) -> Result<(), StoreError> {
+        let today = schema::day_of(TimestampUs::now());
+        let days: Vec<i64> = (today - 1..=today + i64::from(days_ahead)).collect();
+        let client = self.client().await?;
+        self.ensure_days(&client, &days).await
+    }
+
+    /// Creates the partitions of `days` that are not known to exist (outside any transaction:
+    /// attaching a partition locks the parent, which must not be held for a whole batch).
+    async fn ensure_days(
+        &self,
+        client: &tokio_postgres::Client,
+        days: &[i64],
+    ) -> Result<(), StoreError> {
+        let missing: Vec<i64> = {
+            let known = self.partition_days.lock().map_err(poisoned)?;
+            days.iter()
+                .copied()
+                .filter(|d| !known.contains(d))
+                .collect()
+        };
+        for day in missing {
+            for p in schema::PARTITIONED {
+                let ddl = schema::partition_ddl(*p, day).ok_or_else(|| {
+                    StoreError::OutOfRange(format!("no partition possible for day {day}"))
+                })?;
+                client.batch_execute(&ddl).await?;
+            }
+            self.partition_days.lock().map_err(poisoned)?.insert(day);
+        }
+        Ok(())
+    }
+
+    pub async fn cursors(&self) -> Result<HashMap<(String, Table), u64>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT gatherer, table_name, last_seq FROM sync_cursors",
+                &[],
+            )
+            .await?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let name: String = row.get(1);
+            let Some(table) = Table::parse(&name) else {
+                tracing::warn!(table = %name, "sync_cursors row for an unknown table ignored");
+                continue;
+            };
+            let seq: i64 = row.get(2);
+            out.insert((row.get::<_, String>(0), table), seq.max(0) as u64);
+        }
+        Ok(out)
+    }
+
+    pub async fn upsert_series(&self, rows: &[SeriesRow]) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let stmt = tx
+            .prepare(
+                "INSERT INTO series (ticker, title, category, frequency, raw, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (ticker) DO UPDATE SET title = EXCLUDED.title,
+                   category = EXCLUDED.category, frequency = EXCLUDED.frequency,
+                   raw = EXCLUDED.raw, updated_at = EXCLUDED.updated_at",
+            )
+            .await?;
+        let now = TimestampUs::now().micros();
+        let (tx_ref, stmt_ref) = (&tx, &stmt);
+        let futures = rows.iter().map(|r| async move {
+            tx_ref
+                .execute(
+                    stmt_ref,
+                    &[&r.ticker, &r.title, &r.category, &r.frequency, &r.raw, &now],
+                )
+                .await
+        });
+        let n: u64 = futures::future::try_join_all(futures).await?.iter().sum();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    pub async fn upsert_events(&self, rows: &[EventRow]) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let stmt = tx
+            .prepare(
+                "INSERT INTO events (event_ticker, series_ticker, title, category, raw, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (event_ticker) DO UPDATE SET series_ticker = EXCLUDED.series_ticker,
+                   title = EXCLUDED.title, category = EXCLUDED.category, raw = EXCLUDED.raw,
+                   updated_at = EXCLUDED.updated_at",
+            )
+            .await?;
+        let now = TimestampUs::now().micros();
+        let (tx_ref, stmt_ref) = (&tx, &stmt);
+        let futures = rows.iter().map(|r| async move {
+            tx_ref
+                .execute(
+                    stmt_ref,
+                    &[
+                        &r.event_ticker,
+                        &r.series_ticker,
+                        &r.title,
+                        &r.category,
+                        &r.raw,
+                        &now,
+                    ],
+                )
+                .await
+        });
+        let n: u64 = futures::future::try_join_all(futures).await?.iter().sum();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    pub async fn upsert_markets(&self, rows: &[MarketRow]) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let stmt = tx
+            .prepare(
+                "INSERT INTO markets (ticker, event_ticker, title, kalshi_status, status,
+                   open_time, close_time, result, raw, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (ticker) DO UPDATE SET event_ticker = EXCLUDED.event_ticker,
+                   title = EXCLUDED.title, kalshi_status = EXCLUDED.kalshi_status,
+                   status = EXCLUDED.status, open_time = EXCLUDED.open_time,
+                   close_time = EXCLUDED.close_time, result = EXCLUDED.result,
+                   raw = EXCLUDED.raw, updated_at = EXCLUDED.updated_at",
+            )
+            .await?;
+        let now = TimestampUs::now().micros();
+        let prepared: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.status.map(ProductionStatus::as_str),
+                    r.open_time.map(TimestampUs::micros),
+                    r.close_time.map(TimestampUs::micros),
+                )
+            })
+            .collect();
+        let (tx_ref, stmt_ref) = (&tx, &stmt);
+        let futures = rows
+            .iter()
+            .zip(&prepared)
+            .map(|(r, (status, open, close))| async move {
+                tx_ref
+                    .execute(
+                        stmt_ref,
+                        &[
+                            &r.ticker,
+                            &r.event_ticker,
+                            &r.title,
+                            &r.kalshi_status,
+                            status,
+                            open,
+                            close,
+                            &r.result,
+                            &r.raw,
+                            &now,
+                        ],
+                    )
+                    .await
+            });
+        let n: u64 = futures::future::try_join_all(futures).await?.iter().sum();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    pub async fn markets(&self) -> Result<Vec<MarketRow>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT ticker, event_ticker, title, kalshi_status, status, open_time, close_time,
+                   result, raw FROM markets ORDER BY ticker",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| MarketRow {
+                ticker: r.get(0),
+                event_ticker: r.get(1),
+                title: r.get(2),
+                kalshi_status: r.get(3),
+                status: r
+                    .get::<_, Option<&str>>(4)
+                    .and_then(ProductionStatus::parse),
+                open_time: r.get::<_, Option<i64>>(5).map(TimestampUs::from_micros),
+                close_time: r.get::<_, Option<i64>>(6).map(TimestampUs::from_micros),
+                result: r.get(7),
+                raw: r.get(8),
+            })
+            .collect())
+    }
+
+    pub async fn watermark(&self, name: &str) -> Result<Option<TimestampUs>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT watermark FROM export_watermarks WHERE name = $1",
+                &[&name],
+            )
+            .await?;
+        Ok(row.map(|r| TimestampUs::from_micros(r.get(0))))
+    }
+
+    pub async fn set_watermark(&self, name: &str, value: TimestampUs) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO export_watermarks (name, watermark, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET watermark = EXCLUDED.watermark,
+                   updated_at = EXCLUDED.updated_at",
+                &[&name, &value.micros(), &TimestampUs::now().micros()],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// The cursor upsert shared by the insert path.
+const CURSOR_SQL: &str = "INSERT INTO sync_cursors (gatherer, table_name, last_seq, updated_at)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (gatherer, table_name) DO UPDATE SET last_seq = EXCLUDED.last_seq,
+      updated_at = EXCLUDED.updated_at";
+
+fn cursor_params(c: &super::CursorUpdate) -> Result<(i64, i64), StoreError> {
+    Ok((seq_to_i64(c.last_seq)?, TimestampUs::now().micros()))
+}
+
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> StoreError {
+    StoreError::Worker("partition cache lock poisoned".into())
+}

@@ -1,1 +1,35 @@
-//! Placeholder: this component is being built; see the issues.
+//! The archive exporter (DESIGN §5): closed windows of production become zstd Parquet files on
+//! object storage — `raw/`, `processed/` and daily `aggregates/` — with a watermark per table.
+//!
+//! # Layout
+//! - [`window`]: window lengths and epoch-aligned windows.
+//! - [`layout`]: object keys (`raw/<table>/year=/month=/day=/[hour=]/…`).
+//! - [`schema`]: Arrow schemas with units, records → record batches, the sort key.
+//! - [`encode`]: Parquet encoding (zstd, row groups, key-value metadata).
+//! - [`store`]: the object store (local folder or S3) and atomic puts.
+//! - [`source`]: what the exporter reads ([`WindowSource`]) and an in-memory source.
+//! - [`processed`]: validation, deduplication, consistency flags, enrichment.
+//! - [`aggregates`]: hourly OHLC, daily volume, market stats.
+//! - [`exporter`]: planning, window export, watermarks, the continuous loop.
+//! - [`lifecycle`]: the S3 lifecycle document and its signed `PutBucketLifecycleConfiguration`.
+//! - [`metrics`]: the `export_*` metrics.
+//! - [`cli`]: `kalshi-data export` arguments and the hand-run command with a progress bar.
+
+pub mod aggregates;
+pub mod cli;
+pub mod encode;
+pub mod exporter;
+pub mod layout;
+pub mod lifecycle;
+pub mod metrics;
+pub mod processed;
+pub mod production;
+pub mod schema;
+pub mod source;
+pub mod store;
+pub mod window;
+
+pub use exporter::{ExportConfig, ExportError, Exporter, Plan, Step, StepReport};
+pub use source::{MarketRef, MemorySource, SourceError, WindowSource};
+pub use store::{Archive, S3Options, StoreError};
+pub use window::{Window, WindowLen};

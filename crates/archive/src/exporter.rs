@@ -1,0 +1,479 @@
+//! The exporter: closed windows of production → Parquet objects, then watermarks.
+//!
+//! For each table, the next window starts at the table's watermark (`archive.<table>` in
+//! production; the oldest record's window when there is none) and is exported once it is
+//! closed — its end plus a settle delay (for records still travelling from the gatherers) is
+//! in the past. Each window writes `raw/` and `processed/`, and only then advances the
+//! watermark: a crash replays the window, which rewrites the same keys (idempotent). After
+//! downtime every missed window is exported in order. Daily aggregates follow once every
+//! table's watermark has passed the day's end (`archive.aggregates`).
+
+use crate::aggregates::{AggregateError, DayAggregator};
+use crate::encode::{self, EncodeError, FileMeta};
+use crate::layout::{self, Tier};
+use crate::metrics;
+use crate::processed::{self, PROCESSED_TABLES};
+use crate::schema::{self, SchemaError};
+use crate::source::{SourceError, WindowSource};
+use crate::store::{Archive, S3Options, StoreError};
+use crate::window::{self, Window, WindowLen};
+use kd_core::backoff::BackoffPolicy;
+use kd_core::{Record, Table, TimestampUs};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The tables exported, in export order.
+pub const EXPORT_TABLES: [Table; 6] = Table::ALL;
+
+/// Exporter settings (`[export]` in the config file, `KALSHI_DATA_EXPORT_…` in the environment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    /// Production store URL (`postgres://…` or `sqlite://PATH`).
+    pub production_url: String,
+    /// Archive URL: `file://PATH` or `s3://BUCKET/PREFIX`.
+    pub archive_url: String,
+    /// S3 settings (endpoint, region, credentials); unset ones come from the AWS environment.
+    pub s3: S3Options,
+    /// One window length for every table (`5m`, `1h`, `1d`); unset: hourly for deltas and
+    /// tickers, daily for the others.
+    pub window: Option<WindowLen>,
+    /// How long after a window's end to wait for late records before exporting it.
+    pub settle_secs: u64,
+    /// How often the continuous exporter looks for closed windows.
+    pub poll_interval_secs: u64,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// Write `processed/` besides `raw/`.
+    pub processed: bool,
+    /// Write the daily `aggregates/`.
+    pub aggregates: bool,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            production_url: String::new(),
+            archive_url: "file://./data/archive".to_string(),
+            s3: S3Options::default(),
+            window: None,
+            settle_secs: 300,
+            poll_interval_secs: 30,
+            row_group_rows: encode::DEFAULT_ROW_GROUP_ROWS,
+            processed: true,
+            aggregates: true,
+        }
+    }
+}
+
+impl ExportConfig {
+    /// The window length of `table`.
+    pub fn window_for(&self, table: Table) -> WindowLen {
+        self.window.unwrap_or(WindowLen::default_for(table))
+    }
+}
+
+/// Why an export step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    #[error(transparent)]
+    Aggregate(#[from] AggregateError),
+    #[error("encoding task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl ExportError {
+    fn stage(&self) -> &'static str {
+        match self {
+            ExportError::Source(SourceError::Read { .. }) => "read",
+            ExportError::Source(SourceError::Watermark { .. }) => "watermark",
+            ExportError::Source(SourceError::Metadata(_)) => "metadata",
+            ExportError::Store(_) => "write",
+            _ => "encode",
+        }
+    }
+}
+
+/// What one step wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// Rows read from production.
+    pub rows: usize,
+    /// Compressed bytes written, all objects of the step.
+    pub bytes: usize,
+    /// Keys written.
+    pub keys: Vec<String>,
+    /// Duplicates the processed tier removed.
+    pub duplicates: usize,
+}
+
+/// One unit of work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Export one table's window.
+    Window(Table, Window),
+    /// Write the aggregates of one UTC day.
+    Day(Window),
+}
+
+/// The work to do, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+}
+
+/// The exporter over a production source and an archive.
+pub struct Exporter<S> {
+    source: S,
+    archive: Archive,
+    config: ExportConfig,
+}
+
+impl<S: WindowSource> Exporter<S> {
+    pub fn new(source: S, archive: Archive, config: ExportConfig) -> Self {
+        Exporter { source, archive, config }
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    pub fn archive(&self) -> &Archive {
+        &self.archive
+    }
+
+    /// Where `table`'s next export starts: its watermark, else its oldest record's window.
+    async fn next_start(&self, table: Table) -> Result<Option<TimestampUs>, ExportError> {
+        if let Some(wm) = self.source.watermark(&layout::watermark_name(table)).await? {
+            return Ok(Some(wm));
+        }
+        Ok(self
+            .source
+            .earliest(table)
+            .await?
+            .map(|ts| self.config.window_for(table).window_of(ts).start))
+    }
+
+    /// The closed windows not yet exported, then the days whose aggregates are due.
+    pub async fn plan(&self, now: TimestampUs) -> Result<Plan, ExportError> {
+        let settle = i64::try_from(self.config.settle_secs).unwrap_or(i64::MAX).saturating_mul(1_000_000);
+        let closed_bound = TimestampUs::from_micros(now.micros().saturating_sub(settle));
+        let mut steps = Vec::new();
+        // How far every table will have been exported once this plan ran.
+        let mut covered_until = closed_bound;
+        for table in EXPORT_TABLES {
+            let len = self.config.window_for(table);
+            let Some(mut start) = self.next_start(table).await? else {
+                continue;
+            };
+            if !len.is_aligned(start) {
+                // The window length changed since the watermark was written: one short window
+                // up to the next boundary, so no row is exported under two keys.
+                let end = len.window_of(start).end;
+                if end > closed_bound {
+                    covered_until = covered_until.min(start);
+                    continue;
+                }
+                steps.push(Step::Window(table, Window { start, end }));
+                start = end;
+            }
+            let mut last_end = start;
+            for w in len.windows(start, closed_bound) {
+                if w.end > closed_bound {
+                    break;
+                }
+                last_end = w.end;
+                steps.push(Step::Window(table, w));
+            }
+            covered_until = covered_until.min(last_end);
+        }
+        if self.config.aggregates {
+            let from = match self.source.watermark(layout::AGGREGATES_WATERMARK).await? {
+                Some(wm) => Some(wm),
+                None => self.first_day().await?,
+            };
+            if let Some(from) = from {
+                for day in window::days(from, covered_until) {
+                    if day.end <= covered_until {
+                        steps.push(Step::Day(day));
+                    }
+                }
+            }
+        }
+        Ok(Plan { steps })
+    }
+
+    async fn first_day(&self) -> Result<Option<TimestampUs>, ExportError> {
+        let mut first: Option<TimestampUs> = None;
+        for table in EXPORT_TABLES {
+            if let Some(ts) = self.source.earliest(table).await? {
+                first = Some(first.map_or(ts, |f| f.min(ts)));
+            }
+        }
+        Ok(first.map(|ts| WindowLen::DAY.window_of(ts).start))
+    }
+
+    /// Exports the windows and days covering `[from, to)` without touching watermarks (a
+    /// manual re-export; the keys are the same as the continuous exporter's).
+    pub fn plan_range(&self, from: TimestampUs, to: TimestampUs) -> Plan {
+        let mut steps = Vec::new();
+        for table in EXPORT_TABLES {
+            for w in self.config.window_for(table).windows(from, to) {
+                steps.push(Step::Window(table, w));
+            }
+        }
+        if self.config.aggregates {
+            for day in window::days(from, to) {
+                steps.push(Step::Day(day));
+            }
+        }
+        Plan { steps }
+    }
+
+    /// Runs one step; with `advance`, moves the step's watermark forward afterwards.
+    pub async fn run_step(&self, step: Step, advance: bool) -> Result<StepReport, ExportError> {
+        let result = match step {
+            Step::Window(table, w) => self.export_window(table, w).await,
+            Step::Day(day) => self.export_day(day).await,
+        };
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                metrics::error(e.stage());
+                return Err(e);
+            }
+        };
+        if advance {
+            let (name, end) = match step {
+                Step::Window(table, w) => (layout::watermark_name(table), w.end),
+                Step::Day(day) => (layout::AGGREGATES_WATERMARK.to_string(), day.end),
+            };
+            let current = self.source.watermark(&name).await?;
+            if current.is_none_or(|c| c < end) {
+                if let Err(e) = self.source.set_watermark(&name, end).await {
+                    metrics::error("watermark");
+                    return Err(e.into());
+                }
+            }
+            if let Step::Window(table, w) = step {
+                let lag = (TimestampUs::now().micros() - w.end.micros()) as f64 / 1e6;
+                metrics::lag(table, lag.max(0.0));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Exports one table's window to `raw/` (and `processed/`).
+    pub async fn export_window(&self, table: Table, w: Window) -> Result<StepReport, ExportError> {
+        let started = Instant::now();
+        let records = self.source.read_window(table, w.start, w.end).await?;
+        let rows = records.len();
+        let want_processed = self.config.processed && PROCESSED_TABLES.contains(&table);
+        let snapshots = if want_processed && table == Table::Deltas {
+            self.source.read_window(Table::Snapshots, w.start, w.end).await?
+        } else {
+            Vec::new()
+        };
+        let markets = if want_processed {
+            let mut tickers: Vec<String> = records.iter().map(|r| schema::sort_key(r).0.to_string()).collect();
+            tickers.sort_unstable();
+            tickers.dedup();
+            self.source.market_refs(&tickers).await?
+        } else {
+            Default::default()
+        };
+        let row_group_rows = self.config.row_group_rows;
+        let encoded = tokio::task::spawn_blocking(move || {
+            encode_window(table, w, records, &snapshots, &markets, want_processed, row_group_rows)
+        })
+        .await??;
+        let mut report = StepReport { rows, ..StepReport::default() };
+        for (tier, data) in encoded.files {
+            let key = layout::table_key(tier, table, &w);
+            report.bytes += data.len();
+            metrics::bytes(table.name(), tier.prefix(), data.len());
+            metrics::rows(table.name(), tier.prefix(), if tier == Tier::Raw { rows } else { rows - encoded.duplicates });
+            self.archive.put_atomic(&key, data).await?;
+            report.keys.push(key.to_string());
+        }
+        report.duplicates = encoded.duplicates;
+        metrics::duplicates(table, encoded.duplicates);
+        metrics::duration(table, started.elapsed().as_secs_f64());
+        tracing::debug!(table = %table, window = %w.start, rows, bytes = report.bytes, "window exported");
+        Ok(report)
+    }
+
+    /// Writes the three aggregates of one UTC day.
+    pub async fn export_day(&self, day: Window) -> Result<StepReport, ExportError> {
+        let mut agg = DayAggregator::new();
+        let mut rows = 0;
+        for table in [Table::Trades, Table::Deltas, Table::Snapshots, Table::Tickers, Table::Lifecycle] {
+            // Read in the table's own windows so a day of deltas is never in memory at once.
+            for w in self.config.window_for(table).windows(day.start, day.end) {
+                let records = self.source.read_window(table, w.start, w.end.min(day.end)).await?;
+                rows += records.len();
+                for r in &records {
+                    agg.add(r);
+                }
+            }
+        }
+        let markets = self.source.market_refs(&agg.tickers()).await?;
+        let row_group_rows = self.config.row_group_rows;
+        let files = tokio::task::spawn_blocking(move || -> Result<Vec<_>, ExportError> {
+            let mut files = Vec::new();
+            for (aggregate, batch) in agg.finish(day.start, &markets)? {
+                let meta = FileMeta {
+                    dataset: format!("aggregates.{}", aggregate.name()),
+                    extra: vec![
+                        ("kalshi_data.day_start".into(), day.start.to_rfc3339()),
+                        ("kalshi_data.day_end".into(), day.end.to_rfc3339()),
+                    ],
+                    sorted_by_first_two: false,
+                    row_group_rows,
+                };
+                let rows = batch.num_rows();
+                files.push((aggregate, rows, encode::encode(&batch.schema(), &[batch], &meta)?));
+            }
+            Ok(files)
+        })
+        .await??;
+        let mut report = StepReport { rows, ..StepReport::default() };
+        for (aggregate, agg_rows, data) in files {
+            let key = layout::aggregate_key(aggregate, &day);
+            report.bytes += data.len();
+            metrics::bytes(aggregate.name(), "aggregates", data.len());
+            metrics::rows(aggregate.name(), "aggregates", agg_rows);
+            self.archive.put_atomic(&key, data).await?;
+            report.keys.push(key.to_string());
+        }
+        Ok(report)
+    }
+
+    /// Plans and runs everything due now, advancing watermarks; stops early on `shutdown`.
+    pub async fn catch_up(&self, shutdown: &CancellationToken) -> Result<StepReport, ExportError> {
+        let plan = self.plan(TimestampUs::now()).await?;
+        let mut total = StepReport::default();
+        for step in plan.steps {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let r = self.run_step(step, true).await?;
+            total.rows += r.rows;
+            total.bytes += r.bytes;
+            total.duplicates += r.duplicates;
+            total.keys.extend(r.keys);
+        }
+        Ok(total)
+    }
+
+    /// The continuous exporter: catches up, then exports each window as it closes, until
+    /// `shutdown`. Errors are logged and counted, then retried with backoff (1 s → 5 min);
+    /// the watermark guarantees nothing is skipped.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let policy = BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(300));
+        let mut attempt = 0_u32;
+        loop {
+            let wait = match self.catch_up(&shutdown).await {
+                Ok(report) => {
+                    attempt = 0;
+                    if report.rows > 0 || !report.keys.is_empty() {
+                        tracing::info!(rows = report.rows, bytes = report.bytes, objects = report.keys.len(), "archive export");
+                    }
+                    self.update_lag().await;
+                    Duration::from_secs(self.config.poll_interval_secs.max(1))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retriable = true, "archive export failed; retrying");
+                    let d = policy.delay(attempt);
+                    attempt = attempt.saturating_add(1);
+                    d
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        tracing::info!("archive exporter stopped");
+    }
+
+    async fn update_lag(&self) {
+        let now = TimestampUs::now();
+        for table in EXPORT_TABLES {
+            if let Ok(Some(wm)) = self.source.watermark(&layout::watermark_name(table)).await {
+                metrics::lag(table, ((now.micros() - wm.micros()) as f64 / 1e6).max(0.0));
+            }
+        }
+    }
+}
+
+/// The encoded files of a window.
+struct Encoded {
+    files: Vec<(Tier, Vec<u8>)>,
+    duplicates: usize,
+}
+
+fn window_meta(table: Table, tier: Tier, w: &Window, rows: usize, row_group_rows: usize) -> FileMeta {
+    FileMeta {
+        dataset: format!("{}.{}", tier.prefix(), table.name()),
+        extra: vec![
+            ("kalshi_data.window_start".into(), w.start.to_rfc3339()),
+            ("kalshi_data.window_end".into(), w.end.to_rfc3339()),
+            ("kalshi_data.rows".into(), rows.to_string()),
+        ],
+        sorted_by_first_two: true,
+        row_group_rows,
+    }
+}
+
+/// Sorts, converts and encodes a window (CPU work, run off the async threads).
+fn encode_window(
+    table: Table,
+    w: Window,
+    mut records: Vec<Record>,
+    snapshots: &[Record],
+    markets: &std::collections::HashMap<String, crate::source::MarketRef>,
+    want_processed: bool,
+    row_group_rows: usize,
+) -> Result<Encoded, ExportError> {
+    schema::sort_records(&mut records);
+    let mut files = Vec::with_capacity(2);
+    let raw = encode_chunks(table, &records, row_group_rows, |chunk| schema::raw_batch(table, chunk))?;
+    let raw_schema = schema::raw_schema(table);
+    files.push((
+        Tier::Raw,
+        encode::encode(&raw_schema, &raw, &window_meta(table, Tier::Raw, &w, records.len(), row_group_rows))?,
+    ));
+    drop(raw);
+    let mut duplicates = 0;
+    if want_processed {
+        duplicates = processed::dedup_sorted(&mut records);
+        // Flags need whole-window state (the book), so they are computed before chunking.
+        let batch = processed::processed_batch(table, &records, snapshots, markets)?;
+        let meta = window_meta(table, Tier::Processed, &w, records.len(), row_group_rows);
+        let mut meta = meta;
+        meta.extra.push(("kalshi_data.duplicates_removed".into(), duplicates.to_string()));
+        files.push((Tier::Processed, encode::encode(&processed::processed_schema(table), &[batch], &meta)?));
+    }
+    Ok(Encoded { files, duplicates })
+}
+
+/// Converts records to batches of at most one row group each, so the Arrow copy of a window
+/// is built and dropped piecewise inside the writer.
+fn encode_chunks(
+    _table: Table,
+    records: &[Record],
+    row_group_rows: usize,
+    to_batch: impl Fn(&[Record]) -> Result<arrow::record_batch::RecordBatch, SchemaError>,
+) -> Result<Vec<arrow::record_batch::RecordBatch>, SchemaError> {
+    records.chunks(row_group_rows.max(1)).map(to_batch).collect()
+}

@@ -10,15 +10,24 @@
 //! - [`server`]: binds and serves those routes (TLS beyond loopback).
 //! - [`health`]: the shared liveness figures behind `/health`.
 //! - [`metrics`]: every metric name the gatherer exports.
+//! - [`registry`]: the market list (REST sync, lifecycle, reconciliation): what to subscribe.
+//! - [`connection`]: the WebSocket pool, subscriptions, reconnects.
+//! - [`router`]: parse once, check sequences, route records to the writer (backpressure, drops
+//!   counted and recorded as gaps).
+//! - [`sequence`]: per-subscription sequence tracking and gap notices.
 //! - [`pipeline`]: the collecting side (registry, connections, router) wired together.
 //! - [`cli`]: the `kalshi-data gatherer` arguments.
 
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod health;
 pub mod metrics;
 pub mod pipeline;
 pub mod pull_api;
+pub mod registry;
+pub mod router;
+pub mod sequence;
 pub mod server;
 pub mod store;
 pub mod writer;

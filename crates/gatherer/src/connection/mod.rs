@@ -1,0 +1,186 @@
+//! The connection manager: a pool of authenticated WebSocket connections.
+//!
+//! - [`socket`]: opening one signed WebSocket.
+//! - [`session`]: one connection's task (subscribe, read, route, reconnect).
+//! - this file: the pool, and the spreading of markets over it (least loaded first).
+//!
+//! Channels: `orderbook_delta` needs market tickers, so markets are spread over the pool;
+//! `trade`, `ticker` and `market_lifecycle_v2` are subscribed for all markets, each on one
+//! connection (round-robin), so every trade and ticker of every market is received once.
+
+pub mod session;
+pub mod socket;
+
+use crate::health::Health;
+use crate::metrics as m;
+use crate::registry::MarketChange;
+use crate::router::{Router, RouterShared};
+use kd_core::backoff::BackoffPolicy;
+use kd_kalshi::auth::Signer;
+use session::{ConnCommand, Session, SessionError, SessionSettings};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Channels subscribed for all markets.
+pub const GLOBAL_CHANNELS: [&str; 3] = ["market_lifecycle_v2", "trade", "ticker"];
+
+/// The pool's settings.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub url: String,
+    pub signer: Option<Arc<Signer>>,
+    pub connections: usize,
+    pub per_sub_limit: usize,
+    pub silence: Duration,
+    pub policy: BackoffPolicy,
+}
+
+/// The pool: its connections' command queues and which market lives where.
+pub struct ConnectionManager {
+    slots: Vec<mpsc::UnboundedSender<ConnCommand>>,
+    load: Vec<usize>,
+    assigned: HashMap<String, usize>,
+    tasks: JoinSet<Result<(), SessionError>>,
+}
+
+impl ConnectionManager {
+    /// Starts every connection of the pool.
+    pub fn start(settings: PoolSettings, shared: RouterShared, health: Arc<Health>, shutdown: &CancellationToken) -> Self {
+        let n = settings.connections.max(1);
+        health.connections_total.store(n, Ordering::Relaxed);
+        metrics::gauge!(m::CONNECTION_CONFIGURED).set(n as f64);
+        let mut slots = Vec::with_capacity(n);
+        let mut tasks = JoinSet::new();
+        for id in 0..n {
+            let global_channels = GLOBAL_CHANNELS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % n == id)
+                .map(|(_, c)| *c)
+                .collect();
+            let (tx, rx) = mpsc::unbounded_channel();
+            let session = Session::new(
+                SessionSettings {
+                    id,
+                    url: settings.url.clone(),
+                    signer: settings.signer.clone(),
+                    global_channels,
+                    per_sub_limit: settings.per_sub_limit,
+                    silence: settings.silence,
+                    policy: settings.policy,
+                },
+                Router::new(shared.clone(), id),
+                rx,
+                health.clone(),
+            );
+            tasks.spawn(session.run(shutdown.clone()));
+            slots.push(tx);
+        }
+        ConnectionManager {
+            slots,
+            load: vec![0; n],
+            assigned: HashMap::new(),
+            tasks,
+        }
+    }
+
+    /// Applies registry changes until the registry stops or shutdown; then waits for every
+    /// connection to finish. A connection refused for credentials stops the whole pool.
+    pub async fn run(
+        mut self,
+        mut changes: mpsc::UnboundedReceiver<MarketChange>,
+        shutdown: CancellationToken,
+    ) -> Result<(), SessionError> {
+        let mut failure = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                change = changes.recv() => match change {
+                    Some(change) => self.apply(change),
+                    None => {
+                        shutdown.cancelled().await;
+                        break;
+                    }
+                },
+                done = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Some(Ok(Err(e))) = done {
+                        failure = Some(e);
+                        shutdown.cancel();
+                        break;
+                    }
+                }
+            }
+        }
+        self.slots.clear();
+        while let Some(done) = self.tasks.join_next().await {
+            if let Ok(Err(e)) = done {
+                failure.get_or_insert(e);
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn apply(&mut self, change: MarketChange) {
+        match change {
+            MarketChange::Subscribe { tickers, noticed_at } => {
+                let mut per_slot: Vec<Vec<(String, Option<kd_core::TimestampUs>)>> = vec![Vec::new(); self.slots.len()];
+                for ticker in tickers {
+                    if self.assigned.contains_key(&ticker) {
+                        continue;
+                    }
+                    let slot = least_loaded(&self.load);
+                    self.load[slot] += 1;
+                    self.assigned.insert(ticker.clone(), slot);
+                    per_slot[slot].push((ticker, noticed_at));
+                }
+                for (slot, markets) in per_slot.into_iter().enumerate() {
+                    if !markets.is_empty() {
+                        let _ = self.slots[slot].send(ConnCommand::Add(markets));
+                    }
+                }
+            }
+            MarketChange::Drop { tickers } => {
+                let mut per_slot: Vec<Vec<String>> = vec![Vec::new(); self.slots.len()];
+                for ticker in tickers {
+                    if let Some(slot) = self.assigned.remove(&ticker) {
+                        self.load[slot] = self.load[slot].saturating_sub(1);
+                        per_slot[slot].push(ticker);
+                    }
+                }
+                for (slot, markets) in per_slot.into_iter().enumerate() {
+                    if !markets.is_empty() {
+                        let _ = self.slots[slot].send(ConnCommand::Remove(markets));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The connection with the fewest markets (lowest index on ties).
+fn least_loaded(load: &[usize]) -> usize {
+    load.iter()
+        .enumerate()
+        .min_by_key(|(i, l)| (**l, *i))
+        .map_or(0, |(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::least_loaded;
+
+    #[test]
+    fn spreads_to_the_least_loaded() {
+        assert_eq!(least_loaded(&[3, 1, 2]), 1);
+        assert_eq!(least_loaded(&[2, 2, 2]), 0);
+        assert_eq!(least_loaded(&[]), 0);
+    }
+}

@@ -1,0 +1,182 @@
+//! The market registry: the one place that decides which markets are subscribed.
+//!
+//! Start: wait for the exchange to be up (`/exchange/status`), then page through every open
+//! market over REST. Live: `market_lifecycle_v2` messages (from the router) add a market as soon
+//! as it is `created`/`activated` and drop it when it is `closed`/`determined`/`settled`.
+//! Safety net: a full REST reconciliation every `reconcile_interval_secs`. REST calls retry
+//! forever (1 s → 5 min); refused credentials halt the gatherer (a human must fix them).
+
+use crate::health::Health;
+use crate::metrics as m;
+use crate::router::LifecycleNote;
+use kd_core::TimestampUs;
+use kd_core::backoff::BackoffPolicy;
+use kd_kalshi::rest::{Action, MarketsQuery, RestClient, RestError};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Lifecycle event types after which a market is collected.
+const ADD_EVENTS: [&str; 2] = ["created", "activated"];
+/// Lifecycle event types after which a market is dropped (nothing more will trade).
+const DROP_EVENTS: [&str; 3] = ["closed", "determined", "settled"];
+
+/// What the registry tells the connection manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarketChange {
+    /// Subscribe these markets; `noticed_at` is the lifecycle message's arrival (for the
+    /// subscribe-delay histogram), `None` for markets found over REST.
+    Subscribe {
+        tickers: Vec<String>,
+        noticed_at: Option<TimestampUs>,
+    },
+    /// Stop collecting these markets.
+    Drop { tickers: Vec<String> },
+}
+
+/// Why the registry stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("REST credentials refused: {0}")]
+    Halted(#[source] RestError),
+}
+
+/// The registry's state and inputs.
+#[derive(Debug)]
+pub struct Registry {
+    pub rest: RestClient,
+    pub reconcile_interval: Duration,
+    pub lifecycle: mpsc::UnboundedReceiver<LifecycleNote>,
+    pub changes: mpsc::UnboundedSender<MarketChange>,
+    pub health: Arc<Health>,
+    known: HashSet<String>,
+}
+
+impl Registry {
+    pub fn new(
+        rest: RestClient,
+        reconcile_interval: Duration,
+        lifecycle: mpsc::UnboundedReceiver<LifecycleNote>,
+        changes: mpsc::UnboundedSender<MarketChange>,
+        health: Arc<Health>,
+    ) -> Self {
+        Registry {
+            rest,
+            reconcile_interval,
+            lifecycle,
+            changes,
+            health,
+            known: HashSet::new(),
+        }
+    }
+
+    /// Runs until shutdown, or until credentials are refused.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RegistryError> {
+        match self.sync(&shutdown).await {
+            Ok(()) => {}
+            Err(RestError::Cancelled) => return Ok(()),
+            Err(e) => return Err(RegistryError::Halted(e)),
+        }
+        self.health.registry_synced.store(true, Ordering::Relaxed);
+        let mut reconcile = tokio::time::interval(self.reconcile_interval.max(Duration::from_secs(1)));
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        reconcile.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                note = self.lifecycle.recv() => match note {
+                    Some(note) => self.apply(note),
+                    None => return Ok(()),
+                },
+                _ = reconcile.tick() => match self.sync(&shutdown).await {
+                    Ok(()) => {}
+                    Err(RestError::Cancelled) => return Ok(()),
+                    Err(e) => return Err(RegistryError::Halted(e)),
+                },
+            }
+        }
+    }
+
+    /// Applies one lifecycle change.
+    fn apply(&mut self, note: LifecycleNote) {
+        let event = note.info.event_type.as_str();
+        let label = if ADD_EVENTS.contains(&event) || DROP_EVENTS.contains(&event) {
+            event.to_string()
+        } else {
+            "other".to_string()
+        };
+        metrics::counter!(m::REGISTRY_LIFECYCLE_TOTAL, "event_type" => label).increment(1);
+        let ticker = note.info.market_ticker;
+        if ADD_EVENTS.contains(&event) {
+            if self.known.insert(ticker.clone()) {
+                tracing::debug!(%ticker, event, "new market from lifecycle");
+                self.send(MarketChange::Subscribe {
+                    tickers: vec![ticker],
+                    noticed_at: Some(note.received_at),
+                });
+            }
+        } else if DROP_EVENTS.contains(&event) && self.known.remove(&ticker) {
+            tracing::debug!(%ticker, event, "market finished");
+            self.send(MarketChange::Drop { tickers: vec![ticker] });
+        }
+        self.gauge();
+    }
+
+    /// Full REST pass: wait for the exchange, list every open market, diff with what we know.
+    async fn sync(&mut self, shutdown: &CancellationToken) -> Result<(), RestError> {
+        let rest = &self.rest;
+        let policy = BackoffPolicy::REGISTRY;
+        let markets = rest
+            .retry_forever(policy, shutdown, || async {
+                rest.wait_for_exchange(shutdown).await?;
+                let query = MarketsQuery {
+                    status: Some("open".into()),
+                    ..MarketsQuery::default()
+                };
+                rest.all_markets(&query).await.inspect_err(|e| {
+                    metrics::counter!(m::REGISTRY_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
+                    if matches!(e.action(), Action::Retry { .. } | Action::Maintenance) {
+                        metrics::counter!(m::REGISTRY_RETRIES_TOTAL).increment(1);
+                    }
+                })
+            })
+            .await
+            .inspect_err(|e| {
+                if e.action() == Action::Halt {
+                    self.health.halted.store(true, Ordering::Relaxed);
+                    tracing::error!(error = %e, "registry halted: credentials refused");
+                }
+            })?;
+        let listed: HashSet<String> = markets.into_iter().map(|m| m.ticker).collect();
+        let added: Vec<String> = listed.difference(&self.known).cloned().collect();
+        let gone: Vec<String> = self.known.difference(&listed).cloned().collect();
+        metrics::counter!(m::REGISTRY_SYNCS_TOTAL).increment(1);
+        tracing::info!(open = listed.len(), added = added.len(), gone = gone.len(), "market list synced");
+        self.known = listed;
+        if !added.is_empty() {
+            self.send(MarketChange::Subscribe {
+                tickers: added,
+                noticed_at: None,
+            });
+        }
+        if !gone.is_empty() {
+            self.send(MarketChange::Drop { tickers: gone });
+        }
+        self.gauge();
+        Ok(())
+    }
+
+    fn send(&self, change: MarketChange) {
+        if self.changes.send(change).is_err() {
+            tracing::debug!("connection manager gone; market change ignored");
+        }
+    }
+
+    fn gauge(&self) {
+        metrics::gauge!(m::REGISTRY_MARKETS).set(self.known.len() as f64);
+        self.health.markets_known.store(self.known.len(), Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,337 @@
+//! The router: parse each frame once, check its sequence, route its record to the writer
+//! queue, hand command replies back to the connection and lifecycle changes to the registry.
+//!
+//! The socket reader never waits on disk: records go into a bounded queue. When the queue is
+//! full the reader waits (backpressure) up to a bound; if the queue is still full the record
+//! is dropped, counted in `router_dropped_total` and the window is recorded as a gap (then
+//! repaired like any other gap). While dropping, the reader does not wait again until the
+//! queue has room, so the connection keeps answering pings.
+
+use crate::health::Health;
+use crate::metrics as m;
+use crate::sequence::{GapNotice, GapReason, SeqCheck, SequenceTracker};
+use crate::writer::WriterControl;
+use kd_core::records::OccurrenceCounter;
+use kd_core::{Gap, Record, TimestampUs};
+use kd_kalshi::parse::{MarketLifecycleInfo, WsEvent, parse_ws};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Distinct unknown-type labels kept before the rest are counted as `other` (the exchange
+/// controls those names; metrics must not grow without bound).
+const MAX_UNKNOWN_LABELS: usize = 32;
+
+/// A lifecycle change for the registry, with when it arrived.
+#[derive(Debug, Clone)]
+pub struct LifecycleNote {
+    pub info: MarketLifecycleInfo,
+    pub received_at: TimestampUs,
+}
+
+/// What every connection's router shares.
+#[derive(Debug, Clone)]
+pub struct RouterShared {
+    pub gatherer: String,
+    pub records: mpsc::Sender<Record>,
+    pub control: WriterControl,
+    pub health: Arc<Health>,
+    /// Lifecycle changes for the registry (low volume; unbounded so none is ever lost).
+    pub lifecycle: mpsc::UnboundedSender<LifecycleNote>,
+    /// Gap notices for repair (low volume; unbounded).
+    pub gaps: mpsc::UnboundedSender<GapNotice>,
+    pub backpressure: Duration,
+    /// Frames larger than this are refused (counted as `oversized`), the connection stays up.
+    pub max_frame_bytes: usize,
+}
+
+/// The router of one connection (sequences and occurrences are per connection, because
+/// `sid`s are, and each market's deltas come over exactly one connection).
+#[derive(Debug)]
+pub struct Router {
+    shared: RouterShared,
+    conn: usize,
+    sequences: SequenceTracker,
+    occurrences: OccurrenceCounter,
+    /// Open drop windows while the writer queue is full: (ticker, channel) → (first, last).
+    dropping: HashMap<(Option<String>, &'static str), (TimestampUs, TimestampUs)>,
+    unknown_labels: HashSet<String>,
+    gap_counter: u64,
+}
+
+/// The channel a record came from (for gaps).
+fn channel_of(record: &Record) -> &'static str {
+    match record {
+        Record::Trade(_) => "trade",
+        Record::Delta(_) | Record::Snapshot(_) => "orderbook_delta",
+        Record::Ticker(_) => "ticker",
+        Record::Lifecycle(_) => "market_lifecycle_v2",
+        Record::Gap(_) => "gap",
+    }
+}
+
+fn subject_of(record: &Record) -> Option<String> {
+    match record {
+        Record::Trade(t) => Some(t.ticker.clone()),
+        Record::Delta(d) => Some(d.ticker.clone()),
+        Record::Snapshot(s) => Some(s.ticker.clone()),
+        Record::Ticker(t) => Some(t.ticker.clone()),
+        Record::Lifecycle(l) => Some(l.subject.clone()),
+        Record::Gap(g) => g.ticker.clone(),
+    }
+}
+
+impl Router {
+    pub fn new(shared: RouterShared, conn: usize) -> Self {
+        Router {
+            shared,
+            conn,
+            sequences: SequenceTracker::default(),
+            occurrences: OccurrenceCounter::default(),
+            dropping: HashMap::new(),
+            unknown_labels: HashSet::new(),
+            gap_counter: 0,
+        }
+    }
+
+    /// The connection's sequence state (the connection manager notes subscriptions in it).
+    pub fn sequences(&mut self) -> &mut SequenceTracker {
+        &mut self.sequences
+    }
+
+    /// Routes one frame. Returns the command replies (`subscribed`, `ok`, `error`, …) for the
+    /// connection manager; data goes to the writer. Never fails: bad input is counted.
+    pub async fn route(&mut self, bytes: &[u8], received_at: TimestampUs) -> Option<WsEvent> {
+        if bytes.len() > self.shared.max_frame_bytes {
+            metrics::counter!(m::ROUTER_PARSE_ERRORS_TOTAL, "kind" => "oversized").increment(1);
+            tracing::debug!(bytes = bytes.len(), conn = self.conn, "oversized frame refused");
+            return None;
+        }
+        let event = match parse_ws(bytes, received_at) {
+            Ok(e) => e,
+            Err(e) => {
+                metrics::counter!(m::ROUTER_PARSE_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
+                tracing::debug!(error = %e, conn = self.conn, "frame not parsed");
+                return None;
+            }
+        };
+        metrics::counter!(m::ROUTER_MESSAGES_TOTAL, "type" => event.kind_name()).increment(1);
+        // Sequence check for everything that consumes a number.
+        if let (Some(sid), Some(_)) = (event.sid(), event.seq()) {
+            let (verdict, notice) = self.sequences.check(sid, event.seq(), received_at, event.kind_name());
+            if let Some(notice) = notice {
+                self.gap(notice);
+            }
+            if verdict == SeqCheck::Stale && is_data(&event) {
+                metrics::counter!(m::SEQUENCE_STALE_TOTAL).increment(1);
+                return None;
+            }
+        }
+        match event {
+            WsEvent::Snapshot { sid, snapshot, .. } => {
+                self.sequences.snapshot(sid, &snapshot.ticker);
+                self.data(Record::Snapshot(snapshot), received_at).await;
+                None
+            }
+            WsEvent::Delta { sid, mut delta, .. } => {
+                if let Some(notice) = self.sequences.delta(sid, &delta.ticker, received_at) {
+                    self.gap(notice);
+                }
+                delta.occurrence =
+                    self.occurrences
+                        .next(&delta.ticker, delta.exchange_ts, delta.side, delta.price, delta.delta);
+                self.data(Record::Delta(delta), received_at).await;
+                None
+            }
+            WsEvent::Trade { trade, .. } => {
+                self.data(Record::Trade(trade), received_at).await;
+                None
+            }
+            WsEvent::Ticker { ticker, .. } => {
+                self.data(Record::Ticker(ticker), received_at).await;
+                None
+            }
+            WsEvent::MarketLifecycle { lifecycle, info, .. } => {
+                self.data(Record::Lifecycle(lifecycle), received_at).await;
+                if self.shared.lifecycle.send(LifecycleNote { info, received_at }).is_err() {
+                    tracing::debug!("registry gone; lifecycle change stored only");
+                }
+                None
+            }
+            WsEvent::EventLifecycle { lifecycle, .. } => {
+                self.data(Record::Lifecycle(lifecycle), received_at).await;
+                None
+            }
+            WsEvent::Subscribed { sid, ref channel, .. } => {
+                self.sequences.subscribed(sid, channel, received_at);
+                Some(event)
+            }
+            WsEvent::Unsubscribed { sid: Some(sid), .. } => {
+                self.sequences.ended(sid);
+                Some(event)
+            }
+            WsEvent::Error { sid: Some(sid), code, .. } if code == 10 || code == 25 => {
+                let channel = self.sequences.channel(sid).unwrap_or("unknown").to_string();
+                self.gap(GapNotice {
+                    sid: Some(sid),
+                    ticker: None,
+                    channel,
+                    reason: GapReason::ChannelError,
+                    start: received_at,
+                    end: received_at,
+                    expected: None,
+                    got: None,
+                });
+                self.sequences.ended(sid);
+                Some(event)
+            }
+            WsEvent::Unknown { ref type_name, .. } => {
+                let label = if self.unknown_labels.contains(type_name) {
+                    type_name.clone()
+                } else if self.unknown_labels.len() < MAX_UNKNOWN_LABELS
+                    && type_name.len() <= 40
+                    && type_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    self.unknown_labels.insert(type_name.clone());
+                    type_name.clone()
+                } else {
+                    "other".to_string()
+                };
+                metrics::counter!(m::ROUTER_UNKNOWN_MESSAGES_TOTAL, "type" => label).increment(1);
+                None
+            }
+            other => Some(other),
+        }
+    }
+
+    /// Queues a data record for the writer (backpressure, then counted drop).
+    async fn data(&mut self, record: Record, received_at: TimestampUs) {
+        self.shared.health.note_message(received_at);
+        if !self.dropping.is_empty() {
+            match self.shared.records.try_send(record) {
+                Ok(()) => self.close_drop_windows(received_at),
+                Err(mpsc::error::TrySendError::Full(r)) | Err(mpsc::error::TrySendError::Closed(r)) => {
+                    self.drop_record(&r, received_at)
+                }
+            }
+            return;
+        }
+        let record = match self.shared.records.try_send(record) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(r)) => r,
+            Err(mpsc::error::TrySendError::Closed(r)) => {
+                self.drop_record(&r, received_at);
+                return;
+            }
+        };
+        metrics::counter!(m::ROUTER_BACKPRESSURE_TOTAL).increment(1);
+        let sender = self.shared.records.clone();
+        match tokio::time::timeout(self.shared.backpressure, sender.reserve()).await {
+            Ok(Ok(permit)) => permit.send(record),
+            Ok(Err(_)) | Err(_) => self.drop_record(&record, received_at),
+        }
+    }
+
+    fn drop_record(&mut self, record: &Record, at: TimestampUs) {
+        metrics::counter!(m::ROUTER_DROPPED_TOTAL, "table" => record.table().name()).increment(1);
+        let key = (subject_of(record), channel_of(record));
+        let window = self.dropping.entry(key).or_insert((at, at));
+        window.1 = at;
+    }
+
+    /// The queue has room again: record each drop window as a gap.
+    fn close_drop_windows(&mut self, at: TimestampUs) {
+        let windows: Vec<_> = self.dropping.drain().collect();
+        tracing::warn!(markets = windows.len(), "writer queue was full; dropped records recorded as gaps");
+        for ((ticker, channel), (start, end)) in windows {
+            self.gap(GapNotice {
+                sid: None,
+                ticker,
+                channel: channel.to_string(),
+                reason: GapReason::Dropped,
+                start,
+                end: end.max(at),
+                expected: None,
+                got: None,
+            });
+        }
+    }
+
+    /// Records a gap row and hands the notice to repair.
+    fn gap(&mut self, notice: GapNotice) {
+        metrics::counter!(m::SEQUENCE_GAPS_TOTAL, "reason" => notice.reason.as_str()).increment(1);
+        self.gap_counter += 1;
+        let gap = Gap {
+            gatherer: self.shared.gatherer.clone(),
+            gap_id: format!("{}-c{}-{}", notice.end.micros(), self.conn, self.gap_counter),
+            ticker: notice.ticker.clone(),
+            channel: notice.channel.clone(),
+            start: notice.start,
+            end: notice.end,
+            reason: notice.reason.as_str().to_string(),
+            repair: "pending".to_string(),
+        };
+        tracing::info!(
+            conn = self.conn,
+            sid = ?notice.sid,
+            ticker = ?notice.ticker,
+            channel = %notice.channel,
+            reason = notice.reason.as_str(),
+            expected = ?notice.expected,
+            got = ?notice.got,
+            "gap"
+        );
+        self.shared.control.gap(gap);
+        let _ = self.shared.gaps.send(notice);
+    }
+
+    /// Records the markets of a lost connection as gaps (`disconnected`), one per market, or
+    /// one for the whole channel when `markets` is empty (all-market channels).
+    pub fn disconnected(&mut self, markets: &[String], channel: &str, since: TimestampUs, now: TimestampUs) {
+        if markets.is_empty() {
+            self.gap(GapNotice {
+                sid: None,
+                ticker: None,
+                channel: channel.to_string(),
+                reason: GapReason::Disconnected,
+                start: since,
+                end: now,
+                expected: None,
+                got: None,
+            });
+        }
+        for ticker in markets {
+            self.occurrences.forget(ticker);
+            self.gap(GapNotice {
+                sid: None,
+                ticker: Some(ticker.clone()),
+                channel: channel.to_string(),
+                reason: GapReason::Disconnected,
+                start: since,
+                end: now,
+                expected: None,
+                got: None,
+            });
+        }
+    }
+
+    /// Flushes open drop windows (before the connection task ends).
+    pub fn finish(&mut self) {
+        if !self.dropping.is_empty() {
+            self.close_drop_windows(TimestampUs::now());
+        }
+    }
+}
+
+fn is_data(event: &WsEvent) -> bool {
+    matches!(
+        event,
+        WsEvent::Snapshot { .. }
+            | WsEvent::Delta { .. }
+            | WsEvent::Trade { .. }
+            | WsEvent::Ticker { .. }
+            | WsEvent::MarketLifecycle { .. }
+            | WsEvent::EventLifecycle { .. }
+    )
+}

@@ -1,1 +1,20 @@
-//! Placeholder: this component is being built; see the issues.
+//! Operator commands of kalshi-data.
+//!
+//! # Layout
+//! - [`up`]: the local supervisor — simulator, 3 gatherers, deduplicator and exporter as OS
+//!   processes, restarted with backoff, with a summary and live progress.
+//! - [`status`]: one screen of a running deployment's health and the alerts that would fire.
+//! - [`verify`]: production against the simulator's ground truth, or a coverage report.
+//! - [`book_command`]: `book`, a market's order book at an instant.
+//! - [`book`]: the one order-book rebuild `book` and `verify` share.
+//! - [`production`]: reading production windows for `verify` and `book`.
+//! - [`time_arg`]: time flags.
+
+pub mod book;
+pub mod book_command;
+pub mod production;
+pub mod time_arg;
+pub mod verify;
+pub mod probe;
+pub mod status;
+pub mod up;

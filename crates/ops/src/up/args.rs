@@ -1,0 +1,64 @@
+//! Flags of `kalshi-data up`.
+
+use std::path::PathBuf;
+
+/// Flags of `kalshi-data up`. With none, everything runs on embedded storage under `./data`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Where everything lives: stores, production database, archive, keys, logs, `up.json`.
+    #[arg(long, default_value = "data", env = "KALSHI_DATA_UP_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Run this many seconds, then end like an operator would: stop the exchange, let the
+    /// gatherers and the deduplicator drain until production holds everything, then stop.
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Simulator seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Simulator markets at start.
+    #[arg(long, default_value_t = 200)]
+    pub markets: usize,
+    /// Simulator data messages per second.
+    #[arg(long, default_value_t = 1_000)]
+    pub rate: u32,
+    /// Simulator fault (repeatable), e.g. `ws-drop:0.01` or `http:503:/markets*:0.05`.
+    #[arg(long = "fault")]
+    pub faults: Vec<String>,
+    /// Ground-truth log of the simulator. Default: `DATA_DIR/truth.jsonl`.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    /// Production store URL. Default: `sqlite://DATA_DIR/production.db`.
+    #[arg(long)]
+    pub production: Option<String>,
+    /// Archive URL. Default: `file://DATA_DIR/archive`.
+    #[arg(long)]
+    pub archive: Option<String>,
+    /// Number of gatherers.
+    #[arg(long, default_value_t = 3)]
+    pub gatherers: usize,
+    /// Run a subset against a real exchange instead: a TOML file naming the processes (see
+    /// docs/operations.md).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print progress lines instead of a live bar even on a terminal.
+    #[arg(long)]
+    pub plain: bool,
+}
+
+impl UpArgs {
+    pub fn truth_path(&self) -> PathBuf {
+        self.truth.clone().unwrap_or_else(|| self.data_dir.join("truth.jsonl"))
+    }
+
+    pub fn production_url(&self) -> String {
+        self.production
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("production.db").display()))
+    }
+
+    pub fn archive_url(&self) -> String {
+        self.archive
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", self.data_dir.join("archive").display()))
+    }
+}

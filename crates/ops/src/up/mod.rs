@@ -1,0 +1,397 @@
+//! `kalshi-data up`: the whole platform on one machine, each component its own supervised OS
+//! process, on embedded storage under one data directory.
+//!
+//! - [`args`]: flags. [`plan`]: the command line of each child. [`supervisor`]: restart with
+//!   backoff, stop with SIGTERM. [`state`]: `DATA_DIR/up.json`. [`progress`]: live figures.
+//! - [`custom`]: `--config`, any subset of processes (e.g. against the real exchange).
+//!
+//! Start order: key pair, schema (`migrate`), simulator, gatherers, deduplicator, exporter.
+//! Stop order with `--duration`: the exchange first, then wait until every gatherer's store
+//! head has stopped growing and the deduplicator has acknowledged every row, then the rest.
+
+pub mod args;
+pub mod custom;
+pub mod plan;
+pub mod progress;
+pub mod state;
+pub mod supervisor;
+
+pub use args::UpArgs;
+
+use plan::{Keys, ProcessSpec};
+use state::{Kind, ProcessState, UpState, pid_alive};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use supervisor::Shared;
+use tokio_util::sync::CancellationToken;
+
+/// Key id registered with the simulator for the generated key pair.
+pub const LOCAL_KEY_ID: &str = "kalshi-data-local";
+/// How often progress is shown.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Longest `--duration` waits for the pipeline to drain after the exchange stops.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("another `kalshi-data up` (pid {pid}) is running on {dir}; stop it first")]
+    AlreadyRunning { pid: u32, dir: PathBuf },
+    #[error("key pair: {0}")]
+    Keys(String),
+    #[error("cannot find this program's path to start the children: {0}")]
+    Exe(std::io::Error),
+    #[error("no free port on 127.0.0.1: {0}")]
+    Port(std::io::Error),
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error("--config {path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> UpError + '_ {
+    move |source| UpError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Runs `up` until Ctrl-C/SIGTERM or the end of `--duration`.
+pub async fn run(args: &UpArgs) -> Result<(), UpError> {
+    let shutdown = kd_core::shutdown::on_signal();
+    run_until(args, shutdown).await
+}
+
+/// [`run`] with the shutdown token given (tests cancel it themselves).
+pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(), UpError> {
+    let dir = args.data_dir.clone();
+    for sub in ["", "logs", "config", "keys"] {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d).map_err(io(&d))?;
+    }
+    refuse_second_supervisor(&dir)?;
+    let exe = std::env::current_exe().map_err(UpError::Exe)?;
+    let specs = match &args.config {
+        Some(path) => custom::specs(path, &dir)?,
+        None => {
+            let keys = ensure_keys(&dir.join("keys")).await?;
+            let specs = local_specs(args, &keys)?;
+            migrate(&exe, &args.production_url(), &dir, &shutdown).await;
+            specs
+        }
+    };
+    let state = UpState {
+        pid: std::process::id(),
+        started_at: kd_core::TimestampUs::now().to_rfc3339(),
+        data_dir: dir.clone(),
+        production: args.production_url(),
+        archive: args.archive_url(),
+        truth: args.config.is_none().then(|| args.truth_path()),
+        processes: specs.iter().map(process_state).collect(),
+        phase: "running".into(),
+    };
+    state.write(&dir)?;
+    let shared = Shared {
+        state: Arc::new(Mutex::new(state)),
+        data_dir: dir.clone(),
+    };
+
+    // One token per child so the exchange can be stopped before the rest.
+    let mut children = Vec::new();
+    for spec in &specs {
+        let token = CancellationToken::new();
+        let task = tokio::spawn(supervisor::supervise(exe.clone(), spec.clone(), shared.clone(), token.clone()));
+        children.push((spec.clone(), token, task));
+        if spec.kind == Kind::Sim {
+            // Gatherers would only retry against a port nobody listens on yet.
+            wait_answering(&spec.health_url(), Duration::from_secs(30), &shutdown).await;
+        }
+    }
+    print_summary(args, &specs);
+
+    let production = kd_dedup::open(&args.production_url()).await.ok();
+    let client = crate::probe::client();
+    let started = Instant::now();
+    let deadline = args.duration.map(|s| started + Duration::from_secs(s));
+    let mut ticker = Progress::new(args.plain);
+    let mut prev: Option<(progress::Reading, Instant)> = None;
+    loop {
+        let wait = PROGRESS_EVERY.min(deadline.map_or(PROGRESS_EVERY, |d| d.saturating_duration_since(Instant::now())));
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(wait) => {}
+        }
+        if let Some(snapshot) = shared.snapshot() {
+            let reading = progress::read(&client, &snapshot, production.as_ref()).await;
+            let now = Instant::now();
+            ticker.show(&progress::line(prev.as_ref().map(|(r, t)| (r, *t)), (&reading, now), started));
+            prev = Some((reading, now));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            ticker.finish();
+            drain(&children, &shared, &client, production.as_ref(), &shutdown).await;
+            break;
+        }
+    }
+    ticker.finish();
+    eprintln!("up: stopping every process (SIGTERM, then up to {} s each)", supervisor::STOP_GRACE.as_secs());
+    shared.update(|s| s.phase = "stopping".into());
+    for (_, token, _) in &children {
+        token.cancel();
+    }
+    for (spec, _, task) in children {
+        if task.await.is_err() {
+            eprintln!("up: supervisor of {} ended abnormally", spec.name);
+        }
+    }
+    shared.update(|s| s.phase = "stopped".into());
+    if let Some(store) = &production {
+        let mut parts = Vec::new();
+        for t in kd_core::Table::ALL {
+            if let Ok(n) = store.count(t).await {
+                parts.push(format!("{t}={n}"));
+            }
+        }
+        eprintln!("up: stopped. production rows: {}", parts.join(" "));
+    }
+    if args.config.is_none() {
+        eprintln!(
+            "up: check it: kalshi-data verify --truth {} --production {}",
+            args.truth_path().display(),
+            args.production_url()
+        );
+    }
+    Ok(())
+}
+
+/// The local plan: simulator, gatherers, deduplicator, exporter on fresh loopback ports.
+fn local_specs(args: &UpArgs, keys: &Keys) -> Result<Vec<ProcessSpec>, UpError> {
+    let dir = &args.data_dir;
+    let sim_port = plan::free_port().map_err(UpError::Port)?;
+    let mut specs = vec![plan::sim(args, keys, sim_port)];
+    let mut gatherers = Vec::new();
+    for i in 0..args.gatherers.max(1) {
+        let name = plan::gatherer_name(i);
+        let port = plan::free_port().map_err(UpError::Port)?;
+        let config_path = dir.join("config").join(format!("{name}.toml"));
+        let text = plan::gatherer_config(&name, dir, port, sim_port, keys);
+        std::fs::write(&config_path, text).map_err(io(&config_path))?;
+        specs.push(plan::gatherer(args, &name, port));
+        gatherers.push((name, port));
+    }
+    let dedup_port = plan::free_port().map_err(UpError::Port)?;
+    specs.push(plan::dedup(args, dedup_port, &gatherers, sim_port));
+    let export_port = plan::free_port().map_err(UpError::Port)?;
+    specs.push(plan::exporter(args, export_port));
+    Ok(specs)
+}
+
+fn process_state(spec: &ProcessSpec) -> ProcessState {
+    ProcessState {
+        name: spec.name.clone(),
+        kind: spec.kind,
+        pid: None,
+        port: spec.port,
+        health_url: spec.health_url(),
+        metrics_url: spec.metrics_url(),
+        restarts: 0,
+        data_dir: spec.data_dir.clone(),
+        log: spec.log.clone(),
+    }
+}
+
+/// Two supervisors on one data directory would run two gatherers on one store.
+fn refuse_second_supervisor(dir: &Path) -> Result<(), UpError> {
+    if let Ok(old) = UpState::read(dir)
+        && old.pid != std::process::id()
+        && old.phase != "stopped"
+        && pid_alive(old.pid)
+        && is_kalshi_data(old.pid)
+    {
+        return Err(UpError::AlreadyRunning {
+            pid: old.pid,
+            dir: dir.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Guards against a recycled pid: the old supervisor's pid must still run this program.
+fn is_kalshi_data(pid: u32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .zip(std::env::current_exe().ok())
+        .is_none_or(|(a, b)| a.file_name() == b.file_name())
+}
+
+/// The key pair the gatherers sign with and the simulator checks (generated once).
+async fn ensure_keys(dir: &Path) -> Result<Keys, UpError> {
+    let private_pem = dir.join("kalshi-data.pem");
+    let public_pem = dir.join("kalshi-data.pub.pem");
+    if !(private_pem.exists() && public_pem.exists()) {
+        let d = dir.to_owned();
+        tokio::task::spawn_blocking(move || kd_kalshi::auth::write_keypair(&d, "kalshi-data"))
+            .await
+            .map_err(|e| UpError::Keys(e.to_string()))?
+            .map_err(|e| UpError::Keys(e.to_string()))?;
+    }
+    Ok(Keys {
+        key_id: LOCAL_KEY_ID.into(),
+        private_pem,
+        public_pem,
+    })
+}
+
+/// Creates or upgrades the production schema; retried with backoff while production is down.
+async fn migrate(exe: &Path, url: &str, dir: &Path, shutdown: &CancellationToken) {
+    let mut backoff = kd_core::backoff::Backoff::new(kd_core::backoff::BackoffPolicy::DATABASE);
+    let log = dir.join("logs").join("migrate.log");
+    loop {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log);
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.args(["migrate", "--production", url]);
+        if let Ok(f) = out {
+            if let Ok(e) = f.try_clone() {
+                cmd.stderr(e);
+            }
+            cmd.stdout(f);
+        }
+        match cmd.status().await {
+            Ok(s) if s.success() => return,
+            Ok(s) => eprintln!("up: migrate failed ({s}); see {}", log.display()),
+            Err(e) => eprintln!("up: cannot run migrate: {e}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Polls `url` until it answers (any HTTP status) or `limit` passes.
+async fn wait_answering(url: &str, limit: Duration, shutdown: &CancellationToken) {
+    let client = crate::probe::client();
+    let end = Instant::now() + limit;
+    while Instant::now() < end && !shutdown.is_cancelled() {
+        if client.get(url).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `--duration` ended: stop the exchange, then wait until production holds everything.
+async fn drain(
+    children: &[(ProcessSpec, CancellationToken, tokio::task::JoinHandle<()>)],
+    shared: &Shared,
+    client: &reqwest::Client,
+    production: Option<&kd_dedup::Store>,
+    shutdown: &CancellationToken,
+) {
+    shared.update(|s| s.phase = "draining".into());
+    eprintln!("up: duration reached — stopping the exchange, then draining gatherers and deduplicator");
+    for (spec, token, _) in children {
+        if spec.kind == Kind::Sim {
+            token.cancel();
+        }
+    }
+    // The simulator flushes its truth log on SIGTERM; wait until it has gone.
+    for (spec, _, _) in children {
+        if spec.kind == Kind::Sim {
+            let end = Instant::now() + supervisor::STOP_GRACE;
+            while Instant::now() < end
+                && shared
+                    .snapshot()
+                    .and_then(|s| s.processes.iter().find(|p| p.name == spec.name).and_then(|p| p.pid))
+                    .is_some()
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let end = Instant::now() + DRAIN_DEADLINE;
+    let mut last_heads: Option<Vec<(String, Option<u64>)>> = None;
+    let mut stable = 0;
+    while Instant::now() < end && !shutdown.is_cancelled() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(snapshot) = shared.snapshot() else { break };
+        let r = progress::read(client, &snapshot, production).await;
+        let all_answer = r.backlog.iter().all(|(_, d)| d.is_some());
+        let drained = all_answer && r.backlog.iter().all(|(_, d)| *d == Some(0));
+        let unchanged = last_heads.as_ref() == Some(&r.heads);
+        stable = if drained && unchanged { stable + 1 } else { 0 };
+        last_heads = Some(r.heads.clone());
+        if stable >= 3 {
+            eprintln!(
+                "up: drained — every gatherer's rows are in production ({} rows)",
+                r.production_rows.map_or("?".into(), |n| n.to_string())
+            );
+            return;
+        }
+    }
+    eprintln!("up: drain did not complete within {} s; stopping anyway", DRAIN_DEADLINE.as_secs());
+}
+
+fn print_summary(args: &UpArgs, specs: &[ProcessSpec]) {
+    let dir = args.data_dir.display();
+    let mut out = String::new();
+    out.push_str("kalshi-data is up.\n\n");
+    out.push_str(&format!("  {:<12} {:<38} {}\n", "process", "health", "metrics"));
+    for s in specs {
+        out.push_str(&format!("  {:<12} {:<38} {}\n", s.name, s.health_url(), s.metrics_url()));
+    }
+    let prod = args.production_url();
+    out.push_str(&format!("\n  data:        {dir}/   (logs in {dir}/logs/, processes in {dir}/up.json)\n"));
+    out.push_str(&format!("  production:  {prod}\n"));
+    out.push_str(&format!("  archive:     {}\n", args.archive_url()));
+    if args.config.is_none() {
+        out.push_str(&format!("  truth:       {}\n", args.truth_path().display()));
+    }
+    if let Some(path) = prod.strip_prefix("sqlite://") {
+        out.push_str(&format!("\n  query:       sqlite3 {path} 'SELECT COUNT(*) FROM trades'\n"));
+    } else {
+        out.push_str(&format!("\n  query:       psql '{}' -c 'SELECT COUNT(*) FROM trades'\n", kd_core::config::redact_url(&prod)));
+    }
+    out.push_str(&format!("  status:      kalshi-data status --data-dir {dir}\n"));
+    out.push_str(&format!("  book:        kalshi-data book --production {prod} --ticker TICKER --at 2026-01-01T00:00:00Z\n"));
+    if args.config.is_none() {
+        out.push_str(&format!(
+            "  verify:      kalshi-data verify --truth {} --production {prod}\n",
+            args.truth_path().display()
+        ));
+    }
+    out.push_str("\n  Ctrl-C stops everything; the next `up` on the same data directory resumes.\n");
+    eprintln!("{out}");
+}
+
+/// A live line on a terminal, plain lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(plain: bool) -> Progress {
+        use std::io::IsTerminal as _;
+        let bar = (!plain && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn show(&mut self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(line.to_string()),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! What `up` starts: one [`ProcessSpec`] per child, with its command line, port and files.
+//!
+//! Every child is this same binary (`std::env::current_exe()`) with a subcommand, so `up`
+//! runs exactly what an operator would run under systemd.
+
+use super::args::UpArgs;
+use super::state::Kind;
+use std::ffi::OsString;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+/// One process to supervise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSpec {
+    pub name: String,
+    pub kind: Kind,
+    pub port: u16,
+    /// Arguments after the binary (the subcommand first).
+    pub args: Vec<OsString>,
+    pub data_dir: Option<PathBuf>,
+    pub log: PathBuf,
+    /// Path of `/health` (the simulator has its stats endpoint instead).
+    pub health_path: &'static str,
+}
+
+impl ProcessSpec {
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn health_url(&self) -> String {
+        format!("{}{}", self.base_url(), self.health_path)
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("{}/metrics", self.base_url())
+    }
+}
+
+/// Files of the key pair registered with the simulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    pub key_id: String,
+    pub private_pem: PathBuf,
+    pub public_pem: PathBuf,
+}
+
+/// A free port on 127.0.0.1 (bound then released; the child binds it a moment later).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// Gatherer names: `gatherer-a`, `gatherer-b`, …
+pub fn gatherer_name(i: usize) -> String {
+    let letter = char::from(b'a' + u8::try_from(i % 26).unwrap_or(0));
+    if i < 26 {
+        format!("gatherer-{letter}")
+    } else {
+        format!("gatherer-{letter}{}", i / 26)
+    }
+}
+
+fn os(parts: &[&str]) -> Vec<OsString> {
+    parts.iter().map(OsString::from).collect()
+}
+
+/// The simulator's command line.
+pub fn sim(args: &UpArgs, keys: &Keys, port: u16) -> ProcessSpec {
+    let dir = &args.data_dir;
+    let mut argv = os(&["sim", "--listen"]);
+    argv.push(format!("127.0.0.1:{port}").into());
+    argv.extend(os(&["--seed"]));
+    argv.push(args.seed.to_string().into());
+    argv.push("--markets".into());
+    argv.push(args.markets.to_string().into());
+    argv.push("--rate".into());
+    argv.push(args.rate.to_string().into());
+    argv.push("--truth".into());
+    argv.push(args.truth_path().into());
+    argv.push("--state-dir".into());
+    argv.push(dir.join("sim").into());
+    argv.push("--auth".into());
+    let mut auth = OsString::from(format!("{}=", keys.key_id));
+    auth.push(&keys.public_pem);
+    argv.push(auth);
+    for fault in &args.faults {
+        argv.push("--fault".into());
+        argv.push(fault.into());
+    }
+    ProcessSpec {
+        name: "sim".into(),
+        kind: Kind::Sim,
+        port,
+        args: argv,
+        data_dir: Some(dir.join("sim")),
+        log: dir.join("logs").join("sim.log"),
+        health_path: "/_sim/stats",
+    }
+}
+
+/// The TOML configuration of one gatherer (flat keys of `GathererConfig`).
+pub fn gatherer_config(name: &str, dir: &Path, port: u16, sim_port: u16, keys: &Keys) -> String {
+    let esc = |p: &Path| p.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+    format!(
+        "# Written by `kalshi-data up`; rewritten at every start.\n\
+         gatherer_id = \"{name}\"\n\
+         rest_url = \"http://127.0.0.1:{sim_port}/trade-api/v2\"\n\
+         ws_url = \"ws://127.0.0.1:{sim_port}/trade-api/ws/v2\"\n\
+         key_id = \"{}\"\n\
+         private_key_path = \"{}\"\n\
+         data_dir = \"{}\"\n\
+         listen = \"127.0.0.1:{port}\"\n",
+        keys.key_id,
+        esc(&keys.private_pem),
+        esc(&dir.join(name)),
+    )
+}
+
+/// One gatherer's command line (its config file is written by the caller).
+pub fn gatherer(args: &UpArgs, name: &str, port: u16) -> ProcessSpec {
+    let dir = &args.data_dir;
+    let config = dir.join("config").join(format!("{name}.toml"));
+    ProcessSpec {
+        name: name.into(),
+        kind: Kind::Gatherer,
+        port,
+        args: vec!["gatherer".into(), "--config".into(), config.into()],
+        data_dir: Some(dir.join(name)),
+        log: dir.join("logs").join(format!("{name}.log")),
+        health_path: "/health",
+    }
+}
+
+/// The deduplicator's command line.
+pub fn dedup(args: &UpArgs, port: u16, gatherers: &[(String, u16)], sim_port: u16) -> ProcessSpec {
+    let dir = &args.data_dir;
+    let mut argv: Vec<OsString> = vec!["dedup".into(), "--production".into(), args.production_url().into()];
+    argv.push("--listen".into());
+    argv.push(format!("127.0.0.1:{port}").into());
+    for (name, gport) in gatherers {
+        argv.push("--gatherer".into());
+        argv.push(format!("{name}=http://127.0.0.1:{gport}").into());
+    }
+    argv.push("--rest-url".into());
+    argv.push(format!("http://127.0.0.1:{sim_port}/trade-api/v2").into());
+    ProcessSpec {
+        name: "dedup".into(),
+        kind: Kind::Dedup,
+        port,
+        args: argv,
+        data_dir: None,
+        log: dir.join("logs").join("dedup.log"),
+        health_path: "/health",
+    }
+}
+
+/// The exporter's command line.
+pub fn exporter(args: &UpArgs, port: u16) -> ProcessSpec {
+    let dir = &args.data_dir;
+    let argv: Vec<OsString> = vec![
+        "export".into(),
+        "--production".into(),
+        args.production_url().into(),
+        "--archive".into(),
+        args.archive_url().into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}").into(),
+    ];
+    ProcessSpec {
+        name: "exporter".into(),
+        kind: Kind::Exporter,
+        port,
+        args: argv,
+        data_dir: Some(dir.join("archive")),
+        log: dir.join("logs").join("exporter.log"),
+        health_path: "/health",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gatherer_names_are_letters() {
+        assert_eq!(gatherer_name(0), "gatherer-a");
+        assert_eq!(gatherer_name(2), "gatherer-c");
+    }
+
+    #[test]
+    fn config_escapes_paths() {
+        let keys = Keys {
+            key_id: "k".into(),
+            private_pem: PathBuf::from("a\"b.pem"),
+            public_pem: PathBuf::from("p"),
+        };
+        let text = gatherer_config("gatherer-a", Path::new("d"), 1, 2, &keys);
+        assert!(text.contains("private_key_path = \"a\\\"b.pem\""));
+        assert!(text.contains("listen = \"127.0.0.1:1\""));
+    }
+}

@@ -1,0 +1,91 @@
+//! Recorded gap windows, and the question `verify` asks of them: did EVERY gatherer record a
+//! gap covering this market, channel and instant? Only then may a delivered message be absent
+//! from production without it being a loss of the platform (no copy can exist anywhere).
+
+use kd_core::{Gap, TimestampUs};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Gap records grouped by gatherer, against the set of gatherers that ran.
+#[derive(Debug, Clone, Default)]
+pub struct GapIndex {
+    by_gatherer: BTreeMap<String, Vec<Gap>>,
+}
+
+/// Channel names as gatherers write them in gap records.
+pub mod channel {
+    pub const DELTA: &str = "orderbook_delta";
+    pub const TRADE: &str = "trade";
+    pub const TICKER: &str = "ticker";
+    pub const LIFECYCLE: &str = "market_lifecycle_v2";
+}
+
+impl GapIndex {
+    /// `gatherers`: every gatherer that fed production. A gatherer with no gap record covers
+    /// everything, so nothing it could have seen is excused. Gatherers named only in gap
+    /// records are added.
+    pub fn new(gatherers: &[String], gaps: &[Gap]) -> Self {
+        let mut by_gatherer: BTreeMap<String, Vec<Gap>> =
+            gatherers.iter().map(|g| (g.clone(), Vec::new())).collect();
+        for gap in gaps {
+            by_gatherer.entry(gap.gatherer.clone()).or_default().push(gap.clone());
+        }
+        GapIndex { by_gatherer }
+    }
+
+    pub fn gatherers(&self) -> BTreeSet<&str> {
+        self.by_gatherer.keys().map(String::as_str).collect()
+    }
+
+    /// True when every gatherer has a gap covering `ticker` on `chan` at `ts`.
+    pub fn covered_by_all(&self, ticker: &str, chan: &str, ts: TimestampUs) -> bool {
+        !self.by_gatherer.is_empty()
+            && self
+                .by_gatherer
+                .values()
+                .all(|gaps| gaps.iter().any(|g| covers(g, ticker, chan, ts)))
+    }
+}
+
+/// A gap covers a message when its window holds the time and it names the market (or the
+/// whole feed) and the channel (or every channel).
+pub fn covers(gap: &Gap, ticker: &str, chan: &str, ts: TimestampUs) -> bool {
+    let ticker_ok = gap.ticker.as_deref().is_none_or(|t| t == ticker);
+    let chan_ok = matches!(gap.channel.as_str(), "" | "*" | "all") || gap.channel == chan;
+    ticker_ok && chan_ok && gap.start <= ts && ts <= gap.end
+}
+
+/// Whether the gatherer repaired the window (a fresh snapshot, REST trades, …).
+pub fn is_repaired(gap: &Gap) -> bool {
+    !matches!(gap.repair.as_str(), "" | "none")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gap(g: &str, ticker: Option<&str>, start: i64, end: i64) -> Gap {
+        Gap {
+            gatherer: g.into(),
+            gap_id: format!("{g}-{start}"),
+            ticker: ticker.map(Into::into),
+            channel: channel::DELTA.into(),
+            start: TimestampUs::from_micros(start),
+            end: TimestampUs::from_micros(end),
+            reason: "seq_gap".into(),
+            repair: "snapshot".into(),
+        }
+    }
+
+    #[test]
+    fn excused_only_when_every_gatherer_has_a_gap() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let t = TimestampUs::from_micros(15);
+        let one = GapIndex::new(&names, &[gap("a", Some("M"), 10, 20)]);
+        assert!(!one.covered_by_all("M", channel::DELTA, t));
+        let both = GapIndex::new(&names, &[gap("a", Some("M"), 10, 20), gap("b", None, 0, 30)]);
+        assert!(both.covered_by_all("M", channel::DELTA, t));
+        assert!(!both.covered_by_all("N", channel::DELTA, t));
+        assert!(!both.covered_by_all("M", channel::TRADE, t));
+        assert!(!both.covered_by_all("M", channel::DELTA, TimestampUs::from_micros(25)));
+    }
+}

@@ -496,6 +496,10 @@ impl Session {
         for ticker in &not_found {
             self.markets.remove(ticker);
             self.noticed.remove(ticker);
+            self.waiting.remove(ticker);
+            for s in &mut self.subs {
+                s.markets.remove(ticker);
+            }
         }
         match pending {
             Some(Pending::DeltaSubscribe { sub, markets }) | Some(Pending::AddMarkets { sub, markets }) => {

@@ -20,33 +20,117 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run everything on one machine: simulator, 3 gatherers, deduplicator and exporter.
-    Up,
+    Up(kd_ops::up::UpArgs),
     /// Run the Kalshi exchange simulator (REST + WebSocket + faults + ground truth).
-    Sim,
+    Sim(kd_sim::cli::SimArgs),
     /// Run one gatherer.
-    Gatherer,
+    Gatherer(kd_gatherer::cli::GathererArgs),
     /// Run the deduplicator.
     Dedup,
     /// Export closed time windows from production to the Parquet archive.
     Export,
     /// Show the health of a running deployment on one screen.
-    Status,
+    Status(kd_ops::status::StatusArgs),
     /// Check production against the simulator's ground truth, or report coverage and gaps.
-    Verify,
+    Verify(kd_ops::verify::VerifyArgs),
     /// Rebuild a market's order book at a given time from stored snapshots and deltas.
-    Book,
+    Book(kd_ops::book_command::BookArgs),
     /// Load historical trades over REST into production.
-    Backfill,
+    Backfill(kd_backfill::BackfillArgs),
     /// Create or upgrade the production schema.
     Migrate,
     /// Write an RSA key pair for tests, local runs and the simulator.
-    Keygen,
+    Keygen(keygen::KeygenArgs),
     /// Run the end-to-end load benchmark and print its figures.
     Bench,
 }
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    if let Command::Sim(args) = command {
+        kd_sim::cli::run(args).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let command = match command {
+        Command::Up(args) => return kd_ops_run::up(&args).await,
+        Command::Status(args) => return kd_ops_run::status(&args).await,
+        Command::Verify(args) => return kd_ops_run::verify(&args).await,
+        Command::Book(args) => return kd_ops_run::book(&args).await,
+        Command::Keygen(args) => return keygen::run(&args),
+        Command::Gatherer(args) => {
+            kd_gatherer::cli::run(args).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Backfill(args) => return backfill(args).await,
+        other => other,
+    };
     let name = format!("{command:?}").to_lowercase();
     eprintln!("kalshi-data {name}: not built yet — see the project's open issues");
     Ok(ExitCode::from(2))
+}
+
+/// `kalshi-data backfill`: prints the report; progress is on stderr.
+async fn backfill(args: kd_backfill::BackfillArgs) -> anyhow::Result<ExitCode> {
+    let report = kd_backfill::run(args).await?;
+    println!("{report}");
+    Ok(if report.parse_errors == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The operator commands of `kd_ops` (`up`, `status`, `verify`, `book`).
+mod kd_ops_run {
+    use std::process::ExitCode;
+
+    pub async fn up(args: &kd_ops::up::UpArgs) -> anyhow::Result<ExitCode> {
+        kd_ops::up::run(args).await?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    pub async fn status(args: &kd_ops::status::StatusArgs) -> anyhow::Result<ExitCode> {
+        kd_ops::status::run(args).await?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Exit 0 only when production matches the truth exactly.
+    pub async fn verify(args: &kd_ops::verify::VerifyArgs) -> anyhow::Result<ExitCode> {
+        let outcome = kd_ops::verify::run(args).await?;
+        println!("{}", outcome.text);
+        Ok(if outcome.passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
+
+    pub async fn book(args: &kd_ops::book_command::BookArgs) -> anyhow::Result<ExitCode> {
+        print!("{}", kd_ops::book_command::run(args).await?);
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// `kalshi-data keygen`: an RSA key pair in PEM files (private PKCS#8 with mode 0600, public SPKI).
+mod keygen {
+    use anyhow::Context as _;
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+
+    #[derive(Debug, clap::Args)]
+    pub struct KeygenArgs {
+        /// Directory to write the key pair into (created if missing).
+        #[arg(long)]
+        pub out: PathBuf,
+        /// File name stem: writes NAME.pem (private) and NAME.pub.pem (public).
+        #[arg(long, default_value = "kalshi-data")]
+        pub name: String,
+        /// RSA modulus size in bits (Kalshi issues 2048-bit keys).
+        #[arg(long, default_value_t = kd_kalshi::auth::DEFAULT_BITS)]
+        pub bits: usize,
+    }
+
+    pub fn run(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
+        anyhow::ensure!(
+            !args.name.is_empty() && !args.name.contains(['/', '\\']),
+            "--name must be a plain file name, got {:?}",
+            args.name
+        );
+        let (private, public) = kd_kalshi::auth::write_keypair_bits(&args.out, &args.name, args.bits)
+            .with_context(|| format!("writing a key pair into {}", args.out.display()))?;
+        println!("private key: {} (mode 0600; keep it secret)", private.display());
+        println!("public key:  {}", public.display());
+        Ok(ExitCode::SUCCESS)
+    }
 }

@@ -1,1 +1,351 @@
-//! Placeholder: this component is being built; see the issues.
+//! The Kalshi exchange simulator: a faithful Kalshi on loopback, with faults on demand and a
+//! ground-truth log (DESIGN §8).
+//!
+//! # Layout
+//! - [`config`]: [`SimConfig`] and [`AuthMode`], [`SimError`].
+//! - [`universe`]: series/events/markets derived from indices (names cost nothing until asked).
+//! - [`market`], [`book`]: compact per-market state; order books only for hot markets.
+//! - [`engine`]: the exchange — order flow, trades, tickers, market life — pure state.
+//! - [`messages`]: WebSocket `msg` bodies and the records a correct gatherer makes of them.
+//! - [`publish`]: published items, serialised once and shared by all subscribers.
+//! - `runner`: the publisher thread and the fault driver; `ws` + `commands`: the WebSocket
+//!   endpoint and one connection's subscriptions; `rest` + [`objects`]: REST; `control`:
+//!   `/_sim/*`.
+//! - [`faults`]: the fault spec language and the active set.
+//! - [`truth`]: the ground-truth log and its reader.
+//! - [`cli`]: `kalshi-data sim` arguments.
+
+#![recursion_limit = "256"]
+
+pub mod book;
+pub mod cli;
+mod commands;
+pub mod config;
+mod control;
+pub mod engine;
+pub mod faults;
+pub mod market;
+pub mod messages;
+pub mod objects;
+mod persist;
+pub mod publish;
+mod rest;
+pub mod rng;
+mod runner;
+mod shared;
+mod stats;
+pub mod truth;
+pub mod universe;
+mod ws;
+
+pub use config::{AuthMode, SimConfig, SimError};
+pub use faults::{FaultParseError, FaultSpec, parse_fault};
+pub use kd_core::records::Level;
+pub use stats::SimStats;
+pub use truth::{TruthError, TruthLine, read_truth};
+
+use engine::{EngineConfig, Exchange};
+use kd_core::{Side, TimestampUs};
+use shared::Shared;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// A running simulator.
+pub struct SimHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    driver: tokio::task::JoinHandle<()>,
+    publisher: Option<std::thread::JoinHandle<()>>,
+    truth_writer: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    truth_path: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+/// Starts the simulator; it runs until `shutdown` is cancelled (then [`SimHandle::join`]).
+pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<SimHandle, SimError> {
+    config.validate()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| SimError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(SimError::Serve)?;
+    let verifier = match &config.auth {
+        AuthMode::NoAuth => None,
+        AuthMode::Keys(keys) => {
+            let mut v = kd_kalshi::auth::Verifier::new();
+            for (id, pem) in keys {
+                v.add_pem(id, pem).map_err(|e| SimError::InvalidParameter {
+                    param: "auth",
+                    reason: format!("key `{id}`: {e}"),
+                })?;
+            }
+            Some(v)
+        }
+    };
+    let ids = match &config.state_dir {
+        Some(dir) => Some(persist::IdReservation::open(dir, config.seed)?),
+        None => None,
+    };
+    let engine_cfg = EngineConfig {
+        seed: config.seed,
+        markets: config.markets as u32,
+        life_s: config.market_life.as_secs().max(1) as i64,
+        hot_markets: config.hot_markets,
+        truth: config.truth.is_some(),
+    };
+    let uni = universe::Universe::new(config.series, config.events);
+    let now_us = TimestampUs::now().micros();
+    // Building a million markets is CPU work: keep it off the async workers.
+    let mut exchange = tokio::task::spawn_blocking(move || Exchange::new(engine_cfg, now_us, uni))
+        .await
+        .map_err(|_| SimError::Task)?;
+    let reservation = ids.map(|(r, first)| {
+        exchange.next_trade = first;
+        r
+    });
+
+    let (truth_tx, truth_writer) = match &config.truth {
+        Some(path) => {
+            // Fail early if the file cannot be opened.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| SimError::Truth {
+                    path: path.clone(),
+                    source,
+                })?;
+            let (tx, rx) = std::sync::mpsc::sync_channel(1 << 16);
+            let (p, hold) = (path.clone(), config.truth_hold);
+            let handle = std::thread::Builder::new()
+                .name("sim-truth".into())
+                .spawn(move || truth::run_writer(p, rx, hold))
+                .map_err(SimError::Serve)?;
+            (Some(tx), Some(handle))
+        }
+        None => (None, None),
+    };
+    let (tx, _) = broadcast::channel(config.queue_capacity);
+    let truth_path = config.truth.clone();
+    let shared = Arc::new(Shared {
+        exchange: Mutex::new(exchange),
+        tx,
+        faults: faults::FaultSet::default(),
+        stats: stats::Stats::default(),
+        conns: Mutex::new(HashMap::new()),
+        next_conn: AtomicU64::new(0),
+        publishing: AtomicBool::new(true),
+        paused_ack: AtomicBool::new(false),
+        truth: Mutex::new(truth_tx.clone()),
+        verifier,
+        cfg: config,
+    });
+    shared.truth_line(TruthLine::Start {
+        ts: TimestampUs::now(),
+        seed: shared.cfg.seed,
+    });
+    for f in shared.cfg.faults.clone() {
+        shared.fault_event("added", &f, None);
+        shared.faults.add(f);
+    }
+    let stop = shutdown.child_token();
+    let publisher = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("sim-publisher".into())
+            .spawn(move || runner::publisher(shared, stop, reservation, truth_tx))
+            .map_err(SimError::Serve)?
+    };
+    let driver = tokio::spawn(runner::fault_driver(shared.clone(), stop.clone()));
+    let app = rest::router(shared.clone())
+        .merge(control::router(shared.clone()))
+        .route(
+            ws::WS_PATH,
+            axum::routing::get(ws::upgrade).with_state((shared.clone(), stop.clone())),
+        );
+    let server = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        })
+    };
+    tracing::info!(%addr, markets = shared.cfg.markets, rate = shared.cfg.rate, "simulator listening");
+    Ok(SimHandle {
+        addr,
+        shared,
+        stop,
+        server,
+        driver,
+        publisher: Some(publisher),
+        truth_writer,
+        truth_path,
+    })
+}
+
+impl SimHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR/trade-api/v2`
+    pub fn rest_base(&self) -> String {
+        format!("http://{}{}", self.addr, rest::REST_PREFIX)
+    }
+
+    /// `ws://ADDR/trade-api/ws/v2`
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}{}", self.addr, ws::WS_PATH)
+    }
+
+    /// `http://ADDR` (the control endpoints live under `/_sim/`).
+    pub fn control_base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stats(&self) -> SimStats {
+        let shared = self.shared.clone();
+        let (markets, trades) = {
+            let ex = shared.exchange();
+            (u64::from(ex.market_count()), ex.trades.len() as u64)
+        };
+        shared.stats.snapshot(markets, trades)
+    }
+
+    pub fn add_fault(&self, spec: FaultSpec) {
+        self.shared.fault_event("added", &spec, None);
+        self.shared.faults.add(spec);
+    }
+
+    pub fn clear_faults(&self) {
+        for f in self.shared.faults.list() {
+            self.shared.fault_event("cleared", &f.spec, None);
+        }
+        self.shared.faults.clear();
+    }
+
+    /// The exchange stops producing messages (REST keeps answering); returns once the
+    /// publisher has stopped and written its final book check point.
+    pub async fn stop_publishing(&self) {
+        self.shared.paused_ack.store(false, Ordering::SeqCst);
+        self.shared.publishing.store(false, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.shared.paused_ack.load(Ordering::SeqCst) && Instant::now() < deadline {
+            if self
+                .publisher
+                .as_ref()
+                .is_none_or(std::thread::JoinHandle::is_finished)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Undoes [`SimHandle::stop_publishing`].
+    pub fn resume_publishing(&self) {
+        self.shared.publishing.store(true, Ordering::SeqCst);
+    }
+
+    /// A market's book now: (YES bids, NO bids), ascending by price.
+    pub fn book(&self, ticker: &str) -> Option<(Vec<Level>, Vec<Level>)> {
+        let mut ex = self.shared.exchange();
+        let m = ex.market_index(ticker)?;
+        let hot = ex.hot_mut(m)?;
+        Some((hot.book.levels(Side::Yes), hot.book.levels(Side::No)))
+    }
+
+    /// Tickers of markets that trade now (status `active`), ascending by index.
+    pub fn active_markets(&self, limit: usize) -> Vec<String> {
+        let ex = self.shared.exchange();
+        (0..ex.market_count())
+            .filter(|&m| ex.markets[m as usize].status == market::Status::Active)
+            .take(limit)
+            .map(|m| ex.uni.market_ticker(m))
+            .collect()
+    }
+
+    /// Waits until every truth line enqueued so far is written (delivery known or held out).
+    pub async fn flush_truth(&self) {
+        let Some(tx) = self
+            .shared
+            .truth
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
+            return;
+        };
+        let (reply_tx, reply_rx) = std::sync::mpsc::sync_channel(1);
+        if tx.send(truth::TruthMsg::Flush(reply_tx)).is_err() {
+            return;
+        }
+        let _ = tokio::task::spawn_blocking(move || reply_rx.recv_timeout(Duration::from_secs(60)))
+            .await;
+    }
+
+    /// Path of the ground-truth log, if one is kept.
+    pub fn truth_path(&self) -> Option<&std::path::Path> {
+        self.truth_path.as_deref()
+    }
+
+    /// Waits for shutdown (the token given to [`start`]), then stops everything and closes the
+    /// ground-truth log.
+    pub async fn join(mut self) -> Result<(), SimError> {
+        let served = self.server.await;
+        self.stop.cancel();
+        let _ = self.driver.await;
+        if let Some(p) = self.publisher.take() {
+            let _ = tokio::task::spawn_blocking(move || p.join()).await;
+        }
+        // Closing our sender ends the writer once the publisher's clone is gone too.
+        self.shared
+            .truth
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(w) = self.truth_writer.take() {
+            let res = tokio::task::spawn_blocking(move || w.join())
+                .await
+                .map_err(|_| SimError::Task)?;
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
+                    return Err(SimError::Truth {
+                        path: self.truth_path.clone().unwrap_or_default(),
+                        source,
+                    });
+                }
+                Err(_) => return Err(SimError::Task),
+            }
+        }
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(SimError::Serve(e)),
+            Err(_) => Err(SimError::Task),
+        }
+    }
+
+    /// Stops the simulator (cancels its own token) and waits for it.
+    pub async fn shutdown(self) -> Result<(), SimError> {
+        self.stop.cancel();
+        self.join().await
+    }
+}

@@ -1,0 +1,158 @@
+//! `kalshi-data sim`: arguments and the run loop.
+
+use crate::config::{AuthMode, SimConfig, SimError};
+use crate::faults::{FaultParseError, FaultSpec, parse_fault};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn fault(text: &str) -> Result<FaultSpec, FaultParseError> {
+    parse_fault(text)
+}
+
+/// Run the Kalshi exchange simulator (REST + WebSocket + faults + ground truth).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// Address for REST, WebSocket and the `/_sim` control endpoints.
+    #[arg(long, default_value = "127.0.0.1:8787", env = "KALSHI_DATA_SIM_LISTEN")]
+    pub listen: SocketAddr,
+    /// Everything the exchange does follows from this seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 10)]
+    pub series: usize,
+    #[arg(long, default_value_t = 100)]
+    pub events: usize,
+    /// Markets at start (up to millions; more are created while running).
+    #[arg(long, default_value_t = 1_000)]
+    pub markets: usize,
+    /// Data messages per second overall.
+    #[arg(long, default_value_t = 1_000)]
+    pub rate: u32,
+    /// A fault spec (repeatable), e.g. `http:503:/markets*:0.05`, `ws-drop:0.01`.
+    #[arg(long = "fault", value_parser = fault)]
+    pub faults: Vec<FaultSpec>,
+    /// Append the ground-truth log (JSON lines) to this file.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    /// Accept WebSocket handshakes signed by this key: `KEY_ID=PUBLIC_KEY_PEM_FILE` (or the
+    /// PEM text itself). Repeatable.
+    #[arg(long = "auth", conflicts_with = "no_auth")]
+    pub auth: Vec<String>,
+    /// Accept every WebSocket handshake without a signature.
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Most markets one subscription may hold (error 26 beyond).
+    #[arg(long, default_value_t = 10_000)]
+    pub market_limit: usize,
+    /// How often changed books go to the ground truth.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub checkpoint_every: Duration,
+    /// Keep the trade-id counter here so a restart never reuses an id.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Server ping interval.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub ping_interval: Duration,
+    /// Life of a market created while running (creation to close).
+    #[arg(long, default_value = "10m", value_parser = duration)]
+    pub market_life: Duration,
+    /// Create a market this often (0s: never).
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub create_every: Duration,
+    /// Markets with order-book activity at a time.
+    #[arg(long, default_value_t = 5_000)]
+    pub hot_markets: usize,
+    /// Messages a subscriber may fall behind before it is cut off (error 25).
+    #[arg(long, default_value_t = 65_536)]
+    pub queue_capacity: usize,
+    /// Rate multiplier during bursts (one second in ten).
+    #[arg(long, default_value_t = 3)]
+    pub burst_factor: u32,
+}
+
+/// Why `kalshi-data sim` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum SimCliError {
+    #[error("--auth `{0}`: expected KEY_ID=PUBLIC_KEY_PEM_FILE")]
+    AuthSyntax(String),
+    #[error("--auth key file {path}: {source}")]
+    AuthFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Sim(#[from] SimError),
+}
+
+impl SimArgs {
+    /// The configuration these arguments describe.
+    pub fn to_config(&self) -> Result<SimConfig, SimCliError> {
+        let auth = if self.no_auth || self.auth.is_empty() {
+            if !self.no_auth {
+                tracing::warn!(
+                    "no --auth key given: accepting unsigned WebSocket handshakes (--no-auth)"
+                );
+            }
+            AuthMode::NoAuth
+        } else {
+            let mut keys = Vec::new();
+            for a in &self.auth {
+                let (id, pem) = a
+                    .split_once('=')
+                    .ok_or_else(|| SimCliError::AuthSyntax(a.clone()))?;
+                let pem = if pem.trim_start().starts_with("-----BEGIN") {
+                    pem.to_string()
+                } else {
+                    std::fs::read_to_string(pem).map_err(|source| SimCliError::AuthFile {
+                        path: PathBuf::from(pem),
+                        source,
+                    })?
+                };
+                keys.push((id.to_string(), pem));
+            }
+            AuthMode::Keys(keys)
+        };
+        Ok(SimConfig {
+            listen: self.listen,
+            seed: self.seed,
+            series: self.series,
+            events: self.events,
+            markets: self.markets,
+            rate: self.rate,
+            faults: self.faults.clone(),
+            truth: self.truth.clone(),
+            auth,
+            market_limit_per_sub: self.market_limit,
+            checkpoint_every: self.checkpoint_every,
+            state_dir: self.state_dir.clone(),
+            ping_interval: self.ping_interval,
+            market_life: self.market_life,
+            create_every: self.create_every,
+            hot_markets: self.hot_markets,
+            queue_capacity: self.queue_capacity,
+            burst_factor: self.burst_factor,
+            ..SimConfig::default()
+        })
+    }
+}
+
+/// Runs the simulator until Ctrl-C / SIGTERM.
+pub async fn run(args: SimArgs) -> Result<(), SimCliError> {
+    let config = args.to_config()?;
+    let shutdown = kd_core::shutdown::on_signal();
+    let handle = crate::start(config, shutdown).await?;
+    eprintln!(
+        "simulator: REST {}  WebSocket {}  control {}/_sim/faults, {}/_sim/stats",
+        handle.rest_base(),
+        handle.ws_url(),
+        handle.control_base(),
+        handle.control_base()
+    );
+    handle.join().await?;
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! REST objects (Market, EventData, Series, Trade, order books) as Kalshi shapes them: the union
+//! of the keys `openapi.yaml` requires and those `rest-fields-3.34.md` requires.
+
+use crate::engine::{Exchange, TradeRow};
+use crate::market::{Status, initial_book};
+use crate::rng;
+use kd_core::{Count, Price, Side, TimestampUs};
+use serde_json::{Value, json};
+
+fn dollars(units: i64) -> String {
+    Price::new(units.clamp(0, 100_000))
+        .map(Price::to_dollars)
+        .unwrap_or_default()
+}
+
+fn secs_rfc(s: i64) -> String {
+    TimestampUs::from_micros(s.saturating_mul(1_000_000)).to_rfc3339_secs()
+}
+
+fn fp(h: i64) -> String {
+    Count::new(h).to_fp()
+}
+
+/// The `Market` object of market `m`.
+pub fn market(ex: &Exchange, m: u32) -> Value {
+    let uni = &ex.uni;
+    let Some(st) = ex.markets.get(m as usize) else {
+        return Value::Null;
+    };
+    let e = uni.event_of(m);
+    let strike = uni.strike(m);
+    let ticks = uni.ticks(m);
+    // Best prices from the live book, or from the initial book a cold market would have.
+    let cold;
+    let book = match st.hot.as_deref() {
+        Some(h) => &h.book,
+        None => {
+            cold = initial_book(ex.seed, uni, m);
+            &cold
+        }
+    };
+    let trading = matches!(st.status, Status::Active | Status::Inactive);
+    let (yes_bid, yes_bid_size) = if trading {
+        book.best(Side::Yes).unwrap_or((0, 0))
+    } else {
+        (0, 0)
+    };
+    let (no_bid, no_bid_size) = if trading {
+        book.best(Side::No).unwrap_or((0, 0))
+    } else {
+        (0, 0)
+    };
+    let yes_ask = 100_000 - no_bid;
+    let no_ask = 100_000 - yes_bid;
+    let result = match st.result {
+        Some(Side::Yes) => "yes",
+        Some(Side::No) => "no",
+        None => "",
+    };
+    let mut v = json!({
+        "ticker": uni.market_ticker(m),
+        "event_ticker": uni.event_ticker(e),
+        "market_type": "binary",
+        "title": format!("Will simulated event {e} be above {strike}?"),
+        "subtitle": format!("{strike}"),
+        "yes_sub_title": format!("Above {strike}"),
+        "no_sub_title": format!("Not above {strike}"),
+        "created_time": secs_rfc(st.created_s),
+        "updated_time": TimestampUs::from_micros(st.updated_us).to_rfc3339(),
+        "open_time": secs_rfc(st.open_s),
+        "close_time": secs_rfc(st.close_s),
+        "expected_expiration_time": secs_rfc(st.close_s + 600),
+        "expiration_time": secs_rfc(st.close_s + 7 * 86_400),
+        "latest_expiration_time": secs_rfc(st.close_s + 7 * 86_400),
+        "settlement_timer_seconds": 300,
+        "status": st.status.as_str(),
+        "notional_value_dollars": "1.0000",
+        "yes_bid_dollars": dollars(yes_bid),
+        "yes_bid_size_fp": fp(yes_bid_size),
+        "yes_ask_dollars": dollars(yes_ask),
+        "yes_ask_size_fp": fp(no_bid_size),
+        "no_bid_dollars": dollars(no_bid),
+        "no_ask_dollars": dollars(no_ask),
+        "last_price_dollars": dollars(st.last_price),
+        "previous_yes_bid_dollars": dollars(yes_bid),
+        "previous_yes_ask_dollars": dollars(yes_ask),
+        "previous_price_dollars": dollars(st.previous_price),
+        "volume_fp": fp(st.volume),
+        "volume_24h_fp": fp(st.volume / 10),
+        "liquidity_dollars": "0.0000",
+        "open_interest_fp": fp(st.open_interest),
+        "result": result,
+        "can_close_early": true,
+        "fractional_trading_enabled": true,
+        "expiration_value": "",
+        "settlement_bounds_type": "",
+        "rules_primary": format!("Resolves Yes if simulated event {e} is above {strike}."),
+        "rules_secondary": "",
+        "price_level_structure": ticks.name(),
+        "price_ranges": [{"start": "0.0000", "end": "1.0000", "step": ticks.step_dollars()}],
+        "strike_type": "greater",
+        "floor_strike": strike,
+    });
+    if let Some(r) = st.result {
+        v["settlement_value_dollars"] = json!(if r == Side::Yes { "1.0000" } else { "0.0000" });
+    }
+    if st.settled_s > 0 {
+        v["settlement_ts"] = json!(secs_rfc(st.settled_s));
+    }
+    v
+}
+
+/// The status an event shows: open if any market trades, else unopened, closed or settled.
+pub fn event_status(ex: &Exchange, e: u32) -> &'static str {
+    let mut best = None;
+    for m in ex.uni.markets_of_event(e, ex.market_count()) {
+        let s = ex.markets[m as usize].status;
+        let rank = match s {
+            Status::Active | Status::Inactive => return "open",
+            Status::Initialized => 0,
+            Status::Closed | Status::Determined => 1,
+            Status::Finalized => 2,
+        };
+        best = Some(best.map_or(rank, |b: i32| b.min(rank)));
+    }
+    match best {
+        Some(0) => "unopened",
+        Some(1) => "closed",
+        _ => "settled",
+    }
+}
+
+/// The `EventData` object; `nested` adds its markets.
+pub fn event(ex: &Exchange, e: u32, nested: bool) -> Value {
+    let uni = &ex.uni;
+    let mut v = json!({
+        "event_ticker": uni.event_ticker(e),
+        "series_ticker": uni.series_ticker(uni.series_of_event(e)),
+        "sub_title": format!("Event {e}"),
+        "title": uni.event_title(e),
+        "collateral_return_type": "",
+        "mutually_exclusive": false,
+        "available_on_brokers": true,
+        "product_metadata": {},
+        "settlement_sources": [],
+        "category": "Simulated",
+        "strike_period": "day",
+        "last_updated_ts": TimestampUs::from_micros(0).to_rfc3339_secs(),
+    });
+    if nested {
+        v["markets"] = Value::Array(event_markets(ex, e));
+    }
+    v
+}
+
+pub fn event_markets(ex: &Exchange, e: u32) -> Vec<Value> {
+    ex.uni
+        .markets_of_event(e, ex.market_count())
+        .map(|m| market(ex, m))
+        .collect()
+}
+
+/// The `Series` object.
+pub fn series(ex: &Exchange, s: u32) -> Value {
+    let uni = &ex.uni;
+    json!({
+        "ticker": uni.series_ticker(s),
+        "frequency": "daily",
+        "title": uni.series_title(s),
+        "category": "Simulated",
+        "categories": ["Simulated"],
+        "tags": [],
+        "settlement_sources": [{"name": "Simulator", "url": "http://127.0.0.1/"}],
+        "contract_url": "http://127.0.0.1/contract",
+        "contract_terms_url": "http://127.0.0.1/terms",
+        "fee_type": "quadratic",
+        "fee_multiplier": 1,
+        "additional_prohibitions": [],
+        "product_metadata": {},
+    })
+}
+
+/// The REST `Trade` object.
+pub fn trade(ex: &Exchange, t: &TradeRow) -> Value {
+    let taker = if t.taker_yes { "yes" } else { "no" };
+    json!({
+        "trade_id": rng::trade_id(ex.seed, t.counter),
+        "ticker": ex.uni.market_ticker(t.market),
+        "count_fp": fp(t.count),
+        "yes_price_dollars": dollars(i64::from(t.yes_price)),
+        "no_price_dollars": dollars(100_000 - i64::from(t.yes_price)),
+        "taker_side": taker,
+        "taker_outcome_side": taker,
+        "taker_book_side": if t.taker_yes { "bid" } else { "ask" },
+        "created_time": TimestampUs::from_micros(t.ts_us).to_rfc3339(),
+        "is_block_trade": false,
+    })
+}
+
+/// `OrderbookCountFp` of a market, `depth` best levels per side (0: all).
+pub fn orderbook(ex: &mut Exchange, m: u32, depth: usize) -> Value {
+    let Some(hot) = ex.hot_mut(m) else {
+        return json!({"yes_dollars": [], "no_dollars": []});
+    };
+    let mut yes = String::new();
+    let mut no = String::new();
+    hot.book.write_pairs(Side::Yes, depth, &mut yes);
+    hot.book.write_pairs(Side::No, depth, &mut no);
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|_| json!([]));
+    json!({"yes_dollars": parse(&yes), "no_dollars": parse(&no)})
+}

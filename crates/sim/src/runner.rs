@@ -1,0 +1,200 @@
+//! The threads and tasks that make the exchange move: the publisher (a dedicated thread —
+//! generation is CPU work that must not starve the async runtime), and the fault driver.
+
+use crate::book::Book;
+use crate::faults::FaultSpec;
+use crate::persist::IdReservation;
+use crate::publish::Item;
+use crate::rng::Rng;
+use crate::shared::{Ctl, Shared};
+use crate::stats::bump;
+use crate::truth::{TruthLine, TruthMsg};
+use kd_core::{Side, TimestampUs};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Most messages generated under one hold of the exchange lock.
+const BATCH: usize = 2_048;
+
+fn checkpoint_lines(
+    shared: &Shared,
+    truth: &Option<std::sync::mpsc::SyncSender<TruthMsg>>,
+    books: Vec<(u32, i64, Book)>,
+) {
+    let Some(tx) = truth else {
+        return;
+    };
+    if books.is_empty() {
+        return;
+    }
+    let uni = shared.exchange().uni;
+    for (m, ts, book) in books {
+        let _ = tx.send(TruthMsg::Line(TruthLine::Book {
+            ticker: uni.market_ticker(m),
+            ts: TimestampUs::from_micros(ts),
+            yes: book.levels(Side::Yes),
+            no: book.levels(Side::No),
+        }));
+    }
+}
+
+/// Publishes until `stop`: paces generation to the configured rate, runs the market schedule,
+/// and writes book check points.
+pub(crate) fn publisher(
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    mut ids: Option<IdReservation>,
+    truth: Option<std::sync::mpsc::SyncSender<TruthMsg>>,
+) {
+    let cfg = &shared.cfg;
+    let mut last = Instant::now();
+    let mut budget = 0.0_f64;
+    let mut next_life = Instant::now() + cfg.create_every;
+    let mut next_ckpt = Instant::now() + cfg.checkpoint_every;
+    let mut out: Vec<Item> = Vec::with_capacity(BATCH * 4);
+    let mut was_publishing = true;
+    let burst_period = Duration::from_secs(10);
+    let started = Instant::now();
+    loop {
+        if stop.is_cancelled() {
+            break;
+        }
+        let now = Instant::now();
+        let publishing = shared.publishing.load(Ordering::Relaxed)
+            && shared.faults.maintenance_until(now).is_none();
+        let dt = now.duration_since(last).as_secs_f64();
+        last = now;
+        // One second in every ten runs at `burst_factor` times the rate.
+        let in_burst = (now.duration_since(started).as_secs() % burst_period.as_secs()) == 9;
+        let rate = f64::from(cfg.rate)
+            * if in_burst {
+                f64::from(cfg.burst_factor.max(1))
+            } else {
+                1.0
+            };
+        if publishing {
+            budget = (budget + rate * dt).min(rate * 0.05 + BATCH as f64);
+        } else {
+            budget = 0.0;
+        }
+        let n = (budget.floor() as usize).min(BATCH);
+        let now_us = TimestampUs::now().micros();
+        let mut books = Vec::new();
+        {
+            let mut ex = shared.exchange();
+            if publishing {
+                ex.run_due(now_us, &mut out);
+                if !cfg.create_every.is_zero() && now >= next_life {
+                    ex.life_tick(now_us, &mut out);
+                    next_life = now + cfg.create_every;
+                }
+                if n > 0 {
+                    ex.step(n, now_us, shared.faults.drop_all_prob(), &mut out);
+                }
+            }
+            let ckpt_due = now >= next_ckpt || (was_publishing && !publishing);
+            if ckpt_due && truth.is_some() {
+                books = ex.take_checkpoint(now_us);
+            }
+            if now >= next_ckpt {
+                next_ckpt = now + cfg.checkpoint_every;
+            }
+            if let Some(ids) = ids.as_mut() {
+                ids.ensure(ex.next_trade);
+            }
+        }
+        was_publishing = publishing;
+        budget -= out.len() as f64;
+        for item in out.drain(..) {
+            bump(&shared.stats.published[item.channel.index()]);
+            if item.drop_all {
+                bump(&shared.stats.dropped_all);
+            }
+            item.remaining
+                .store(shared.tx.receiver_count() as u32, Ordering::Release);
+            let item = Arc::new(item);
+            if let (Some(tx), true) = (&truth, item.record.is_some()) {
+                let _ = tx.send(TruthMsg::Item(item.clone()));
+            }
+            let _ = shared.tx.send(item);
+        }
+        checkpoint_lines(&shared, &truth, books);
+        if !publishing {
+            shared.paused_ack.store(true, Ordering::SeqCst);
+        }
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let books = shared
+        .exchange()
+        .take_checkpoint(TimestampUs::now().micros());
+    checkpoint_lines(&shared, &truth, books);
+}
+
+/// Fires periodic faults (`ws-close`, `ws-stall`) against random connections.
+pub(crate) async fn fault_driver(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut fired: HashMap<(Instant, usize), u64> = HashMap::new();
+    let mut rng = Rng::derive(shared.cfg.seed, 0xFA17);
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = Instant::now();
+        for (idx, f) in shared.faults.list().into_iter().enumerate() {
+            let key = (f.added, idx);
+            let done = fired.get(&key).copied().unwrap_or(0);
+            let elapsed = now.duration_since(f.added);
+            let (due, ctl) = match f.spec {
+                FaultSpec::WsClose { code, every: None } => {
+                    (u64::from(done == 0), Ctl::Close(code))
+                }
+                FaultSpec::WsClose {
+                    code,
+                    every: Some(e),
+                } => (
+                    (elapsed.as_secs_f64() / e.as_secs_f64()) as u64,
+                    Ctl::Close(code),
+                ),
+                FaultSpec::WsStall { every, duration } => (
+                    (elapsed.as_secs_f64() / every.as_secs_f64()) as u64,
+                    Ctl::Stall(duration),
+                ),
+                _ => continue,
+            };
+            let all_once = matches!(f.spec, FaultSpec::WsClose { every: None, .. });
+            if all_once {
+                if done > 0 {
+                    continue;
+                }
+            } else if due <= done {
+                continue;
+            }
+            fired.insert(key, if all_once { 1 } else { due });
+            let conns = shared.conn_ids();
+            if conns.is_empty() {
+                continue;
+            }
+            let targets: Vec<_> = if all_once {
+                conns
+            } else {
+                vec![conns[rng.below(conns.len() as u64) as usize].clone()]
+            };
+            for (id, tx) in targets {
+                if tx.try_send(ctl).is_ok() {
+                    match ctl {
+                        Ctl::Close(_) => bump(&shared.stats.ws_closed_by_fault),
+                        Ctl::Stall(_) => bump(&shared.stats.ws_stalls),
+                    }
+                    shared.fault_event("fired", &f.spec, Some(format!("connection {id}")));
+                }
+            }
+        }
+        fired.retain(|(added, _), _| shared.faults.list().iter().any(|f| f.added == *added));
+    }
+}

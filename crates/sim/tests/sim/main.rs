@@ -1,0 +1,8 @@
+//! Integration tests of the simulator over real sockets (one test binary, several modules).
+
+mod faults;
+mod helpers;
+mod rest;
+mod schema;
+mod truth;
+mod ws;

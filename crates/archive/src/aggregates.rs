@@ -16,7 +16,7 @@ use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray}
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use kd_core::{Record, TimestampUs};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 const HOUR_US: i64 = 3_600_000_000;
@@ -89,6 +89,8 @@ struct Stats {
 pub struct DayAggregator {
     hourly: BTreeMap<(String, i64), Ohlc>,
     markets: BTreeMap<String, Stats>,
+    /// Trades counted so far: a trade is counted once even if a copy slipped into production.
+    trade_ids: HashSet<String>,
 }
 
 impl DayAggregator {
@@ -100,6 +102,9 @@ impl DayAggregator {
     pub fn add(&mut self, record: &Record) {
         match record {
             Record::Trade(t) => {
+                if !self.trade_ids.insert(t.trade_id.clone()) {
+                    return;
+                }
                 let ts = t.exchange_ts.micros();
                 let hour = ts.div_euclid(HOUR_US) * HOUR_US;
                 let (price, count) = (t.yes_price.units(), t.count.hundredths());

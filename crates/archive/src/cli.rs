@@ -7,7 +7,8 @@
 //! - `--apply-lifecycle`: applies `deploy/s3/lifecycle.json` to the bucket, then exits.
 
 use crate::exporter::{ExportConfig, ExportError, Exporter, Plan, Step};
-use crate::lifecycle::{self, LifecycleError};
+use crate::lifecycle::LifecycleError;
+#[cfg(feature = "production")]
 use crate::production::{self, ProductionError};
 use crate::source::WindowSource;
 use crate::store::{Archive, StoreError};
@@ -88,6 +89,7 @@ pub enum CliError {
     Flag { flag: &'static str, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[cfg(feature = "production")]
     #[error(transparent)]
     Production(#[from] ProductionError),
     #[error(transparent)]
@@ -119,11 +121,12 @@ pub fn parse_time(flag: &'static str, text: &str) -> Result<TimestampUs, CliErro
 }
 
 /// Runs `kalshi-data export` (opens production from the configured URL).
+#[cfg(feature = "production")]
 pub async fn run(args: ExportArgs) -> Result<(), CliError> {
     let config = args.load_config()?;
     let archive = Archive::open(&config.archive_url, &config.s3)?;
     if args.apply_lifecycle {
-        let applied = lifecycle::apply(&archive).await?;
+        let applied = crate::lifecycle::apply(&archive).await?;
         println!("lifecycle applied to bucket {}", applied.bucket);
         return Ok(());
     }
@@ -194,6 +197,7 @@ pub async fn run_plan<S: WindowSource>(
 
 /// The continuous exporter for `up` and `dedup`: opens production and the archive from
 /// `config` and exports each window as it closes, until `shutdown`.
+#[cfg(feature = "production")]
 pub async fn run_exporter(config: ExportConfig, shutdown: CancellationToken) -> Result<(), CliError> {
     let archive = Archive::open(&config.archive_url, &config.s3)?;
     let source = production::open(&config.production_url).await?;

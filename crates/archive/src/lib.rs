@@ -23,6 +23,7 @@ pub mod layout;
 pub mod lifecycle;
 pub mod metrics;
 pub mod processed;
+#[cfg(feature = "production")]
 pub mod production;
 pub mod schema;
 pub mod source;

@@ -1,21 +1,106 @@
-//! Production as a [`WindowSource`]: the deduplicator's store (PostgreSQL or SQLite).
+//! Production as a [`WindowSource`]: the deduplicator's store (PostgreSQL or SQLite), opened
+//! by URL with `kd_dedup::open`.
 //!
-//! Placeholder until the production store's crate exposes its interface; see `open`.
+//! Two things the store does not offer yet are derived here:
+//! - **where the first export starts** (no watermark yet): the store has no "oldest record"
+//!   query, so a non-empty table starts `initial_lookback` before now (default 30 days; empty
+//!   windows write no object, so the cost is one indexed query per empty window);
+//! - **series of a market**: markets carry their event; the series is the event ticker's part
+//!   before the first `-` (Kalshi's naming: `KXHIGHNY-25NOV27` belongs to `KXHIGHNY`).
 
-use crate::source::{MemorySource, SourceError};
+use crate::source::{MarketRef, SourceError, WindowSource};
+use kd_core::{Record, Table, TimestampUs};
+use kd_dedup::Store;
+use std::collections::HashMap;
+
+/// Default look-back of the first export when a table has no watermark.
+pub const INITIAL_LOOKBACK_US: i64 = 30 * 24 * 3_600_000_000;
 
 /// Why production could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ProductionError {
     #[error("production store: {0}")]
-    Open(String),
+    Open(#[from] kd_dedup::StoreError),
 }
 
-/// Opens the production store `url` names.
-pub async fn open(url: &str) -> Result<MemorySource, ProductionError> {
-    let _ = SourceError::Metadata("unused".into());
-    Err(ProductionError::Open(format!(
-        "production store for {} is not available in this build yet",
-        kd_core::config::redact_url(url)
-    )))
+/// The production store as the exporter reads it.
+#[derive(Debug, Clone)]
+pub struct ProductionSource {
+    store: Store,
+    /// Where a table without a watermark starts; `None`: [`INITIAL_LOOKBACK_US`] before now.
+    pub start: Option<TimestampUs>,
+}
+
+/// Opens the production store `url` names (`postgres://…`, `sqlite://PATH`).
+pub async fn open(url: &str) -> Result<ProductionSource, ProductionError> {
+    Ok(ProductionSource::new(kd_dedup::open(url).await?))
+}
+
+impl ProductionSource {
+    pub fn new(store: Store) -> Self {
+        ProductionSource { store, start: None }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// The series of an event by Kalshi's naming (`SERIES-REST`).
+pub fn series_of_event(event_ticker: &str) -> &str {
+    event_ticker.split('-').next().unwrap_or(event_ticker)
+}
+
+impl WindowSource for ProductionSource {
+    async fn read_window(&self, table: Table, from: TimestampUs, to: TimestampUs) -> Result<Vec<Record>, SourceError> {
+        self.store
+            .read_window(table, from, to)
+            .await
+            .map_err(|e| SourceError::Read { table, source: Box::new(e) })
+    }
+
+    async fn earliest(&self, table: Table) -> Result<Option<TimestampUs>, SourceError> {
+        let n = self
+            .store
+            .count(table)
+            .await
+            .map_err(|e| SourceError::Read { table, source: Box::new(e) })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.start.unwrap_or_else(|| {
+            TimestampUs::from_micros(TimestampUs::now().micros() - INITIAL_LOOKBACK_US)
+        })))
+    }
+
+    async fn watermark(&self, name: &str) -> Result<Option<TimestampUs>, SourceError> {
+        self.store.watermark(name).await.map_err(|e| SourceError::Watermark {
+            name: name.to_string(),
+            source: Box::new(e),
+        })
+    }
+
+    async fn set_watermark(&self, name: &str, ts: TimestampUs) -> Result<(), SourceError> {
+        self.store.set_watermark(name, ts).await.map_err(|e| SourceError::Watermark {
+            name: name.to_string(),
+            source: Box::new(e),
+        })
+    }
+
+    async fn market_refs(&self, tickers: &[String]) -> Result<HashMap<String, MarketRef>, SourceError> {
+        if tickers.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let markets = self.store.markets().await.map_err(|e| SourceError::Metadata(Box::new(e)))?;
+        let wanted: std::collections::HashSet<&str> = tickers.iter().map(String::as_str).collect();
+        Ok(markets
+            .into_iter()
+            .filter(|m| wanted.contains(m.ticker.as_str()))
+            .filter_map(|m| {
+                let event = m.event_ticker?;
+                let series = series_of_event(&event).to_string();
+                Some((m.ticker, MarketRef { event_ticker: event, series_ticker: series }))
+            })
+            .collect())
+    }
 }

@@ -161,13 +161,14 @@ pub(crate) fn taker_side(
     book: Option<&str>,
     legacy: Option<&str>,
 ) -> Option<Side> {
+    let from_book = match book {
+        Some("bid") => Some(Side::Yes),
+        Some("ask") => Some(Side::No),
+        _ => None,
+    };
     outcome
         .and_then(Side::parse)
-        .or_else(|| match book {
-            Some("bid") => Some(Side::Yes),
-            Some("ask") => Some(Side::No),
-            _ => None,
-        })
+        .or(from_book)
         .or_else(|| legacy.and_then(Side::parse))
 }
 
@@ -278,20 +279,35 @@ mod tests {
 
     #[test]
     fn message_time_order() -> Result<(), FieldError> {
-        assert_eq!(message_time(Some(7), Some(&WireNum::Int(1)), None)?.micros(), 7_000);
-        assert_eq!(message_time(None, Some(&WireNum::Int(1)), None)?.micros(), 1_000_000);
-        assert_eq!(message_time(None, Some(&text("2")), None)?.micros(), 2_000_000);
+        assert_eq!(
+            message_time(Some(7), Some(&WireNum::Int(1)), None)?.micros(),
+            7_000
+        );
+        assert_eq!(
+            message_time(None, Some(&WireNum::Int(1)), None)?.micros(),
+            1_000_000
+        );
+        assert_eq!(
+            message_time(None, Some(&text("2")), None)?.micros(),
+            2_000_000
+        );
         assert_eq!(
             message_time(None, None, Some("1970-01-01T00:00:03Z"))?.micros(),
             3_000_000
         );
-        assert_eq!(message_time(None, None, None), Err(FieldError::Missing("ts_ms")));
+        assert_eq!(
+            message_time(None, None, None),
+            Err(FieldError::Missing("ts_ms"))
+        );
         Ok(())
     }
 
     #[test]
     fn taker_side_fallbacks() {
-        assert_eq!(taker_side(Some("no"), Some("bid"), Some("yes")), Some(Side::No));
+        assert_eq!(
+            taker_side(Some("no"), Some("bid"), Some("yes")),
+            Some(Side::No)
+        );
         assert_eq!(taker_side(None, Some("bid"), Some("no")), Some(Side::Yes));
         assert_eq!(taker_side(Some("maybe"), Some("ask"), None), Some(Side::No));
         assert_eq!(taker_side(None, None, Some("yes")), Some(Side::Yes));
@@ -302,11 +318,17 @@ mod tests {
     fn prices_and_counts_current_then_legacy() -> Result<(), FieldError> {
         let p = price(Some("0.5255"), "p_dollars", Some(1), "p")?;
         assert_eq!(p.map(Price::units), Some(52_550));
-        assert_eq!(price(None, "p_dollars", Some(52), "p")?.map(Price::units), Some(52_000));
+        assert_eq!(
+            price(None, "p_dollars", Some(52), "p")?.map(Price::units),
+            Some(52_000)
+        );
         assert_eq!(price(None, "a", None, "b")?, None);
         assert!(matches!(
             price(Some("1.5"), "p_dollars", None, "p"),
-            Err(FieldError::Unit { field: "p_dollars", .. })
+            Err(FieldError::Unit {
+                field: "p_dollars",
+                ..
+            })
         ));
         assert!(matches!(
             price(None, "p_dollars", Some(101), "p"),
@@ -314,7 +336,10 @@ mod tests {
         ));
         let c = count(Some("-54.00"), "c_fp", None, "c")?;
         assert_eq!(c.map(Count::hundredths), Some(-5_400));
-        assert_eq!(count(None, "c_fp", Some(-50), "c")?.map(Count::hundredths), Some(-5_000));
+        assert_eq!(
+            count(None, "c_fp", Some(-50), "c")?.map(Count::hundredths),
+            Some(-5_000)
+        );
         Ok(())
     }
 

@@ -130,22 +130,43 @@ impl<'de> DeserializeSeed<'de> for BodySeed {
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Body<'de>, D::Error> {
         Ok(match self.0 {
-            MsgKind::Snapshot => Body::Snapshot(Deserialize::deserialize(d)?),
-            MsgKind::Delta => Body::Delta(Deserialize::deserialize(d)?),
-            MsgKind::Trade => Body::Trade(Deserialize::deserialize(d)?),
-            MsgKind::Ticker => Body::Ticker(Deserialize::deserialize(d)?),
+            MsgKind::Snapshot => Body::Snapshot(object(d)?),
+            MsgKind::Delta => Body::Delta(object(d)?),
+            MsgKind::Trade => Body::Trade(object(d)?),
+            MsgKind::Ticker => Body::Ticker(object(d)?),
             MsgKind::MarketLifecycle | MsgKind::EventLifecycle => {
                 Body::Lifecycle(Deserialize::deserialize(d)?)
             }
-            MsgKind::Subscribed => Body::Subscribed(Deserialize::deserialize(d)?),
+            MsgKind::Subscribed => Body::Subscribed(object(d)?),
             MsgKind::Ok | MsgKind::ListSubscriptions => Body::Ok(Deserialize::deserialize(d)?),
-            MsgKind::Error => Body::Error(Deserialize::deserialize(d)?),
+            MsgKind::Error => Body::Error(object(d)?),
             MsgKind::Unsubscribed | MsgKind::Unknown => {
                 IgnoredAny::deserialize(d)?;
                 Body::Ignored
             }
         })
     }
+}
+
+/// Deserializes a struct from a JSON object only. Serde's derived struct impls also accept an
+/// array (fields by position), which would turn `["M","0.5",…]` into a delta; Kalshi never sends
+/// that, so it is a shape error here.
+fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ObjectOnly<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(ObjectOnly(std::marker::PhantomData))
 }
 
 /// The envelope as read; `type_name` is `None` when the frame had no `type`.

@@ -18,13 +18,25 @@ use super::convert::{num_price, opt_secs, required};
 use super::error::{FieldError, WsParseError};
 use super::{MarketLifecycleInfo, WsEvent};
 use crate::wire::ws::{EventLifecycleMsg, MarketLifecycleMsg};
-use kd_core::records::{LIFECYCLE_BUCKET_US, Lifecycle, WirePos};
 use kd_core::TimestampUs;
+use kd_core::records::{LIFECYCLE_BUCKET_US, Lifecycle, WirePos};
 use serde::Deserialize;
 use serde_json::Value;
 
 pub(crate) const MARKET_KIND: &str = "market_lifecycle_v2";
 pub(crate) const EVENT_KIND: &str = "event_lifecycle";
+
+/// Serde's derived structs also read arrays positionally; a lifecycle `msg` must be an object.
+fn require_object(payload: &Value, msg_type: &'static str) -> Result<(), WsParseError> {
+    if payload.is_object() {
+        Ok(())
+    } else {
+        Err(WsParseError::Shape {
+            msg_type,
+            source: serde::de::Error::custom("msg is not a JSON object"),
+        })
+    }
+}
 
 /// The receive time truncated to the lifecycle bucket.
 pub fn lifecycle_bucket(received_at: TimestampUs) -> TimestampUs {
@@ -44,6 +56,7 @@ pub(crate) fn market(
         source,
     };
     let field = |e| WsParseError::field(MARKET_KIND, e);
+    require_object(&payload, MARKET_KIND)?;
     let msg = MarketLifecycleMsg::deserialize(&payload).map_err(shape)?;
     let sid = required(sid, "sid").map_err(field)?;
     let info = market_info(&msg).map_err(field)?;
@@ -109,6 +122,7 @@ pub(crate) fn event(
     received_at: TimestampUs,
 ) -> Result<WsEvent, WsParseError> {
     let field = |e| WsParseError::field(EVENT_KIND, e);
+    require_object(&payload, EVENT_KIND)?;
     let msg = EventLifecycleMsg::deserialize(&payload).map_err(|source| WsParseError::Shape {
         msg_type: EVENT_KIND,
         source,
@@ -206,7 +220,13 @@ mod tests {
 
     #[test]
     fn bucket_truncates_toward_negative_infinity() {
-        assert_eq!(lifecycle_bucket(TimestampUs::from_micros(119_999_999)).micros(), 60_000_000);
-        assert_eq!(lifecycle_bucket(TimestampUs::from_micros(-1)).micros(), -60_000_000);
+        assert_eq!(
+            lifecycle_bucket(TimestampUs::from_micros(119_999_999)).micros(),
+            60_000_000
+        );
+        assert_eq!(
+            lifecycle_bucket(TimestampUs::from_micros(-1)).micros(),
+            -60_000_000
+        );
     }
 }

@@ -13,6 +13,7 @@
 //! - No panics on any input: every failure is a [`WsParseError`] / [`RestParseError`] naming the
 //!   message type and field, with `kind()` for metric labels.
 
+mod accessors;
 mod convert;
 mod envelope;
 pub mod error;

@@ -92,9 +92,7 @@ fn build(env: Envelope<'_>, received_at: TimestampUs) -> Result<WsEvent, WsParse
         (MsgKind::MarketLifecycle, Body::Lifecycle(v)) => {
             lifecycle::market(v, sid, seq, received_at)
         }
-        (MsgKind::EventLifecycle, Body::Lifecycle(v)) => {
-            lifecycle::event(v, sid, seq, received_at)
-        }
+        (MsgKind::EventLifecycle, Body::Lifecycle(v)) => lifecycle::event(v, sid, seq, received_at),
         (MsgKind::Subscribed, Body::Subscribed(m)) => subscribed(&m, id, sid).map_err(field),
         (MsgKind::Ok | MsgKind::ListSubscriptions, body) => Ok(ok(kind, body, id, sid, seq)),
         (MsgKind::Unsubscribed, _) => Ok(WsEvent::Unsubscribed { id, sid, seq }),
@@ -273,7 +271,13 @@ fn subscribed(
     })
 }
 
-fn ok(kind: MsgKind, body: Body<'_>, id: Option<u64>, sid: Option<u64>, seq: Option<u64>) -> WsEvent {
+fn ok(
+    kind: MsgKind,
+    body: Body<'_>,
+    id: Option<u64>,
+    sid: Option<u64>,
+    seq: Option<u64>,
+) -> WsEvent {
     match body {
         Body::Ok(OkBody::List(entries)) => WsEvent::ListSubscriptions {
             id,

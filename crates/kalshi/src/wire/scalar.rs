@@ -182,7 +182,10 @@ impl<'de> Deserialize<'de> for NumText {
 
 /// One order-book level as sent: `[price, count]`, each text (current) or integer (legacy).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireLevel<'a>(#[serde(borrow)] pub WireNum<'a>, #[serde(borrow)] pub WireNum<'a>);
+pub struct WireLevel<'a>(
+    #[serde(borrow)] pub WireNum<'a>,
+    #[serde(borrow)] pub WireNum<'a>,
+);
 
 /// The owned form of [`WireLevel`] (REST order books).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

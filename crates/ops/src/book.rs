@@ -253,7 +253,10 @@ mod tests {
         );
         assert_eq!(h.at(TimestampUs::from_micros(5)), None);
         let at12 = h.at(TimestampUs::from_micros(12)).map(|r| r.book);
-        assert_eq!(at12.map(|b| b.yes.get(&p(50_000)).copied()), Some(Some(Count::new(100))));
+        assert_eq!(
+            at12.map(|b| b.yes.get(&p(50_000)).copied()),
+            Some(Some(Count::new(100)))
+        );
         let r = h.at(TimestampUs::from_micros(30));
         let r = r.as_ref();
         assert_eq!(r.map(|r| r.snapshot_ts.micros()), Some(20));
@@ -266,17 +269,29 @@ mod tests {
 
     #[test]
     fn negative_level_is_counted() {
-        let h = MarketHistory::new(vec![snap(1, &[(10_000, 100)])], vec![delta(2, 10_000, -200)]);
+        let h = MarketHistory::new(
+            vec![snap(1, &[(10_000, 100)])],
+            vec![delta(2, 10_000, -200)],
+        );
         let r = h.at(TimestampUs::from_micros(3));
-        assert_eq!(r.map(|r| (r.negative_levels, r.book.yes.len())), Some((1, 0)));
+        assert_eq!(
+            r.map(|r| (r.negative_levels, r.book.yes.len())),
+            Some((1, 0))
+        );
     }
 
     #[test]
     fn top_is_best_first() {
         let b = Book::from_levels(
             &[
-                Level { price: p(10_000), size: Count::new(100) },
-                Level { price: p(20_000), size: Count::new(5) },
+                Level {
+                    price: p(10_000),
+                    size: Count::new(100),
+                },
+                Level {
+                    price: p(20_000),
+                    size: Count::new(5),
+                },
             ],
             &[],
         );

@@ -57,8 +57,16 @@ pub async fn run(args: &BookArgs) -> Result<String, BookError> {
         args.at,
     )
     .await?;
-    let snapshots = data.snapshots.into_iter().filter(|s| s.ticker == args.ticker).collect();
-    let deltas = data.deltas.into_iter().filter(|d| d.ticker == args.ticker).collect();
+    let snapshots = data
+        .snapshots
+        .into_iter()
+        .filter(|s| s.ticker == args.ticker)
+        .collect();
+    let deltas = data
+        .deltas
+        .into_iter()
+        .filter(|d| d.ticker == args.ticker)
+        .collect();
     let rebuilt = MarketHistory::new(snapshots, deltas)
         .at(args.at)
         .ok_or_else(|| BookError::NoSnapshot {
@@ -89,16 +97,25 @@ pub fn render(doc: &BookDocument) -> String {
         doc.snapshot_ts,
         doc.deltas_applied,
         if doc.negative_levels > 0 {
-            format!(" ({} would have gone negative: a delta is missing or extra)", doc.negative_levels)
+            format!(
+                " ({} would have gone negative: a delta is missing or extra)",
+                doc.negative_levels
+            )
         } else {
             String::new()
         }
     );
-    let _ = writeln!(out, "{:>10} {:>12}   {:>10} {:>12}", "YES bid", "size", "NO bid", "size");
+    let _ = writeln!(
+        out,
+        "{:>10} {:>12}   {:>10} {:>12}",
+        "YES bid", "size", "NO bid", "size"
+    );
     let rows = doc.book.yes.len().max(doc.book.no.len());
     for i in 0..rows {
         let cell = |side: &[crate::book::LevelView]| {
-            side.get(i).map_or((String::new(), String::new()), |l| (l.price.clone(), l.size.clone()))
+            side.get(i).map_or((String::new(), String::new()), |l| {
+                (l.price.clone(), l.size.clone())
+            })
         };
         let (yp, ys) = cell(&doc.book.yes);
         let (np, ns) = cell(&doc.book.no);

@@ -12,9 +12,9 @@
 
 pub mod book;
 pub mod book_command;
-pub mod production;
-pub mod time_arg;
-pub mod verify;
 pub mod probe;
+pub mod production;
 pub mod status;
+pub mod time_arg;
 pub mod up;
+pub mod verify;

@@ -54,26 +54,38 @@ impl Metrics {
                 Some(x) => x,
                 None => continue,
             };
-            let Ok(value) = value.parse::<f64>() else { continue };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
             let (name, labels) = match head.find('{') {
                 Some(i) => (&head[..i], head[i..].to_string()),
                 None => (head, String::new()),
             };
-            series.entry(name.to_string()).or_default().push((labels, value));
+            series
+                .entry(name.to_string())
+                .or_default()
+                .push((labels, value));
         }
         Metrics { series }
     }
 
     /// Sum over every label set of `name`; `None` when absent.
     pub fn sum(&self, name: &str) -> Option<f64> {
-        self.series.get(name).map(|v| v.iter().map(|(_, x)| x).sum())
+        self.series
+            .get(name)
+            .map(|v| v.iter().map(|(_, x)| x).sum())
     }
 
     /// Values of `name` whose labels contain `needle` (e.g. `gatherer="gatherer-a"`).
     pub fn with_label(&self, name: &str, needle: &str) -> Vec<(String, f64)> {
         self.series
             .get(name)
-            .map(|v| v.iter().filter(|(l, _)| l.contains(needle)).cloned().collect())
+            .map(|v| {
+                v.iter()
+                    .filter(|(l, _)| l.contains(needle))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -45,7 +45,11 @@ impl ProductionData {
         let snaps = self.snapshots.iter().cloned().map(Record::Snapshot);
         let tickers = self.tickers.iter().cloned().map(Record::Ticker);
         let lifecycle = self.lifecycle.iter().cloned().map(Record::Lifecycle);
-        trades.chain(deltas).chain(snaps).chain(tickers).chain(lifecycle)
+        trades
+            .chain(deltas)
+            .chain(snaps)
+            .chain(tickers)
+            .chain(lifecycle)
     }
 }
 
@@ -61,7 +65,11 @@ pub async fn load(
     let end = TimestampUs::from_micros(to.micros().saturating_add(1));
     let mut data = ProductionData::default();
     for &table in tables {
-        for record in store.read_window(table, from, end).await.map_err(store_error)? {
+        for record in store
+            .read_window(table, from, end)
+            .await
+            .map_err(store_error)?
+        {
             data.push(record);
         }
     }
@@ -83,7 +91,10 @@ pub async fn counts(url: &str) -> Result<Vec<(String, u64)>, ProductionError> {
     let store = kd_dedup::open(url).await.map_err(store_error)?;
     let mut out = Vec::new();
     for table in Table::ALL {
-        out.push((table.name().to_string(), store.count(table).await.map_err(store_error)?));
+        out.push((
+            table.name().to_string(),
+            store.count(table).await.map_err(store_error)?,
+        ));
     }
     Ok(out)
 }

@@ -11,7 +11,12 @@ pub const STALL_SECS: f64 = 300.0;
 
 pub fn evaluate(r: &StatusReport) -> Vec<Alert> {
     let mut alerts = Vec::new();
-    let down: Vec<&str> = r.gatherers.iter().filter(|g| !g.healthy).map(|g| g.id.as_str()).collect();
+    let down: Vec<&str> = r
+        .gatherers
+        .iter()
+        .filter(|g| !g.healthy)
+        .map(|g| g.id.as_str())
+        .collect();
     if !r.gatherers.is_empty() && down.len() == r.gatherers.len() {
         alerts.push(Alert {
             severity: "critical",
@@ -20,7 +25,9 @@ pub fn evaluate(r: &StatusReport) -> Vec<Alert> {
         });
     }
     let prod_down = r.production.as_ref().is_some_and(|p| !p.reachable)
-        || r.dedup.as_ref().is_some_and(|d| d.production_connected == Some(false));
+        || r.dedup
+            .as_ref()
+            .is_some_and(|d| d.production_connected == Some(false));
     if prod_down {
         alerts.push(Alert {
             severity: "critical",
@@ -112,6 +119,9 @@ mod tests {
             ..StatusReport::default()
         };
         let names: Vec<_> = evaluate(&r).iter().map(|a| a.name).collect();
-        assert_eq!(names, vec!["ProductionUnreachable", "DedupSyncStalled", "DiskUsageHigh"]);
+        assert_eq!(
+            names,
+            vec!["ProductionUnreachable", "DedupSyncStalled", "DiskUsageHigh"]
+        );
     }
 }

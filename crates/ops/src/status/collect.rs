@@ -94,7 +94,10 @@ impl Deployment {
             .iter()
             .enumerate()
             .map(|(i, e)| Target {
-                name: e.id.clone().unwrap_or_else(|| crate::up::plan::gatherer_name(i)),
+                name: e
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| crate::up::plan::gatherer_name(i)),
                 kind: Kind::Gatherer,
                 base_url: trim(&e.url),
                 health_path: "/health".into(),
@@ -141,11 +144,15 @@ pub async fn collect(dep: &Deployment) -> StatusReport {
     };
     for (t, before) in dep.targets.iter().zip(first) {
         let health = probe::json(&client, &format!("{}{}", t.base_url, t.health_path)).await;
-        let metrics = probe::text(&client, &format!("{}/metrics", t.base_url)).await.map(|m| Metrics::parse(&m));
+        let metrics = probe::text(&client, &format!("{}/metrics", t.base_url))
+            .await
+            .map(|m| Metrics::parse(&m));
         // A local pid the supervisor recorded but that is gone is down, whatever answers.
         let pid = t.pid.filter(|p| pid_alive(*p));
         match t.kind {
-            Kind::Gatherer => report.gatherers.push(gatherer(t, pid, health, before, metrics)),
+            Kind::Gatherer => report
+                .gatherers
+                .push(gatherer(t, pid, health, before, metrics)),
             Kind::Dedup => report.dedup = Some(service(t, pid, health, metrics)),
             Kind::Exporter => report.exporter = Some(service(t, pid, health, metrics)),
             Kind::Sim => report.sim = Some(service(t, pid, health, metrics)),
@@ -162,7 +169,9 @@ async fn futures_join(dep: &Deployment, client: &reqwest::Client) -> Vec<Option<
     let mut out = Vec::with_capacity(dep.targets.len());
     for t in &dep.targets {
         let m = if t.kind == Kind::Gatherer {
-            probe::text(client, &format!("{}/metrics", t.base_url)).await.map(|m| Metrics::parse(&m))
+            probe::text(client, &format!("{}/metrics", t.base_url))
+                .await
+                .map(|m| Metrics::parse(&m))
         } else {
             None
         };
@@ -183,7 +192,10 @@ fn gatherer(
         .and_then(|h| probe::str_at(h, "status"))
         .unwrap_or("unreachable")
         .to_string();
-    let rate = match (before.and_then(|m| m.sum("router_messages_total")), after.as_ref().and_then(|m| m.sum("router_messages_total"))) {
+    let rate = match (
+        before.and_then(|m| m.sum("router_messages_total")),
+        after.as_ref().and_then(|m| m.sum("router_messages_total")),
+    ) {
         (Some(a), Some(b)) if b >= a => Some(b - a),
         _ => None,
     };
@@ -213,7 +225,12 @@ fn gatherer(
     }
 }
 
-fn service(t: &Target, pid: Option<u32>, health: Option<serde_json::Value>, metrics: Option<Metrics>) -> ServiceStatus {
+fn service(
+    t: &Target,
+    pid: Option<u32>,
+    health: Option<serde_json::Value>,
+    metrics: Option<Metrics>,
+) -> ServiceStatus {
     let local_ok = t.pid.is_none() || pid.is_some();
     let mut lag = Vec::new();
     let mut connected = None;
@@ -225,7 +242,11 @@ fn service(t: &Target, pid: Option<u32>, health: Option<serde_json::Value>, metr
                 seconds: *seconds,
             });
         }
-        for name in ["export_lag_seconds", "exporter_lag_seconds", "archive_export_lag_seconds"] {
+        for name in [
+            "export_lag_seconds",
+            "exporter_lag_seconds",
+            "archive_export_lag_seconds",
+        ] {
             for (labels, seconds) in m.all(name) {
                 lag.push(Lag {
                     gatherer: None,
@@ -238,9 +259,17 @@ fn service(t: &Target, pid: Option<u32>, health: Option<serde_json::Value>, metr
     }
     if connected.is_none() {
         connected = health.as_ref().and_then(|h| {
-            ["production_connected", "rds_connected", "production.connected"]
-                .iter()
-                .find_map(|k| k.split('.').try_fold(h, |v, k| v.get(k)).and_then(serde_json::Value::as_bool))
+            [
+                "production_connected",
+                "rds_connected",
+                "production.connected",
+            ]
+            .iter()
+            .find_map(|k| {
+                k.split('.')
+                    .try_fold(h, |v, k| v.get(k))
+                    .and_then(serde_json::Value::as_bool)
+            })
         });
     }
     ServiceStatus {
@@ -303,7 +332,10 @@ mod tests {
 
     #[test]
     fn labels_are_read() {
-        assert_eq!(label("{gatherer=\"g-a\",table=\"trades\"}", "table").as_deref(), Some("trades"));
+        assert_eq!(
+            label("{gatherer=\"g-a\",table=\"trades\"}", "table").as_deref(),
+            Some("trades")
+        );
         assert_eq!(label("{gatherer=\"g-a\"}", "table"), None);
     }
 }

@@ -52,8 +52,12 @@ pub fn deployment(args: &StatusArgs) -> Result<Deployment, StatusError> {
         })?;
         return Ok(Deployment::from_config(&config, path));
     }
-    let state = UpState::read(&args.data_dir).map_err(|e| StatusError::NoDeployment(e.to_string()))?;
-    Ok(Deployment::from_up_state(&state, &args.data_dir.join(crate::up::state::FILE_NAME)))
+    let state =
+        UpState::read(&args.data_dir).map_err(|e| StatusError::NoDeployment(e.to_string()))?;
+    Ok(Deployment::from_up_state(
+        &state,
+        &args.data_dir.join(crate::up::state::FILE_NAME),
+    ))
 }
 
 fn toml_from_str(text: &str) -> Result<StatusConfig, String> {
@@ -67,7 +71,10 @@ pub async fn run(args: &StatusArgs) -> Result<bool, StatusError> {
         let dep = deployment(args)?;
         let report = collect::collect(&dep).await;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
         } else {
             if args.watch {
                 print!("\x1b[2J\x1b[H");

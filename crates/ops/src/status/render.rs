@@ -27,14 +27,28 @@ pub fn render(r: &StatusReport) -> String {
     let _ = writeln!(
         out,
         "{:<12} {:<11} {:>7} {:>5} {:>7} {:>8} {:>9} {:>9} {:>7} {:>5} {:>4}",
-        "GATHERER", "STATE", "PID", "CONN", "MARKETS", "MSG/S", "LAST MSG", "BACKLOG", "DISK", "DISK%", "RST"
+        "GATHERER",
+        "STATE",
+        "PID",
+        "CONN",
+        "MARKETS",
+        "MSG/S",
+        "LAST MSG",
+        "BACKLOG",
+        "DISK",
+        "DISK%",
+        "RST"
     );
     for g in &r.gatherers {
         let _ = writeln!(
             out,
             "{:<12} {:<11} {:>7} {:>5} {:>7} {:>8} {:>9} {:>9} {:>7} {:>5} {:>4}",
             g.id,
-            if g.healthy { format!("up/{}", g.status) } else { format!("DOWN/{}", g.status) },
+            if g.healthy {
+                format!("up/{}", g.status)
+            } else {
+                format!("DOWN/{}", g.status)
+            },
             opt(g.pid),
             match (g.connections_up, g.connections_total) {
                 (Some(u), Some(t)) => format!("{u}/{t}"),
@@ -42,7 +56,8 @@ pub fn render(r: &StatusReport) -> String {
             },
             opt(g.markets),
             g.messages_per_sec.map_or("-".into(), |r| format!("{r:.0}")),
-            g.last_message_age_ms.map_or("-".into(), |a| format!("{:.1}s", a as f64 / 1000.0)),
+            g.last_message_age_ms
+                .map_or("-".into(), |a| format!("{:.1}s", a as f64 / 1000.0)),
             opt(g.store_depth),
             bytes(g.disk_bytes),
             opt(g.disk_used_pct),
@@ -57,7 +72,8 @@ pub fn render(r: &StatusReport) -> String {
             if s.up { "up" } else { "DOWN" },
             opt(s.pid),
             s.url,
-            s.restarts.map_or(String::new(), |n| format!("  restarts {n}"))
+            s.restarts
+                .map_or(String::new(), |n| format!("  restarts {n}"))
         );
         if let Some(c) = s.production_connected {
             let _ = writeln!(out, "    production connected: {c}");
@@ -71,7 +87,9 @@ pub fn render(r: &StatusReport) -> String {
                 .map(|l| {
                     format!(
                         "{}{}={:.1}s",
-                        l.gatherer.as_deref().map_or(String::new(), |g| format!("{g}/")),
+                        l.gatherer
+                            .as_deref()
+                            .map_or(String::new(), |g| format!("{g}/")),
                         l.table.as_deref().unwrap_or("all"),
                         l.seconds
                     )
@@ -86,7 +104,12 @@ pub fn render(r: &StatusReport) -> String {
             let rows: Vec<String> = p.rows.iter().map(|(t, n)| format!("{t}={n}")).collect();
             let _ = writeln!(out, "production {}  {}", p.url, rows.join(" "));
         } else {
-            let _ = writeln!(out, "production {}  UNREACHABLE: {}", p.url, p.error.as_deref().unwrap_or("?"));
+            let _ = writeln!(
+                out,
+                "production {}  UNREACHABLE: {}",
+                p.url,
+                p.error.as_deref().unwrap_or("?")
+            );
         }
     }
     if r.alerts.is_empty() {

@@ -47,13 +47,15 @@ pub struct UpArgs {
 
 impl UpArgs {
     pub fn truth_path(&self) -> PathBuf {
-        self.truth.clone().unwrap_or_else(|| self.data_dir.join("truth.jsonl"))
+        self.truth
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("truth.jsonl"))
     }
 
     pub fn production_url(&self) -> String {
-        self.production
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("production.db").display()))
+        self.production.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("production.db").display())
+        })
     }
 
     pub fn archive_url(&self) -> String {

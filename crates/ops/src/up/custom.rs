@@ -48,7 +48,11 @@ pub fn specs(path: &Path, data_dir: &Path) -> Result<Vec<ProcessSpec>, UpError> 
         .into_iter()
         .map(|p| ProcessSpec {
             log: data_dir.join("logs").join(format!("{}.log", p.name)),
-            health_path: if p.kind == Kind::Sim { "/_sim/stats" } else { "/health" },
+            health_path: if p.kind == Kind::Sim {
+                "/_sim/stats"
+            } else {
+                "/health"
+            },
             name: p.name,
             kind: p.kind,
             port: p.port,

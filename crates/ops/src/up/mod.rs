@@ -36,7 +36,10 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(300);
 #[derive(Debug, thiserror::Error)]
 pub enum UpError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("another `kalshi-data up` (pid {pid}) is running on {dir}; stop it first")]
     AlreadyRunning { pid: u32, dir: PathBuf },
     #[error("key pair: {0}")]
@@ -102,7 +105,12 @@ pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(),
     let mut children = Vec::new();
     for spec in &specs {
         let token = CancellationToken::new();
-        let task = tokio::spawn(supervisor::supervise(exe.clone(), spec.clone(), shared.clone(), token.clone()));
+        let task = tokio::spawn(supervisor::supervise(
+            exe.clone(),
+            spec.clone(),
+            shared.clone(),
+            token.clone(),
+        ));
         children.push((spec.clone(), token, task));
         if spec.kind == Kind::Sim {
             // Gatherers would only retry against a port nobody listens on yet.
@@ -118,7 +126,9 @@ pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(),
     let mut ticker = Progress::new(args.plain);
     let mut prev: Option<(progress::Reading, Instant)> = None;
     loop {
-        let wait = PROGRESS_EVERY.min(deadline.map_or(PROGRESS_EVERY, |d| d.saturating_duration_since(Instant::now())));
+        let wait = PROGRESS_EVERY.min(deadline.map_or(PROGRESS_EVERY, |d| {
+            d.saturating_duration_since(Instant::now())
+        }));
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(wait) => {}
@@ -126,7 +136,11 @@ pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(),
         if let Some(snapshot) = shared.snapshot() {
             let reading = progress::read(&client, &snapshot, production.as_ref()).await;
             let now = Instant::now();
-            ticker.show(&progress::line(prev.as_ref().map(|(r, t)| (r, *t)), (&reading, now), started));
+            ticker.show(&progress::line(
+                prev.as_ref().map(|(r, t)| (r, *t)),
+                (&reading, now),
+                started,
+            ));
             prev = Some((reading, now));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -136,7 +150,10 @@ pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(),
         }
     }
     ticker.finish();
-    eprintln!("up: stopping every process (SIGTERM, then up to {} s each)", supervisor::STOP_GRACE.as_secs());
+    eprintln!(
+        "up: stopping every process (SIGTERM, then up to {} s each)",
+        supervisor::STOP_GRACE.as_secs()
+    );
     shared.update(|s| s.phase = "stopping".into());
     for (_, token, _) in &children {
         token.cancel();
@@ -249,7 +266,10 @@ async fn migrate(exe: &Path, url: &str, dir: &Path, shutdown: &CancellationToken
     let mut backoff = kd_core::backoff::Backoff::new(kd_core::backoff::BackoffPolicy::DATABASE);
     let log = dir.join("logs").join("migrate.log");
     loop {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log);
         let mut cmd = tokio::process::Command::new(exe);
         cmd.args(["migrate", "--production", url]);
         if let Ok(f) = out {
@@ -291,7 +311,9 @@ async fn drain(
     shutdown: &CancellationToken,
 ) {
     shared.update(|s| s.phase = "draining".into());
-    eprintln!("up: duration reached — stopping the exchange, then draining gatherers and deduplicator");
+    eprintln!(
+        "up: duration reached — stopping the exchange, then draining gatherers and deduplicator"
+    );
     for (spec, token, _) in children {
         if spec.kind == Kind::Sim {
             token.cancel();
@@ -304,7 +326,12 @@ async fn drain(
             while Instant::now() < end
                 && shared
                     .snapshot()
-                    .and_then(|s| s.processes.iter().find(|p| p.name == spec.name).and_then(|p| p.pid))
+                    .and_then(|s| {
+                        s.processes
+                            .iter()
+                            .find(|p| p.name == spec.name)
+                            .and_then(|p| p.pid)
+                    })
                     .is_some()
             {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -316,7 +343,9 @@ async fn drain(
     let mut stable = 0;
     while Instant::now() < end && !shutdown.is_cancelled() {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let Some(snapshot) = shared.snapshot() else { break };
+        let Some(snapshot) = shared.snapshot() else {
+            break;
+        };
         let r = progress::read(client, &snapshot, production).await;
         let all_answer = r.backlog.iter().all(|(_, d)| d.is_some());
         let drained = all_answer && r.backlog.iter().all(|(_, d)| *d == Some(0));
@@ -331,30 +360,50 @@ async fn drain(
             return;
         }
     }
-    eprintln!("up: drain did not complete within {} s; stopping anyway", DRAIN_DEADLINE.as_secs());
+    eprintln!(
+        "up: drain did not complete within {} s; stopping anyway",
+        DRAIN_DEADLINE.as_secs()
+    );
 }
 
 fn print_summary(args: &UpArgs, specs: &[ProcessSpec]) {
     let dir = args.data_dir.display();
     let mut out = String::new();
     out.push_str("kalshi-data is up.\n\n");
-    out.push_str(&format!("  {:<12} {:<38} {}\n", "process", "health", "metrics"));
+    out.push_str(&format!(
+        "  {:<12} {:<38} {}\n",
+        "process", "health", "metrics"
+    ));
     for s in specs {
-        out.push_str(&format!("  {:<12} {:<38} {}\n", s.name, s.health_url(), s.metrics_url()));
+        out.push_str(&format!(
+            "  {:<12} {:<38} {}\n",
+            s.name,
+            s.health_url(),
+            s.metrics_url()
+        ));
     }
     let prod = args.production_url();
-    out.push_str(&format!("\n  data:        {dir}/   (logs in {dir}/logs/, processes in {dir}/up.json)\n"));
+    out.push_str(&format!(
+        "\n  data:        {dir}/   (logs in {dir}/logs/, processes in {dir}/up.json)\n"
+    ));
     out.push_str(&format!("  production:  {prod}\n"));
     out.push_str(&format!("  archive:     {}\n", args.archive_url()));
     if args.config.is_none() {
         out.push_str(&format!("  truth:       {}\n", args.truth_path().display()));
     }
     if let Some(path) = prod.strip_prefix("sqlite://") {
-        out.push_str(&format!("\n  query:       sqlite3 {path} 'SELECT COUNT(*) FROM trades'\n"));
+        out.push_str(&format!(
+            "\n  query:       sqlite3 {path} 'SELECT COUNT(*) FROM trades'\n"
+        ));
     } else {
-        out.push_str(&format!("\n  query:       psql '{}' -c 'SELECT COUNT(*) FROM trades'\n", kd_core::config::redact_url(&prod)));
+        out.push_str(&format!(
+            "\n  query:       psql '{}' -c 'SELECT COUNT(*) FROM trades'\n",
+            kd_core::config::redact_url(&prod)
+        ));
     }
-    out.push_str(&format!("  status:      kalshi-data status --data-dir {dir}\n"));
+    out.push_str(&format!(
+        "  status:      kalshi-data status --data-dir {dir}\n"
+    ));
     out.push_str(&format!("  book:        kalshi-data book --production {prod} --ticker TICKER --at 2026-01-01T00:00:00Z\n"));
     if args.config.is_none() {
         out.push_str(&format!(
@@ -362,7 +411,9 @@ fn print_summary(args: &UpArgs, specs: &[ProcessSpec]) {
             args.truth_path().display()
         ));
     }
-    out.push_str("\n  Ctrl-C stops everything; the next `up` on the same data directory resumes.\n");
+    out.push_str(
+        "\n  Ctrl-C stops everything; the next `up` on the same data directory resumes.\n",
+    );
     eprintln!("{out}");
 }
 

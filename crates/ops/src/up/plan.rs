@@ -100,7 +100,12 @@ pub fn sim(args: &UpArgs, keys: &Keys, port: u16) -> ProcessSpec {
 
 /// The TOML configuration of one gatherer (flat keys of `GathererConfig`).
 pub fn gatherer_config(name: &str, dir: &Path, port: u16, sim_port: u16, keys: &Keys) -> String {
-    let esc = |p: &Path| p.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+    let esc = |p: &Path| {
+        p.display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    };
     format!(
         "# Written by `kalshi-data up`; rewritten at every start.\n\
          gatherer_id = \"{name}\"\n\
@@ -134,7 +139,11 @@ pub fn gatherer(args: &UpArgs, name: &str, port: u16) -> ProcessSpec {
 /// The deduplicator's command line.
 pub fn dedup(args: &UpArgs, port: u16, gatherers: &[(String, u16)], sim_port: u16) -> ProcessSpec {
     let dir = &args.data_dir;
-    let mut argv: Vec<OsString> = vec!["dedup".into(), "--production".into(), args.production_url().into()];
+    let mut argv: Vec<OsString> = vec![
+        "dedup".into(),
+        "--production".into(),
+        args.production_url().into(),
+    ];
     argv.push("--listen".into());
     argv.push(format!("127.0.0.1:{port}").into());
     for (name, gport) in gatherers {

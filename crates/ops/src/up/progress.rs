@@ -26,7 +26,11 @@ pub struct Reading {
     pub dedup_lag_secs: Option<f64>,
 }
 
-pub async fn read(client: &reqwest::Client, state: &UpState, production: Option<&kd_dedup::Store>) -> Reading {
+pub async fn read(
+    client: &reqwest::Client,
+    state: &UpState,
+    production: Option<&kd_dedup::Store>,
+) -> Reading {
     let mut r = Reading::default();
     for p in &state.processes {
         let base = format!("http://127.0.0.1:{}", p.port);
@@ -46,7 +50,10 @@ pub async fn read(client: &reqwest::Client, state: &UpState, production: Option<
                 if matches!(status, Some("ok" | "degraded")) {
                     r.healthy += 1;
                 }
-                let tables = health.as_ref().and_then(|h| h.get("store")).and_then(|s| s.get("tables"));
+                let tables = health
+                    .as_ref()
+                    .and_then(|h| h.get("store"))
+                    .and_then(|s| s.get("tables"));
                 let sum = |field: &str| {
                     tables.and_then(|t| t.as_object()).map(|m| {
                         m.values()
@@ -89,7 +96,11 @@ pub async fn read(client: &reqwest::Client, state: &UpState, production: Option<
 }
 
 /// Turns two readings into one progress line.
-pub fn line(prev: Option<(&Reading, Instant)>, now: (&Reading, Instant), started: Instant) -> String {
+pub fn line(
+    prev: Option<(&Reading, Instant)>,
+    now: (&Reading, Instant),
+    started: Instant,
+) -> String {
     let (cur, at) = now;
     let per_sec = |a: Option<u64>, b: Option<u64>| -> String {
         match (prev, a, b) {
@@ -112,8 +123,10 @@ pub fn line(prev: Option<(&Reading, Instant)>, now: (&Reading, Instant), started
         cur.gatherers,
         pub_rate,
         routed_rate,
-        cur.production_rows.map_or("-".to_string(), |n| n.to_string()),
+        cur.production_rows
+            .map_or("-".to_string(), |n| n.to_string()),
         backlog,
-        cur.dedup_lag_secs.map_or("-".to_string(), |s| format!("{s:.1}s")),
+        cur.dedup_lag_secs
+            .map_or("-".to_string(), |s| format!("{s:.1}s")),
     )
 }

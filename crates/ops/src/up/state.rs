@@ -92,6 +92,8 @@ impl UpState {
 
 /// True when a process with this pid exists (signal 0).
 pub fn pid_alive(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else { return false };
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None).is_ok()
 }

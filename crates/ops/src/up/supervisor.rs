@@ -15,7 +15,8 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 /// Restart delays: 1 s doubling to 30 s, like `RestartSec` with a cap.
-pub const RESTART: BackoffPolicy = BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(30));
+pub const RESTART: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(30));
 /// A child that ran this long is considered healthy: its next failure restarts after 1 s.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// Time a child gets between SIGTERM and SIGKILL.
@@ -104,7 +105,10 @@ fn spawn(exe: &std::path::Path, spec: &ProcessSpec) -> std::io::Result<Child> {
     if let Some(parent) = spec.log.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&spec.log)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log)?;
     let err = log.try_clone()?;
     let mut cmd = Command::new(exe);
     cmd.args(&spec.args)
@@ -119,12 +123,18 @@ fn spawn(exe: &std::path::Path, spec: &ProcessSpec) -> std::io::Result<Child> {
 /// SIGTERM, wait up to [`STOP_GRACE`], then SIGKILL.
 async fn terminate(child: &mut Child, name: &str) {
     if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
     match tokio::time::timeout(STOP_GRACE, child.wait()).await {
         Ok(_) => {}
         Err(_) => {
-            eprintln!("up: {name} did not stop within {} s; killing it", STOP_GRACE.as_secs());
+            eprintln!(
+                "up: {name} did not stop within {} s; killing it",
+                STOP_GRACE.as_secs()
+            );
             let _ = child.kill().await;
         }
     }

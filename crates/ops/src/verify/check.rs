@@ -105,7 +105,10 @@ pub fn compare(
     let gaps = GapIndex::new(&production.gatherers, &production.gaps);
 
     // Production rows per identity, restricted to the window.
-    let rows: Vec<Record> = production.records().filter(|r| in_window(r.exchange_ts())).collect();
+    let rows: Vec<Record> = production
+        .records()
+        .filter(|r| in_window(r.exchange_ts()))
+        .collect();
     let mut stored: HashMap<Identity, Vec<&Record>> = HashMap::new();
     for r in &rows {
         stored.entry(r.identity()).or_default().push(r);
@@ -118,7 +121,11 @@ pub fn compare(
         ..Report::default()
     };
     let mut known: HashMap<Identity, ()> = HashMap::new();
-    for published in truth.published.iter().filter(|p| in_window(p.record.exchange_ts())) {
+    for published in truth
+        .published
+        .iter()
+        .filter(|p| in_window(p.record.exchange_ts()))
+    {
         let record = &published.record;
         let id = record.identity();
         known.insert(id.clone(), ());
@@ -136,7 +143,10 @@ pub fn compare(
             // only if its identity were unknown, and it is known — so it is simply not expected.
             continue;
         }
-        if copies.is_empty() && !is_trade && gaps.covered_by_all(subject(record), chan, record.exchange_ts()) {
+        if copies.is_empty()
+            && !is_trade
+            && gaps.covered_by_all(subject(record), chan, record.exchange_ts())
+        {
             category.excused.push(|| describe(record));
             continue;
         }
@@ -145,18 +155,29 @@ pub fn compare(
             [] => category.missing.push(|| describe(record)),
             [one] => match (record, one) {
                 (Record::Trade(t), Record::Trade(s)) if !same_trade(t, s) => {
-                    category.altered.push(|| format!("{} (truth {} / production {})", describe(record), trade_fields(t), trade_fields(s)));
+                    category.altered.push(|| {
+                        format!(
+                            "{} (truth {} / production {})",
+                            describe(record),
+                            trade_fields(t),
+                            trade_fields(s)
+                        )
+                    });
                 }
                 _ => category.ok += 1,
             },
-            _ => category.duplicated.push(|| format!("{} ×{}", describe(record), copies.len())),
+            _ => category
+                .duplicated
+                .push(|| format!("{} ×{}", describe(record), copies.len())),
         }
     }
     for (id, copies) in &stored {
         if known.contains_key(id) {
             continue;
         }
-        let Some(first) = copies.first() else { continue };
+        let Some(first) = copies.first() else {
+            continue;
+        };
         let category = match first {
             Record::Trade(_) => &mut report.trades,
             Record::Delta(_) => &mut report.deltas,
@@ -164,7 +185,9 @@ pub fn compare(
             Record::Lifecycle(_) => &mut report.lifecycle,
             Record::Snapshot(_) | Record::Gap(_) => continue,
         };
-        category.extra.push(|| format!("{} ×{}", describe(first), copies.len()));
+        category
+            .extra
+            .push(|| format!("{} ×{}", describe(first), copies.len()));
     }
     report.books = check_books(truth, production, &gaps, from, to);
     report
@@ -177,7 +200,10 @@ fn check_books(
     from: TimestampUs,
     to: TimestampUs,
 ) -> BookCheck {
-    let histories = book::histories(production.snapshots.iter().cloned(), production.deltas.iter().cloned());
+    let histories = book::histories(
+        production.snapshots.iter().cloned(),
+        production.deltas.iter().cloned(),
+    );
     let mut check = BookCheck::default();
     for point in truth.books.iter().filter(|b| from <= b.ts && b.ts <= to) {
         let name = || format!("{} @ {}", point.ticker, point.ts);
@@ -199,7 +225,13 @@ fn check_books(
         if rebuilt.book == point.book {
             check.ok += 1;
         } else {
-            check.mismatched.push(|| format!("{} (production vs truth: {})", name(), rebuilt.book.diff(&point.book)));
+            check.mismatched.push(|| {
+                format!(
+                    "{} (production vs truth: {})",
+                    name(),
+                    rebuilt.book.diff(&point.book)
+                )
+            });
         }
     }
     check
@@ -255,8 +287,15 @@ pub fn describe(record: &Record) -> String {
             d.delta,
             d.occurrence
         ),
-        Record::Ticker(t) => format!("ticker {} {} values={:016x}", t.ticker, t.exchange_ts, t.values_hash()),
-        Record::Lifecycle(l) => format!("lifecycle {} {} {}", l.subject, l.event_type, l.exchange_ts),
+        Record::Ticker(t) => format!(
+            "ticker {} {} values={:016x}",
+            t.ticker,
+            t.exchange_ts,
+            t.values_hash()
+        ),
+        Record::Lifecycle(l) => {
+            format!("lifecycle {} {} {}", l.subject, l.event_type, l.exchange_ts)
+        }
         Record::Snapshot(s) => format!("snapshot {} {}", s.ticker, s.exchange_ts),
         Record::Gap(g) => format!("gap {} {}", g.gatherer, g.gap_id),
     }

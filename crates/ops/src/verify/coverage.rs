@@ -66,7 +66,12 @@ pub fn render(c: &Coverage) -> String {
     }
     for (hour, tables) in &hours {
         let cols: Vec<String> = tables.iter().map(|(t, n)| format!("{t}={n}")).collect();
-        let _ = writeln!(out, "  {}  {}", TimestampUs::from_micros(*hour).to_rfc3339_secs(), cols.join(" "));
+        let _ = writeln!(
+            out,
+            "  {}  {}",
+            TimestampUs::from_micros(*hour).to_rfc3339_secs(),
+            cols.join(" ")
+        );
     }
     let _ = writeln!(out, "gaps per gatherer and hour:");
     if c.gaps.is_empty() {

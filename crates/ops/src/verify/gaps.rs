@@ -27,7 +27,10 @@ impl GapIndex {
         let mut by_gatherer: BTreeMap<String, Vec<Gap>> =
             gatherers.iter().map(|g| (g.clone(), Vec::new())).collect();
         for gap in gaps {
-            by_gatherer.entry(gap.gatherer.clone()).or_default().push(gap.clone());
+            by_gatherer
+                .entry(gap.gatherer.clone())
+                .or_default()
+                .push(gap.clone());
         }
         GapIndex { by_gatherer }
     }
@@ -82,7 +85,10 @@ mod tests {
         let t = TimestampUs::from_micros(15);
         let one = GapIndex::new(&names, &[gap("a", Some("M"), 10, 20)]);
         assert!(!one.covered_by_all("M", channel::DELTA, t));
-        let both = GapIndex::new(&names, &[gap("a", Some("M"), 10, 20), gap("b", None, 0, 30)]);
+        let both = GapIndex::new(
+            &names,
+            &[gap("a", Some("M"), 10, 20), gap("b", None, 0, 30)],
+        );
         assert!(both.covered_by_all("M", channel::DELTA, t));
         assert!(!both.covered_by_all("N", channel::DELTA, t));
         assert!(!both.covered_by_all("M", channel::TRADE, t));

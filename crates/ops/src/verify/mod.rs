@@ -68,10 +68,19 @@ pub async fn run(args: &VerifyArgs) -> Result<Outcome, VerifyError> {
         path: truth_path.display().to_string(),
         reason,
     })?;
-    let from = args.from.or(truth.first_delivered()).ok_or(VerifyError::EmptyTruth)?;
+    let from = args
+        .from
+        .or(truth.first_delivered())
+        .ok_or(VerifyError::EmptyTruth)?;
     let to = args.to.or(truth.last()).ok_or(VerifyError::EmptyTruth)?;
     // Everything up to `to`: snapshots and deltas before the window rebuild its first books.
-    let mut data = production::load(&args.production, &Table::ALL, TimestampUs::from_micros(0), to).await?;
+    let mut data = production::load(
+        &args.production,
+        &Table::ALL,
+        TimestampUs::from_micros(0),
+        to,
+    )
+    .await?;
     for g in &args.gatherers {
         if !data.gatherers.contains(g) {
             data.gatherers.push(g.clone());

@@ -42,7 +42,13 @@ fn category(out: &mut String, name: &str, c: &Category) {
     let _ = writeln!(
         out,
         "{name}: {}/{} ok, missing {}, duplicated {}, altered {}, extra {}, excused (gap of every gatherer) {}",
-        c.ok, c.expected, c.missing.count, c.duplicated.count, c.altered.count, c.extra.count, c.excused.count
+        c.ok,
+        c.expected,
+        c.missing.count,
+        c.duplicated.count,
+        c.altered.count,
+        c.extra.count,
+        c.excused.count
     );
     problems(out, name, "missing", &c.missing);
     problems(out, name, "duplicated", &c.duplicated);
@@ -59,7 +65,12 @@ fn books(out: &mut String, b: &BookCheck) {
     );
     problems(out, "books", "mismatched", &b.mismatched);
     problems(out, "books", "in gap", &b.in_gap);
-    problems(out, "books", "before first snapshot", &b.before_first_snapshot);
+    problems(
+        out,
+        "books",
+        "before first snapshot",
+        &b.before_first_snapshot,
+    );
 }
 
 fn problems(out: &mut String, table: &str, kind: &str, p: &Problems) {
@@ -67,6 +78,10 @@ fn problems(out: &mut String, table: &str, kind: &str, p: &Problems) {
         let _ = writeln!(out, "  {table} {kind}: {name}");
     }
     if p.count > p.first.len() {
-        let _ = writeln!(out, "  {table} {kind}: … and {} more", p.count - p.first.len());
+        let _ = writeln!(
+            out,
+            "  {table} {kind}: … and {} more",
+            p.count - p.first.len()
+        );
     }
 }

@@ -75,14 +75,24 @@ fn parse_line(value: &serde_json::Value, truth: &mut Truth) -> Result<(), String
     let (kind, body) = classify(value);
     match kind.as_deref() {
         Some("published") => {
-            let record: Record = serde_json::from_value(body.get("record").cloned().unwrap_or_default())
-                .map_err(|e| format!("record: {e}"))?;
-            let delivered = body.get("delivered").and_then(serde_json::Value::as_bool).unwrap_or(true);
+            let record: Record =
+                serde_json::from_value(body.get("record").cloned().unwrap_or_default())
+                    .map_err(|e| format!("record: {e}"))?;
+            let delivered = body
+                .get("delivered")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(true);
             truth.published.push(Published { record, delivered });
         }
         Some("book") => {
-            let ticker = body.get("ticker").and_then(|v| v.as_str()).ok_or("book without ticker")?;
-            let ts = body.get("ts").and_then(serde_json::Value::as_i64).ok_or("book without ts")?;
+            let ticker = body
+                .get("ticker")
+                .and_then(|v| v.as_str())
+                .ok_or("book without ticker")?;
+            let ts = body
+                .get("ts")
+                .and_then(serde_json::Value::as_i64)
+                .ok_or("book without ts")?;
             let yes = levels(body.get("yes"))?;
             let no = levels(body.get("no"))?;
             truth.books.push(TruthBook {
@@ -120,11 +130,14 @@ fn classify(value: &serde_json::Value) -> (Option<String>, &serde_json::Value) {
 fn levels(value: Option<&serde_json::Value>) -> Result<Vec<kd_core::records::Level>, String> {
     use kd_core::records::Level;
     use kd_core::{Count, Price};
-    let Some(value) = value else { return Ok(Vec::new()) };
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
     if let Ok(levels) = serde_json::from_value::<Vec<Level>>(value.clone()) {
         return Ok(levels);
     }
-    let pairs: Vec<(i64, i64)> = serde_json::from_value(value.clone()).map_err(|e| format!("book levels: {e}"))?;
+    let pairs: Vec<(i64, i64)> =
+        serde_json::from_value(value.clone()).map_err(|e| format!("book levels: {e}"))?;
     pairs
         .into_iter()
         .map(|(p, s)| {

@@ -150,3 +150,5 @@ pub fn sorted(mut v: Vec<Record>) -> Vec<Record> {
     v.sort_by_key(|r| format!("{r:?}"));
     v
 }
+
+pub mod cluster;

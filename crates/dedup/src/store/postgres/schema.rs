@@ -18,7 +18,7 @@ pub struct Migration {
 }
 
 /// Serialises concurrent `migrate` runs (any constant works; this one spells "kdmig").
-pub const MIGRATION_LOCK: i64 = 0x6b64_6d69_67;
+pub const MIGRATION_LOCK: i64 = 0x006b_646d_6967;
 
 pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version bigint PRIMARY KEY,

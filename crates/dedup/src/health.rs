@@ -1,0 +1,317 @@
+//! The live state behind `/health` and the gauges: each gatherer's reachability and lag per
+//! table, production connectivity, last sync.
+//!
+//! Lag of a (gatherer, table): how long the gatherer has held rows production does not have
+//! yet — 0 when the committed cursor equals the gatherer's head, else the time since it first
+//! fell behind. During a production outage it grows from the outage's start.
+
+use crate::metrics as m;
+use kd_core::{Table, TimestampUs};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+struct TableState {
+    /// Result of the latest pull: `None` before the first.
+    reachable: Option<bool>,
+    committed: u64,
+    head: u64,
+    behind_since: Option<TimestampUs>,
+}
+
+#[derive(Debug)]
+struct GathererState {
+    id: String,
+    url: String,
+    last_error: Option<String>,
+    last_ok: Option<TimestampUs>,
+    tables: BTreeMap<Table, TableState>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    gatherers: Vec<GathererState>,
+    production_connected: bool,
+    production_error: Option<String>,
+    production_backend: &'static str,
+    last_sync: Option<TimestampUs>,
+    ready: bool,
+}
+
+/// Shared health state (cheap, short critical sections).
+#[derive(Debug, Default)]
+pub struct Health {
+    state: Mutex<State>,
+}
+
+/// One table of one gatherer in `/health`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TableReport {
+    pub reachable: Option<bool>,
+    /// Last sequence committed in production.
+    pub committed: u64,
+    /// Last sequence the gatherer reported.
+    pub head: u64,
+    pub lag_rows: u64,
+    pub lag_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GathererReport {
+    pub id: String,
+    pub url: String,
+    /// `up`, `degraded` (some tables failing), `down`, or `unknown` before the first pull.
+    pub state: &'static str,
+    pub last_error: Option<String>,
+    pub last_ok: Option<String>,
+    pub tables: BTreeMap<Table, TableReport>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProductionReport {
+    pub backend: &'static str,
+    pub connected: bool,
+    pub last_error: Option<String>,
+}
+
+/// The `/health` document.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HealthReport {
+    /// `ok`, `degraded` (a gatherer down), or `down` (production unreachable or no gatherer up).
+    pub status: &'static str,
+    pub ready: bool,
+    pub production: ProductionReport,
+    pub last_sync: Option<String>,
+    pub gatherers: Vec<GathererReport>,
+}
+
+fn lag_seconds(t: &TableState, now: TimestampUs) -> f64 {
+    match t.behind_since {
+        Some(since) if t.head > t.committed => {
+            // Display only: microseconds to seconds for a gauge, never used in arithmetic.
+            (now.micros().saturating_sub(since.micros())).max(0) as f64 / 1e6
+        }
+        _ => 0.0,
+    }
+}
+
+impl GathererState {
+    fn state(&self) -> &'static str {
+        let known: Vec<bool> = self.tables.values().filter_map(|t| t.reachable).collect();
+        if known.is_empty() {
+            "unknown"
+        } else if known.iter().all(|ok| *ok) {
+            "up"
+        } else if known.iter().all(|ok| !*ok) {
+            "down"
+        } else {
+            "degraded"
+        }
+    }
+}
+
+impl Health {
+    /// Registers the gatherers (in configuration order) and the production backend.
+    pub fn new(gatherers: &[(String, String)], backend: &'static str) -> Health {
+        let gatherers = gatherers
+            .iter()
+            .map(|(id, url)| GathererState {
+                id: id.clone(),
+                url: url.clone(),
+                last_error: None,
+                last_ok: None,
+                tables: Table::ALL
+                    .iter()
+                    .map(|t| (*t, TableState::default()))
+                    .collect(),
+            })
+            .collect();
+        Health {
+            state: Mutex::new(State {
+                gatherers,
+                production_backend: backend,
+                ..State::default()
+            }),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        // A poisoned lock only means a panic elsewhere mid-update; the figures stay usable.
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    fn table_update(
+        &self,
+        g: usize,
+        table: Table,
+        f: impl FnOnce(&mut GathererState, &mut TableState),
+    ) {
+        self.with(|s| {
+            let Some(gs) = s.gatherers.get_mut(g) else {
+                return;
+            };
+            let mut ts = gs.tables.remove(&table).unwrap_or_default();
+            f(gs, &mut ts);
+            let now = TimestampUs::now();
+            if ts.head > ts.committed {
+                ts.behind_since.get_or_insert(now);
+            } else {
+                ts.behind_since = None;
+            }
+            metrics::gauge!(m::SYNC_LAG_SECONDS, "gatherer" => gs.id.clone(), "table" => table.name())
+                .set(lag_seconds(&ts, now));
+            gs.tables.insert(table, ts);
+            let up = if gs.state() == "up" { 1.0 } else { 0.0 };
+            metrics::gauge!(m::GATHERER_HEALTH, "gatherer" => gs.id.clone()).set(up);
+        });
+    }
+
+    /// The cursor found in production at start.
+    pub fn initial_cursor(&self, g: usize, table: Table, seq: u64) {
+        self.table_update(g, table, |_, t| t.committed = seq);
+    }
+
+    pub fn pull_ok(&self, g: usize, table: Table, head: u64) {
+        self.table_update(g, table, |gs, t| {
+            t.reachable = Some(true);
+            t.head = head;
+            gs.last_ok = Some(TimestampUs::now());
+        });
+    }
+
+    pub fn pull_failed(&self, g: usize, table: Table, error: String) {
+        self.table_update(g, table, |gs, t| {
+            t.reachable = Some(false);
+            gs.last_error = Some(error);
+        });
+    }
+
+    pub fn committed(&self, g: usize, table: Table, seq: u64) {
+        self.table_update(g, table, |_, t| {
+            t.committed = seq;
+            t.head = t.head.max(seq);
+        });
+    }
+
+    /// Production answered (a commit, a ping, a migration).
+    pub fn production_ok(&self) {
+        self.with(|s| {
+            s.production_connected = true;
+            s.production_error = None;
+        });
+        metrics::gauge!(m::RDS_CONNECTED).set(1.0);
+    }
+
+    pub fn production_failed(&self, error: String) {
+        self.with(|s| {
+            s.production_connected = false;
+            s.production_error = Some(error);
+        });
+        metrics::gauge!(m::RDS_CONNECTED).set(0.0);
+    }
+
+    pub fn synced(&self) {
+        self.with(|s| s.last_sync = Some(TimestampUs::now()));
+    }
+
+    /// The store is open and migrated: `/ready` answers 200.
+    pub fn set_ready(&self) {
+        self.with(|s| s.ready = true);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.with(|s| s.ready && s.production_connected)
+    }
+
+    pub fn report(&self) -> HealthReport {
+        let now = TimestampUs::now();
+        self.with(|s| {
+            let gatherers: Vec<GathererReport> = s
+                .gatherers
+                .iter()
+                .map(|g| GathererReport {
+                    id: g.id.clone(),
+                    url: g.url.clone(),
+                    state: g.state(),
+                    last_error: g.last_error.clone(),
+                    last_ok: g.last_ok.map(|t| t.to_rfc3339()),
+                    tables: g
+                        .tables
+                        .iter()
+                        .map(|(table, t)| {
+                            (
+                                *table,
+                                TableReport {
+                                    reachable: t.reachable,
+                                    committed: t.committed,
+                                    head: t.head,
+                                    lag_rows: t.head.saturating_sub(t.committed),
+                                    lag_seconds: lag_seconds(t, now),
+                                },
+                            )
+                        })
+                        .collect(),
+                })
+                .collect();
+            let any_up = gatherers.iter().any(|g| g.state == "up");
+            let all_up = gatherers.iter().all(|g| g.state == "up");
+            let status = if !s.production_connected || !any_up {
+                "down"
+            } else if all_up {
+                "ok"
+            } else {
+                "degraded"
+            };
+            HealthReport {
+                status,
+                ready: s.ready && s.production_connected,
+                production: ProductionReport {
+                    backend: s.production_backend,
+                    connected: s.production_connected,
+                    last_error: s.production_error.clone(),
+                },
+                last_sync: s.last_sync.map(|t| t.to_rfc3339()),
+                gatherers,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_and_lag_follow_pulls_and_commits() {
+        let h = Health::new(
+            &[
+                ("a".into(), "http://a".into()),
+                ("b".into(), "http://b".into()),
+            ],
+            "sqlite",
+        );
+        assert_eq!(h.report().status, "down");
+        assert_eq!(h.report().gatherers[0].state, "unknown");
+        h.production_ok();
+        for t in Table::ALL {
+            h.pull_ok(0, t, 0);
+        }
+        h.pull_failed(1, Table::Trades, "refused".into());
+        let r = h.report();
+        assert_eq!(r.status, "degraded");
+        assert_eq!(r.gatherers[0].state, "up");
+        assert_eq!(r.gatherers[1].state, "down");
+        h.pull_ok(0, Table::Deltas, 10);
+        let r = h.report();
+        assert_eq!(r.gatherers[0].tables[&Table::Deltas].lag_rows, 10);
+        h.committed(0, Table::Deltas, 10);
+        let r = h.report();
+        assert_eq!(r.gatherers[0].tables[&Table::Deltas].lag_rows, 0);
+        assert_eq!(r.gatherers[0].tables[&Table::Deltas].lag_seconds, 0.0);
+        h.production_failed("gone".into());
+        assert_eq!(h.report().status, "down");
+        assert!(!h.is_ready());
+    }
+}

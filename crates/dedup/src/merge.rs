@@ -1,0 +1,187 @@
+//! Merging the batches pulled from several gatherers into one set of unique records.
+//!
+//! Pure and synchronous: what survives is the first copy of each identity (DESIGN §2) in the
+//! order the batches arrived; each gatherer's cursor moves to the last sequence it delivered.
+
+use kd_core::pull::PulledRecord;
+use kd_core::records::Identity;
+use kd_core::{Record, TimestampUs};
+use std::collections::HashSet;
+
+/// Rows one gatherer delivered for one table.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Index of the gatherer in the configuration.
+    pub gatherer: usize,
+    pub records: Vec<PulledRecord>,
+}
+
+/// Where a gatherer's cursor goes once the merged batch commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorAdvance {
+    pub gatherer: usize,
+    pub last_seq: u64,
+    /// `received_at` of the row at `last_seq` (lag).
+    pub last_received: TimestampUs,
+}
+
+/// The merge of several batches of one table.
+#[derive(Debug, Default)]
+pub struct Merged {
+    /// Unique records, first copy wins.
+    pub records: Vec<Record>,
+    /// Copies dropped in memory.
+    pub duplicates: u64,
+    /// One per gatherer that delivered rows.
+    pub cursors: Vec<CursorAdvance>,
+}
+
+/// Merges `batches`, dropping every record whose identity was already seen.
+pub fn merge(batches: Vec<Batch>) -> Merged {
+    let total: usize = batches.iter().map(|b| b.records.len()).sum();
+    let mut seen: HashSet<Identity> = HashSet::with_capacity(total);
+    let mut merged = Merged {
+        records: Vec::with_capacity(total),
+        ..Merged::default()
+    };
+    for batch in batches {
+        let Some(last) = batch.records.last() else {
+            continue;
+        };
+        let advance = CursorAdvance {
+            gatherer: batch.gatherer,
+            last_seq: last.seq,
+            last_received: last.record.received_at(),
+        };
+        match merged
+            .cursors
+            .iter_mut()
+            .find(|c| c.gatherer == batch.gatherer)
+        {
+            Some(c) if c.last_seq < advance.last_seq => *c = advance,
+            Some(_) => {}
+            None => merged.cursors.push(advance),
+        }
+        for pulled in batch.records {
+            if seen.insert(pulled.record.identity()) {
+                merged.records.push(pulled.record);
+            } else {
+                merged.duplicates += 1;
+            }
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kd_core::records::{OrderbookDelta, Trade, TradeSource, WirePos};
+    use kd_core::{Count, Price, Side};
+
+    fn delta(ts: i64, occurrence: u32, received: i64, sid: u64) -> Record {
+        Record::Delta(OrderbookDelta {
+            ticker: "M".into(),
+            exchange_ts: TimestampUs::from_micros(ts),
+            side: Side::Yes,
+            price: Price::new(50_000).unwrap_or(Price::ZERO),
+            delta: Count::new(100),
+            occurrence,
+            received_at: TimestampUs::from_micros(received),
+            pos: WirePos {
+                sid: Some(sid),
+                seq: Some(ts as u64),
+            },
+        })
+    }
+
+    fn trade(id: &str, ts: i64) -> Record {
+        Record::Trade(Trade {
+            trade_id: id.into(),
+            ticker: "M".into(),
+            exchange_ts: TimestampUs::from_micros(ts),
+            yes_price: Price::new(1).unwrap_or(Price::ZERO),
+            no_price: Price::new(99_999).unwrap_or(Price::ZERO),
+            count: Count::new(1),
+            taker_side: None,
+            is_block_trade: false,
+            source: TradeSource::Ws,
+            received_at: TimestampUs::from_micros(ts),
+            pos: WirePos::default(),
+        })
+    }
+
+    fn batch(gatherer: usize, records: Vec<(u64, Record)>) -> Batch {
+        Batch {
+            gatherer,
+            records: records
+                .into_iter()
+                .map(|(seq, record)| PulledRecord { seq, record })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn copies_from_three_gatherers_become_one() {
+        // Same deltas, different receive times, sids and local sequences: one copy each.
+        let a = batch(0, vec![(1, delta(10, 0, 11, 1)), (2, delta(10, 1, 11, 1))]);
+        let b = batch(1, vec![(7, delta(10, 0, 15, 9)), (8, delta(10, 1, 15, 9))]);
+        let c = batch(2, vec![(3, delta(10, 1, 12, 4)), (4, delta(20, 0, 21, 4))]);
+        let m = merge(vec![a, b, c]);
+        assert_eq!(m.records.len(), 3);
+        assert_eq!(m.duplicates, 3);
+        assert_eq!(
+            m.cursors,
+            vec![
+                CursorAdvance {
+                    gatherer: 0,
+                    last_seq: 2,
+                    last_received: TimestampUs::from_micros(11)
+                },
+                CursorAdvance {
+                    gatherer: 1,
+                    last_seq: 8,
+                    last_received: TimestampUs::from_micros(15)
+                },
+                CursorAdvance {
+                    gatherer: 2,
+                    last_seq: 4,
+                    last_received: TimestampUs::from_micros(21)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn identical_changes_in_one_instant_both_survive() {
+        // occurrence 0 and 1 are two real changes: neither may be merged away.
+        let m = merge(vec![batch(
+            0,
+            vec![(1, delta(10, 0, 1, 1)), (2, delta(10, 1, 1, 1))],
+        )]);
+        assert_eq!(m.records.len(), 2);
+        assert_eq!(m.duplicates, 0);
+    }
+
+    #[test]
+    fn trades_merge_by_id_only() {
+        // A REST-repaired copy may carry a different time: still one trade.
+        let m = merge(vec![
+            batch(0, vec![(1, trade("t1", 1_000))]),
+            batch(1, vec![(1, trade("t1", 1_500)), (2, trade("t2", 1_000))]),
+        ]);
+        assert_eq!(m.records.len(), 2);
+        assert_eq!(m.duplicates, 1);
+    }
+
+    #[test]
+    fn two_batches_of_one_gatherer_keep_the_highest_cursor() {
+        let m = merge(vec![
+            batch(0, vec![(1, trade("a", 1))]),
+            batch(0, vec![(5, trade("b", 2))]),
+            batch(1, vec![]),
+        ]);
+        assert_eq!(m.cursors.len(), 1);
+        assert_eq!(m.cursors[0].last_seq, 5);
+    }
+}

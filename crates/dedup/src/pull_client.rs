@@ -1,0 +1,149 @@
+//! The client side of the gatherer pull API (`kd_core::pull`).
+
+use crate::config::GathererEndpoint;
+use kd_core::Table;
+use kd_core::pull::{AckRequest, PullResponse};
+use std::time::Duration;
+
+/// Why a pull or an acknowledgement failed. Every variant marks the gatherer down and is
+/// retried after a backoff; none stops the deduplicator.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("gatherer unreachable: {0}")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("gatherer answered HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("gatherer answer not understood: {0}")]
+    Decode(#[source] reqwest::Error),
+    #[error("gatherer identifies as `{found}`, configured as `{expected}`")]
+    WrongGatherer { expected: String, found: String },
+    #[error("gatherer answered for table {found} instead of {expected}")]
+    WrongTable { expected: Table, found: Table },
+}
+
+impl PullError {
+    /// Label for `dedup_errors_total{kind}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PullError::Unreachable(_) => "gatherer_unreachable",
+            PullError::Status { .. } => "gatherer_status",
+            PullError::Decode(_) => "gatherer_decode",
+            PullError::WrongGatherer { .. } | PullError::WrongTable { .. } => "gatherer_identity",
+        }
+    }
+}
+
+/// A pull-API client for one gatherer.
+#[derive(Debug, Clone)]
+pub struct PullClient {
+    http: reqwest::Client,
+    endpoint: GathererEndpoint,
+    base: String,
+    /// Added to each request's long-poll wait to get its timeout.
+    slack: Duration,
+}
+
+impl PullClient {
+    pub fn new(endpoint: GathererEndpoint, slack: Duration) -> Result<PullClient, PullError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(PullError::Unreachable)?;
+        let base = endpoint.url.trim_end_matches('/').to_string();
+        Ok(PullClient {
+            http,
+            endpoint,
+            base,
+            slack,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.endpoint.id
+    }
+
+    fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if self.endpoint.token.is_empty() {
+            req
+        } else {
+            req.bearer_auth(self.endpoint.token.expose())
+        }
+    }
+
+    /// `GET /v1/pull/{table}?after&limit&wait_ms`.
+    pub async fn pull(
+        &self,
+        table: Table,
+        after: u64,
+        limit: usize,
+        wait_ms: u64,
+    ) -> Result<PullResponse, PullError> {
+        let url = format!("{}/v1/pull/{}", self.base, table.name());
+        let req = self
+            .http
+            .get(url)
+            .query(&[
+                ("after", after.to_string()),
+                ("limit", limit.to_string()),
+                ("wait_ms", wait_ms.to_string()),
+            ])
+            .timeout(Duration::from_millis(wait_ms) + self.slack);
+        let resp = self
+            .authorize(req)
+            .send()
+            .await
+            .map_err(PullError::Unreachable)?;
+        let resp = check(resp).await?;
+        let body: PullResponse = resp.json().await.map_err(|e| {
+            if e.is_timeout() || e.is_request() || e.is_body() {
+                PullError::Unreachable(e)
+            } else {
+                PullError::Decode(e)
+            }
+        })?;
+        if body.gatherer != self.endpoint.id {
+            return Err(PullError::WrongGatherer {
+                expected: self.endpoint.id.clone(),
+                found: body.gatherer,
+            });
+        }
+        if body.table != table {
+            return Err(PullError::WrongTable {
+                expected: table,
+                found: body.table,
+            });
+        }
+        Ok(body)
+    }
+
+    /// `POST /v1/ack/{table}`: every row ≤ `cursor` is committed in production.
+    pub async fn ack(&self, table: Table, cursor: u64) -> Result<(), PullError> {
+        let url = format!("{}/v1/ack/{}", self.base, table.name());
+        let req = self
+            .http
+            .post(url)
+            .json(&AckRequest { cursor })
+            .timeout(self.slack);
+        let resp = self
+            .authorize(req)
+            .send()
+            .await
+            .map_err(PullError::Unreachable)?;
+        check(resp).await?;
+        Ok(())
+    }
+}
+
+async fn check(resp: reqwest::Response) -> Result<reqwest::Response, PullError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let mut body = resp.text().await.unwrap_or_default();
+    body.truncate(300);
+    Err(PullError::Status {
+        status: status.as_u16(),
+        body,
+    })
+}

@@ -1,0 +1,276 @@
+//! The sync loop: per table, one puller per gatherer and one writer.
+//!
+//! ```text
+//!  gatherer-a ──puller──┐
+//!  gatherer-b ──puller──┼──(bounded channel)──▶ writer ──▶ production (one transaction:
+//!  gatherer-c ──puller──┘                         │          rows + every cursor moved)
+//!        ▲                                        │
+//!        └────────── ack after commit ◀───────────┘ (watch of the committed cursor)
+//! ```
+//!
+//! - A puller reads its gatherer from the cursor stored in production, in large batches back
+//!   to back while behind (catch-up), and with a long-poll once current. An unreachable gatherer
+//!   only stalls its own pullers (backoff up to `gatherer_retry_max_ms`); the others carry on.
+//! - The writer takes whatever batches are waiting (up to `max_transaction_rows`), merges them
+//!   dropping duplicate identities, and commits the survivors and the cursors of every gatherer
+//!   that contributed in one transaction. Production failures are retried forever with the
+//!   DATABASE backoff; meanwhile the bounded channel fills, pullers wait and the gatherers keep
+//!   buffering. Nothing is acknowledged before its commit, so a crash anywhere replays.
+
+use crate::config::DedupConfig;
+use crate::health::Health;
+use crate::merge::{Batch, merge};
+use crate::metrics as m;
+use crate::pull_client::PullClient;
+use crate::store::{CursorUpdate, InsertOutcome, Store};
+use kd_core::backoff::{Backoff, BackoffPolicy};
+use kd_core::{Table, TimestampUs};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// What the pullers and writers share.
+pub(crate) struct SyncContext {
+    pub store: Store,
+    pub health: Arc<Health>,
+    pub clients: Vec<PullClient>,
+    pub config: Arc<DedupConfig>,
+}
+
+/// Batches waiting per table before pullers block (per gatherer).
+const QUEUED_BATCHES_PER_GATHERER: usize = 2;
+
+/// Spawns every puller and writer into `tasks`, starting from `cursors`.
+pub(crate) fn spawn(
+    ctx: Arc<SyncContext>,
+    cursors: &HashMap<(String, Table), u64>,
+    tasks: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+) {
+    for table in Table::ALL {
+        let capacity = QUEUED_BATCHES_PER_GATHERER * ctx.clients.len().max(1);
+        let (tx, rx) = mpsc::channel::<Batch>(capacity);
+        let mut committed = Vec::with_capacity(ctx.clients.len());
+        for (g, client) in ctx.clients.iter().enumerate() {
+            let start = cursors
+                .get(&(client.id().to_string(), table))
+                .copied()
+                .unwrap_or(0);
+            ctx.health.initial_cursor(g, table, start);
+            let (c_tx, c_rx) = watch::channel(start);
+            committed.push(c_tx);
+            tasks.spawn(puller(
+                Arc::clone(&ctx),
+                g,
+                table,
+                start,
+                tx.clone(),
+                c_rx,
+                shutdown.clone(),
+            ));
+        }
+        drop(tx);
+        tasks.spawn(writer(
+            Arc::clone(&ctx),
+            table,
+            rx,
+            committed,
+            shutdown.clone(),
+        ));
+    }
+}
+
+async fn puller(
+    ctx: Arc<SyncContext>,
+    g: usize,
+    table: Table,
+    start: u64,
+    out: mpsc::Sender<Batch>,
+    mut committed: watch::Receiver<u64>,
+    shutdown: CancellationToken,
+) {
+    let client = &ctx.clients[g];
+    let cfg = &ctx.config;
+    let gatherer = client.id().to_string();
+    let mut after = start;
+    let mut acked = start;
+    let mut behind = true;
+    let mut backoff = Backoff::new(BackoffPolicy::new(
+        Duration::from_millis(cfg.gatherer_retry_ms),
+        Duration::from_millis(cfg.gatherer_retry_max_ms),
+    ));
+    while !shutdown.is_cancelled() {
+        let done = *committed.borrow_and_update();
+        if done > acked {
+            match client.ack(table, done).await {
+                Ok(()) => acked = done,
+                // Harmless: the next ack covers it, and until then the gatherer keeps the rows.
+                Err(e) => {
+                    m::error("ack");
+                    tracing::debug!(gatherer = %gatherer, table = %table, error = %e, "ack failed");
+                }
+            }
+        }
+        let wait_ms = if behind { 0 } else { cfg.long_poll_ms };
+        let pulled = tokio::select! {
+            r = client.pull(table, after, cfg.batch_size, wait_ms) => r,
+            _ = shutdown.cancelled() => return,
+        };
+        match pulled {
+            Ok(resp) => {
+                if backoff.attempts() > 0 {
+                    tracing::info!(gatherer = %gatherer, table = %table, "gatherer reachable again");
+                }
+                backoff.reset();
+                ctx.health.pull_ok(g, table, resp.head);
+                if resp.head < after && resp.records.is_empty() {
+                    // The gatherer's sequence restarted below our cursor (its store was
+                    // replaced): read it again from the start; duplicates are absorbed.
+                    metrics::counter!(m::GATHERER_RESETS_TOTAL).increment(1);
+                    tracing::warn!(gatherer = %gatherer, table = %table, head = resp.head, cursor = after,
+                        "gatherer head below our cursor; re-reading it from the start");
+                    after = 0;
+                    behind = true;
+                    continue;
+                }
+                let n = resp.records.len();
+                metrics::counter!(m::RECORDS_POLLED_TOTAL, "gatherer" => gatherer.clone(), "table" => table.name())
+                    .increment(n as u64);
+                let Some(last) = resp.records.last().map(|r| r.seq) else {
+                    behind = false;
+                    continue;
+                };
+                after = last;
+                behind = n >= cfg.batch_size || resp.head > last;
+                let batch = Batch {
+                    gatherer: g,
+                    records: resp.records,
+                };
+                tokio::select! {
+                    sent = out.send(batch) => if sent.is_err() { return },
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+            Err(e) => {
+                m::error(e.kind());
+                ctx.health.pull_failed(g, table, e.to_string());
+                let delay = backoff.next_delay();
+                if backoff.attempts() <= 1 || backoff.attempts().is_multiple_of(10) {
+                    tracing::warn!(gatherer = %gatherer, table = %table, error = %e,
+                        retry_in_ms = delay.as_millis() as u64, "pull failed; skipping this gatherer for now");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+async fn writer(
+    ctx: Arc<SyncContext>,
+    table: Table,
+    mut rx: mpsc::Receiver<Batch>,
+    committed: Vec<watch::Sender<u64>>,
+    shutdown: CancellationToken,
+) {
+    let max_rows = ctx.config.max_transaction_rows;
+    loop {
+        let first = tokio::select! {
+            b = rx.recv() => match b { Some(b) => b, None => return },
+            _ = shutdown.cancelled() => return,
+        };
+        let mut rows = first.records.len();
+        let mut batches = vec![first];
+        while rows < max_rows {
+            match rx.try_recv() {
+                Ok(b) => {
+                    rows += b.records.len();
+                    batches.push(b);
+                }
+                Err(_) => break,
+            }
+        }
+        let merged = merge(batches);
+        let cursors: Vec<CursorUpdate> = merged
+            .cursors
+            .iter()
+            .map(|c| CursorUpdate {
+                gatherer: ctx.clients[c.gatherer].id().to_string(),
+                table,
+                last_seq: c.last_seq,
+            })
+            .collect();
+        let Some(outcome) = commit(&ctx, table, &merged.records, &cursors, &shutdown).await else {
+            return;
+        };
+        let now = TimestampUs::now();
+        metrics::counter!(m::RECORDS_WRITTEN_TOTAL, "table" => table.name())
+            .increment(outcome.inserted);
+        metrics::counter!(m::DUPLICATES_TOTAL, "table" => table.name())
+            .increment(outcome.duplicates + merged.duplicates);
+        metrics::counter!(m::TRANSACTIONS_TOTAL, "table" => table.name()).increment(1);
+        let latency = metrics::histogram!(m::COMMIT_LATENCY_SECONDS, "table" => table.name());
+        for r in &merged.records {
+            // Display only (a histogram of seconds); never feeds back into data.
+            latency.record((now.micros() - r.exchange_ts().micros()).max(0) as f64 / 1e6);
+        }
+        ctx.health.synced();
+        for c in &merged.cursors {
+            ctx.health.committed(c.gatherer, table, c.last_seq);
+            if let Some(tx) = committed.get(c.gatherer) {
+                tx.send_replace(c.last_seq);
+            }
+        }
+    }
+}
+
+/// Inserts and advances cursors, retrying forever (DESIGN §6); `None` on shutdown.
+async fn commit(
+    ctx: &SyncContext,
+    table: Table,
+    records: &[kd_core::Record],
+    cursors: &[CursorUpdate],
+    shutdown: &CancellationToken,
+) -> Option<InsertOutcome> {
+    let mut backoff = Backoff::new(BackoffPolicy::DATABASE);
+    let timeout = Duration::from_secs(ctx.config.transaction_timeout_secs);
+    loop {
+        let attempt =
+            tokio::time::timeout(timeout, ctx.store.insert_batch(table, records, cursors));
+        let result = tokio::select! {
+            r = attempt => r,
+            _ = shutdown.cancelled() => return None,
+        };
+        let error = match result {
+            Ok(Ok(outcome)) => {
+                if backoff.attempts() > 0 {
+                    tracing::info!(table = %table, attempts = backoff.attempts(), "production reachable again");
+                }
+                ctx.health.production_ok();
+                return Some(outcome);
+            }
+            Ok(Err(e)) => {
+                m::error(e.kind());
+                e.to_string()
+            }
+            Err(_) => {
+                m::error("database_timeout");
+                format!("transaction took longer than {} s", timeout.as_secs())
+            }
+        };
+        ctx.health.production_failed(error.clone());
+        metrics::counter!(m::RETRIES_TOTAL).increment(1);
+        let delay = backoff.next_delay();
+        tracing::warn!(table = %table, rows = records.len(), error = %error,
+            retry_in_ms = delay.as_millis() as u64, "production write failed; retrying (nothing acknowledged)");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return None,
+        }
+    }
+}

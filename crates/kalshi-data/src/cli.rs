@@ -26,7 +26,7 @@ pub enum Command {
     /// Run one gatherer.
     Gatherer(kd_gatherer::cli::GathererArgs),
     /// Run the deduplicator.
-    Dedup,
+    Dedup(kd_dedup::cli::DedupArgs),
     /// Export closed time windows from production to the Parquet archive.
     Export,
     /// Show the health of a running deployment on one screen.
@@ -38,7 +38,7 @@ pub enum Command {
     /// Load historical trades over REST into production.
     Backfill(kd_backfill::BackfillArgs),
     /// Create or upgrade the production schema.
-    Migrate,
+    Migrate(kd_dedup::cli::MigrateArgs),
     /// Write an RSA key pair for tests, local runs and the simulator.
     Keygen(keygen::KeygenArgs),
     /// Run the end-to-end load benchmark and print its figures.
@@ -61,6 +61,14 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Backfill(args) => return backfill(args).await,
+        Command::Dedup(args) => {
+            kd_dedup::cli::run(args).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Migrate(args) => {
+            kd_dedup::cli::run_migrate(args).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         other => other,
     };
     let name = format!("{command:?}").to_lowercase();

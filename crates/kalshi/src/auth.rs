@@ -62,6 +62,9 @@ pub enum AuthError {
     /// The RSA operation itself failed (key generation, signing).
     #[error("RSA operation failed: {0}")]
     Crypto(String),
+    /// The key id is empty or not printable ASCII (it travels in an HTTP header).
+    #[error("API key id must be non-empty printable ASCII without spaces")]
+    BadKeyId,
     /// No public key is registered under this key id.
     #[error("unknown API key id")]
     UnknownKey,
@@ -119,6 +122,9 @@ impl AuthHeaders {
 impl Signer {
     /// Loads a PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`) PEM.
     pub fn from_pem(key_id: &str, pem: &str) -> Result<Self, AuthError> {
+        if key_id.is_empty() || !key_id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AuthError::BadKeyId);
+        }
         let key = parse_private_pem(pem)?;
         Ok(Signer {
             key_id: key_id.to_owned(),

@@ -427,3 +427,17 @@ fn lifecycle_payload_is_key_order_independent() -> Result<(), WsParseError> {
     assert_ne!(la.pos, lb.pos);
     Ok(())
 }
+
+#[test]
+fn into_record_for_data_messages_only() -> Result<(), WsParseError> {
+    let delta = parse(&delta_with(GOOD_DELTA))?.into_record();
+    assert!(matches!(delta, Some(kd_core::Record::Delta(_))));
+    let lifecycle = parse(
+        r#"{"type":"event_lifecycle","sid":1,"seq":1,"msg":{"event_ticker":"E","series_ticker":"S"}}"#,
+    )?
+    .into_record();
+    assert!(matches!(lifecycle, Some(kd_core::Record::Lifecycle(_))));
+    assert_eq!(parse(r#"{"id":5,"type":"ok"}"#)?.into_record(), None);
+    assert_eq!(parse(r#"{"type":"brand_new"}"#)?.into_record(), None);
+    Ok(())
+}

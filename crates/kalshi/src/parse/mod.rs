@@ -31,7 +31,9 @@ pub use rest::{
 };
 pub use ws::parse_ws;
 
-use kd_core::{Lifecycle, OrderbookDelta, OrderbookSnapshot, Price, Ticker, TimestampUs, Trade};
+use kd_core::{
+    Lifecycle, OrderbookDelta, OrderbookSnapshot, Price, Record, Ticker, TimestampUs, Trade,
+};
 
 /// One WebSocket message, typed. Data variants carry finished records (with `received_at` and
 /// `pos` filled in); response variants carry what the connection manager needs.
@@ -133,6 +135,24 @@ impl WsEvent {
             WsEvent::Error { .. } => "error",
             WsEvent::ListSubscriptions { .. } => "list_subscriptions",
             WsEvent::Unknown { .. } => "unknown",
+        }
+    }
+
+    /// The record a data message carries (`None` for command replies and unknown types).
+    pub fn into_record(self) -> Option<Record> {
+        match self {
+            WsEvent::Snapshot { snapshot, .. } => Some(Record::Snapshot(snapshot)),
+            WsEvent::Delta { delta, .. } => Some(Record::Delta(delta)),
+            WsEvent::Trade { trade, .. } => Some(Record::Trade(trade)),
+            WsEvent::Ticker { ticker, .. } => Some(Record::Ticker(ticker)),
+            WsEvent::MarketLifecycle { lifecycle, .. }
+            | WsEvent::EventLifecycle { lifecycle, .. } => Some(Record::Lifecycle(lifecycle)),
+            WsEvent::Subscribed { .. }
+            | WsEvent::Ok { .. }
+            | WsEvent::Unsubscribed { .. }
+            | WsEvent::Error { .. }
+            | WsEvent::ListSubscriptions { .. }
+            | WsEvent::Unknown { .. } => None,
         }
     }
 

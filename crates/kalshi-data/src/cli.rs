@@ -28,7 +28,7 @@ pub enum Command {
     /// Run the deduplicator.
     Dedup(kd_dedup::cli::DedupArgs),
     /// Export closed time windows from production to the Parquet archive.
-    Export,
+    Export(kd_archive::cli::ExportArgs),
     /// Show the health of a running deployment on one screen.
     Status(kd_ops::status::StatusArgs),
     /// Check production against the simulator's ground truth, or report coverage and gaps.
@@ -63,6 +63,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Backfill(args) => return backfill(args).await,
         Command::Dedup(args) => {
             kd_dedup::cli::run(args).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Export(args) => {
+            kd_archive::cli::run(args).await?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Migrate(args) => {

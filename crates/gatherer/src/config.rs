@@ -111,7 +111,10 @@ impl Default for GathererConfig {
 
 impl GathererConfig {
     /// Loads the configuration from its layers and validates it.
-    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
         let config: GathererConfig = kd_core::config::load(file, ENV_PREFIX, overrides)?;
         config.validate()?;
         Ok(config)
@@ -126,13 +129,19 @@ impl GathererConfig {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(bad("gatherer_id", "must be non-empty letters, digits, `-` or `_`"));
+            return Err(bad(
+                "gatherer_id",
+                "must be non-empty letters, digits, `-` or `_`",
+            ));
         }
         if self.writer_batch_rows == 0 {
             return Err(bad("writer_batch_rows", "must be at least 1"));
         }
         if self.writer_queue_records < self.writer_batch_rows {
-            return Err(bad("writer_queue_records", "must be at least writer_batch_rows"));
+            return Err(bad(
+                "writer_queue_records",
+                "must be at least writer_batch_rows",
+            ));
         }
         if self.connections == 0 {
             return Err(bad("connections", "must be at least 1"));
@@ -144,7 +153,10 @@ impl GathererConfig {
             return Err(bad("silence_timeout_secs", "must be at least 1"));
         }
         if self.snapshot_poll_interval_mins > 15 {
-            return Err(bad("snapshot_poll_interval_mins", "must be 0 (off) or 1..=15"));
+            return Err(bad(
+                "snapshot_poll_interval_mins",
+                "must be 0 (off) or 1..=15",
+            ));
         }
         if self.key_id.is_empty() != self.private_key_path.is_none() {
             return Err(bad(
@@ -154,7 +166,10 @@ impl GathererConfig {
         }
         if !self.listen.ip().is_loopback() {
             if self.token.is_empty() {
-                return Err(bad("token", "required when `listen` is not a loopback address"));
+                return Err(bad(
+                    "token",
+                    "required when `listen` is not a loopback address",
+                ));
             }
             if self.tls_cert_path.is_none() || self.tls_key_path.is_none() {
                 return Err(bad(
@@ -164,7 +179,10 @@ impl GathererConfig {
             }
         }
         if self.tls_cert_path.is_some() != self.tls_key_path.is_some() {
-            return Err(bad("tls_key_path", "tls_cert_path and tls_key_path are set together"));
+            return Err(bad(
+                "tls_key_path",
+                "tls_cert_path and tls_key_path are set together",
+            ));
         }
         Ok(())
     }
@@ -196,13 +214,31 @@ mod tests {
         let cases: Vec<(&str, Box<dyn Fn(&mut GathererConfig)>)> = vec![
             ("gatherer_id", Box::new(|c| c.gatherer_id = "a b".into())),
             ("writer_batch_rows", Box::new(|c| c.writer_batch_rows = 0)),
-            ("writer_queue_records", Box::new(|c| c.writer_queue_records = 1)),
+            (
+                "writer_queue_records",
+                Box::new(|c| c.writer_queue_records = 1),
+            ),
             ("connections", Box::new(|c| c.connections = 0)),
-            ("markets_per_subscription", Box::new(|c| c.markets_per_subscription = 0)),
-            ("silence_timeout_secs", Box::new(|c| c.silence_timeout_secs = 0)),
-            ("snapshot_poll_interval_mins", Box::new(|c| c.snapshot_poll_interval_mins = 16)),
-            ("private_key_path", Box::new(|c| c.key_id = Secret::new("k"))),
-            ("token", Box::new(|c| c.listen = "0.0.0.0:1".parse().unwrap_or(c.listen))),
+            (
+                "markets_per_subscription",
+                Box::new(|c| c.markets_per_subscription = 0),
+            ),
+            (
+                "silence_timeout_secs",
+                Box::new(|c| c.silence_timeout_secs = 0),
+            ),
+            (
+                "snapshot_poll_interval_mins",
+                Box::new(|c| c.snapshot_poll_interval_mins = 16),
+            ),
+            (
+                "private_key_path",
+                Box::new(|c| c.key_id = Secret::new("k")),
+            ),
+            (
+                "token",
+                Box::new(|c| c.listen = "0.0.0.0:1".parse().unwrap_or(c.listen)),
+            ),
             (
                 "tls_cert_path",
                 Box::new(|c| {
@@ -210,7 +246,10 @@ mod tests {
                     c.token = Secret::new("t");
                 }),
             ),
-            ("tls_key_path", Box::new(|c| c.tls_cert_path = Some("c.pem".into()))),
+            (
+                "tls_key_path",
+                Box::new(|c| c.tls_cert_path = Some("c.pem".into())),
+            ),
         ];
         for (key, mutate) in cases {
             let mut c = GathererConfig::default();

@@ -130,7 +130,10 @@ pub async fn run(config: GathererConfig, shutdown: CancellationToken) -> Result<
 
 /// Starts a gatherer and returns once its store is open and its HTTP server is bound
 /// (`listen` with port 0 picks a free port: see [`GathererHandle::addr`]).
-pub async fn start(config: GathererConfig, shutdown: CancellationToken) -> Result<GathererHandle, GathererError> {
+pub async fn start(
+    config: GathererConfig,
+    shutdown: CancellationToken,
+) -> Result<GathererHandle, GathererError> {
     config.validate()?;
     let shutdown = shutdown.child_token();
     let health = Arc::new(Health::default());

@@ -65,17 +65,22 @@ fn refuse(status: StatusCode, kind: &'static str, reason: String) -> Response {
     (status, Json(serde_json::json!({ "error": reason }))).into_response()
 }
 
-fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), Response> {
+/// `Some(refusal)` when the request lacks the configured bearer token.
+fn unauthorized(state: &ApiState, headers: &HeaderMap) -> Option<Response> {
     let Some(expected) = &state.token else {
-        return Ok(());
+        return None;
     };
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        Some(p) if constant_time_eq(p.as_bytes(), expected.as_bytes()) => Ok(()),
-        _ => Err(refuse(StatusCode::UNAUTHORIZED, "auth", "missing or wrong bearer token".into())),
+        Some(p) if constant_time_eq(p.as_bytes(), expected.as_bytes()) => None,
+        _ => Some(refuse(
+            StatusCode::UNAUTHORIZED,
+            "auth",
+            "missing or wrong bearer token".into(),
+        )),
     }
 }
 
@@ -87,8 +92,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn parse_table(name: &str) -> Result<Table, Response> {
-    Table::parse(name).ok_or_else(|| refuse(StatusCode::NOT_FOUND, "table", "unknown table".into()))
+fn unknown_table() -> Response {
+    refuse(StatusCode::NOT_FOUND, "table", "unknown table".into())
 }
 
 async fn pull(
@@ -97,12 +102,11 @@ async fn pull(
     Query(q): Query<PullQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
+    if let Some(refusal) = unauthorized(&state, &headers) {
+        return refusal;
     }
-    let table = match parse_table(&table) {
-        Ok(t) => t,
-        Err(r) => return r,
+    let Some(table) = Table::parse(&table) else {
+        return unknown_table();
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_PULL_LIMIT);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms.min(MAX_WAIT_MS));
@@ -118,7 +122,11 @@ async fn pull(
                 Ok(Ok(records)) => records,
                 Ok(Err(e)) => return store_error(e),
                 Err(e) => {
-                    return refuse(StatusCode::INTERNAL_SERVER_ERROR, "store", format!("read task failed: {e}"));
+                    return refuse(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "store",
+                        format!("read task failed: {e}"),
+                    );
                 }
             };
             // A row can commit between reading the head and the query: report the larger.
@@ -154,7 +162,12 @@ async fn pull(
     }
 }
 
-fn answer(state: &ApiState, table: Table, records: Vec<kd_core::pull::PulledRecord>, head: u64) -> Response {
+fn answer(
+    state: &ApiState,
+    table: Table,
+    records: Vec<kd_core::pull::PulledRecord>,
+    head: u64,
+) -> Response {
     metrics::counter!(m::PULL_ROWS_TOTAL, "table" => table.name()).increment(records.len() as u64);
     Json(PullResponse {
         gatherer: state.gatherer.clone(),
@@ -176,25 +189,36 @@ async fn ack(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
+    if let Some(refusal) = unauthorized(&state, &headers) {
+        return refusal;
     }
-    let table = match parse_table(&table) {
-        Ok(t) => t,
-        Err(r) => return r,
+    let Some(table) = Table::parse(&table) else {
+        return unknown_table();
     };
     let request: AckRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, "ack", format!("bad acknowledgement: {e}")),
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "ack",
+                format!("bad acknowledgement: {e}"),
+            );
+        }
     };
     match state.control.ack(table, request.cursor).await {
         Some(Ok(())) => {
             metrics::counter!(m::PULL_ACKS_TOTAL, "table" => table.name()).increment(1);
             StatusCode::NO_CONTENT.into_response()
         }
-        Some(Err(e @ StoreError::AckBeyondHead { .. })) => refuse(StatusCode::BAD_REQUEST, "ack", e.to_string()),
+        Some(Err(e @ StoreError::AckBeyondHead { .. })) => {
+            refuse(StatusCode::BAD_REQUEST, "ack", e.to_string())
+        }
         Some(Err(e)) => store_error(e),
-        None => refuse(StatusCode::SERVICE_UNAVAILABLE, "ack", "gatherer is stopping".into()),
+        None => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ack",
+            "gatherer is stopping".into(),
+        ),
     }
 }
 

@@ -81,7 +81,8 @@ impl Registry {
             Err(e) => return Err(RegistryError::Halted(e)),
         }
         self.health.registry_synced.store(true, Ordering::Relaxed);
-        let mut reconcile = tokio::time::interval(self.reconcile_interval.max(Duration::from_secs(1)));
+        let mut reconcile =
+            tokio::time::interval(self.reconcile_interval.max(Duration::from_secs(1)));
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reconcile.tick().await;
         loop {
@@ -120,7 +121,9 @@ impl Registry {
             }
         } else if DROP_EVENTS.contains(&event) && self.known.remove(&ticker) {
             tracing::debug!(%ticker, event, "market finished");
-            self.send(MarketChange::Drop { tickers: vec![ticker] });
+            self.send(MarketChange::Drop {
+                tickers: vec![ticker],
+            });
         }
         self.gauge();
     }
@@ -154,7 +157,12 @@ impl Registry {
         let added: Vec<String> = listed.difference(&self.known).cloned().collect();
         let gone: Vec<String> = self.known.difference(&listed).cloned().collect();
         metrics::counter!(m::REGISTRY_SYNCS_TOTAL).increment(1);
-        tracing::info!(open = listed.len(), added = added.len(), gone = gone.len(), "market list synced");
+        tracing::info!(
+            open = listed.len(),
+            added = added.len(),
+            gone = gone.len(),
+            "market list synced"
+        );
         self.known = listed;
         if !added.is_empty() {
             self.send(MarketChange::Subscribe {
@@ -177,6 +185,8 @@ impl Registry {
 
     fn gauge(&self) {
         metrics::gauge!(m::REGISTRY_MARKETS).set(self.known.len() as f64);
-        self.health.markets_known.store(self.known.len(), Ordering::Relaxed);
+        self.health
+            .markets_known
+            .store(self.known.len(), Ordering::Relaxed);
     }
 }

@@ -105,7 +105,11 @@ impl Router {
     pub async fn route(&mut self, bytes: &[u8], received_at: TimestampUs) -> Option<WsEvent> {
         if bytes.len() > self.shared.max_frame_bytes {
             metrics::counter!(m::ROUTER_PARSE_ERRORS_TOTAL, "kind" => "oversized").increment(1);
-            tracing::debug!(bytes = bytes.len(), conn = self.conn, "oversized frame refused");
+            tracing::debug!(
+                bytes = bytes.len(),
+                conn = self.conn,
+                "oversized frame refused"
+            );
             return None;
         }
         let event = match parse_ws(bytes, received_at) {
@@ -119,7 +123,9 @@ impl Router {
         metrics::counter!(m::ROUTER_MESSAGES_TOTAL, "type" => event.kind_name()).increment(1);
         // Sequence check for everything that consumes a number.
         if let (Some(sid), Some(_)) = (event.sid(), event.seq()) {
-            let (verdict, notice) = self.sequences.check(sid, event.seq(), received_at, event.kind_name());
+            let (verdict, notice) =
+                self.sequences
+                    .check(sid, event.seq(), received_at, event.kind_name());
             if let Some(notice) = notice {
                 self.gap(notice);
             }
@@ -138,9 +144,13 @@ impl Router {
                 if let Some(notice) = self.sequences.delta(sid, &delta.ticker, received_at) {
                     self.gap(notice);
                 }
-                delta.occurrence =
-                    self.occurrences
-                        .next(&delta.ticker, delta.exchange_ts, delta.side, delta.price, delta.delta);
+                delta.occurrence = self.occurrences.next(
+                    &delta.ticker,
+                    delta.exchange_ts,
+                    delta.side,
+                    delta.price,
+                    delta.delta,
+                );
                 self.data(Record::Delta(delta), received_at).await;
                 None
             }
@@ -152,9 +162,16 @@ impl Router {
                 self.data(Record::Ticker(ticker), received_at).await;
                 None
             }
-            WsEvent::MarketLifecycle { lifecycle, info, .. } => {
+            WsEvent::MarketLifecycle {
+                lifecycle, info, ..
+            } => {
                 self.data(Record::Lifecycle(lifecycle), received_at).await;
-                if self.shared.lifecycle.send(LifecycleNote { info, received_at }).is_err() {
+                if self
+                    .shared
+                    .lifecycle
+                    .send(LifecycleNote { info, received_at })
+                    .is_err()
+                {
                     tracing::debug!("registry gone; lifecycle change stored only");
                 }
                 None
@@ -163,7 +180,9 @@ impl Router {
                 self.data(Record::Lifecycle(lifecycle), received_at).await;
                 None
             }
-            WsEvent::Subscribed { sid, ref channel, .. } => {
+            WsEvent::Subscribed {
+                sid, ref channel, ..
+            } => {
                 self.sequences.subscribed(sid, channel, received_at);
                 Some(event)
             }
@@ -171,7 +190,11 @@ impl Router {
                 self.sequences.ended(sid);
                 Some(event)
             }
-            WsEvent::Error { sid: Some(sid), code, .. } if code == 10 || code == 25 => {
+            WsEvent::Error {
+                sid: Some(sid),
+                code,
+                ..
+            } if code == 10 || code == 25 => {
                 let channel = self.sequences.channel(sid).unwrap_or("unknown").to_string();
                 self.gap(GapNotice {
                     sid: Some(sid),
@@ -191,7 +214,9 @@ impl Router {
                     type_name.clone()
                 } else if self.unknown_labels.len() < MAX_UNKNOWN_LABELS
                     && type_name.len() <= 40
-                    && type_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && type_name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 {
                     self.unknown_labels.insert(type_name.clone());
                     type_name.clone()
@@ -211,9 +236,8 @@ impl Router {
         if !self.dropping.is_empty() {
             match self.shared.records.try_send(record) {
                 Ok(()) => self.close_drop_windows(received_at),
-                Err(mpsc::error::TrySendError::Full(r)) | Err(mpsc::error::TrySendError::Closed(r)) => {
-                    self.drop_record(&r, received_at)
-                }
+                Err(mpsc::error::TrySendError::Full(r))
+                | Err(mpsc::error::TrySendError::Closed(r)) => self.drop_record(&r, received_at),
             }
             return;
         }
@@ -243,7 +267,10 @@ impl Router {
     /// The queue has room again: record each drop window as a gap.
     fn close_drop_windows(&mut self, at: TimestampUs) {
         let windows: Vec<_> = self.dropping.drain().collect();
-        tracing::warn!(markets = windows.len(), "writer queue was full; dropped records recorded as gaps");
+        tracing::warn!(
+            markets = windows.len(),
+            "writer queue was full; dropped records recorded as gaps"
+        );
         for ((ticker, channel), (start, end)) in windows {
             self.gap(GapNotice {
                 sid: None,
@@ -264,7 +291,12 @@ impl Router {
         self.gap_counter += 1;
         let gap = Gap {
             gatherer: self.shared.gatherer.clone(),
-            gap_id: format!("{}-c{}-{}", notice.end.micros(), self.conn, self.gap_counter),
+            gap_id: format!(
+                "{}-c{}-{}",
+                notice.end.micros(),
+                self.conn,
+                self.gap_counter
+            ),
             ticker: notice.ticker.clone(),
             channel: notice.channel.clone(),
             start: notice.start,
@@ -288,7 +320,13 @@ impl Router {
 
     /// Records the markets of a lost connection as gaps (`disconnected`), one per market, or
     /// one for the whole channel when `markets` is empty (all-market channels).
-    pub fn disconnected(&mut self, markets: &[String], channel: &str, since: TimestampUs, now: TimestampUs) {
+    pub fn disconnected(
+        &mut self,
+        markets: &[String],
+        channel: &str,
+        since: TimestampUs,
+        now: TimestampUs,
+    ) {
         if markets.is_empty() {
             self.gap(GapNotice {
                 sid: None,

@@ -102,7 +102,13 @@ impl SequenceTracker {
     }
 
     /// Checks a message's `seq`; returns the verdict and, for a jump, the notice.
-    pub fn check(&mut self, sid: u64, seq: Option<u64>, at: TimestampUs, channel_hint: &str) -> (SeqCheck, Option<GapNotice>) {
+    pub fn check(
+        &mut self,
+        sid: u64,
+        seq: Option<u64>,
+        at: TimestampUs,
+        channel_hint: &str,
+    ) -> (SeqCheck, Option<GapNotice>) {
         let state = self.sids.entry(sid).or_insert_with(|| SidState {
             channel: channel_hint.to_string(),
             last_seq: None,

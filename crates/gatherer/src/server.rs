@@ -40,7 +40,9 @@ pub fn bind(addr: SocketAddr) -> Result<Bound, ServerError> {
     listener
         .set_nonblocking(true)
         .map_err(|source| ServerError::Bind { addr, source })?;
-    let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
     Ok(Bound { listener, addr })
 }
 
@@ -52,7 +54,9 @@ pub struct TlsPaths {
 }
 
 /// Loads the TLS configuration (before serving, so a bad certificate fails the start).
-pub async fn load_tls(paths: &TlsPaths) -> Result<axum_server::tls_rustls::RustlsConfig, ServerError> {
+pub async fn load_tls(
+    paths: &TlsPaths,
+) -> Result<axum_server::tls_rustls::RustlsConfig, ServerError> {
     axum_server::tls_rustls::RustlsConfig::from_pem_file(&paths.cert, &paths.key)
         .await
         .map_err(|source| ServerError::Tls {
@@ -83,6 +87,11 @@ pub async fn serve(
                 .serve(service)
                 .await
         }
-        None => axum_server::from_tcp(bound.listener)?.handle(handle).serve(service).await,
+        None => {
+            axum_server::from_tcp(bound.listener)?
+                .handle(handle)
+                .serve(service)
+                .await
+        }
     }
 }

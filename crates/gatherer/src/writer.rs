@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Backoff of a failing commit (disk full, I/O error): short, the queue is filling meanwhile.
-const COMMIT_RETRY: BackoffPolicy = BackoffPolicy::new(Duration::from_millis(50), Duration::from_secs(5));
+const COMMIT_RETRY: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_millis(50), Duration::from_secs(5));
 /// Commit attempts made for the last batch at shutdown before it is given up (counted).
 const SHUTDOWN_ATTEMPTS: u32 = 20;
 /// How often the disk and depth gauges are refreshed.
@@ -96,7 +97,10 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("kd-writer".into())
             .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                {
                     Ok(rt) => rt,
                     Err(e) => {
                         tracing::error!(error = %e, "writer runtime cannot start");
@@ -158,7 +162,11 @@ impl WriterLoop {
         self.acks = self.conn.acks().unwrap_or_default();
         self.refresh_stats();
         let mut batch: Vec<Record> = Vec::with_capacity(self.settings.batch_rows);
-        let mut retention = tokio::time::interval(self.settings.retention_interval.max(Duration::from_millis(10)));
+        let mut retention = tokio::time::interval(
+            self.settings
+                .retention_interval
+                .max(Duration::from_millis(10)),
+        );
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stats = tokio::time::interval(STATS_INTERVAL);
         stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -229,7 +237,8 @@ impl WriterLoop {
             match self.conn.insert_batch(batch) {
                 Ok(heads) => {
                     let now = TimestampUs::now();
-                    metrics::histogram!(m::WRITER_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+                    metrics::histogram!(m::WRITER_COMMIT_SECONDS)
+                        .record(started.elapsed().as_secs_f64());
                     metrics::histogram!(m::WRITER_BATCH_ROWS).record(batch.len() as f64);
                     metrics::counter!(m::WRITER_BATCHES_TOTAL).increment(1);
                     let mut per_table = [0_u64; 6];
@@ -241,8 +250,10 @@ impl WriterLoop {
                     for t in Table::ALL {
                         let n = per_table[index(t)];
                         if n > 0 {
-                            metrics::counter!(m::WRITER_ROWS_TOTAL, "table" => t.name()).increment(n);
-                            metrics::gauge!(m::STORE_HEAD, "table" => t.name()).set(heads.get(t) as f64);
+                            metrics::counter!(m::WRITER_ROWS_TOTAL, "table" => t.name())
+                                .increment(n);
+                            metrics::gauge!(m::STORE_HEAD, "table" => t.name())
+                                .set(heads.get(t) as f64);
                         }
                     }
                     batch.clear();
@@ -270,15 +281,24 @@ impl WriterLoop {
     fn handle_control(&mut self, c: Control, batch: &mut Vec<Record>) {
         match c {
             Control::Gap(g) => batch.push(Record::Gap(g)),
-            Control::Ack { table, cursor, reply } => {
+            Control::Ack {
+                table,
+                cursor,
+                reply,
+            } => {
                 let result = self.conn.ack(table, cursor, TimestampUs::now());
                 match &result {
                     Ok(()) => {
                         if cursor > self.acks.get(table) {
                             self.acks.set(table, cursor);
                         }
-                        let depth = self.conn.heads().get(table).saturating_sub(self.acks.get(table));
-                        metrics::gauge!(m::STORE_UNACKED_ROWS, "table" => table.name()).set(depth as f64);
+                        let depth = self
+                            .conn
+                            .heads()
+                            .get(table)
+                            .saturating_sub(self.acks.get(table));
+                        metrics::gauge!(m::STORE_UNACKED_ROWS, "table" => table.name())
+                            .set(depth as f64);
                     }
                     Err(e) => {
                         metrics::counter!(m::STORE_ERRORS_TOTAL, "kind" => "ack").increment(1);
@@ -301,7 +321,8 @@ impl WriterLoop {
 
     fn retention(&mut self) {
         let retention_us = i64::try_from(self.settings.retention.as_micros()).unwrap_or(i64::MAX);
-        let cutoff = TimestampUs::from_micros(TimestampUs::now().micros().saturating_sub(retention_us));
+        let cutoff =
+            TimestampUs::from_micros(TimestampUs::now().micros().saturating_sub(retention_us));
         if let Err(e) = self.retention_at(cutoff) {
             metrics::counter!(m::STORE_ERRORS_TOTAL, "kind" => "retention").increment(1);
             tracing::warn!(error = %e, "retention pass failed; retried next interval");
@@ -313,7 +334,8 @@ impl WriterLoop {
         for t in Table::ALL {
             let n = deleted[index(t)];
             if n > 0 {
-                metrics::counter!(m::STORE_RETENTION_DELETED_TOTAL, "table" => t.name()).increment(n);
+                metrics::counter!(m::STORE_RETENTION_DELETED_TOTAL, "table" => t.name())
+                    .increment(n);
             }
         }
         self.refresh_stats();
@@ -343,7 +365,12 @@ impl WriterControl {
 
     /// Stores an acknowledgement. `None` when the writer has stopped.
     pub async fn ack(&self, table: Table, cursor: u64) -> Option<Result<(), StoreError>> {
-        self.ask(|reply| Control::Ack { table, cursor, reply }).await
+        self.ask(|reply| Control::Ack {
+            table,
+            cursor,
+            reply,
+        })
+        .await
     }
 
     /// Runs a retention pass with an explicit cutoff (tests, operators).
@@ -360,7 +387,8 @@ impl WriterControl {
     /// Writes a `state` value.
     pub async fn set_state(&self, key: &str, value: &str) -> Option<Result<(), StoreError>> {
         let (key, value) = (key.to_string(), value.to_string());
-        self.ask(|reply| Control::SetState { key, value, reply }).await
+        self.ask(|reply| Control::SetState { key, value, reply })
+            .await
     }
 
     /// Records a gap (never dropped: the control queue is unbounded and gaps are rare).

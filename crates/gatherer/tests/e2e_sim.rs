@@ -51,7 +51,11 @@ async fn scenario(scale: Scale) -> TestResult {
         health.markets_subscribed.load(Ordering::Relaxed) >= scale.markets * 9 / 10
     })
     .await;
-    assert!(subscribed, "subscribed only {}", health.markets_subscribed.load(Ordering::Relaxed));
+    assert!(
+        subscribed,
+        "subscribed only {}",
+        health.markets_subscribed.load(Ordering::Relaxed)
+    );
     tokio::time::sleep(scale.run).await;
 
     // Stop the exchange, let the last messages land, then stop the gatherer (it commits all).
@@ -72,15 +76,27 @@ async fn scenario(scale: Scale) -> TestResult {
     let mut stored: HashSet<Identity> = HashSet::new();
     let mut rows_by_market: HashMap<String, Vec<(u64, Record)>> = HashMap::new();
     let mut counts = HashMap::new();
-    for table in [Table::Trades, Table::Deltas, Table::Tickers, Table::Lifecycle, Table::Snapshots] {
+    for table in [
+        Table::Trades,
+        Table::Deltas,
+        Table::Tickers,
+        Table::Lifecycle,
+        Table::Snapshots,
+    ] {
         let rows = all_rows(&store, table)?;
         counts.insert(table.name(), rows.len());
         for row in rows {
             stored.insert(row.record.identity());
             if let Record::Delta(d) = &row.record {
-                rows_by_market.entry(d.ticker.clone()).or_default().push((row.seq, row.record));
+                rows_by_market
+                    .entry(d.ticker.clone())
+                    .or_default()
+                    .push((row.seq, row.record));
             } else if let Record::Snapshot(s) = &row.record {
-                rows_by_market.entry(s.ticker.clone()).or_default().push((row.seq, row.record));
+                rows_by_market
+                    .entry(s.ticker.clone())
+                    .or_default()
+                    .push((row.seq, row.record));
             }
         }
     }
@@ -98,7 +114,10 @@ async fn scenario(scale: Scale) -> TestResult {
     let mut wrong_books = Vec::new();
     for line in read_truth(&truth_path)? {
         match line? {
-            TruthLine::Published { record, delivered: true } => {
+            TruthLine::Published {
+                record,
+                delivered: true,
+            } => {
                 delivered += 1;
                 if !stored.contains(&record.identity()) {
                     *missing.entry(record.table().name()).or_default() += 1;
@@ -107,12 +126,19 @@ async fn scenario(scale: Scale) -> TestResult {
                     }
                 }
             }
-            TruthLine::Book { ticker, ts, yes, no } => {
+            TruthLine::Book {
+                ticker,
+                ts,
+                yes,
+                no,
+            } => {
                 if let Some(book) = rebuild(rows_by_market.get(&ticker), ts) {
                     checked_books += 1;
                     let expected = Book::from_levels(&yes, &no);
                     if book != expected && wrong_books.len() < 5 {
-                        wrong_books.push(format!("{ticker} at {ts:?}: store {book:?} vs exchange {expected:?}"));
+                        wrong_books.push(format!(
+                            "{ticker} at {ts:?}: store {book:?} vs exchange {expected:?}"
+                        ));
                     }
                 }
             }
@@ -124,7 +150,10 @@ async fn scenario(scale: Scale) -> TestResult {
     println!("book check points compared: {checked_books}");
     println!("metrics:\n{}", interesting_metrics());
     assert!(delivered > 0, "the simulator delivered nothing");
-    assert!(missing.is_empty(), "missing from the store: {missing:?}, e.g. {examples:#?}");
+    assert!(
+        missing.is_empty(),
+        "missing from the store: {missing:?}, e.g. {examples:#?}"
+    );
     assert!(checked_books > 0, "no book check point could be compared");
     assert!(wrong_books.is_empty(), "books differ: {wrong_books:#?}");
     Ok(())

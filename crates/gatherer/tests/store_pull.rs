@@ -35,7 +35,9 @@ fn test_config(dir: &std::path::Path) -> GathererConfig {
     GathererConfig {
         gatherer_id: "g-test".into(),
         data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap_or(GathererConfig::default().listen),
+        listen: "127.0.0.1:0"
+            .parse()
+            .unwrap_or(GathererConfig::default().listen),
         // Nothing to connect to in these tests: the pipeline idles.
         rest_url: "http://127.0.0.1:9/trade-api/v2".into(),
         ws_url: "ws://127.0.0.1:9/trade-api/ws/v2".into(),
@@ -58,9 +60,17 @@ fn records_round_trip_exactly_and_sequences_survive_reopen() -> TestResult {
         assert_eq!(w.count(Table::Trades)?, 0);
     }
     let mut w = WriteConn::open(dir.path())?;
-    assert_eq!(w.heads().get(Table::Trades), 50, "high-water mark survives an empty table");
+    assert_eq!(
+        w.heads().get(Table::Trades),
+        50,
+        "high-water mark survives an empty table"
+    );
     let heads = w.insert_batch(&written[..1])?;
-    assert_eq!(heads.get(Table::Trades), 51, "a sequence number is never reused");
+    assert_eq!(
+        heads.get(Table::Trades),
+        51,
+        "a sequence number is never reused"
+    );
     let pool = ReadPool::new(dir.path())?;
     let rows = pool.pull(Table::Trades, 0, 10)?;
     assert_eq!(rows.len(), 1);
@@ -107,9 +117,17 @@ fn a_store_belongs_to_one_gatherer() -> TestResult {
     Ok(())
 }
 
-async fn pull(client: &reqwest::Client, base: &str, after: u64, limit: usize, wait_ms: u64) -> Result<PullResponse, reqwest::Error> {
+async fn pull(
+    client: &reqwest::Client,
+    base: &str,
+    after: u64,
+    limit: usize,
+    wait_ms: u64,
+) -> Result<PullResponse, reqwest::Error> {
     client
-        .get(format!("{base}/v1/pull/trades?after={after}&limit={limit}&wait_ms={wait_ms}"))
+        .get(format!(
+            "{base}/v1/pull/trades?after={after}&limit={limit}&wait_ms={wait_ms}"
+        ))
         .send()
         .await?
         .error_for_status()?
@@ -139,7 +157,11 @@ async fn pull_returns_exactly_the_rows_after_a_cursor_while_writes_continue() ->
     let mut seen: Vec<PulledRecord> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while (seen.len() as u64) < TOTAL {
-        assert!(tokio::time::Instant::now() < deadline, "only {} rows after 60 s", seen.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} rows after 60 s",
+            seen.len()
+        );
         let page = pull(&client, &base, cursor, 777, 1_000).await?;
         for r in &page.records {
             assert_eq!(r.seq, cursor + 1, "rows come in order with no gap");
@@ -167,10 +189,17 @@ async fn pull_returns_exactly_the_rows_after_a_cursor_while_writes_continue() ->
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     let woke_at = tokio::time::Instant::now();
-    handle.test_sender().ok_or("no sender")?.send(trade(TOTAL)).await?;
+    handle
+        .test_sender()
+        .ok_or("no sender")?
+        .send(trade(TOTAL))
+        .await?;
     let page = waiting.await??;
     assert_eq!(page.records.len(), 1);
-    assert!(woke_at.elapsed() < Duration::from_secs(5), "long-poll woken by the commit");
+    assert!(
+        woke_at.elapsed() < Duration::from_secs(5),
+        "long-poll woken by the commit"
+    );
 
     // Acknowledge, then check /health reports it.
     let status = client
@@ -187,7 +216,11 @@ async fn pull_returns_exactly_the_rows_after_a_cursor_while_writes_continue() ->
         .await?
         .status();
     assert_eq!(status, 400, "an ack beyond the head is refused");
-    let unknown = client.get(format!("{base}/v1/pull/nope")).send().await?.status();
+    let unknown = client
+        .get(format!("{base}/v1/pull/nope"))
+        .send()
+        .await?
+        .status();
     assert_eq!(unknown, 404);
     handle.stop().await?;
     Ok(())

@@ -50,7 +50,12 @@ pub struct ConnectionManager {
 
 impl ConnectionManager {
     /// Starts every connection of the pool.
-    pub fn start(settings: PoolSettings, shared: RouterShared, health: Arc<Health>, shutdown: &CancellationToken) -> Self {
+    pub fn start(
+        settings: PoolSettings,
+        shared: RouterShared,
+        health: Arc<Health>,
+        shutdown: &CancellationToken,
+    ) -> Self {
         let n = settings.connections.max(1);
         health.connections_total.store(n, Ordering::Relaxed);
         metrics::gauge!(m::CONNECTION_CONFIGURED).set(n as f64);
@@ -130,8 +135,12 @@ impl ConnectionManager {
 
     fn apply(&mut self, change: MarketChange) {
         match change {
-            MarketChange::Subscribe { tickers, noticed_at } => {
-                let mut per_slot: Vec<Vec<(String, Option<kd_core::TimestampUs>)>> = vec![Vec::new(); self.slots.len()];
+            MarketChange::Subscribe {
+                tickers,
+                noticed_at,
+            } => {
+                let mut per_slot: Vec<Vec<(String, Option<kd_core::TimestampUs>)>> =
+                    vec![Vec::new(); self.slots.len()];
                 for ticker in tickers {
                     if self.assigned.contains_key(&ticker) {
                         continue;

@@ -54,7 +54,9 @@ pub struct SessionSettings {
 /// Why a connection task stopped for good.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error("connection {id}: WebSocket handshake refused with HTTP {status}; check key_id and private_key_path")]
+    #[error(
+        "connection {id}: WebSocket handshake refused with HTTP {status}; check key_id and private_key_path"
+    )]
     AuthRefused { id: usize, status: u16 },
 }
 
@@ -177,17 +179,23 @@ impl Session {
             let delay = match ended {
                 Ended::Shutdown => break,
                 Ended::Immediately(reason) => {
-                    metrics::counter!(m::CONNECTION_RECONNECTS_TOTAL, "reason" => reason).increment(1);
+                    metrics::counter!(m::CONNECTION_RECONNECTS_TOTAL, "reason" => reason)
+                        .increment(1);
                     backoff.reset();
                     Duration::ZERO
                 }
                 Ended::Backoff(reason) => {
-                    metrics::counter!(m::CONNECTION_RECONNECTS_TOTAL, "reason" => reason).increment(1);
+                    metrics::counter!(m::CONNECTION_RECONNECTS_TOTAL, "reason" => reason)
+                        .increment(1);
                     metrics::counter!(m::CONNECTION_RETRIES_TOTAL).increment(1);
                     backoff.next_delay()
                 }
             };
-            tracing::info!(conn = id, delay_ms = delay.as_millis() as u64, "reconnecting");
+            tracing::info!(
+                conn = id,
+                delay_ms = delay.as_millis() as u64,
+                "reconnecting"
+            );
             // Commands keep arriving while we wait: apply them to the desired set.
             let sleep = tokio::time::sleep(delay);
             tokio::pin!(sleep);
@@ -207,7 +215,12 @@ impl Session {
     }
 
     /// One socket's life: subscribe everything, then read until it ends.
-    async fn session(&mut self, mut ws: WsStream, shutdown: &CancellationToken, backoff: &mut Backoff) -> Ended {
+    async fn session(
+        &mut self,
+        mut ws: WsStream,
+        shutdown: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> Ended {
         self.subs.clear();
         self.pending.clear();
         self.global_sids.clear();
@@ -307,7 +320,8 @@ impl Session {
             let since = self.last_frame_at;
             let markets: Vec<String> = self.markets.iter().cloned().collect();
             if !markets.is_empty() {
-                self.router.disconnected(&markets, "orderbook_delta", since, now);
+                self.router
+                    .disconnected(&markets, "orderbook_delta", since, now);
             }
             for channel in &self.settings.global_channels {
                 self.router.disconnected(&[], channel, since, now);
@@ -346,7 +360,11 @@ impl Session {
         }
     }
 
-    async fn remove(&mut self, ws: &mut WsStream, markets: Vec<String>) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    async fn remove(
+        &mut self,
+        ws: &mut WsStream,
+        markets: Vec<String>,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
         let mut per_sub: HashMap<u64, Vec<String>> = HashMap::new();
         for ticker in markets {
             self.markets.remove(&ticker);
@@ -382,7 +400,10 @@ impl Session {
 
     /// Sends the subscriptions still owed: global channels, waiting markets into existing
     /// subscriptions with room (one command in flight per subscription), the rest into new ones.
-    async fn flush(&mut self, ws: &mut WsStream) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    async fn flush(
+        &mut self,
+        ws: &mut WsStream,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
         for channel in std::mem::take(&mut self.global_waiting) {
             let id = self.command_id();
             self.pending.insert(id, Pending::Global { channel });
@@ -410,7 +431,13 @@ impl Session {
             let id = self.command_id();
             let cmd = json!({"id": id, "cmd": "update_subscription",
                 "params": {"sids": [sid], "action": "add_markets", "market_tickers": batch}});
-            self.pending.insert(id, Pending::AddMarkets { sub: index, markets: batch });
+            self.pending.insert(
+                id,
+                Pending::AddMarkets {
+                    sub: index,
+                    markets: batch,
+                },
+            );
             ws.send(Message::text(cmd.to_string())).await?;
         }
         // New subscriptions for what is left, unless one is still being created (its room is
@@ -428,7 +455,13 @@ impl Session {
                 let id = self.command_id();
                 let cmd = json!({"id": id, "cmd": "subscribe",
                     "params": {"channels": ["orderbook_delta"], "market_tickers": batch}});
-                self.pending.insert(id, Pending::DeltaSubscribe { sub: index, markets: batch });
+                self.pending.insert(
+                    id,
+                    Pending::DeltaSubscribe {
+                        sub: index,
+                        markets: batch,
+                    },
+                );
                 ws.send(Message::text(cmd.to_string())).await?;
             }
         }
@@ -438,31 +471,35 @@ impl Session {
     /// Handles a command reply or channel error.
     fn reply(&mut self, event: WsEvent, now: TimestampUs) {
         match event {
-            WsEvent::Subscribed { id, sid, channel } => match id.and_then(|id| self.pending.remove(&id)) {
-                Some(Pending::DeltaSubscribe { sub, markets }) => {
-                    if let Some(s) = self.subs.get_mut(sub) {
-                        s.sid = Some(sid);
-                        s.in_flight = false;
+            WsEvent::Subscribed { id, sid, channel } => {
+                match id.and_then(|id| self.pending.remove(&id)) {
+                    Some(Pending::DeltaSubscribe { sub, markets }) => {
+                        if let Some(s) = self.subs.get_mut(sub) {
+                            s.sid = Some(sid);
+                            s.in_flight = false;
+                        }
+                        self.confirmed(&markets, now);
                     }
-                    self.confirmed(&markets, now);
+                    Some(Pending::Global { channel }) => {
+                        self.global_sids.insert(sid, channel);
+                    }
+                    _ => {
+                        tracing::debug!(conn = self.settings.id, sid, %channel, "unexpected subscribed")
+                    }
                 }
-                Some(Pending::Global { channel }) => {
-                    self.global_sids.insert(sid, channel);
-                }
-                _ => tracing::debug!(conn = self.settings.id, sid, %channel, "unexpected subscribed"),
-            },
+            }
             WsEvent::Ok { id, .. } => {
-                if let Some(Pending::AddMarkets { sub, markets }) = id.and_then(|id| self.pending.remove(&id)) {
+                if let Some(Pending::AddMarkets { sub, markets }) =
+                    id.and_then(|id| self.pending.remove(&id))
+                {
                     if let Some(s) = self.subs.get_mut(sub) {
                         s.in_flight = false;
                     }
                     self.confirmed(&markets, now);
                 }
             }
-            WsEvent::Unsubscribed { id, .. } => {
-                if let Some(id) = id {
-                    self.pending.remove(&id);
-                }
+            WsEvent::Unsubscribed { id: Some(id), .. } => {
+                self.pending.remove(&id);
             }
             WsEvent::Error {
                 id,
@@ -487,12 +524,31 @@ impl Session {
         self.set_subscribed_gauge_from_subs();
     }
 
-    fn error(&mut self, id: Option<u64>, sid: Option<u64>, code: u32, msg: &str, named: Vec<String>) {
-        metrics::counter!(m::CONNECTION_SUBSCRIBE_ERRORS_TOTAL, "code" => code.to_string()).increment(1);
+    fn error(
+        &mut self,
+        id: Option<u64>,
+        sid: Option<u64>,
+        code: u32,
+        msg: &str,
+        named: Vec<String>,
+    ) {
+        metrics::counter!(m::CONNECTION_SUBSCRIBE_ERRORS_TOTAL, "code" => code.to_string())
+            .increment(1);
         let pending = id.and_then(|id| self.pending.remove(&id));
-        tracing::warn!(conn = self.settings.id, ?id, ?sid, code, msg, "error from the exchange");
+        tracing::warn!(
+            conn = self.settings.id,
+            ?id,
+            ?sid,
+            code,
+            msg,
+            "error from the exchange"
+        );
         // Markets the exchange says do not exist: drop them (never retried).
-        let not_found: BTreeSet<String> = if code != 26 { named.into_iter().collect() } else { BTreeSet::new() };
+        let not_found: BTreeSet<String> = if code != 26 {
+            named.into_iter().collect()
+        } else {
+            BTreeSet::new()
+        };
         for ticker in &not_found {
             self.markets.remove(ticker);
             self.noticed.remove(ticker);
@@ -502,7 +558,8 @@ impl Session {
             }
         }
         match pending {
-            Some(Pending::DeltaSubscribe { sub, markets }) | Some(Pending::AddMarkets { sub, markets }) => {
+            Some(Pending::DeltaSubscribe { sub, markets })
+            | Some(Pending::AddMarkets { sub, markets }) => {
                 if let Some(s) = self.subs.get_mut(sub) {
                     s.in_flight = false;
                     for t in &markets {
@@ -518,7 +575,11 @@ impl Session {
                 if code == 26 {
                     // Market/subscription limit: shrink the batch and alert.
                     let shrunk = (markets.len() / 2).max(1).min(self.per_sub_limit);
-                    tracing::error!(conn = self.settings.id, limit = shrunk, "subscription market limit hit; shrinking");
+                    tracing::error!(
+                        conn = self.settings.id,
+                        limit = shrunk,
+                        "subscription market limit hit; shrinking"
+                    );
                     self.per_sub_limit = shrunk;
                 }
                 if code != 8 {
@@ -531,7 +592,11 @@ impl Session {
             }
             Some(Pending::Global { channel }) => {
                 if code == 8 {
-                    tracing::error!(conn = self.settings.id, channel, "unknown channel; not retried");
+                    tracing::error!(
+                        conn = self.settings.id,
+                        channel,
+                        "unknown channel; not retried"
+                    );
                 } else {
                     self.global_waiting.push(channel);
                 }
@@ -548,7 +613,8 @@ impl Session {
                     for s in &mut self.subs {
                         if s.sid == Some(sid) {
                             let markets = std::mem::take(&mut s.markets);
-                            self.waiting.extend(markets.into_iter().filter(|t| self.markets.contains(t)));
+                            self.waiting
+                                .extend(markets.into_iter().filter(|t| self.markets.contains(t)));
                             s.sid = Some(u64::MAX);
                             s.in_flight = true;
                         }
@@ -577,11 +643,16 @@ impl Session {
     fn set_subscribed_gauge(&mut self, n: usize) {
         let previous = std::mem::replace(&mut self.reported_subscribed, n);
         if n >= previous {
-            self.health.markets_subscribed.fetch_add(n - previous, Ordering::Relaxed);
+            self.health
+                .markets_subscribed
+                .fetch_add(n - previous, Ordering::Relaxed);
         } else {
-            self.health.markets_subscribed.fetch_sub(previous - n, Ordering::Relaxed);
+            self.health
+                .markets_subscribed
+                .fetch_sub(previous - n, Ordering::Relaxed);
         }
-        metrics::gauge!(m::CONNECTION_MARKETS).set(self.health.markets_subscribed.load(Ordering::Relaxed) as f64);
+        metrics::gauge!(m::CONNECTION_MARKETS)
+            .set(self.health.markets_subscribed.load(Ordering::Relaxed) as f64);
     }
 }
 

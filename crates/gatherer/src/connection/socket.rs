@@ -46,7 +46,8 @@ pub async fn connect(url: &str, signer: Option<&Signer>) -> Result<WsStream, Con
             .headers("GET", &path)
             .map_err(|e| ConnectError::Sign(e.to_string()))?;
         for (name, value) in headers.iter() {
-            let value = HeaderValue::from_str(value).map_err(|e| ConnectError::Sign(e.to_string()))?;
+            let value =
+                HeaderValue::from_str(value).map_err(|e| ConnectError::Sign(e.to_string()))?;
             request.headers_mut().insert(name, value);
         }
     }

@@ -56,7 +56,11 @@ pub enum StoreError {
     #[error("data directory belongs to gatherer `{stored}`, configured as `{configured}`")]
     WrongGatherer { stored: String, configured: String },
     #[error("cursor {cursor} of {table} is beyond the last committed row {head}")]
-    AckBeyondHead { table: Table, cursor: u64, head: u64 },
+    AckBeyondHead {
+        table: Table,
+        cursor: u64,
+        head: u64,
+    },
 }
 
 /// The highest committed sequence number of each table (0 when none yet).

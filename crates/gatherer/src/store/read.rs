@@ -58,7 +58,12 @@ impl ReadPool {
 
     /// The rows of `table` with `seq > after`, ascending, at most `limit`. Blocking: call from
     /// `spawn_blocking`.
-    pub fn pull(&self, table: Table, after: u64, limit: usize) -> Result<Vec<PulledRecord>, StoreError> {
+    pub fn pull(
+        &self,
+        table: Table,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<PulledRecord>, StoreError> {
         let conn = self.take()?;
         let result = pull_on(&conn, table, after, limit);
         self.put(conn);
@@ -74,7 +79,12 @@ impl ReadPool {
     }
 }
 
-fn pull_on(conn: &Connection, table: Table, after: u64, limit: usize) -> Result<Vec<PulledRecord>, StoreError> {
+fn pull_on(
+    conn: &Connection,
+    table: Table,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<PulledRecord>, StoreError> {
     let after = i64::try_from(after).unwrap_or(i64::MAX);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut stmt = conn.prepare_cached(schema::select_after(table))?;
@@ -86,7 +96,8 @@ fn pull_on(conn: &Connection, table: Table, after: u64, limit: usize) -> Result<
             ValueRef::Blob(b) | ValueRef::Text(b) => b,
             _ => &[][..],
         };
-        let record = decode(table, body).map_err(|source| StoreError::Decode { table, seq, source })?;
+        let record =
+            decode(table, body).map_err(|source| StoreError::Decode { table, seq, source })?;
         out.push(PulledRecord { seq, record });
     }
     Ok(out)

@@ -41,12 +41,24 @@ CREATE TABLE IF NOT EXISTS state (
 /// `INSERT` of one row into `table`.
 pub const fn insert(table: Table) -> &'static str {
     match table {
-        Table::Trades => "INSERT INTO trades (received_at, sid, wire_seq, subject, exchange_ts, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        Table::Deltas => "INSERT INTO deltas (received_at, sid, wire_seq, subject, exchange_ts, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        Table::Snapshots => "INSERT INTO snapshots (received_at, sid, wire_seq, subject, exchange_ts, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        Table::Tickers => "INSERT INTO tickers (received_at, sid, wire_seq, subject, exchange_ts, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        Table::Lifecycle => "INSERT INTO lifecycle (received_at, sid, wire_seq, subject, exchange_ts, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        Table::Gaps => "INSERT INTO gaps (received_at, sid, wire_seq, subject, exchange_ts, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        Table::Trades => {
+            "INSERT INTO trades (received_at, sid, wire_seq, subject, exchange_ts, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        }
+        Table::Deltas => {
+            "INSERT INTO deltas (received_at, sid, wire_seq, subject, exchange_ts, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        }
+        Table::Snapshots => {
+            "INSERT INTO snapshots (received_at, sid, wire_seq, subject, exchange_ts, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        }
+        Table::Tickers => {
+            "INSERT INTO tickers (received_at, sid, wire_seq, subject, exchange_ts, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        }
+        Table::Lifecycle => {
+            "INSERT INTO lifecycle (received_at, sid, wire_seq, subject, exchange_ts, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        }
+        Table::Gaps => {
+            "INSERT INTO gaps (received_at, sid, wire_seq, subject, exchange_ts, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        }
     }
 }
 
@@ -67,9 +79,13 @@ pub const fn first_young(table: Table) -> &'static str {
     match table {
         Table::Trades => "SELECT seq FROM trades WHERE received_at >= ?1 ORDER BY seq LIMIT 1",
         Table::Deltas => "SELECT seq FROM deltas WHERE received_at >= ?1 ORDER BY seq LIMIT 1",
-        Table::Snapshots => "SELECT seq FROM snapshots WHERE received_at >= ?1 ORDER BY seq LIMIT 1",
+        Table::Snapshots => {
+            "SELECT seq FROM snapshots WHERE received_at >= ?1 ORDER BY seq LIMIT 1"
+        }
         Table::Tickers => "SELECT seq FROM tickers WHERE received_at >= ?1 ORDER BY seq LIMIT 1",
-        Table::Lifecycle => "SELECT seq FROM lifecycle WHERE received_at >= ?1 ORDER BY seq LIMIT 1",
+        Table::Lifecycle => {
+            "SELECT seq FROM lifecycle WHERE received_at >= ?1 ORDER BY seq LIMIT 1"
+        }
         Table::Gaps => "SELECT seq FROM gaps WHERE received_at >= ?1 ORDER BY seq LIMIT 1",
     }
 }
@@ -77,12 +93,24 @@ pub const fn first_young(table: Table) -> &'static str {
 /// Deletes up to `?2` of the oldest rows with `seq <= ?1`.
 pub const fn delete_through(table: Table) -> &'static str {
     match table {
-        Table::Trades => "DELETE FROM trades WHERE seq IN (SELECT seq FROM trades WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
-        Table::Deltas => "DELETE FROM deltas WHERE seq IN (SELECT seq FROM deltas WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
-        Table::Snapshots => "DELETE FROM snapshots WHERE seq IN (SELECT seq FROM snapshots WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
-        Table::Tickers => "DELETE FROM tickers WHERE seq IN (SELECT seq FROM tickers WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
-        Table::Lifecycle => "DELETE FROM lifecycle WHERE seq IN (SELECT seq FROM lifecycle WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
-        Table::Gaps => "DELETE FROM gaps WHERE seq IN (SELECT seq FROM gaps WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
+        Table::Trades => {
+            "DELETE FROM trades WHERE seq IN (SELECT seq FROM trades WHERE seq <= ?1 ORDER BY seq LIMIT ?2)"
+        }
+        Table::Deltas => {
+            "DELETE FROM deltas WHERE seq IN (SELECT seq FROM deltas WHERE seq <= ?1 ORDER BY seq LIMIT ?2)"
+        }
+        Table::Snapshots => {
+            "DELETE FROM snapshots WHERE seq IN (SELECT seq FROM snapshots WHERE seq <= ?1 ORDER BY seq LIMIT ?2)"
+        }
+        Table::Tickers => {
+            "DELETE FROM tickers WHERE seq IN (SELECT seq FROM tickers WHERE seq <= ?1 ORDER BY seq LIMIT ?2)"
+        }
+        Table::Lifecycle => {
+            "DELETE FROM lifecycle WHERE seq IN (SELECT seq FROM lifecycle WHERE seq <= ?1 ORDER BY seq LIMIT ?2)"
+        }
+        Table::Gaps => {
+            "DELETE FROM gaps WHERE seq IN (SELECT seq FROM gaps WHERE seq <= ?1 ORDER BY seq LIMIT ?2)"
+        }
     }
 }
 

@@ -17,7 +17,9 @@ pub struct WriteConn {
 
 impl std::fmt::Debug for WriteConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteConn").field("heads", &self.heads).finish()
+        f.debug_struct("WriteConn")
+            .field("heads", &self.heads)
+            .finish()
     }
 }
 
@@ -42,9 +44,8 @@ impl WriteConn {
             heads: Heads::default(),
         };
         this.heads = this.read_heads()?;
-        match this.state("schema_version")? {
-            None => this.set_state("schema_version", schema::SCHEMA_VERSION)?,
-            Some(_) => {}
+        if this.state("schema_version")?.is_none() {
+            this.set_state("schema_version", schema::SCHEMA_VERSION)?;
         }
         Ok(this)
     }
@@ -83,7 +84,9 @@ impl WriteConn {
     pub fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM state WHERE key = ?1", [key], |r| r.get(0))
+            .query_row("SELECT value FROM state WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
@@ -131,7 +134,11 @@ impl WriteConn {
     pub fn ack(&mut self, table: Table, cursor: u64, now: TimestampUs) -> Result<(), StoreError> {
         let head = self.heads.get(table);
         if cursor > head {
-            return Err(StoreError::AckBeyondHead { table, cursor, head });
+            return Err(StoreError::AckBeyondHead {
+                table,
+                cursor,
+                head,
+            });
         }
         self.conn.execute(
             "INSERT INTO acks (tbl, cursor, acked_at) VALUES (?1, ?2, ?3)
@@ -190,7 +197,9 @@ impl WriteConn {
 
     /// Rows currently stored in `table` (tests and diagnostics).
     pub fn count(&self, table: Table) -> Result<u64, StoreError> {
-        let n: i64 = self.conn.query_row(schema::count(table), [], |r| r.get(0))?;
+        let n: i64 = self
+            .conn
+            .query_row(schema::count(table), [], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }

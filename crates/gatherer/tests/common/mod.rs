@@ -17,7 +17,9 @@ pub fn gatherer_config(dir: &Path, rest: &str, ws: &str) -> GathererConfig {
     GathererConfig {
         gatherer_id: "g-test".into(),
         data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap_or(GathererConfig::default().listen),
+        listen: "127.0.0.1:0"
+            .parse()
+            .unwrap_or(GathererConfig::default().listen),
         rest_url: rest.to_string(),
         ws_url: ws.to_string(),
         connections: 2,
@@ -27,7 +29,10 @@ pub fn gatherer_config(dir: &Path, rest: &str, ws: &str) -> GathererConfig {
 }
 
 /// Every row of a table, in sequence order.
-pub fn all_rows(dir: &Path, table: Table) -> Result<Vec<PulledRecord>, Box<dyn std::error::Error + Send + Sync>> {
+pub fn all_rows(
+    dir: &Path,
+    table: Table,
+) -> Result<Vec<PulledRecord>, Box<dyn std::error::Error + Send + Sync>> {
     let pool = ReadPool::new(dir)?;
     let mut out = Vec::new();
     let mut after = 0;

@@ -11,7 +11,10 @@ use std::process::Command;
 
 /// (file under deploy/systemd, name to verify it under).
 const UNITS: &[(&str, &str)] = &[
-    ("kalshi-data-gatherer@.service", "kalshi-data-gatherer@a.service"),
+    (
+        "kalshi-data-gatherer@.service",
+        "kalshi-data-gatherer@a.service",
+    ),
     ("kalshi-data-dedup.service", "kalshi-data-dedup.service"),
     ("kalshi-data-export.service", "kalshi-data-export.service"),
     ("kalshi-data-sim.service", "kalshi-data-sim.service"),
@@ -22,7 +25,8 @@ const UNITS: &[(&str, &str)] = &[
 fn stage_units(dir: &Path) {
     let binary = env!("CARGO_BIN_EXE_kalshi-data");
     for (file, name) in UNITS {
-        let text = read(&format!("deploy/systemd/{file}")).replace("/usr/local/bin/kalshi-data", binary);
+        let text =
+            read(&format!("deploy/systemd/{file}")).replace("/usr/local/bin/kalshi-data", binary);
         std::fs::write(dir.join(name), text).expect("stage unit");
     }
 }
@@ -40,7 +44,11 @@ fn verify(analyze: &Path, dir: &Path) -> (bool, String) {
         cmd.arg(format!("./{name}"));
     }
     let out = cmd.output().expect("run systemd-analyze");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -54,7 +62,10 @@ fn units_pass_systemd_analyze_verify() {
     stage_units(dir.path());
     let (ok, text) = verify(&analyze, dir.path());
     println!("systemd-analyze verify:\n{text}");
-    assert!(ok && text.trim().is_empty(), "systemd-analyze verify complained:\n{text}");
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze verify complained:\n{text}"
+    );
 }
 
 #[test]
@@ -68,8 +79,11 @@ fn the_restart_backoff_drop_in_verifies_where_systemd_knows_it() {
     for (_, name) in UNITS {
         let drop_in = dir.path().join(format!("{name}.d"));
         std::fs::create_dir_all(&drop_in).expect("drop-in dir");
-        std::fs::write(drop_in.join("restart-backoff.conf"), read("deploy/systemd/restart-backoff.conf"))
-            .expect("drop-in");
+        std::fs::write(
+            drop_in.join("restart-backoff.conf"),
+            read("deploy/systemd/restart-backoff.conf"),
+        )
+        .expect("drop-in");
     }
     let (ok, text) = verify(&analyze, dir.path());
     println!("systemd-analyze verify with restart-backoff.conf:\n{text}");
@@ -80,7 +94,8 @@ fn the_restart_backoff_drop_in_verifies_where_systemd_knows_it() {
             // Older systemd ignores the two keys (with a warning) and keeps RestartSec=.
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 assert!(
-                    line.contains("Unknown key 'RestartSteps'") || line.contains("Unknown key 'RestartMaxDelaySec'"),
+                    line.contains("Unknown key 'RestartSteps'")
+                        || line.contains("Unknown key 'RestartMaxDelaySec'"),
                     "systemd {version:?}: unexpected complaint: {line}"
                 );
             }
@@ -111,12 +126,24 @@ fn units_restart_forever_and_are_hardened() {
         expect("ProtectSystem", "strict");
         expect("PrivateTmp", "yes");
         expect("CapabilityBoundingSet", "");
-        assert!(!directive_values(&unit, "ReadWritePaths").is_empty(), "{file}: ReadWritePaths");
-        assert!(!directive_values(&unit, "RestartSec").is_empty(), "{file}: RestartSec");
+        assert!(
+            !directive_values(&unit, "ReadWritePaths").is_empty(),
+            "{file}: ReadWritePaths"
+        );
+        assert!(
+            !directive_values(&unit, "RestartSec").is_empty(),
+            "{file}: RestartSec"
+        );
         if !file.contains("-sim") {
             let env = directive_values(&unit, "EnvironmentFile");
-            assert!(env.len() == 1 && env[0].starts_with("/etc/kalshi-data/"), "{file}: EnvironmentFile");
-            assert!(unit.contains("--config /etc/kalshi-data/"), "{file}: --config");
+            assert!(
+                env.len() == 1 && env[0].starts_with("/etc/kalshi-data/"),
+                "{file}: EnvironmentFile"
+            );
+            assert!(
+                unit.contains("--config /etc/kalshi-data/"),
+                "{file}: --config"
+            );
         }
     }
     let sysusers = read("deploy/systemd/kalshi-data.sysusers.conf");
@@ -135,8 +162,9 @@ fn the_example_gatherer_config_loads() {
     let mut text = read("deploy/config/gatherer.toml");
     text.push_str("\ntoken = \"from-gatherer-a.env\"\nkey_id = \"from-gatherer-a.env\"\n");
     std::fs::write(&path, text).expect("write");
-    let config = kd_gatherer::GathererConfig::load(Some(&path), &kd_gatherer::config::Overrides::default())
-        .unwrap_or_else(|e| panic!("deploy/config/gatherer.toml: {e}"));
+    let config =
+        kd_gatherer::GathererConfig::load(Some(&path), &kd_gatherer::config::Overrides::default())
+            .unwrap_or_else(|e| panic!("deploy/config/gatherer.toml: {e}"));
     assert_eq!(config.gatherer_id, "gatherer-a");
     assert!(config.data_dir.starts_with("/var/lib/kalshi-data"));
     let unit = read("deploy/systemd/kalshi-data-gatherer@.service");
@@ -144,8 +172,14 @@ fn the_example_gatherer_config_loads() {
     // Every secret key of the environment file is a real configuration key.
     for line in read("deploy/config/gatherer.env.example").lines() {
         if let Some((var, _)) = line.split_once('=').filter(|_| !line.starts_with('#')) {
-            let key = var.strip_prefix("KALSHI_DATA_GATHERER_").expect("prefix").to_lowercase();
-            assert!(["key_id", "token"].contains(&key.as_str()), "unexpected secret {var}");
+            let key = var
+                .strip_prefix("KALSHI_DATA_GATHERER_")
+                .expect("prefix")
+                .to_lowercase();
+            assert!(
+                ["key_id", "token"].contains(&key.as_str()),
+                "unexpected secret {var}"
+            );
         }
     }
 }
@@ -157,7 +191,10 @@ fn the_example_export_config_loads() {
         kd_core::config::load(Some(&path), "KALSHI_DATA_TEST_NO_ENV_", &NoOverrides {})
             .unwrap_or_else(|e| panic!("deploy/config/export.toml: {e}"));
     assert!(config.archive_url.starts_with("s3://"));
-    assert!(config.production_url.is_empty(), "the production URL is a secret: export.env");
+    assert!(
+        config.production_url.is_empty(),
+        "the production URL is a secret: export.env"
+    );
 }
 
 #[test]

@@ -121,11 +121,29 @@ fn collect_exprs(value: &serde_json::Value, out: &mut Vec<String>) {
 
 /// PromQL words that are not metric names.
 const KEYWORDS: &[&str] = &[
-    "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
-    "bool", "offset", "inf", "nan",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
 ];
 /// Keywords followed by a parenthesised list of *label* names.
-const LABEL_LISTS: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
+const LABEL_LISTS: &[&str] = &[
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+];
 
 /// The metric names a PromQL expression selects (not functions, keywords or label names).
 /// Label matchers `{…}`, ranges `[…]`, strings and numbers are skipped.

@@ -1,0 +1,177 @@
+//! `kalshi-data backfill` against the real simulator and a real PostgreSQL database: a
+//! market's full history ends up in production equal to the simulator's ground truth, through
+//! paging and injected 429s; a second run (through the binary) adds nothing.
+
+use indicatif::ProgressBar;
+use kd_backfill::{BackfillPlan, Target};
+use kd_core::backoff::BackoffPolicy;
+use kd_core::records::{Record, Trade};
+use kd_core::{Table, TimestampUs};
+use kd_dedup::testing::TestDb;
+use kd_kalshi::rest::{RestClient, RestConfig};
+use kd_sim::{SimConfig, TruthLine};
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// What must match between the exchange and production (not how or when we received it).
+fn essence(t: &Trade) -> (String, i64, String, String, String, Option<String>, bool) {
+    (
+        t.ticker.clone(),
+        t.exchange_ts.micros(),
+        format!("{:?}", t.yes_price),
+        format!("{:?}", t.no_price),
+        format!("{:?}", t.count),
+        t.taker_side.map(|s| format!("{s:?}")),
+        t.is_block_trade,
+    )
+}
+
+type Essence = (String, i64, String, String, String, Option<String>, bool);
+
+/// Every trade the simulator published, by ticker, then by trade_id.
+fn truth_trades(
+    path: &std::path::Path,
+) -> Result<BTreeMap<String, BTreeMap<String, Essence>>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut out: BTreeMap<String, BTreeMap<String, Essence>> = BTreeMap::new();
+    for line in kd_sim::read_truth(path)? {
+        if let TruthLine::Published {
+            record: Record::Trade(t),
+            ..
+        } = line?
+        {
+            out.entry(t.ticker.clone())
+                .or_default()
+                .insert(t.trade_id.clone(), essence(&t));
+        }
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_of_a_market_equals_the_truth_and_a_second_run_adds_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let truth_path = dir.path().join("truth.jsonl");
+    let shutdown = CancellationToken::new();
+    let sim = kd_sim::start(
+        SimConfig {
+            listen: "127.0.0.1:0".parse()?,
+            markets: 20,
+            series: 2,
+            events: 5,
+            hot_markets: 20,
+            rate: 2_000,
+            create_every: Duration::ZERO,
+            truth: Some(truth_path.clone()),
+            truth_hold: Duration::from_millis(200),
+            ..SimConfig::default()
+        },
+        shutdown.clone(),
+    )
+    .await?;
+
+    // Let the exchange trade until one market has a few pages of history, then freeze it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.stats().await.trades < 600 {
+        assert!(
+            Instant::now() < deadline,
+            "simulator produced too few trades"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sim.stop_publishing().await;
+    sim.flush_truth().await;
+    let truth = truth_trades(&truth_path)?;
+    let (ticker, expected) = truth
+        .iter()
+        .max_by_key(|(_, trades)| trades.len())
+        .map(|(t, trades)| (t.clone(), trades.clone()))
+        .ok_or("no trade in the ground truth")?;
+    println!(
+        "backfilling {ticker}: {} trades in the ground truth",
+        expected.len()
+    );
+    assert!(expected.len() > 40, "want several pages of 20");
+
+    let db = TestDb::create("backfill").await?;
+    let store = kd_dedup::open(&db.url).await?;
+    store.migrate().await?;
+    let now = TimestampUs::now();
+    let from = TimestampUs::from_micros(now.micros() - 3 * 3_600_000_000);
+    let to = TimestampUs::from_micros(now.micros() + 60_000_000);
+    let rest = RestClient::new(RestConfig::new(sim.rest_base()), None)?;
+
+    // Rate limiting that honours 429: a third of the trade pages are refused.
+    sim.add_fault(kd_sim::parse_fault("http:429:/markets/trades:0.3")?);
+    let plan = BackfillPlan {
+        target: Target::Ticker(ticker.clone()),
+        from,
+        to,
+        chunk: Duration::from_secs(1800),
+        requests_per_sec: 0,
+        page_limit: 20,
+        rest_backoff: BackoffPolicy::new(Duration::from_millis(10), Duration::from_millis(100)),
+    };
+    let first =
+        kd_backfill::backfill(&plan, &rest, &store, &ProgressBar::hidden(), &shutdown).await?;
+    println!("first run: {first}");
+    sim.clear_faults();
+
+    let stored: BTreeMap<String, Essence> = store
+        .read_window(Table::Trades, from, to)
+        .await?
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Trade(t) if t.ticker == ticker => Some((t.trade_id.clone(), essence(&t))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stored.len(),
+        expected.len(),
+        "trade count differs from the ground truth"
+    );
+    assert_eq!(stored, expected, "production differs from the ground truth");
+    assert_eq!(first.inserted, expected.len() as u64);
+    assert_eq!(first.parse_errors, 0);
+    assert!(
+        first.requests > first.chunks_fetched,
+        "paging and 429 retries mean more requests than chunks"
+    );
+
+    // Second run, through the binary: completed chunks are skipped, nothing is inserted.
+    let out = Command::new(env!("CARGO_BIN_EXE_kalshi-data"))
+        .args([
+            "backfill",
+            "--production",
+            &db.url,
+            "--rest-url",
+            &sim.rest_base(),
+            "--ticker",
+            &ticker,
+        ])
+        .args(["--from", &from.to_rfc3339(), "--to", &to.to_rfc3339()])
+        .args(["--chunk-secs", "1800", "--rate", "0", "--page-limit", "20"])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!(
+        "second run: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "second run failed");
+    assert!(
+        stdout.contains(" 0 inserted"),
+        "second run inserted trades: {stdout}"
+    );
+    assert!(stdout.contains("already complete"), "{stdout}");
+    assert_eq!(store.count(Table::Trades).await?, expected.len() as u64);
+
+    shutdown.cancel();
+    sim.join().await?;
+    drop(store);
+    db.drop_db().await?;
+    Ok(())
+}

@@ -73,7 +73,7 @@ impl Deployment {
                 health_path: p
                     .health_url
                     .split_once(&format!(":{}", p.port))
-                    .map_or("/health".to_string(), |(_, path)| path.to_string()),
+                    .map_or(String::new(), |(_, path)| path.to_string()),
                 pid: p.pid,
                 restarts: Some(p.restarts),
                 data_dir: p.data_dir.clone(),
@@ -232,6 +232,8 @@ fn service(
     metrics: Option<Metrics>,
 ) -> ServiceStatus {
     let local_ok = t.pid.is_none() || pid.is_some();
+    // A process without HTTP (the exporter) is up while its pid runs.
+    let answers = health.is_some() || (t.health_path.is_empty() && pid.is_some());
     let mut lag = Vec::new();
     let mut connected = None;
     if let Some(m) = &metrics {
@@ -257,6 +259,30 @@ fn service(
         }
         connected = m.sum("dedup_rds_connected").map(|v| v > 0.0);
     }
+    if lag.is_empty()
+        && let Some(gs) = health
+            .as_ref()
+            .and_then(|h| h.get("gatherers"))
+            .and_then(|g| g.as_array())
+    {
+        for g in gs {
+            let id = g.get("id").and_then(|v| v.as_str()).map(String::from);
+            for (table, tr) in g
+                .get("tables")
+                .and_then(|t| t.as_object())
+                .into_iter()
+                .flatten()
+            {
+                if let Some(seconds) = tr.get("lag_seconds").and_then(serde_json::Value::as_f64) {
+                    lag.push(Lag {
+                        gatherer: id.clone(),
+                        table: Some(table.clone()),
+                        seconds,
+                    });
+                }
+            }
+        }
+    }
     if connected.is_none() {
         connected = health.as_ref().and_then(|h| {
             [
@@ -275,7 +301,7 @@ fn service(
     ServiceStatus {
         name: t.name.clone(),
         pid,
-        up: local_ok && health.is_some(),
+        up: local_ok && answers,
         url: t.base_url.clone(),
         restarts: t.restarts,
         lag,

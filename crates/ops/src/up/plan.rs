@@ -28,11 +28,19 @@ impl ProcessSpec {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Empty when the process serves no HTTP.
     pub fn health_url(&self) -> String {
+        if self.health_path.is_empty() {
+            return String::new();
+        }
         format!("{}{}", self.base_url(), self.health_path)
     }
 
+    /// Empty when the process serves no HTTP.
     pub fn metrics_url(&self) -> String {
+        if self.health_path.is_empty() {
+            return String::new();
+        }
         format!("{}/metrics", self.base_url())
     }
 }
@@ -172,8 +180,6 @@ pub fn exporter(args: &UpArgs, port: u16) -> ProcessSpec {
         args.production_url().into(),
         "--archive".into(),
         args.archive_url().into(),
-        "--listen".into(),
-        format!("127.0.0.1:{port}").into(),
     ];
     ProcessSpec {
         name: "exporter".into(),
@@ -182,7 +188,8 @@ pub fn exporter(args: &UpArgs, port: u16) -> ProcessSpec {
         args: argv,
         data_dir: Some(dir.join("archive")),
         log: dir.join("logs").join("exporter.log"),
-        health_path: "/health",
+        // The exporter serves no HTTP; its figures come through production (watermarks).
+        health_path: "",
     }
 }
 

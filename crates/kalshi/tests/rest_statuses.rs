@@ -59,6 +59,13 @@ static NO_FILTER: SeriesQuery = SeriesQuery {
     tags: None,
 };
 
+/// Fails (instead of hanging) when a call that must return at once keeps retrying.
+async fn within<T>(fut: impl Future<Output = T>) -> Result<T, Box<dyn std::error::Error>> {
+    Ok(tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .map_err(|_| "still retrying after 10 s")?)
+}
+
 fn status_of(err: &RestError) -> Option<u16> {
     err.status()
 }
@@ -196,9 +203,8 @@ async fn status_400_is_not_retried() -> TestResult {
     );
     let rest = client(&fixture)?;
     let shutdown = CancellationToken::new();
-    let err = rest
-        .retry_forever(fast_policy(), &shutdown, || rest.markets_page(&ALL))
-        .await
+    let err = within(rest.retry_forever(fast_policy(), &shutdown, || rest.markets_page(&ALL)))
+        .await?
         .err()
         .ok_or("400 succeeded")?;
     assert_eq!(status_of(&err), Some(400));
@@ -219,13 +225,12 @@ async fn status_401_and_403_halt_without_retrying() -> TestResult {
         fixture.default("/markets", Reply::json(code, r#"{"code":"unauthorized"}"#));
         let rest = client(&fixture)?;
         let shutdown = CancellationToken::new();
-        let err = rest
-            .retry_forever(BackoffPolicy::REGISTRY, &shutdown, || {
-                rest.markets_page(&ALL)
-            })
-            .await
-            .err()
-            .ok_or("auth failure succeeded")?;
+        let err = within(rest.retry_forever(BackoffPolicy::REGISTRY, &shutdown, || {
+            rest.markets_page(&ALL)
+        }))
+        .await?
+        .err()
+        .ok_or("auth failure succeeded")?;
         assert_eq!(status_of(&err), Some(code));
         assert_eq!(err.action(), Action::Halt);
         assert_eq!(fixture.hits("/markets"), 1, "{code} must halt, not spin");
@@ -238,11 +243,11 @@ async fn status_404_skips() -> TestResult {
     let fixture = Fixture::start(None).await?;
     let rest = client(&fixture)?;
     let shutdown = CancellationToken::new();
-    let err = rest
-        .retry_forever(fast_policy(), &shutdown, || rest.orderbook("GONE-1", None))
-        .await
-        .err()
-        .ok_or("404 succeeded")?;
+    let err =
+        within(rest.retry_forever(fast_policy(), &shutdown, || rest.orderbook("GONE-1", None)))
+            .await?
+            .err()
+            .ok_or("404 succeeded")?;
     assert_eq!(status_of(&err), Some(404));
     assert_eq!(err.action(), Action::Skip);
     assert_eq!(fixture.hits("/markets/GONE-1/orderbook"), 1);
@@ -259,9 +264,7 @@ async fn status_429_honours_retry_after_ms_in_the_body() -> TestResult {
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     // The policy alone would wait 30 s; the server's 40 ms must be used instead.
-    let page = rest
-        .retry_forever(SLOW, &shutdown, || rest.markets_page(&ALL))
-        .await?;
+    let page = within(rest.retry_forever(SLOW, &shutdown, || rest.markets_page(&ALL))).await??;
     let elapsed = started.elapsed();
     assert_eq!(page.markets.len(), 1);
     assert_eq!(fixture.hits("/markets"), 3);
@@ -336,8 +339,7 @@ async fn status_500_502_504_retry_with_bounded_backoff() -> TestResult {
         fixture.push("/markets", (0..3).map(|_| Reply::json(code, "{}")));
         fixture.default("/markets", Reply::json(200, markets_body(&["A"], "")));
         let rest = client(&fixture)?;
-        rest.retry_forever(fast_policy(), &shutdown, || rest.markets_page(&ALL))
-            .await?;
+        within(rest.retry_forever(fast_policy(), &shutdown, || rest.markets_page(&ALL))).await??;
         assert_eq!(fixture.hits("/markets"), 4);
     }
     Ok(())
@@ -375,9 +377,8 @@ async fn status_503_waits_for_the_exchange_then_resumes() -> TestResult {
     fixture.default("/markets", Reply::json(200, markets_body(&["A"], "")));
     let rest = client_with(&fixture, None, shrunk_maintenance())?;
     let shutdown = CancellationToken::new();
-    let page = rest
-        .retry_forever(fast_policy(), &shutdown, || rest.markets_page(&ALL))
-        .await?;
+    let page =
+        within(rest.retry_forever(fast_policy(), &shutdown, || rest.markets_page(&ALL))).await??;
     assert_eq!(page.markets.len(), 1);
     // Not before the announced resume time + margin.
     assert!(SystemTime::now() >= resume + Duration::from_millis(100));
@@ -476,8 +477,7 @@ async fn metrics_are_exported() -> TestResult {
     let rest = client(&fixture)?;
     let shutdown = CancellationToken::new();
     let _ = rest.markets_page(&MarketsQuery::default()).await;
-    rest.retry_forever(fast_policy(), &shutdown, || rest.series_list(&NO_FILTER))
-        .await?;
+    within(rest.retry_forever(fast_policy(), &shutdown, || rest.series_list(&NO_FILTER))).await??;
     let text = handle.render();
     for needle in [
         r#"rest_requests_total{endpoint="/markets",status="401"}"#,

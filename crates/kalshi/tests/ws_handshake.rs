@@ -56,6 +56,8 @@ async fn serve(
             let verifier = verifier.clone();
             let (h, p) = (h.clone(), p.clone());
             tokio::spawn(async move {
+                // The error type is tungstenite's callback contract, not ours to shrink.
+                #[allow(clippy::result_large_err)]
                 let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
                     h.fetch_add(1, Ordering::SeqCst);
                     let refuse = |code: u16| {

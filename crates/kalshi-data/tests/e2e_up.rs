@@ -130,8 +130,18 @@ fn up_twice_resumes_and_verifies() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn verify(dir: &Path) -> std::io::Result<(bool, String)> {
-    let out = Command::new(BIN)
-        .args(["verify", "--truth"])
+    verify_from(dir, None)
+}
+
+fn verify_from(dir: &Path, from: Option<i64>) -> std::io::Result<(bool, String)> {
+    let mut cmd = Command::new(BIN);
+    if let Some(from) = from {
+        cmd.args(["verify", "--from", &from.to_string()]);
+    } else {
+        cmd.arg("verify");
+    }
+    let out = cmd
+        .arg("--truth")
         .arg(dir.join("truth.jsonl"))
         .arg("--production")
         .arg(format!("sqlite://{}", dir.join("production.db").display()))
@@ -172,18 +182,19 @@ fn verify_names_rows_deleted_from_or_duplicated_in_production()
     let (_, baseline) = verify(&dir)?;
     let db = rusqlite::Connection::open(dir.join("production.db"))?;
 
-    // A trade verify counted as present: delete it.
-    let trade_id: String = db.query_row(
-        "SELECT trade_id FROM trades ORDER BY exchange_ts LIMIT 1 OFFSET 5",
+    // A trade verify counted as present: delete it. The window starts at its time so it is
+    // the first trade checked, named even if other problems exist.
+    let (trade_id, trade_ts): (String, i64) = db.query_row(
+        "SELECT trade_id, exchange_ts FROM trades ORDER BY exchange_ts LIMIT 1 OFFSET 5",
         [],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     assert!(
         !baseline.contains(&trade_id),
         "baseline already names {trade_id}:\n{baseline}"
     );
     db.execute("DELETE FROM trades WHERE trade_id = ?1", [&trade_id])?;
-    let (ok, text) = verify(&dir)?;
+    let (ok, text) = verify_from(&dir, Some(trade_ts))?;
     assert!(!ok, "{text}");
     assert!(
         text.contains(&format!("trades missing: trade {trade_id}")),

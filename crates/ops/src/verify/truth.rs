@@ -28,12 +28,15 @@ pub struct Truth {
 }
 
 impl Truth {
-    /// Exchange time of the first record delivered to anyone: the platform cannot have seen
-    /// anything before its first subscription, so the default check window starts there.
+    /// Exchange time of the first trade, delta or ticker delivered to anyone: the platform
+    /// cannot have seen anything before its first subscription, so the default check window
+    /// starts there. Lifecycle records are left out: their time is the payload's (`open_ts`,
+    /// …), which may lie long before the message was sent.
     pub fn first_delivered(&self) -> Option<TimestampUs> {
         self.published
             .iter()
             .filter(|p| p.delivered)
+            .filter(|p| matches!(p.record, Record::Trade(_) | Record::Delta(_) | Record::Ticker(_)))
             .map(|p| p.record.exchange_ts())
             .min()
     }

@@ -34,6 +34,9 @@ pub struct DedupConfig {
     pub batch_size: usize,
     /// Most rows merged into one production transaction.
     pub max_transaction_rows: usize,
+    /// Identities per table remembered as committed, so lagging gatherers' copies are dropped
+    /// in memory rather than by the database (0 turns it off; ~48 bytes each).
+    pub recent_identities: usize,
     /// Long-poll wait of a pull when the gatherer is current.
     pub long_poll_ms: u64,
     /// Extra time a pull may take beyond its long-poll wait before the gatherer counts as down.
@@ -64,6 +67,7 @@ impl Default for DedupConfig {
             gatherers: Vec::new(),
             batch_size: 10_000,
             max_transaction_rows: 50_000,
+            recent_identities: 500_000,
             long_poll_ms: 500,
             pull_timeout_ms: 10_000,
             gatherer_retry_ms: 1_000,
@@ -218,10 +222,13 @@ mod tests {
             &path,
             "production = \"sqlite://x\"\nbatch_sise = 3\n[[gatherers]]\nid = \"a\"\nurl = \"http://h\"\n",
         )?;
-        let err = kd_core::config::load::<DedupConfig, _>(Some(&path), "KD_TEST_NONE_", &())
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        #[derive(Serialize)]
+        struct NoOverrides {}
+        let err =
+            kd_core::config::load::<DedupConfig, _>(Some(&path), "KD_TEST_NONE_", &NoOverrides {})
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
         assert!(err.contains("batch_sise"), "{err}");
         Ok(())
     }

@@ -2,11 +2,73 @@
 //!
 //! Pure and synchronous: what survives is the first copy of each identity (DESIGN §2) in the
 //! order the batches arrived; each gatherer's cursor moves to the last sequence it delivered.
+//!
+//! [`RecentIdentities`] remembers what was committed lately, so the copies of lagging gatherers
+//! (which arrive a few milliseconds after the first copy committed) are dropped in memory
+//! instead of costing the database a conflict check each.
 
 use kd_core::pull::PulledRecord;
 use kd_core::records::Identity;
 use kd_core::{Record, TimestampUs};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::hash::Hash;
+
+/// A 128-bit digest of an identity (xxh3-128 over its fields). Two different identities
+/// sharing one is about as likely as 2^-100 over a billion rows: negligible next to hardware
+/// faults, and it keeps the sets small and allocation-free.
+pub fn identity_key(identity: &Identity) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    identity.hash(&mut h);
+    h.digest128()
+}
+
+/// A bounded memory of identities known to be committed in production (oldest forgotten
+/// first). Only committed identities go in, so dropping a record found here never loses it.
+#[derive(Debug)]
+pub struct RecentIdentities {
+    set: HashSet<u128>,
+    order: VecDeque<u128>,
+    capacity: usize,
+}
+
+impl RecentIdentities {
+    pub fn new(capacity: usize) -> Self {
+        RecentIdentities {
+            set: HashSet::with_capacity(capacity.min(1 << 20)),
+            order: VecDeque::with_capacity(capacity.min(1 << 20)),
+            capacity,
+        }
+    }
+
+    pub fn contains(&self, key: u128) -> bool {
+        self.set.contains(&key)
+    }
+
+    /// Remembers committed identities, forgetting the oldest beyond the capacity.
+    pub fn remember(&mut self, keys: impl IntoIterator<Item = u128>) {
+        if self.capacity == 0 {
+            return;
+        }
+        for key in keys {
+            if self.set.insert(key) {
+                self.order.push_back(key);
+            }
+        }
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
 
 /// Rows one gatherer delivered for one table.
 #[derive(Debug, Clone)]
@@ -30,6 +92,8 @@ pub struct CursorAdvance {
 pub struct Merged {
     /// Unique records, first copy wins.
     pub records: Vec<Record>,
+    /// `identity_key` of each of `records`, same order.
+    pub keys: Vec<u128>,
     /// Copies dropped in memory.
     pub duplicates: u64,
     /// One per gatherer that delivered rows.
@@ -38,10 +102,16 @@ pub struct Merged {
 
 /// Merges `batches`, dropping every record whose identity was already seen.
 pub fn merge(batches: Vec<Batch>) -> Merged {
+    merge_with(batches, None)
+}
+
+/// [`merge`], also dropping records whose identity `recent` knows to be committed.
+pub fn merge_with(batches: Vec<Batch>, recent: Option<&RecentIdentities>) -> Merged {
     let total: usize = batches.iter().map(|b| b.records.len()).sum();
-    let mut seen: HashSet<Identity> = HashSet::with_capacity(total);
+    let mut seen: HashSet<u128> = HashSet::with_capacity(total);
     let mut merged = Merged {
         records: Vec::with_capacity(total),
+        keys: Vec::with_capacity(total),
         ..Merged::default()
     };
     for batch in batches {
@@ -63,10 +133,12 @@ pub fn merge(batches: Vec<Batch>) -> Merged {
             None => merged.cursors.push(advance),
         }
         for pulled in batch.records {
-            if seen.insert(pulled.record.identity()) {
-                merged.records.push(pulled.record);
-            } else {
+            let key = identity_key(&pulled.record.identity());
+            if recent.is_some_and(|r| r.contains(key)) || !seen.insert(key) {
                 merged.duplicates += 1;
+            } else {
+                merged.records.push(pulled.record);
+                merged.keys.push(key);
             }
         }
     }
@@ -172,6 +244,35 @@ mod tests {
         ]);
         assert_eq!(m.records.len(), 2);
         assert_eq!(m.duplicates, 1);
+    }
+
+    #[test]
+    fn committed_identities_are_dropped_and_forgotten_oldest_first() {
+        let mut recent = RecentIdentities::new(2);
+        let first = merge(vec![batch(0, vec![(1, trade("a", 1)), (2, trade("b", 1))])]);
+        recent.remember(first.keys.iter().copied());
+        // A lagging gatherer's copies of a and b, plus a new c.
+        let late = merge_with(
+            vec![batch(
+                1,
+                vec![(1, trade("a", 1)), (2, trade("b", 1)), (3, trade("c", 1))],
+            )],
+            Some(&recent),
+        );
+        assert_eq!(late.records.len(), 1);
+        assert_eq!(late.duplicates, 2);
+        assert_eq!(
+            late.cursors[0].last_seq, 3,
+            "the cursor still moves over dropped copies"
+        );
+        recent.remember(late.keys.iter().copied());
+        assert_eq!(recent.len(), 2);
+        let again = merge_with(vec![batch(2, vec![(1, trade("a", 1))])], Some(&recent));
+        assert_eq!(
+            again.records.len(),
+            1,
+            "a was forgotten: the database absorbs it"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@
 
 use crate::config::DedupConfig;
 use crate::health::Health;
-use crate::merge::{Batch, merge};
+use crate::merge::{Batch, RecentIdentities, merge_with};
 use crate::metrics as m;
 use crate::pull_client::PullClient;
 use crate::store::{CursorUpdate, InsertOutcome, Store};
@@ -179,6 +179,7 @@ async fn writer(
     shutdown: CancellationToken,
 ) {
     let max_rows = ctx.config.max_transaction_rows;
+    let mut recent = RecentIdentities::new(ctx.config.recent_identities);
     loop {
         let first = tokio::select! {
             b = rx.recv() => match b { Some(b) => b, None => return },
@@ -195,7 +196,7 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let merged = merge(batches);
+        let merged = merge_with(batches, Some(&recent));
         let cursors: Vec<CursorUpdate> = merged
             .cursors
             .iter()
@@ -208,6 +209,8 @@ async fn writer(
         let Some(outcome) = commit(&ctx, table, &merged.records, &cursors, &shutdown).await else {
             return;
         };
+        // Every survivor is in production now (inserted or already there).
+        recent.remember(merged.keys.iter().copied());
         let now = TimestampUs::now();
         metrics::counter!(m::RECORDS_WRITTEN_TOTAL, "table" => table.name())
             .increment(outcome.inserted);
@@ -241,7 +244,7 @@ async fn commit(
     let timeout = Duration::from_secs(ctx.config.transaction_timeout_secs);
     loop {
         let attempt =
-            tokio::time::timeout(timeout, ctx.store.insert_batch(table, records, cursors));
+            tokio::time::timeout(timeout, ctx.store.insert_unique(table, records, cursors));
         let result = tokio::select! {
             r = attempt => r,
             _ = shutdown.cancelled() => return None,

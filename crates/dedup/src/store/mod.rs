@@ -170,6 +170,28 @@ impl Store {
         Ok(outcome)
     }
 
+    /// [`Store::insert_batch`] for records already unique by identity (the output of
+    /// [`crate::merge::merge`]): skips the in-batch duplicate check.
+    pub async fn insert_unique(
+        &self,
+        table: Table,
+        records: &[Record],
+        cursors: &[CursorUpdate],
+    ) -> Result<InsertOutcome, StoreError> {
+        let mut refs = Vec::with_capacity(records.len());
+        for r in records {
+            if r.table() != table {
+                return Err(StoreError::OutOfRange(format!(
+                    "a {} record in a {} batch",
+                    r.table(),
+                    table
+                )));
+            }
+            refs.push(r);
+        }
+        dispatch!(self, s => s.insert_batch(table, &refs, cursors).await)
+    }
+
     /// Every stored gatherer cursor.
     pub async fn cursors(&self) -> Result<HashMap<(String, Table), u64>, StoreError> {
         dispatch!(self, s => s.cursors().await)

@@ -19,6 +19,9 @@ use tokio_postgres::types::{ToSql, Type};
 struct TableSql {
     staging: &'static str,
     copy: &'static str,
+    /// COPY straight into the table (the fast path); `None` for trades, whose uniqueness
+    /// spans partitions through `trade_ids` and so always goes through staging.
+    copy_direct: Option<&'static str>,
     insert: &'static str,
     types: &'static [Type],
 }
@@ -28,6 +31,7 @@ const TRADES: TableSql = TableSql {
     copy: "COPY stage_trades (trade_id, ticker, exchange_ts, yes_price, no_price, count,
         taker_side, is_block_trade, source, received_at) FROM STDIN (FORMAT binary)",
     // trade_ids keeps trade_id unique across partitions; only its fresh ids reach `trades`.
+    copy_direct: None,
     insert: "WITH fresh AS (
           INSERT INTO trade_ids (trade_id, exchange_ts)
           SELECT trade_id, exchange_ts FROM stage_trades
@@ -57,6 +61,10 @@ const DELTAS: TableSql = TableSql {
         ON COMMIT DELETE ROWS",
     copy: "COPY stage_orderbook_deltas (ticker, exchange_ts, side, price, delta, occurrence,
         received_at) FROM STDIN (FORMAT binary)",
+    copy_direct: Some(
+        "COPY orderbook_deltas (ticker, exchange_ts, side, price, delta, occurrence, received_at)
+        FROM STDIN (FORMAT binary)",
+    ),
     insert: "INSERT INTO orderbook_deltas (ticker, exchange_ts, side, price, delta, occurrence,
           received_at)
         SELECT ticker, exchange_ts, side, price, delta, occurrence, received_at
@@ -77,6 +85,10 @@ const SNAPSHOTS: TableSql = TableSql {
         (LIKE orderbook_snapshots) ON COMMIT DELETE ROWS",
     copy: "COPY stage_orderbook_snapshots (ticker, source, exchange_ts, bucket, book_hash,
         yes_prices, yes_sizes, no_prices, no_sizes, received_at) FROM STDIN (FORMAT binary)",
+    copy_direct: Some(
+        "COPY orderbook_snapshots (ticker, source, exchange_ts, bucket, book_hash, yes_prices,
+        yes_sizes, no_prices, no_sizes, received_at) FROM STDIN (FORMAT binary)",
+    ),
     insert: "INSERT INTO orderbook_snapshots (ticker, source, exchange_ts, bucket, book_hash,
           yes_prices, yes_sizes, no_prices, no_sizes, received_at)
         SELECT ticker, source, exchange_ts, bucket, book_hash, yes_prices, yes_sizes,
@@ -101,6 +113,11 @@ const TICKERS: TableSql = TableSql {
     copy: "COPY stage_tickers (ticker, exchange_ts, values_hash, price, yes_bid, yes_ask, volume,
         open_interest, dollar_volume, dollar_open_interest, yes_bid_size, yes_ask_size,
         last_trade_size, received_at) FROM STDIN (FORMAT binary)",
+    copy_direct: Some(
+        "COPY tickers (ticker, exchange_ts, values_hash, price, yes_bid, yes_ask, volume,
+        open_interest, dollar_volume, dollar_open_interest, yes_bid_size, yes_ask_size,
+        last_trade_size, received_at) FROM STDIN (FORMAT binary)",
+    ),
     insert: "INSERT INTO tickers (ticker, exchange_ts, values_hash, price, yes_bid, yes_ask,
           volume, open_interest, dollar_volume, dollar_open_interest, yes_bid_size,
           yes_ask_size, last_trade_size, received_at)
@@ -131,6 +148,10 @@ const LIFECYCLE: TableSql = TableSql {
         ON COMMIT DELETE ROWS",
     copy: "COPY stage_lifecycle (subject, kind, event_type, exchange_ts, payload_hash, payload,
         received_at) FROM STDIN (FORMAT binary)",
+    copy_direct: Some(
+        "COPY lifecycle (subject, kind, event_type, exchange_ts, payload_hash, payload,
+        received_at) FROM STDIN (FORMAT binary)",
+    ),
     insert: "INSERT INTO lifecycle (subject, kind, event_type, exchange_ts, payload_hash,
           payload, received_at)
         SELECT subject, kind, event_type, exchange_ts, payload_hash, payload, received_at
@@ -150,6 +171,10 @@ const GAPS: TableSql = TableSql {
     staging: "CREATE TEMP TABLE IF NOT EXISTS stage_gaps (LIKE gaps) ON COMMIT DELETE ROWS",
     copy: "COPY stage_gaps (gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair)
         FROM STDIN (FORMAT binary)",
+    copy_direct: Some(
+        "COPY gaps (gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair)
+        FROM STDIN (FORMAT binary)",
+    ),
     insert: "INSERT INTO gaps (gatherer, gap_id, ticker, channel, start_ts, end_ts, reason,
           repair)
         SELECT gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair
@@ -197,20 +222,45 @@ impl PgStore {
     ) -> Result<InsertOutcome, StoreError> {
         let mut client = self.client().await?;
         self.ensure_days(&client, &days(table, records)).await?;
-        let tx = client.transaction().await?;
+        let mut tx = client.transaction().await?;
         let inserted = if records.is_empty() {
             0
-        } else {
-            let sql = table_sql(table);
-            tx.batch_execute(sql.staging).await?;
-            let sink = tx.copy_in(sql.copy).await?;
-            let writer = BinaryCopyInWriter::new(sink, sql.types);
-            pin_mut!(writer);
-            for record in records {
-                write_row(writer.as_mut(), record).await?;
+        } else if let Some(copy_direct) = table_sql(table)
+            .copy_direct
+            .filter(|_| self.direct_worth_trying(table))
+        {
+            // Fast path: COPY straight into the table inside a savepoint. A unique violation
+            // (a replayed copy) rolls the savepoint back and the batch takes the staging path.
+            let direct = {
+                let sp = tx.savepoint("direct_copy").await?;
+                match copy_rows(&sp, copy_direct, table, records).await {
+                    Ok(n) => {
+                        sp.commit().await?;
+                        Some(n)
+                    }
+                    Err(StoreError::Postgres(e))
+                        if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+                    {
+                        sp.rollback().await?;
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            match direct {
+                Some(n) => n,
+                None => {
+                    self.set_prefer_staging(table, true);
+                    staged_insert(&tx, table, records).await?
+                }
             }
-            writer.finish().await?;
-            tx.execute(sql.insert, &[]).await?
+        } else {
+            let n = staged_insert(&tx, table, records).await?;
+            if n == records.len() as u64 {
+                // No copy was already stored: the next batch may try the fast path again.
+                self.set_prefer_staging(table, false);
+            }
+            n
         };
         for c in cursors {
             let (seq, now) = cursor_params(c)?;
@@ -232,17 +282,39 @@ impl PgStore {
         self.ensure_days(&client, &days(table, &refs)).await?;
         let tx = client.transaction().await?;
         let sql = table_sql(table);
-        let copy = sql.copy.replacen("stage_", "", 1);
-        let sink = tx.copy_in(copy.as_str()).await?;
-        let writer = BinaryCopyInWriter::new(sink, sql.types);
-        pin_mut!(writer);
-        for record in &refs {
-            write_row(writer.as_mut(), record).await?;
-        }
-        let n = writer.finish().await?;
+        let bare = sql.copy.replacen("stage_", "", 1);
+        let n = copy_rows(&tx, sql.copy_direct.unwrap_or(&bare), table, &refs).await?;
         tx.commit().await?;
         Ok(n)
     }
+}
+
+/// COPY into the staging table, then insert-select with ON CONFLICT DO NOTHING.
+async fn staged_insert(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: Table,
+    records: &[&Record],
+) -> Result<u64, StoreError> {
+    let sql = table_sql(table);
+    tx.batch_execute(sql.staging).await?;
+    copy_rows(tx, sql.copy, table, records).await?;
+    Ok(tx.execute(sql.insert, &[]).await?)
+}
+
+/// Binary COPY of `records` with the statement `copy` (its column list matches `table`).
+async fn copy_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    copy: &str,
+    table: Table,
+    records: &[&Record],
+) -> Result<u64, StoreError> {
+    let sink = tx.copy_in(copy).await?;
+    let writer = BinaryCopyInWriter::new(sink, table_sql(table).types);
+    pin_mut!(writer);
+    for record in records {
+        write_row(writer.as_mut(), record).await?;
+    }
+    Ok(writer.finish().await?)
 }
 
 async fn write_row(

@@ -19,6 +19,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use kd_core::{Table, TimestampUs};
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::NoTls;
@@ -33,6 +34,9 @@ pub struct PgStore {
     pool: Pool,
     /// Days whose partitions are known to exist, so the hot path skips the DDL.
     partition_days: Arc<Mutex<HashSet<i64>>>,
+    /// Per table: the last direct COPY met a stored copy (a replay), so batches go through
+    /// staging until one shows no stored copy again.
+    prefer_staging: Arc<[AtomicBool; 6]>,
 }
 
 impl PgStore {
@@ -67,7 +71,16 @@ impl PgStore {
         Ok(PgStore {
             pool,
             partition_days: Arc::new(Mutex::new(HashSet::new())),
+            prefer_staging: Arc::new(Default::default()),
         })
+    }
+
+    fn direct_worth_trying(&self, table: Table) -> bool {
+        !self.prefer_staging[table_index(table)].load(Ordering::Relaxed)
+    }
+
+    fn set_prefer_staging(&self, table: Table, value: bool) {
+        self.prefer_staging[table_index(table)].store(value, Ordering::Relaxed);
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -366,6 +379,10 @@ const CURSOR_SQL: &str = "INSERT INTO sync_cursors (gatherer, table_name, last_s
 
 fn cursor_params(c: &super::CursorUpdate) -> Result<(i64, i64), StoreError> {
     Ok((seq_to_i64(c.last_seq)?, TimestampUs::now().micros()))
+}
+
+fn table_index(table: Table) -> usize {
+    Table::ALL.iter().position(|t| *t == table).unwrap_or(0)
 }
 
 fn poisoned<T>(_: std::sync::PoisonError<T>) -> StoreError {

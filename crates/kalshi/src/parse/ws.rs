@@ -248,9 +248,24 @@ fn ticker(m: &TickerMsg<'_>, sid: u64, received_at: TimestampUs) -> Result<Ticke
         )?,
         dollar_volume: m.dollar_volume,
         dollar_open_interest: m.dollar_open_interest,
-        yes_bid_size: count(text(&m.yes_bid_size_fp), "yes_bid_size_fp", None, "")?,
-        yes_ask_size: count(text(&m.yes_ask_size_fp), "yes_ask_size_fp", None, "")?,
-        last_trade_size: count(text(&m.last_trade_size_fp), "last_trade_size_fp", None, "")?,
+        yes_bid_size: count(
+            text(&m.yes_bid_size_fp),
+            "yes_bid_size_fp",
+            None,
+            "yes_bid_size",
+        )?,
+        yes_ask_size: count(
+            text(&m.yes_ask_size_fp),
+            "yes_ask_size_fp",
+            None,
+            "yes_ask_size",
+        )?,
+        last_trade_size: count(
+            text(&m.last_trade_size_fp),
+            "last_trade_size_fp",
+            None,
+            "last_trade_size",
+        )?,
         received_at,
         pos: WirePos {
             sid: Some(sid),

@@ -15,13 +15,17 @@ pub struct BackoffPolicy {
 
 impl BackoffPolicy {
     /// Market registry (REST): retry forever.
-    pub const REGISTRY: BackoffPolicy = BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(300));
+    pub const REGISTRY: BackoffPolicy =
+        BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(300));
     /// Connection manager (WebSocket): per connection.
-    pub const CONNECTION: BackoffPolicy = BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(300));
+    pub const CONNECTION: BackoffPolicy =
+        BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(300));
     /// Snapshot poller (REST).
-    pub const POLLER: BackoffPolicy = BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(60));
+    pub const POLLER: BackoffPolicy =
+        BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(60));
     /// Deduplicator (database): retry forever, stay responsive.
-    pub const DATABASE: BackoffPolicy = BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(30));
+    pub const DATABASE: BackoffPolicy =
+        BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(30));
 
     pub const fn new(base: Duration, max: Duration) -> Self {
         BackoffPolicy { base, max }
@@ -89,7 +93,10 @@ mod tests {
         for attempt in 0..20 {
             let d = p.delay(attempt);
             let c = p.ceiling(attempt);
-            assert!(d >= c && d <= c + c / 4, "attempt {attempt}: {d:?} vs {c:?}");
+            assert!(
+                d >= c && d <= c + c / 4,
+                "attempt {attempt}: {d:?} vs {c:?}"
+            );
         }
         assert_eq!(BackoffPolicy::DATABASE.ceiling(10), Duration::from_secs(30));
     }
@@ -98,6 +105,10 @@ mod tests {
     fn jitter_spreads_delays() {
         let p = BackoffPolicy::CONNECTION;
         let delays: std::collections::HashSet<_> = (0..50).map(|_| p.delay(2)).collect();
-        assert!(delays.len() > 40, "jitter produced only {} distinct delays", delays.len());
+        assert!(
+            delays.len() > 40,
+            "jitter produced only {} distinct delays",
+            delays.len()
+        );
     }
 }

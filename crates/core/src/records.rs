@@ -384,11 +384,22 @@ impl Record {
 /// because a market's deltas arrive in timestamp order within a subscription.
 #[derive(Debug, Default)]
 pub struct OccurrenceCounter {
-    per_market: std::collections::HashMap<String, (i64, Vec<(Side, i64, i64, u32)>)>,
+    per_market: std::collections::HashMap<String, InstantTuples>,
 }
 
+/// The latest exchange timestamp of one market and the `(side, price, delta, last occurrence)`
+/// tuples seen at it.
+type InstantTuples = (i64, Vec<(Side, i64, i64, u32)>);
+
 impl OccurrenceCounter {
-    pub fn next(&mut self, ticker: &str, ts: TimestampUs, side: Side, price: Price, delta: Count) -> u32 {
+    pub fn next(
+        &mut self,
+        ticker: &str,
+        ts: TimestampUs,
+        side: Side,
+        price: Price,
+        delta: Count,
+    ) -> u32 {
         let entry = match self.per_market.get_mut(ticker) {
             Some(e) => e,
             None => self
@@ -434,7 +445,10 @@ mod tests {
         assert_eq!(c.next("M", ts, Side::No, price(100), Count::new(300)), 0);
         assert_eq!(c.next("N", ts, Side::Yes, price(100), Count::new(300)), 0);
         let later = TimestampUs::from_micros(6);
-        assert_eq!(c.next("M", later, Side::Yes, price(100), Count::new(300)), 0);
+        assert_eq!(
+            c.next("M", later, Side::Yes, price(100), Count::new(300)),
+            0
+        );
     }
 
     #[test]

@@ -414,7 +414,15 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 #[cfg(test)]
@@ -435,7 +443,11 @@ mod tests {
             ("0", 0),
         ];
         for (text, units) in cases {
-            assert_eq!(Price::parse_dollars(text).map(Price::units), Ok(units), "{text}");
+            assert_eq!(
+                Price::parse_dollars(text).map(Price::units),
+                Ok(units),
+                "{text}"
+            );
         }
     }
 
@@ -479,7 +491,10 @@ mod tests {
         assert_eq!(Count::parse_fp("abc"), Err(UnitError::Syntax));
         assert_eq!(Count::parse_fp(""), Err(UnitError::Empty));
         assert_eq!(Count::parse_fp("-"), Err(UnitError::Syntax));
-        assert_eq!(Count::from_contracts(100).map(Count::hundredths), Ok(10_000));
+        assert_eq!(
+            Count::from_contracts(100).map(Count::hundredths),
+            Ok(10_000)
+        );
     }
 
     #[test]
@@ -504,17 +519,35 @@ mod tests {
             TimestampUs::parse_rfc3339("2026-06-24T15:49:55.0338361Z"),
             Err(UnitError::TooPrecise { max: 6 })
         );
-        assert_eq!(TimestampUs::from_millis(1_782_316_195_033).map(TimestampUs::micros), Ok(1_782_316_195_033_000));
-        assert_eq!(TimestampUs::from_secs(1_705_328_200).map(TimestampUs::micros), Ok(1_705_328_200_000_000));
-        for bad in ["", "2026-02-30T00:00:00Z", "2026-06-24T15:49:55", "2026-06-24T25:00:00Z", "x026-06-24T15:49:55Z"] {
+        assert_eq!(
+            TimestampUs::from_millis(1_782_316_195_033).map(TimestampUs::micros),
+            Ok(1_782_316_195_033_000)
+        );
+        assert_eq!(
+            TimestampUs::from_secs(1_705_328_200).map(TimestampUs::micros),
+            Ok(1_705_328_200_000_000)
+        );
+        for bad in [
+            "",
+            "2026-02-30T00:00:00Z",
+            "2026-06-24T15:49:55",
+            "2026-06-24T25:00:00Z",
+            "x026-06-24T15:49:55Z",
+        ] {
             assert!(TimestampUs::parse_rfc3339(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn formatting_matches_kalshi() {
-        assert_eq!(Price::new(52_000).map(|p| p.to_dollars()), Ok("0.5200".to_string()));
-        assert_eq!(Price::new(52_555).map(|p| p.to_dollars()), Ok("0.52555".to_string()));
+        assert_eq!(
+            Price::new(52_000).map(|p| p.to_dollars()),
+            Ok("0.5200".to_string())
+        );
+        assert_eq!(
+            Price::new(52_555).map(|p| p.to_dollars()),
+            Ok("0.52555".to_string())
+        );
         assert_eq!(Count::new(-5_400).to_fp(), "-54.00");
         assert_eq!(Count::new(-5).to_fp(), "-0.05");
         assert_eq!(

@@ -12,7 +12,8 @@ use kd_archive::encode::{self, FileMeta};
 use kd_archive::exporter::Step;
 use kd_archive::{Archive, ExportConfig, Exporter, MemorySource, S3Options, WindowLen, schema};
 use kd_core::records::{
-    Level, Lifecycle, OrderbookDelta, OrderbookSnapshot, SnapshotSource, Ticker, Trade, TradeSource, WirePos,
+    Level, Lifecycle, OrderbookDelta, OrderbookSnapshot, SnapshotSource, Ticker, Trade,
+    TradeSource, WirePos,
 };
 use kd_core::{Count, Price, Record, Side, Table, TimestampUs};
 
@@ -31,7 +32,12 @@ impl Rng {
 }
 
 fn ticker(i: usize) -> String {
-    format!("KXSERIES{}-26JAN{:02}-B{}.5", i % 150, i % 28 + 1, 40 + i % 60)
+    format!(
+        "KXSERIES{}-26JAN{:02}-B{}.5",
+        i % 150,
+        i % 28 + 1,
+        40 + i % 60
+    )
 }
 
 fn price(u: i64) -> Price {
@@ -43,15 +49,23 @@ fn generate(table: Table, n: usize, rng: &mut Rng) -> Vec<Record> {
     let step = HOUR / n.max(1) as i64;
     (0..n)
         .map(|i| {
-            let ts = TimestampUs::from_micros(START + i as i64 * step + rng.below(step.max(1) as u64));
+            let ts =
+                TimestampUs::from_micros(START + i as i64 * step + rng.below(step.max(1) as u64));
             let recv = TimestampUs::from_micros(ts.micros() + 2_000 + rng.below(50_000));
             let m = ticker(rng.below(MARKETS as u64) as usize);
-            let pos = WirePos { sid: Some(1), seq: Some(i as u64) };
+            let pos = WirePos {
+                sid: Some(1),
+                seq: Some(i as u64),
+            };
             match table {
                 Table::Deltas => Record::Delta(OrderbookDelta {
                     ticker: m,
                     exchange_ts: ts,
-                    side: if rng.below(2) == 0 { Side::Yes } else { Side::No },
+                    side: if rng.below(2) == 0 {
+                        Side::Yes
+                    } else {
+                        Side::No
+                    },
                     price: price(1000 * (1 + rng.below(99))),
                     delta: Count::new((rng.below(400) - 200) * 100),
                     occurrence: 0,
@@ -61,13 +75,24 @@ fn generate(table: Table, n: usize, rng: &mut Rng) -> Vec<Record> {
                 Table::Trades => {
                     let yes = 1000 * (1 + rng.below(99));
                     Record::Trade(Trade {
-                        trade_id: format!("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", rng.below(u32::MAX as u64), rng.below(65536), rng.below(4096), rng.below(4096), rng.below(1 << 48)),
+                        trade_id: format!(
+                            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                            rng.below(u32::MAX as u64),
+                            rng.below(65536),
+                            rng.below(4096),
+                            rng.below(4096),
+                            rng.below(1 << 48)
+                        ),
                         ticker: m,
                         exchange_ts: ts,
                         yes_price: price(yes),
                         no_price: price(100_000 - yes),
                         count: Count::new(100 * (1 + rng.below(500))),
-                        taker_side: Some(if rng.below(2) == 0 { Side::Yes } else { Side::No }),
+                        taker_side: Some(if rng.below(2) == 0 {
+                            Side::Yes
+                        } else {
+                            Side::No
+                        }),
                         is_block_trade: false,
                         source: TradeSource::Ws,
                         received_at: recv,
@@ -80,7 +105,10 @@ fn generate(table: Table, n: usize, rng: &mut Rng) -> Vec<Record> {
                         (0..(5 + rng.below(20)))
                             .map(|_| {
                                 p += 1000 * (1 + rng.below(3));
-                                Level { price: price(p.min(99_000)), size: Count::new(100 * (1 + rng.below(5000))) }
+                                Level {
+                                    price: price(p.min(99_000)),
+                                    size: Count::new(100 * (1 + rng.below(5000))),
+                                }
                             })
                             .collect()
                     };
@@ -153,7 +181,10 @@ fn bench(c: &mut Criterion) {
         (Table::Lifecycle, 20_000),
     ] {
         let bytes = encode_raw(table, generate(table, n, &mut rng));
-        println!("  {table:<10} {n:>9} rows  {bytes:>11} bytes  {:.2} bytes/row", bytes as f64 / n as f64);
+        println!(
+            "  {table:<10} {n:>9} rows  {bytes:>11} bytes  {:.2} bytes/row",
+            bytes as f64 / n as f64
+        );
     }
 
     const N: usize = 1_000_000;
@@ -161,17 +192,28 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("raw_deltas");
     group.sample_size(10);
     group.throughput(Throughput::Elements(N as u64));
-    group.bench_function("encode", |b| b.iter(|| encode_raw(Table::Deltas, deltas.clone())));
+    group.bench_function("encode", |b| {
+        b.iter(|| encode_raw(Table::Deltas, deltas.clone()))
+    });
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
     let Ok(runtime) = runtime else { return };
     let Ok(dir) = tempfile::tempdir() else { return };
     let mut source = MemorySource::new();
     source.insert(deltas);
-    let Ok(archive) = Archive::open(&format!("file://{}", dir.path().display()), &S3Options::default()) else {
+    let Ok(archive) = Archive::open(
+        &format!("file://{}", dir.path().display()),
+        &S3Options::default(),
+    ) else {
         return;
     };
-    let raw_only = ExportConfig { processed: false, aggregates: false, ..ExportConfig::default() };
+    let raw_only = ExportConfig {
+        processed: false,
+        aggregates: false,
+        ..ExportConfig::default()
+    };
     let exporter = Exporter::new(source, archive, raw_only);
     let window = WindowLen::HOUR.window_of(TimestampUs::from_micros(START));
     group.bench_function("export_window", |b| {

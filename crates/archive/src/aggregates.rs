@@ -8,7 +8,8 @@
 //!   tickers and lifecycle records it had, and its last open interest.
 //!
 //! Records are folded in one at a time ([`DayAggregator::add`]) so a day of deltas never has to
-//! be in memory at once. All sums are exact integers; notional is `Σ yes_price × count`.
+//! be in memory at once. All sums are exact integers; notional is `Σ yes_price × count`. A
+//! trade is counted once per `trade_id`, even if a copy slipped into production.
 
 use crate::schema::{UNIT_COUNT, UNIT_NOTIONAL, UNIT_PRICE, field, ts_field};
 use crate::source::MarketRef;
@@ -155,13 +156,22 @@ impl DayAggregator {
         ])
     }
 
-    fn hourly_batch(&self, markets: &HashMap<String, MarketRef>) -> Result<RecordBatch, AggregateError> {
+    fn hourly_batch(
+        &self,
+        markets: &HashMap<String, MarketRef>,
+    ) -> Result<RecordBatch, AggregateError> {
         let rows: Vec<(&(String, i64), &Ohlc)> = self.hourly.iter().collect();
         let notional = notionals(rows.iter().map(|((t, _), o)| (t.as_str(), o.notional)))?;
         let cols: Vec<ArrayRef> = vec![
             str_col(rows.iter().map(|((t, _), _)| Some(t.as_str()))),
-            opt_str_col(rows.iter().map(|((t, _), _)| markets.get(t).map(|m| m.event_ticker.as_str()))),
-            opt_str_col(rows.iter().map(|((t, _), _)| markets.get(t).map(|m| m.series_ticker.as_str()))),
+            opt_str_col(
+                rows.iter()
+                    .map(|((t, _), _)| markets.get(t).map(|m| m.event_ticker.as_str())),
+            ),
+            opt_str_col(
+                rows.iter()
+                    .map(|((t, _), _)| markets.get(t).map(|m| m.series_ticker.as_str())),
+            ),
             ts_col(rows.iter().map(|((_, h), _)| *h)),
             int_col(rows.iter().map(|(_, o)| o.open.2)),
             int_col(rows.iter().map(|(_, o)| o.high)),
@@ -176,9 +186,21 @@ impl DayAggregator {
         Ok(RecordBatch::try_new(hourly_ohlc_schema(), cols)?)
     }
 
-    fn daily_batch(&self, day: TimestampUs, markets: &HashMap<String, MarketRef>) -> Result<RecordBatch, AggregateError> {
+    fn daily_batch(
+        &self,
+        day: TimestampUs,
+        markets: &HashMap<String, MarketRef>,
+    ) -> Result<RecordBatch, AggregateError> {
         // (scope, key, event, series, volume, trades, notional)
-        type Row = (&'static str, String, Option<String>, Option<String>, i64, i64, i128);
+        type Row = (
+            &'static str,
+            String,
+            Option<String>,
+            Option<String>,
+            i64,
+            i64,
+            i128,
+        );
         let mut rows: Vec<Row> = Vec::new();
         let mut series: BTreeMap<String, (i64, i64, i128)> = BTreeMap::new();
         for (ticker, st) in &self.markets {
@@ -203,7 +225,15 @@ impl DayAggregator {
             }
         }
         for (name, (volume, trades, notional)) in series {
-            rows.push(("series", name.clone(), None, Some(name), volume, trades, notional));
+            rows.push((
+                "series",
+                name.clone(),
+                None,
+                Some(name),
+                volume,
+                trades,
+                notional,
+            ));
         }
         let notional = notionals(rows.iter().map(|r| (r.1.as_str(), r.6)))?;
         let cols: Vec<ArrayRef> = vec![
@@ -219,14 +249,24 @@ impl DayAggregator {
         Ok(RecordBatch::try_new(daily_volume_schema(), cols)?)
     }
 
-    fn stats_batch(&self, day: TimestampUs, markets: &HashMap<String, MarketRef>) -> Result<RecordBatch, AggregateError> {
+    fn stats_batch(
+        &self,
+        day: TimestampUs,
+        markets: &HashMap<String, MarketRef>,
+    ) -> Result<RecordBatch, AggregateError> {
         let rows: Vec<(&String, &Stats)> = self.markets.iter().collect();
         let traded = |s: &Stats| s.day.trades > 0;
         let notional = notionals(rows.iter().map(|(t, s)| (t.as_str(), s.day.notional)))?;
         let cols: Vec<ArrayRef> = vec![
             str_col(rows.iter().map(|(t, _)| Some(t.as_str()))),
-            opt_str_col(rows.iter().map(|(t, _)| markets.get(*t).map(|m| m.event_ticker.as_str()))),
-            opt_str_col(rows.iter().map(|(t, _)| markets.get(*t).map(|m| m.series_ticker.as_str()))),
+            opt_str_col(
+                rows.iter()
+                    .map(|(t, _)| markets.get(*t).map(|m| m.event_ticker.as_str())),
+            ),
+            opt_str_col(
+                rows.iter()
+                    .map(|(t, _)| markets.get(*t).map(|m| m.series_ticker.as_str())),
+            ),
             ts_col(rows.iter().map(|_| day.micros())),
             int_col(rows.iter().map(|(_, s)| s.day.trades)),
             int_col(rows.iter().map(|(_, s)| s.day.volume)),
@@ -329,7 +369,12 @@ pub fn market_stats_schema() -> SchemaRef {
         n("snapshot_count"),
         n("ticker_count"),
         n("lifecycle_count"),
-        field("last_open_interest", DataType::Int64, true, Some(UNIT_COUNT)),
+        field(
+            "last_open_interest",
+            DataType::Int64,
+            true,
+            Some(UNIT_COUNT),
+        ),
     ]);
     Arc::new(Schema::new(f))
 }

@@ -106,7 +106,10 @@ impl ExportArgs {
             archive_url: self.archive.clone(),
             window: self.window.map(|w| w.to_string()),
             settle_secs: self.settle_secs,
-            s3: S3Overrides { endpoint: self.s3_endpoint.clone(), region: self.s3_region.clone() },
+            s3: S3Overrides {
+                endpoint: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+            },
         };
         let config: ExportConfig =
             kd_core::config::load(self.config.as_deref(), "KALSHI_DATA_EXPORT_", &overrides)?;
@@ -116,8 +119,15 @@ impl ExportArgs {
 
 /// Parses `--from`/`--to`: RFC 3339, or a bare `YYYY-MM-DD` (midnight UTC).
 pub fn parse_time(flag: &'static str, text: &str) -> Result<TimestampUs, CliError> {
-    let full = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_string() };
-    TimestampUs::parse_rfc3339(&full).map_err(|e| CliError::Flag { flag, reason: format!("`{text}`: {e}") })
+    let full = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_string()
+    };
+    TimestampUs::parse_rfc3339(&full).map_err(|e| CliError::Flag {
+        flag,
+        reason: format!("`{text}`: {e}"),
+    })
 }
 
 /// Runs `kalshi-data export` (opens production from the configured URL).
@@ -131,7 +141,10 @@ pub async fn run(args: ExportArgs) -> Result<(), CliError> {
         return Ok(());
     }
     if config.production_url.is_empty() {
-        return Err(CliError::Flag { flag: "production", reason: "a production URL is required".into() });
+        return Err(CliError::Flag {
+            flag: "production",
+            reason: "a production URL is required".into(),
+        });
     }
     let source = production::open(&config.production_url).await?;
     run_with(&args, config, source, archive).await
@@ -171,8 +184,10 @@ pub async fn run_plan<S: WindowSource>(
 ) -> Result<(), CliError> {
     let bar = ProgressBar::new(plan.steps.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} windows · {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} windows · {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let (mut rows, mut bytes, mut objects) = (0_usize, 0_usize, 0_usize);
     for step in plan.steps {
@@ -198,7 +213,10 @@ pub async fn run_plan<S: WindowSource>(
 /// The continuous exporter for `up` and `dedup`: opens production and the archive from
 /// `config` and exports each window as it closes, until `shutdown`.
 #[cfg(feature = "production")]
-pub async fn run_exporter(config: ExportConfig, shutdown: CancellationToken) -> Result<(), CliError> {
+pub async fn run_exporter(
+    config: ExportConfig,
+    shutdown: CancellationToken,
+) -> Result<(), CliError> {
     let archive = Archive::open(&config.archive_url, &config.s3)?;
     let source = production::open(&config.production_url).await?;
     Exporter::new(source, archive, config).run(shutdown).await;

@@ -36,7 +36,11 @@ pub struct FileMeta {
 }
 
 /// Encodes `batches` (all of `schema`) into one Parquet file.
-pub fn encode(schema: &SchemaRef, batches: &[RecordBatch], meta: &FileMeta) -> Result<Vec<u8>, EncodeError> {
+pub fn encode(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    meta: &FileMeta,
+) -> Result<Vec<u8>, EncodeError> {
     let mut kv = vec![
         KeyValue::new("kalshi_data.dataset".to_string(), meta.dataset.clone()),
         KeyValue::new("kalshi_data.schema_version".to_string(), "1".to_string()),
@@ -51,8 +55,16 @@ pub fn encode(schema: &SchemaRef, batches: &[RecordBatch], meta: &FileMeta) -> R
     }
     let sorting = meta.sorted_by_first_two.then(|| {
         vec![
-            SortingColumn { column_idx: 0, descending: false, nulls_first: true },
-            SortingColumn { column_idx: 1, descending: false, nulls_first: true },
+            SortingColumn {
+                column_idx: 0,
+                descending: false,
+                nulls_first: true,
+            },
+            SortingColumn {
+                column_idx: 1,
+                descending: false,
+                nulls_first: true,
+            },
         ]
     });
     let props = WriterProperties::builder()

@@ -140,7 +140,11 @@ pub struct Exporter<S> {
 
 impl<S: WindowSource> Exporter<S> {
     pub fn new(source: S, archive: Archive, config: ExportConfig) -> Self {
-        Exporter { source, archive, config }
+        Exporter {
+            source,
+            archive,
+            config,
+        }
     }
 
     pub fn source(&self) -> &S {
@@ -153,7 +157,11 @@ impl<S: WindowSource> Exporter<S> {
 
     /// Where `table`'s next export starts: its watermark, else its oldest record's window.
     async fn next_start(&self, table: Table) -> Result<Option<TimestampUs>, ExportError> {
-        if let Some(wm) = self.source.watermark(&layout::watermark_name(table)).await? {
+        if let Some(wm) = self
+            .source
+            .watermark(&layout::watermark_name(table))
+            .await?
+        {
             return Ok(Some(wm));
         }
         Ok(self
@@ -165,7 +173,9 @@ impl<S: WindowSource> Exporter<S> {
 
     /// The closed windows not yet exported, then the days whose aggregates are due.
     pub async fn plan(&self, now: TimestampUs) -> Result<Plan, ExportError> {
-        let settle = i64::try_from(self.config.settle_secs).unwrap_or(i64::MAX).saturating_mul(1_000_000);
+        let settle = i64::try_from(self.config.settle_secs)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000);
         let closed_bound = TimestampUs::from_micros(now.micros().saturating_sub(settle));
         let mut steps = Vec::new();
         // How far every table will have been exported once this plan ran.
@@ -258,11 +268,11 @@ impl<S: WindowSource> Exporter<S> {
                 Step::Day(day) => (layout::AGGREGATES_WATERMARK.to_string(), day.end),
             };
             let current = self.source.watermark(&name).await?;
-            if current.is_none_or(|c| c < end) {
-                if let Err(e) = self.source.set_watermark(&name, end).await {
-                    metrics::error("watermark");
-                    return Err(e.into());
-                }
+            if current.is_none_or(|c| c < end)
+                && let Err(e) = self.source.set_watermark(&name, end).await
+            {
+                metrics::error("watermark");
+                return Err(e.into());
             }
             if let Step::Window(table, w) = step {
                 let lag = (TimestampUs::now().micros() - w.end.micros()) as f64 / 1e6;
@@ -283,12 +293,17 @@ impl<S: WindowSource> Exporter<S> {
         }
         let want_processed = self.config.processed && PROCESSED_TABLES.contains(&table);
         let snapshots = if want_processed && table == Table::Deltas {
-            self.source.read_window(Table::Snapshots, w.start, w.end).await?
+            self.source
+                .read_window(Table::Snapshots, w.start, w.end)
+                .await?
         } else {
             Vec::new()
         };
         let markets = if want_processed {
-            let mut tickers: Vec<String> = records.iter().map(|r| schema::sort_key(r).0.to_string()).collect();
+            let mut tickers: Vec<String> = records
+                .iter()
+                .map(|r| schema::sort_key(r).0.to_string())
+                .collect();
             tickers.sort_unstable();
             tickers.dedup();
             self.source.market_refs(&tickers).await?
@@ -297,15 +312,34 @@ impl<S: WindowSource> Exporter<S> {
         };
         let row_group_rows = self.config.row_group_rows;
         let encoded = tokio::task::spawn_blocking(move || {
-            encode_window(table, w, records, &snapshots, &markets, want_processed, row_group_rows)
+            encode_window(
+                table,
+                w,
+                records,
+                &snapshots,
+                &markets,
+                want_processed,
+                row_group_rows,
+            )
         })
         .await??;
-        let mut report = StepReport { rows, ..StepReport::default() };
+        let mut report = StepReport {
+            rows,
+            ..StepReport::default()
+        };
         for (tier, data) in encoded.files {
             let key = layout::table_key(tier, table, &w);
             report.bytes += data.len();
             metrics::bytes(table.name(), tier.prefix(), data.len());
-            metrics::rows(table.name(), tier.prefix(), if tier == Tier::Raw { rows } else { rows - encoded.duplicates });
+            metrics::rows(
+                table.name(),
+                tier.prefix(),
+                if tier == Tier::Raw {
+                    rows
+                } else {
+                    rows - encoded.duplicates
+                },
+            );
             self.archive.put_atomic(&key, data).await?;
             report.keys.push(key.to_string());
         }
@@ -320,10 +354,19 @@ impl<S: WindowSource> Exporter<S> {
     pub async fn export_day(&self, day: Window) -> Result<StepReport, ExportError> {
         let mut agg = DayAggregator::new();
         let mut rows = 0;
-        for table in [Table::Trades, Table::Deltas, Table::Snapshots, Table::Tickers, Table::Lifecycle] {
+        for table in [
+            Table::Trades,
+            Table::Deltas,
+            Table::Snapshots,
+            Table::Tickers,
+            Table::Lifecycle,
+        ] {
             // Read in the table's own windows so a day of deltas is never in memory at once.
             for w in self.config.window_for(table).windows(day.start, day.end) {
-                let records = self.source.read_window(table, w.start, w.end.min(day.end)).await?;
+                let records = self
+                    .source
+                    .read_window(table, w.start, w.end.min(day.end))
+                    .await?;
                 rows += records.len();
                 for r in &records {
                     agg.add(r);
@@ -345,12 +388,19 @@ impl<S: WindowSource> Exporter<S> {
                     row_group_rows,
                 };
                 let rows = batch.num_rows();
-                files.push((aggregate, rows, encode::encode(&batch.schema(), &[batch], &meta)?));
+                files.push((
+                    aggregate,
+                    rows,
+                    encode::encode(&batch.schema(), &[batch], &meta)?,
+                ));
             }
             Ok(files)
         })
         .await??;
-        let mut report = StepReport { rows, ..StepReport::default() };
+        let mut report = StepReport {
+            rows,
+            ..StepReport::default()
+        };
         for (aggregate, agg_rows, data) in files {
             let key = layout::aggregate_key(aggregate, &day);
             report.bytes += data.len();
@@ -390,7 +440,12 @@ impl<S: WindowSource> Exporter<S> {
                 Ok(report) => {
                     attempt = 0;
                     if report.rows > 0 || !report.keys.is_empty() {
-                        tracing::info!(rows = report.rows, bytes = report.bytes, objects = report.keys.len(), "archive export");
+                        tracing::info!(
+                            rows = report.rows,
+                            bytes = report.bytes,
+                            objects = report.keys.len(),
+                            "archive export"
+                        );
                     }
                     self.update_lag().await;
                     Duration::from_secs(self.config.poll_interval_secs.max(1))
@@ -426,7 +481,13 @@ struct Encoded {
     duplicates: usize,
 }
 
-fn window_meta(table: Table, tier: Tier, w: &Window, rows: usize, row_group_rows: usize) -> FileMeta {
+fn window_meta(
+    table: Table,
+    tier: Tier,
+    w: &Window,
+    rows: usize,
+    row_group_rows: usize,
+) -> FileMeta {
     FileMeta {
         dataset: format!("{}.{}", tier.prefix(), table.name()),
         extra: vec![
@@ -451,11 +512,17 @@ fn encode_window(
 ) -> Result<Encoded, ExportError> {
     schema::sort_records(&mut records);
     let mut files = Vec::with_capacity(2);
-    let raw = encode_chunks(table, &records, row_group_rows, |chunk| schema::raw_batch(table, chunk))?;
+    let raw = encode_chunks(table, &records, row_group_rows, |chunk| {
+        schema::raw_batch(table, chunk)
+    })?;
     let raw_schema = schema::raw_schema(table);
     files.push((
         Tier::Raw,
-        encode::encode(&raw_schema, &raw, &window_meta(table, Tier::Raw, &w, records.len(), row_group_rows))?,
+        encode::encode(
+            &raw_schema,
+            &raw,
+            &window_meta(table, Tier::Raw, &w, records.len(), row_group_rows),
+        )?,
     ));
     drop(raw);
     let mut duplicates = 0;
@@ -465,8 +532,14 @@ fn encode_window(
         let batch = processed::processed_batch(table, &records, snapshots, markets)?;
         let meta = window_meta(table, Tier::Processed, &w, records.len(), row_group_rows);
         let mut meta = meta;
-        meta.extra.push(("kalshi_data.duplicates_removed".into(), duplicates.to_string()));
-        files.push((Tier::Processed, encode::encode(&processed::processed_schema(table), &[batch], &meta)?));
+        meta.extra.push((
+            "kalshi_data.duplicates_removed".into(),
+            duplicates.to_string(),
+        ));
+        files.push((
+            Tier::Processed,
+            encode::encode(&processed::processed_schema(table), &[batch], &meta)?,
+        ));
     }
     Ok(Encoded { files, duplicates })
 }
@@ -479,5 +552,8 @@ fn encode_chunks(
     row_group_rows: usize,
     to_batch: impl Fn(&[Record]) -> Result<arrow::record_batch::RecordBatch, SchemaError>,
 ) -> Result<Vec<arrow::record_batch::RecordBatch>, SchemaError> {
-    records.chunks(row_group_rows.max(1)).map(to_batch).collect()
+    records
+        .chunks(row_group_rows.max(1))
+        .map(to_batch)
+        .collect()
 }

@@ -44,7 +44,11 @@ pub enum Aggregate {
 }
 
 impl Aggregate {
-    pub const ALL: [Aggregate; 3] = [Aggregate::HourlyOhlc, Aggregate::DailyVolume, Aggregate::MarketStats];
+    pub const ALL: [Aggregate; 3] = [
+        Aggregate::HourlyOhlc,
+        Aggregate::DailyVolume,
+        Aggregate::MarketStats,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {

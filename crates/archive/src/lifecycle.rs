@@ -26,11 +26,15 @@ pub enum LifecycleError {
     NotS3,
     #[error("lifecycle document: {0}")]
     Document(#[from] serde_json::Error),
-    #[error("no S3 credentials (set access_key_id/secret_access_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")]
+    #[error(
+        "no S3 credentials (set access_key_id/secret_access_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+    )]
     NoCredentials,
     #[error("request: {0}")]
     Http(#[from] reqwest::Error),
-    #[error("the endpoint does not support PutBucketLifecycleConfiguration (HTTP {status}); apply it with: {command}")]
+    #[error(
+        "the endpoint does not support PutBucketLifecycleConfiguration (HTTP {status}); apply it with: {command}"
+    )]
     Unsupported { status: u16, command: String },
     #[error("the endpoint refused the lifecycle (HTTP {status}): {body}")]
     Refused { status: u16, body: String },
@@ -74,13 +78,19 @@ struct Abort {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The S3 XML body for the shipped document, rule prefixes placed under `prefix`.
 pub fn lifecycle_xml(prefix: &str) -> Result<String, LifecycleError> {
     let doc: Document = serde_json::from_str(LIFECYCLE_JSON)?;
-    let base = if prefix.is_empty() { String::new() } else { format!("{}/", prefix.trim_matches('/')) };
+    let base = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", prefix.trim_matches('/'))
+    };
     let mut xml = String::from(
         r#"<?xml version="1.0" encoding="UTF-8"?><LifecycleConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#,
     );
@@ -140,7 +150,8 @@ pub async fn apply(archive: &Archive) -> Result<Applied, LifecycleError> {
     let amz_date: String = now.chars().filter(|c| *c != '-' && *c != ':').collect();
     let date = &amz_date[..8];
     let payload_hash = hex(&Sha256::digest(body.as_bytes()));
-    let checksum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body.as_bytes()));
+    let checksum =
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body.as_bytes()));
     let mut headers: Vec<(String, String)> = vec![
         ("content-type".into(), "application/xml".into()),
         ("host".into(), host.clone()),
@@ -176,16 +187,28 @@ pub async fn apply(archive: &Archive) -> Result<Applied, LifecycleError> {
             request = request.header(k.as_str(), v.as_str());
         }
     }
-    let response = request.header("authorization", authorization).send().await?;
+    let response = request
+        .header("authorization", authorization)
+        .send()
+        .await?;
     let status = response.status().as_u16();
     if response.status().is_success() {
-        return Ok(Applied { bucket: s3.bucket.clone(), rules_xml: body });
+        return Ok(Applied {
+            bucket: s3.bucket.clone(),
+            rules_xml: body,
+        });
     }
     let text = response.text().await.unwrap_or_default();
     if matches!(status, 404 | 405 | 501) || text.contains("NotImplemented") {
-        return Err(LifecycleError::Unsupported { status, command: aws_cli_command(&s3.bucket) });
+        return Err(LifecycleError::Unsupported {
+            status,
+            command: aws_cli_command(&s3.bucket),
+        });
     }
-    Err(LifecycleError::Refused { status, body: text.chars().take(500).collect() })
+    Err(LifecycleError::Refused {
+        status,
+        body: text.chars().take(500).collect(),
+    })
 }
 
 /// (URL without query, Host header, canonical path) of the bucket: path-style on a custom
@@ -195,7 +218,11 @@ fn endpoint(s3: &ResolvedS3) -> (String, String, String) {
         Some(e) => {
             let e = e.trim_end_matches('/');
             let host = e.split("://").nth(1).unwrap_or(e).to_string();
-            (format!("{e}/{}", s3.bucket), host, format!("/{}", s3.bucket))
+            (
+                format!("{e}/{}", s3.bucket),
+                host,
+                format!("/{}", s3.bucket),
+            )
         }
         None => {
             let host = format!("{}.s3.{}.amazonaws.com", s3.bucket, s3.region);
@@ -219,7 +246,11 @@ struct SigningInput<'a> {
 
 /// AWS Signature Version 4 for the `s3` service.
 fn sign_v4(i: &SigningInput<'_>) -> String {
-    let canonical_headers: String = i.headers.iter().map(|(k, v)| format!("{k}:{}\n", v.trim())).collect();
+    let canonical_headers: String = i
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}:{}\n", v.trim()))
+        .collect();
     let signed: Vec<&str> = i.headers.iter().map(|(k, _)| k.as_str()).collect();
     let canonical = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
@@ -272,14 +303,20 @@ mod tests {
     #[test]
     fn hmac_matches_rfc_4231_case_2() {
         let mac = hmac(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(hex(&mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            hex(&mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]
     fn signature_matches_the_aws_documentation_example() {
         // AWS S3 SigV4 example "GET Object" (docs: sig-v4-header-based-auth).
         let headers = vec![
-            ("host".to_string(), "examplebucket.s3.amazonaws.com".to_string()),
+            (
+                "host".to_string(),
+                "examplebucket.s3.amazonaws.com".to_string(),
+            ),
             ("range".to_string(), "bytes=0-9".to_string()),
             (
                 "x-amz-content-sha256".to_string(),
@@ -298,7 +335,10 @@ mod tests {
             region: "us-east-1",
             secret: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         });
-        assert_eq!(sig, "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+        assert_eq!(
+            sig,
+            "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        );
     }
 
     #[test]

@@ -12,11 +12,13 @@
 use kd_core::Table;
 
 pub fn rows(table: &str, tier: &'static str, n: usize) {
-    metrics::counter!("export_rows_total", "table" => table.to_string(), "tier" => tier).increment(n as u64);
+    metrics::counter!("export_rows_total", "table" => table.to_string(), "tier" => tier)
+        .increment(n as u64);
 }
 
 pub fn bytes(table: &str, tier: &'static str, n: usize) {
-    metrics::counter!("export_bytes_total", "table" => table.to_string(), "tier" => tier).increment(n as u64);
+    metrics::counter!("export_bytes_total", "table" => table.to_string(), "tier" => tier)
+        .increment(n as u64);
 }
 
 pub fn duration(table: Table, seconds: f64) {
@@ -32,5 +34,6 @@ pub fn lag(table: Table, seconds: f64) {
 }
 
 pub fn duplicates(table: Table, n: usize) {
-    metrics::counter!("export_duplicates_removed_total", "table" => table.name()).increment(n as u64);
+    metrics::counter!("export_duplicates_removed_total", "table" => table.name())
+        .increment(n as u64);
 }

@@ -24,8 +24,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The tables that have a processed tier (gaps are diagnostics, kept raw only).
-pub const PROCESSED_TABLES: [Table; 5] =
-    [Table::Trades, Table::Deltas, Table::Snapshots, Table::Tickers, Table::Lifecycle];
+pub const PROCESSED_TABLES: [Table; 5] = [
+    Table::Trades,
+    Table::Deltas,
+    Table::Snapshots,
+    Table::Tickers,
+    Table::Lifecycle,
+];
 
 /// The name of a table's consistency flag column, if it has one.
 pub const fn flag_column(table: Table) -> Option<&'static str> {
@@ -57,11 +62,17 @@ pub fn dedup_sorted(records: &mut Vec<Record>) -> usize {
     let mut out: Vec<Record> = Vec::with_capacity(records.len());
     let mut run_start = 0;
     for r in records.drain(..) {
-        if out.get(run_start).is_some_and(|first| schema::sort_key(first) != schema::sort_key(&r)) {
+        if out
+            .get(run_start)
+            .is_some_and(|first| schema::sort_key(first) != schema::sort_key(&r))
+        {
             run_start = out.len();
         }
         let identity = r.identity();
-        if !out[run_start..].iter().any(|seen| seen.identity() == identity) {
+        if !out[run_start..]
+            .iter()
+            .any(|seen| seen.identity() == identity)
+        {
             out.push(r);
         }
     }
@@ -78,8 +89,16 @@ struct Book {
 
 impl Book {
     fn from_levels(yes: &[Level], no: &[Level]) -> Book {
-        let side = |levels: &[Level]| levels.iter().map(|l| (l.price.units(), l.size.hundredths())).collect();
-        Book { yes: side(yes), no: side(no) }
+        let side = |levels: &[Level]| {
+            levels
+                .iter()
+                .map(|l| (l.price.units(), l.size.hundredths()))
+                .collect()
+        };
+        Book {
+            yes: side(yes),
+            no: side(no),
+        }
     }
 
     /// Applies a delta; `false` when the level would go negative (then it is clamped to 0).
@@ -104,7 +123,10 @@ pub fn delta_flags(deltas: &[Record], snapshots: &[Record]) -> Vec<Option<bool>>
     let mut by_market: HashMap<&str, Vec<(i64, &kd_core::OrderbookSnapshot)>> = HashMap::new();
     for r in snapshots {
         if let Record::Snapshot(s) = r {
-            by_market.entry(s.ticker.as_str()).or_default().push((s.exchange_ts.micros(), s));
+            by_market
+                .entry(s.ticker.as_str())
+                .or_default()
+                .push((s.exchange_ts.micros(), s));
         }
     }
     for list in by_market.values_mut() {
@@ -117,7 +139,10 @@ pub fn delta_flags(deltas: &[Record], snapshots: &[Record]) -> Vec<Option<bool>>
             flags.push(None);
             continue;
         };
-        if current.as_ref().is_none_or(|(t, _, _)| *t != d.ticker.as_str()) {
+        if current
+            .as_ref()
+            .is_none_or(|(t, _, _)| *t != d.ticker.as_str())
+        {
             current = Some((d.ticker.as_str(), None, 0));
         }
         let Some((ticker, book, next_snap)) = current.as_mut() else {
@@ -135,13 +160,17 @@ pub fn delta_flags(deltas: &[Record], snapshots: &[Record]) -> Vec<Option<bool>>
                 *next_snap += 1;
             }
         }
-        flags.push(book.as_mut().map(|b| b.apply(d.side, d.price, d.delta.hundredths())));
+        flags.push(
+            book.as_mut()
+                .map(|b| b.apply(d.side, d.price, d.delta.hundredths())),
+        );
     }
     flags
 }
 
 fn levels_valid(levels: &[Level]) -> bool {
-    levels.windows(2).all(|w| w[0].price < w[1].price) && levels.iter().all(|l| l.size.hundredths() > 0)
+    levels.windows(2).all(|w| w[0].price < w[1].price)
+        && levels.iter().all(|l| l.size.hundredths() > 0)
 }
 
 /// The flag column of a window (deltas need the window's snapshots).
@@ -150,7 +179,9 @@ fn flags(table: Table, records: &[Record], snapshots: &[Record]) -> Option<Vec<O
         Table::Trades => records
             .iter()
             .map(|r| match r {
-                Record::Trade(t) => Some(t.yes_price.units() + t.no_price.units() == Price::ONE_DOLLAR.units()),
+                Record::Trade(t) => {
+                    Some(t.yes_price.units() + t.no_price.units() == Price::ONE_DOLLAR.units())
+                }
                 _ => None,
             })
             .collect(),
@@ -232,7 +263,12 @@ mod tests {
 
     #[test]
     fn duplicates_are_removed_and_distinct_occurrences_kept() {
-        let mut v = vec![delta(1, 50_000, 100, 0), delta(1, 50_000, 100, 0), delta(1, 50_000, 100, 1), delta(2, 50_000, 100, 0)];
+        let mut v = vec![
+            delta(1, 50_000, 100, 0),
+            delta(1, 50_000, 100, 0),
+            delta(1, 50_000, 100, 1),
+            delta(2, 50_000, 100, 0),
+        ];
         assert_eq!(dedup_sorted(&mut v), 1);
         assert_eq!(v.len(), 3);
     }
@@ -243,12 +279,22 @@ mod tests {
             ticker: "M".into(),
             source: SnapshotSource::Ws,
             exchange_ts: TimestampUs::from_micros(10),
-            yes: vec![Level { price: price(50_000), size: Count::new(100) }],
+            yes: vec![Level {
+                price: price(50_000),
+                size: Count::new(100),
+            }],
             no: vec![],
             received_at: TimestampUs::from_micros(10),
             pos: WirePos::default(),
         });
-        let deltas = vec![delta(5, 50_000, -500, 0), delta(11, 50_000, -100, 0), delta(12, 50_000, -1, 0)];
-        assert_eq!(delta_flags(&deltas, &[snap]), vec![None, Some(true), Some(false)]);
+        let deltas = vec![
+            delta(5, 50_000, -500, 0),
+            delta(11, 50_000, -100, 0),
+            delta(12, 50_000, -1, 0),
+        ];
+        assert_eq!(
+            delta_flags(&deltas, &[snap]),
+            vec![None, Some(true), Some(false)]
+        );
     }
 }

@@ -52,11 +52,19 @@ pub fn series_of_event(event_ticker: &str) -> &str {
 }
 
 impl WindowSource for ProductionSource {
-    async fn read_window(&self, table: Table, from: TimestampUs, to: TimestampUs) -> Result<Vec<Record>, SourceError> {
+    async fn read_window(
+        &self,
+        table: Table,
+        from: TimestampUs,
+        to: TimestampUs,
+    ) -> Result<Vec<Record>, SourceError> {
         self.store
             .read_window(table, from, to)
             .await
-            .map_err(|e| SourceError::Read { table, source: Box::new(e) })
+            .map_err(|e| SourceError::Read {
+                table,
+                source: Box::new(e),
+            })
     }
 
     async fn earliest(&self, table: Table) -> Result<Option<TimestampUs>, SourceError> {
@@ -64,7 +72,10 @@ impl WindowSource for ProductionSource {
             .store
             .count(table)
             .await
-            .map_err(|e| SourceError::Read { table, source: Box::new(e) })?;
+            .map_err(|e| SourceError::Read {
+                table,
+                source: Box::new(e),
+            })?;
         if n == 0 {
             return Ok(None);
         }
@@ -74,24 +85,37 @@ impl WindowSource for ProductionSource {
     }
 
     async fn watermark(&self, name: &str) -> Result<Option<TimestampUs>, SourceError> {
-        self.store.watermark(name).await.map_err(|e| SourceError::Watermark {
-            name: name.to_string(),
-            source: Box::new(e),
-        })
+        self.store
+            .watermark(name)
+            .await
+            .map_err(|e| SourceError::Watermark {
+                name: name.to_string(),
+                source: Box::new(e),
+            })
     }
 
     async fn set_watermark(&self, name: &str, ts: TimestampUs) -> Result<(), SourceError> {
-        self.store.set_watermark(name, ts).await.map_err(|e| SourceError::Watermark {
-            name: name.to_string(),
-            source: Box::new(e),
-        })
+        self.store
+            .set_watermark(name, ts)
+            .await
+            .map_err(|e| SourceError::Watermark {
+                name: name.to_string(),
+                source: Box::new(e),
+            })
     }
 
-    async fn market_refs(&self, tickers: &[String]) -> Result<HashMap<String, MarketRef>, SourceError> {
+    async fn market_refs(
+        &self,
+        tickers: &[String],
+    ) -> Result<HashMap<String, MarketRef>, SourceError> {
         if tickers.is_empty() {
             return Ok(HashMap::new());
         }
-        let markets = self.store.markets().await.map_err(|e| SourceError::Metadata(Box::new(e)))?;
+        let markets = self
+            .store
+            .markets()
+            .await
+            .map_err(|e| SourceError::Metadata(Box::new(e)))?;
         let wanted: std::collections::HashSet<&str> = tickers.iter().map(String::as_str).collect();
         Ok(markets
             .into_iter()
@@ -99,7 +123,13 @@ impl WindowSource for ProductionSource {
             .filter_map(|m| {
                 let event = m.event_ticker?;
                 let series = series_of_event(&event).to_string();
-                Some((m.ticker, MarketRef { event_ticker: event, series_ticker: series }))
+                Some((
+                    m.ticker,
+                    MarketRef {
+                        event_ticker: event,
+                        series_ticker: series,
+                    },
+                ))
             })
             .collect())
     }

@@ -18,7 +18,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Unit of a price column.
-pub const UNIT_PRICE: &str = "hundred-thousandths of a dollar (integer, 0..=100000; 52500 = $0.525)";
+pub const UNIT_PRICE: &str =
+    "hundred-thousandths of a dollar (integer, 0..=100000; 52500 = $0.525)";
 /// Unit of a contract count column.
 pub const UNIT_COUNT: &str = "hundredths of a contract (integer; 3154 = 31.54 contracts)";
 /// Unit of a timestamp column.
@@ -26,8 +27,7 @@ pub const UNIT_TIME: &str = "microseconds since the Unix epoch, UTC";
 /// Unit of a whole-dollar column.
 pub const UNIT_DOLLARS: &str = "whole dollars (integer)";
 /// Unit of a notional column (price × count).
-pub const UNIT_NOTIONAL: &str =
-    "price units × count units (hundred-thousandths of a dollar × hundredths of a contract); divide by 10^7 for dollars";
+pub const UNIT_NOTIONAL: &str = "price units × count units (hundred-thousandths of a dollar × hundredths of a contract); divide by 10^7 for dollars";
 
 /// Why records could not become a batch.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,11 @@ fn level_fields() -> Fields {
 }
 
 fn levels_type() -> DataType {
-    DataType::List(Arc::new(Field::new("level", DataType::Struct(level_fields()), false)))
+    DataType::List(Arc::new(Field::new(
+        "level",
+        DataType::Struct(level_fields()),
+        false,
+    )))
 }
 
 /// The raw schema of a table: production's columns, nothing added.
@@ -111,7 +115,12 @@ pub fn raw_fields(table: Table) -> Vec<Field> {
             count("volume", true),
             count("open_interest", true),
             field("dollar_volume", DataType::Int64, true, Some(UNIT_DOLLARS)),
-            field("dollar_open_interest", DataType::Int64, true, Some(UNIT_DOLLARS)),
+            field(
+                "dollar_open_interest",
+                DataType::Int64,
+                true,
+                Some(UNIT_DOLLARS),
+            ),
             count("yes_bid_size", true),
             count("yes_ask_size", true),
             count("last_trade_size", true),
@@ -177,7 +186,10 @@ fn levels(books: &[&[Level]]) -> Result<ArrayRef, SchemaError> {
     }
     let values = StructArray::try_new(
         level_fields(),
-        vec![Arc::new(prices.finish()) as ArrayRef, Arc::new(sizes.finish())],
+        vec![
+            Arc::new(prices.finish()) as ArrayRef,
+            Arc::new(sizes.finish()),
+        ],
         None,
     )?;
     let list = ListArray::try_new(
@@ -200,7 +212,7 @@ macro_rules! typed {
                     return Err(SchemaError::WrongTable {
                         expected: $table,
                         found: other.table(),
-                    })
+                    });
                 }
             }
         }
@@ -221,7 +233,9 @@ pub fn raw_columns(table: Table, records: &[Record]) -> Result<Vec<ArrayRef>, Sc
                 ints(v.iter().map(|t| t.no_price.units())),
                 ints(v.iter().map(|t| t.count.hundredths())),
                 opt_strings(v.iter().map(|t| t.taker_side.map(|s| s.as_str()))),
-                Arc::new(BooleanArray::from_iter(v.iter().map(|t| Some(t.is_block_trade)))),
+                Arc::new(BooleanArray::from_iter(
+                    v.iter().map(|t| Some(t.is_block_trade)),
+                )),
                 strings(v.iter().map(|t| match t.source {
                     kd_core::records::TradeSource::Ws => "ws",
                     kd_core::records::TradeSource::Rest => "rest",
@@ -237,7 +251,9 @@ pub fn raw_columns(table: Table, records: &[Record]) -> Result<Vec<ArrayRef>, Sc
                 strings(v.iter().map(|d| d.side.as_str())),
                 ints(v.iter().map(|d| d.price.units())),
                 ints(v.iter().map(|d| d.delta.hundredths())),
-                Arc::new(UInt32Array::from_iter_values(v.iter().map(|d| d.occurrence))),
+                Arc::new(UInt32Array::from_iter_values(
+                    v.iter().map(|d| d.occurrence),
+                )),
                 times(v.iter().map(|d| d.received_at.micros())),
             ]
         }
@@ -307,7 +323,10 @@ pub fn raw_columns(table: Table, records: &[Record]) -> Result<Vec<ArrayRef>, Sc
 
 /// The raw batch of `records` (all of `table`).
 pub fn raw_batch(table: Table, records: &[Record]) -> Result<RecordBatch, SchemaError> {
-    Ok(RecordBatch::try_new(raw_schema(table), raw_columns(table, records)?)?)
+    Ok(RecordBatch::try_new(
+        raw_schema(table),
+        raw_columns(table, records)?,
+    )?)
 }
 
 /// The sort key every file is ordered by: (ticker, exchange_ts). Lifecycle sorts by its

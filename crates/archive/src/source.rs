@@ -40,13 +40,23 @@ pub trait WindowSource: Send + Sync {
 
     /// The exchange time of the oldest record of `table`, `None` when it is empty: where the
     /// first export starts when no watermark exists yet.
-    fn earliest(&self, table: Table) -> impl Future<Output = Result<Option<TimestampUs>, SourceError>> + Send;
+    fn earliest(
+        &self,
+        table: Table,
+    ) -> impl Future<Output = Result<Option<TimestampUs>, SourceError>> + Send;
 
     /// The watermark `name`: everything before it has been exported.
-    fn watermark(&self, name: &str) -> impl Future<Output = Result<Option<TimestampUs>, SourceError>> + Send;
+    fn watermark(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<TimestampUs>, SourceError>> + Send;
 
     /// Advances (or sets) the watermark `name`.
-    fn set_watermark(&self, name: &str, ts: TimestampUs) -> impl Future<Output = Result<(), SourceError>> + Send;
+    fn set_watermark(
+        &self,
+        name: &str,
+        ts: TimestampUs,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
 
     /// Event and series of each known market among `tickers` (unknown ones are absent).
     fn market_refs(
@@ -93,7 +103,12 @@ impl MemorySource {
 }
 
 impl WindowSource for MemorySource {
-    async fn read_window(&self, table: Table, from: TimestampUs, to: TimestampUs) -> Result<Vec<Record>, SourceError> {
+    async fn read_window(
+        &self,
+        table: Table,
+        from: TimestampUs,
+        to: TimestampUs,
+    ) -> Result<Vec<Record>, SourceError> {
         Ok(self
             .records(table)
             .iter()
@@ -126,7 +141,10 @@ impl WindowSource for MemorySource {
         Ok(())
     }
 
-    async fn market_refs(&self, tickers: &[String]) -> Result<HashMap<String, MarketRef>, SourceError> {
+    async fn market_refs(
+        &self,
+        tickers: &[String],
+    ) -> Result<HashMap<String, MarketRef>, SourceError> {
         Ok(tickers
             .iter()
             .filter_map(|t| self.markets.get(t).map(|m| (t.clone(), m.clone())))

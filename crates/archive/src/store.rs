@@ -30,7 +30,10 @@ pub enum StoreError {
     #[error("archive URL `{0}`: expected file://PATH or s3://BUCKET[/PREFIX]")]
     Url(String),
     #[error("archive folder {path}: {source}")]
-    Folder { path: String, source: std::io::Error },
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),
 }
@@ -142,7 +145,10 @@ impl Archive {
                         .clone()
                         .or_else(|| env(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
                         .unwrap_or_else(|| "us-east-1".to_string()),
-                    access_key_id: s3.access_key_id.clone().or_else(|| env(&["AWS_ACCESS_KEY_ID"])),
+                    access_key_id: s3
+                        .access_key_id
+                        .clone()
+                        .or_else(|| env(&["AWS_ACCESS_KEY_ID"])),
                     secret_access_key: s3
                         .secret_access_key
                         .clone()
@@ -153,7 +159,10 @@ impl Archive {
                         .or_else(|| env(&["AWS_SESSION_TOKEN"]).map(Secret::new)),
                 };
                 let allow_http = s3.allow_http.unwrap_or_else(|| {
-                    resolved.endpoint.as_deref().is_some_and(|e| e.starts_with("http://"))
+                    resolved
+                        .endpoint
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("http://"))
                         || env(&["AWS_ALLOW_HTTP"]).is_some_and(|v| v == "true")
                 });
                 let mut builder = AmazonS3Builder::from_env()
@@ -190,7 +199,9 @@ impl Archive {
     /// Writes `data` under `key` atomically (see the module docs), replacing any object there.
     pub async fn put_atomic(&self, key: &Path, data: Vec<u8>) -> Result<(), StoreError> {
         if data.len() <= MULTIPART_THRESHOLD {
-            self.store.put(key, PutPayload::from(Bytes::from(data))).await?;
+            self.store
+                .put(key, PutPayload::from(Bytes::from(data)))
+                .await?;
             return Ok(());
         }
         let upload = self.store.put_multipart(key).await?;
@@ -210,14 +221,23 @@ mod tests {
 
     #[test]
     fn urls_parse() -> Result<(), StoreError> {
-        assert_eq!(ArchiveUrl::parse("file:///tmp/a")?, ArchiveUrl::Folder("/tmp/a".into()));
+        assert_eq!(
+            ArchiveUrl::parse("file:///tmp/a")?,
+            ArchiveUrl::Folder("/tmp/a".into())
+        );
         assert_eq!(
             ArchiveUrl::parse("s3://bucket/some/prefix/")?,
-            ArchiveUrl::S3 { bucket: "bucket".into(), prefix: "some/prefix".into() }
+            ArchiveUrl::S3 {
+                bucket: "bucket".into(),
+                prefix: "some/prefix".into()
+            }
         );
         assert_eq!(
             ArchiveUrl::parse("s3://bucket")?,
-            ArchiveUrl::S3 { bucket: "bucket".into(), prefix: String::new() }
+            ArchiveUrl::S3 {
+                bucket: "bucket".into(),
+                prefix: String::new()
+            }
         );
         for bad in ["", "file://", "s3://", "/tmp/x", "http://x"] {
             assert!(ArchiveUrl::parse(bad).is_err(), "{bad}");

@@ -78,7 +78,9 @@ impl FromStr for WindowLen {
         let text = text.trim();
         let split = text.len().saturating_sub(1);
         let (num, unit) = text.split_at(split);
-        let n: i64 = num.parse().map_err(|_| WindowError::Syntax(text.to_string()))?;
+        let n: i64 = num
+            .parse()
+            .map_err(|_| WindowError::Syntax(text.to_string()))?;
         let unit_us = match unit {
             "m" => MINUTE_US,
             "h" => HOUR_US,
@@ -88,7 +90,7 @@ impl FromStr for WindowLen {
         let us = n
             .checked_mul(unit_us)
             .ok_or_else(|| WindowError::Syntax(text.to_string()))?;
-        if us < MINUTE_US || us > DAY_US || DAY_US % us != 0 {
+        if !(MINUTE_US..=DAY_US).contains(&us) || DAY_US % us != 0 {
             return Err(WindowError::NotDivisor(text.to_string()));
         }
         Ok(WindowLen(us))
@@ -155,7 +157,12 @@ mod tests {
 
     #[test]
     fn lengths_parse_and_print() -> Result<(), WindowError> {
-        for (text, us) in [("5m", 5 * MINUTE_US), ("1h", HOUR_US), ("1d", DAY_US), ("30m", 30 * MINUTE_US)] {
+        for (text, us) in [
+            ("5m", 5 * MINUTE_US),
+            ("1h", HOUR_US),
+            ("1d", DAY_US),
+            ("30m", 30 * MINUTE_US),
+        ] {
             let len: WindowLen = text.parse()?;
             assert_eq!(len.micros(), us);
             assert_eq!(len.to_string(), text);
@@ -175,7 +182,10 @@ mod tests {
         assert_eq!(w.end.micros(), 6 * HOUR_US);
         assert!(w.contains(t));
         let all: Vec<_> = len
-            .windows(TimestampUs::from_micros(HOUR_US + 1), TimestampUs::from_micros(3 * HOUR_US))
+            .windows(
+                TimestampUs::from_micros(HOUR_US + 1),
+                TimestampUs::from_micros(3 * HOUR_US),
+            )
             .collect();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].start.micros(), HOUR_US);

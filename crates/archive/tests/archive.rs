@@ -4,10 +4,12 @@
 mod support;
 
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 use kd_archive::exporter::Step;
-use kd_archive::{Archive, ExportConfig, Exporter, MemorySource, S3Options, WindowLen, WindowSource};
+use kd_archive::{
+    Archive, ExportConfig, Exporter, MemorySource, S3Options, WindowLen, WindowSource,
+};
 use kd_core::{Record, Table, TimestampUs};
+use object_store::ObjectStoreExt;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
@@ -67,39 +69,70 @@ fn assert_matches_production(report: &Value, source: &MemorySource) -> TestResul
         assert_eq!(raw["size_sum"].as_i64(), Some(size), "raw {table} size sum");
         assert_eq!(raw["sorted"].as_bool(), Some(true), "raw {table} sorted");
         assert_eq!(raw["zstd"].as_bool(), Some(true), "raw {table} zstd");
-        assert!(raw["max_row_group_rows"].as_u64().unwrap_or(u64::MAX) <= 4096, "row groups");
-        let units: Vec<&str> = raw["units"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        assert!(units.contains(&"unit.exchange_ts"), "{table} units {units:?}");
+        assert!(
+            raw["max_row_group_rows"].as_u64().unwrap_or(u64::MAX) <= 4096,
+            "row groups"
+        );
+        let units: Vec<&str> = raw["units"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            units.contains(&"unit.exchange_ts"),
+            "{table} units {units:?}"
+        );
         if table == Table::Deltas {
-            assert!(units.contains(&"unit.price") && units.contains(&"unit.delta"), "{units:?}");
+            assert!(
+                units.contains(&"unit.price") && units.contains(&"unit.delta"),
+                "{units:?}"
+            );
         }
         if table != Table::Gaps {
             let processed = &report["datasets"][format!("processed/{}", table.name())];
-            assert_eq!(processed["rows"].as_u64(), Some(distinct as u64), "processed {table} rows");
-            assert_eq!(processed["distinct_rows"].as_u64(), Some(distinct as u64), "processed {table} has no duplicates");
-            assert_eq!(processed["sorted"].as_bool(), Some(true), "processed {table} sorted");
+            assert_eq!(
+                processed["rows"].as_u64(),
+                Some(distinct as u64),
+                "processed {table} rows"
+            );
+            assert_eq!(
+                processed["distinct_rows"].as_u64(),
+                Some(distinct as u64),
+                "processed {table} has no duplicates"
+            );
+            assert_eq!(
+                processed["sorted"].as_bool(),
+                Some(true),
+                "processed {table} sorted"
+            );
         }
     }
     Ok(())
 }
 
-/// Hourly OHLC and daily volume computed straight from production's trades, in the test.
-fn expected_ohlc(source: &MemorySource) -> BTreeMap<(String, i64), (i64, i64, i64, i64, i64, i64)> {
+/// (market, hour) → (open, high, low, close, volume, trades).
+type OhlcMap = BTreeMap<(String, i64), (i64, i64, i64, i64, i64, i64)>;
+
+/// Hourly OHLC computed straight from production's trades, in the test.
+fn expected_ohlc(source: &MemorySource) -> OhlcMap {
     let mut trades: Vec<&kd_core::Trade> = Vec::new();
     let mut seen = HashSet::new();
     for r in source.records(Table::Trades) {
-        if let Record::Trade(t) = r {
-            if seen.insert(t.trade_id.clone()) {
-                trades.push(t);
-            }
+        if let Record::Trade(t) = r
+            && seen.insert(t.trade_id.clone())
+        {
+            trades.push(t);
         }
     }
     trades.sort_by(|a, b| (a.exchange_ts, &a.trade_id).cmp(&(b.exchange_ts, &b.trade_id)));
-    let mut out: BTreeMap<(String, i64), (i64, i64, i64, i64, i64, i64)> = BTreeMap::new();
+    let mut out: OhlcMap = BTreeMap::new();
     for t in trades {
         let hour = t.exchange_ts.micros().div_euclid(HOUR) * HOUR;
         let p = t.yes_price.units();
-        let e = out.entry((t.ticker.clone(), hour)).or_insert((p, p, p, p, 0, 0));
+        let e = out
+            .entry((t.ticker.clone(), hour))
+            .or_insert((p, p, p, p, 0, 0));
         e.1 = e.1.max(p);
         e.2 = e.2.min(p);
         e.3 = p;
@@ -111,10 +144,22 @@ fn expected_ohlc(source: &MemorySource) -> BTreeMap<(String, i64), (i64, i64, i6
 
 fn assert_aggregates(report: &Value, source: &MemorySource) -> TestResult {
     let sql = &report["sql"];
-    assert_eq!(sql["duckdb"].as_bool(), Some(true), "DuckDB is installed by scripts/test-deps");
-    assert_eq!(sql["hourly_ohlc_match"].as_bool(), Some(true), "OHLC vs SQL: {sql}");
-    assert_eq!(sql["daily_volume_match"].as_bool(), Some(true), "daily volume vs SQL: {sql}");
-    let ours: BTreeMap<(String, i64), (i64, i64, i64, i64, i64, i64)> = report["aggregates"]["hourly_ohlc"]
+    assert_eq!(
+        sql["duckdb"].as_bool(),
+        Some(true),
+        "DuckDB is installed by scripts/test-deps"
+    );
+    assert_eq!(
+        sql["hourly_ohlc_match"].as_bool(),
+        Some(true),
+        "OHLC vs SQL: {sql}"
+    );
+    assert_eq!(
+        sql["daily_volume_match"].as_bool(),
+        Some(true),
+        "daily volume vs SQL: {sql}"
+    );
+    let ours: OhlcMap = report["aggregates"]["hourly_ohlc"]
         .as_array()
         .into_iter()
         .flatten()
@@ -122,13 +167,27 @@ fn assert_aggregates(report: &Value, source: &MemorySource) -> TestResult {
             let i = |k: &str| r[k].as_i64().unwrap_or(i64::MIN);
             (
                 (r["ticker"].as_str().unwrap_or("").to_string(), i("hour")),
-                (i("open"), i("high"), i("low"), i("close"), i("volume"), i("trade_count")),
+                (
+                    i("open"),
+                    i("high"),
+                    i("low"),
+                    i("close"),
+                    i("volume"),
+                    i("trade_count"),
+                ),
             )
         })
         .collect();
-    assert_eq!(ours, expected_ohlc(source), "hourly OHLC vs in-test computation");
+    assert_eq!(
+        ours,
+        expected_ohlc(source),
+        "hourly OHLC vs in-test computation"
+    );
     // Per-series daily volume: the sum of its markets' volume.
-    let daily = report["aggregates"]["daily_volume"].as_array().cloned().unwrap_or_default();
+    let daily = report["aggregates"]["daily_volume"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let series_kxa: i64 = daily
         .iter()
         .filter(|r| r["scope"] == "series" && r["key"] == "KXA")
@@ -147,22 +206,46 @@ fn assert_aggregates(report: &Value, source: &MemorySource) -> TestResult {
 #[tokio::test]
 async fn local_folder_export_matches_production() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let exporter = Exporter::new(synthetic(3, 3000, 7), folder_archive(dir.path())?, config(None));
+    let exporter = Exporter::new(
+        synthetic(3, 3000, 7),
+        folder_archive(dir.path())?,
+        config(None),
+    );
     let report = exporter.catch_up(&CancellationToken::new()).await?;
     assert!(report.rows > 9000);
     let keys = keys(exporter.archive()).await?;
-    assert!(keys.contains("raw/deltas/year=2026/month=01/day=05/hour=01/deltas_20260105T0100Z_1h.parquet"), "{keys:?}");
+    assert!(
+        keys.contains(
+            "raw/deltas/year=2026/month=01/day=05/hour=01/deltas_20260105T0100Z_1h.parquet"
+        ),
+        "{keys:?}"
+    );
     assert!(keys.contains("raw/trades/year=2026/month=01/day=05/trades_20260105T0000Z_1d.parquet"));
-    assert!(keys.contains("processed/deltas/year=2026/month=01/day=05/hour=02/deltas_20260105T0200Z_1h.parquet"));
-    assert!(keys.contains("aggregates/hourly_ohlc/year=2026/month=01/day=05/hourly_ohlc_20260105T0000Z_1d.parquet"));
-    assert!(keys.contains("aggregates/market_stats/year=2026/month=01/day=05/market_stats_20260105T0000Z_1d.parquet"));
+    assert!(keys.contains(
+        "processed/deltas/year=2026/month=01/day=05/hour=02/deltas_20260105T0200Z_1h.parquet"
+    ));
+    assert!(keys.contains(
+        "aggregates/hourly_ohlc/year=2026/month=01/day=05/hourly_ohlc_20260105T0000Z_1d.parquet"
+    ));
+    assert!(keys.contains(
+        "aggregates/market_stats/year=2026/month=01/day=05/market_stats_20260105T0000Z_1d.parquet"
+    ));
     assert!(!keys.iter().any(|k| k.starts_with("processed/gaps")));
     // Watermarks: every table up to the end of its last closed window (empty windows up to
     // now included: they write no object).
-    let wm = exporter.source().watermark("archive.deltas").await?.unwrap_or_default();
-    assert!(wm.micros() >= day0().micros() + 3 * HOUR && WindowLen::HOUR.is_aligned(wm), "{wm}");
+    let wm = exporter
+        .source()
+        .watermark("archive.deltas")
+        .await?
+        .unwrap_or_default();
+    assert!(
+        wm.micros() >= day0().micros() + 3 * HOUR && WindowLen::HOUR.is_aligned(wm),
+        "{wm}"
+    );
     assert!(wm <= TimestampUs::now());
-    let Some(check) = check_parquet(dir.path())? else { return Ok(()) };
+    let Some(check) = check_parquet(dir.path())? else {
+        return Ok(());
+    };
     assert_matches_production(&check, exporter.source())?;
     assert_aggregates(&check, exporter.source())?;
     Ok(())
@@ -170,24 +253,32 @@ async fn local_folder_export_matches_production() -> TestResult {
 
 #[tokio::test]
 async fn s3_export_matches_production() -> TestResult {
-    let Some(server) = S3Server::start("kd-archive")? else { return Ok(()) };
+    let Some(server) = S3Server::start("kd-archive")? else {
+        return Ok(());
+    };
     let archive = Archive::open("s3://kd-archive/archive/v1", &server.options())?;
     let exporter = Exporter::new(synthetic(2, 2000, 11), archive, config(Some("30m")));
     exporter.catch_up(&CancellationToken::new()).await?;
     let keys = keys(exporter.archive()).await?;
     assert!(
-        keys.contains("raw/deltas/year=2026/month=01/day=05/hour=01/deltas_20260105T0130Z_30m.parquet"),
+        keys.contains(
+            "raw/deltas/year=2026/month=01/day=05/hour=01/deltas_20260105T0130Z_30m.parquet"
+        ),
         "{keys:?}"
     );
     // The server stores objects as files under <root>/<bucket>/<key>: read them independently.
-    let Some(check) = check_parquet(&server.bucket_dir().join("archive/v1"))? else { return Ok(()) };
+    let Some(check) = check_parquet(&server.bucket_dir().join("archive/v1"))? else {
+        return Ok(());
+    };
     assert_matches_production(&check, exporter.source())?;
     assert_aggregates(&check, exporter.source())?;
     // The lifecycle request is signed correctly: applied, or "not implemented" — never refused.
     match kd_archive::lifecycle::apply(exporter.archive()).await {
         Ok(applied) => assert_eq!(applied.bucket, "kd-archive"),
         Err(kd_archive::lifecycle::LifecycleError::Unsupported { status, command }) => {
-            eprintln!("lifecycle unsupported by s3s-fs (HTTP {status}); documented command: {command}");
+            eprintln!(
+                "lifecycle unsupported by s3s-fs (HTTP {status}); documented command: {command}"
+            );
         }
         Err(other) => return Err(format!("lifecycle refused: {other}").into()),
     }
@@ -198,7 +289,10 @@ async fn s3_export_matches_production() -> TestResult {
     let refused = kd_archive::lifecycle::apply(&bad).await;
     eprintln!("lifecycle with a wrong secret: {refused:?}");
     assert!(
-        matches!(refused, Err(kd_archive::lifecycle::LifecycleError::Refused { status: 403, .. })),
+        matches!(
+            refused,
+            Err(kd_archive::lifecycle::LifecycleError::Refused { status: 403, .. })
+        ),
         "{refused:?}"
     );
     Ok(())
@@ -207,7 +301,11 @@ async fn s3_export_matches_production() -> TestResult {
 #[tokio::test]
 async fn reexport_writes_the_same_keys_and_no_duplicates() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let exporter = Exporter::new(synthetic(2, 1000, 3), folder_archive(dir.path())?, config(Some("5m")));
+    let exporter = Exporter::new(
+        synthetic(2, 1000, 3),
+        folder_archive(dir.path())?,
+        config(Some("5m")),
+    );
     let (from, to) = (day0(), TimestampUs::from_micros(day0().micros() + 2 * HOUR));
     for _ in 0..2 {
         for step in exporter.plan_range(from, to).steps {
@@ -219,8 +317,14 @@ async fn reexport_writes_the_same_keys_and_no_duplicates() -> TestResult {
         exporter.run_step(step, false).await?;
     }
     assert_eq!(first, keys(exporter.archive()).await?);
-    assert!(first.contains("raw/deltas/year=2026/month=01/day=05/hour=01/deltas_20260105T0155Z_5m.parquet"));
-    let Some(check) = check_parquet(dir.path())? else { return Ok(()) };
+    assert!(
+        first.contains(
+            "raw/deltas/year=2026/month=01/day=05/hour=01/deltas_20260105T0155Z_5m.parquet"
+        )
+    );
+    let Some(check) = check_parquet(dir.path())? else {
+        return Ok(());
+    };
     assert_matches_production(&check, exporter.source())?;
     Ok(())
 }
@@ -228,24 +332,52 @@ async fn reexport_writes_the_same_keys_and_no_duplicates() -> TestResult {
 #[tokio::test]
 async fn missed_windows_are_exported_after_downtime() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let exporter = Exporter::new(synthetic(3, 500, 5), folder_archive(dir.path())?, config(Some("1h")));
+    let exporter = Exporter::new(
+        synthetic(3, 500, 5),
+        folder_archive(dir.path())?,
+        config(Some("1h")),
+    );
     // At 01:00 (+ settle 0) only the first hour is closed.
-    let plan = exporter.plan(TimestampUs::from_micros(day0().micros() + HOUR)).await?;
-    assert!(plan.steps.iter().all(|s| matches!(s, Step::Window(_, w) if w.start == day0())), "{plan:?}");
+    let plan = exporter
+        .plan(TimestampUs::from_micros(day0().micros() + HOUR))
+        .await?;
+    assert!(
+        plan.steps
+            .iter()
+            .all(|s| matches!(s, Step::Window(_, w) if w.start == day0())),
+        "{plan:?}"
+    );
     assert_eq!(plan.steps.len(), Table::ALL.len());
     for step in plan.steps {
         exporter.run_step(step, true).await?;
     }
     // Down until 03:00 on the next day: every missed window, then the day's aggregates.
-    let plan = exporter.plan(TimestampUs::from_micros(day0().micros() + 27 * HOUR)).await?;
-    let windows = plan.steps.iter().filter(|s| matches!(s, Step::Window(..))).count();
+    let plan = exporter
+        .plan(TimestampUs::from_micros(day0().micros() + 27 * HOUR))
+        .await?;
+    let windows = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::Window(..)))
+        .count();
     assert_eq!(windows, Table::ALL.len() * 26);
-    assert_eq!(plan.steps.last(), Some(&Step::Day(WindowLen::DAY.window_of(day0()))));
+    assert_eq!(
+        plan.steps.last(),
+        Some(&Step::Day(WindowLen::DAY.window_of(day0())))
+    );
     for step in plan.steps {
         exporter.run_step(step, true).await?;
     }
-    assert!(exporter.plan(TimestampUs::from_micros(day0().micros() + 27 * HOUR)).await?.steps.is_empty());
-    let Some(check) = check_parquet(dir.path())? else { return Ok(()) };
+    assert!(
+        exporter
+            .plan(TimestampUs::from_micros(day0().micros() + 27 * HOUR))
+            .await?
+            .steps
+            .is_empty()
+    );
+    let Some(check) = check_parquet(dir.path())? else {
+        return Ok(());
+    };
     assert_matches_production(&check, exporter.source())?;
     Ok(())
 }
@@ -255,7 +387,9 @@ async fn missed_windows_are_exported_after_downtime() -> TestResult {
 #[tokio::test]
 #[ignore = "child process of killed_exporter_leaves_no_partial_object"]
 async fn child_exporter_loop() -> TestResult {
-    let Ok(url) = std::env::var("KD_ARCHIVE_CHILD_URL") else { return Ok(()) };
+    let Ok(url) = std::env::var("KD_ARCHIVE_CHILD_URL") else {
+        return Ok(());
+    };
     let mut options = S3Options::default();
     if let Ok(endpoint) = std::env::var("KD_ARCHIVE_CHILD_ENDPOINT") {
         options = S3Options {
@@ -267,10 +401,16 @@ async fn child_exporter_loop() -> TestResult {
             allow_http: Some(true),
         };
     }
-    let exporter = Exporter::new(kill_source(), Archive::open(&url, &options)?, config(Some("1h")));
+    let exporter = Exporter::new(
+        kill_source(),
+        Archive::open(&url, &options)?,
+        config(Some("1h")),
+    );
     let hour = WindowLen::HOUR.window_of(day0());
     loop {
-        exporter.run_step(Step::Window(Table::Deltas, hour), false).await?;
+        exporter
+            .run_step(Step::Window(Table::Deltas, hour), false)
+            .await?;
     }
 }
 
@@ -279,7 +419,8 @@ fn kill_source() -> MemorySource {
 }
 
 fn parquet_rows(data: bytes::Bytes) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)?.build()?;
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)?.build()?;
     let mut rows = 0;
     for batch in reader {
         rows += batch?.num_rows();
@@ -294,10 +435,15 @@ async fn kill_rounds(url: &str, endpoint: Option<&str>, archive: &Archive) -> Te
     let mut rng = support::Rng::new(42);
     for round in 0..4 {
         let mut cmd = std::process::Command::new(&exe);
-        cmd.args(["--ignored", "--exact", "child_exporter_loop", "--test-threads=1"])
-            .env("KD_ARCHIVE_CHILD_URL", url)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+        cmd.args([
+            "--ignored",
+            "--exact",
+            "child_exporter_loop",
+            "--test-threads=1",
+        ])
+        .env("KD_ARCHIVE_CHILD_URL", url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
         if let Some(e) = endpoint {
             cmd.env("KD_ARCHIVE_CHILD_ENDPOINT", e);
         }
@@ -319,9 +465,19 @@ async fn kill_rounds(url: &str, endpoint: Option<&str>, archive: &Archive) -> Te
         child.wait()?;
         for key in keys(archive).await? {
             assert!(key.ends_with(".parquet"), "unexpected object {key}");
-            let data = archive.store.get(&object_store::path::Path::from(key.as_str())).await?.bytes().await?;
-            let rows = parquet_rows(data).map_err(|e| format!("round {round}: {key} is not a complete Parquet file: {e}"))?;
-            let want = if key.starts_with("raw/") { raw_rows as usize } else { distinct };
+            let data = archive
+                .store
+                .get(&object_store::path::Path::from(key.as_str()))
+                .await?
+                .bytes()
+                .await?;
+            let rows = parquet_rows(data)
+                .map_err(|e| format!("round {round}: {key} is not a complete Parquet file: {e}"))?;
+            let want = if key.starts_with("raw/") {
+                raw_rows as usize
+            } else {
+                distinct
+            };
             assert_eq!(rows, want, "round {round}: {key}");
         }
     }
@@ -335,10 +491,16 @@ async fn killed_exporter_leaves_no_partial_object() -> TestResult {
     kill_rounds(&url, None, &folder_archive(dir.path())?).await?;
     // Staging files of the local back end never carry a final name.
     for entry in walk(dir.path())? {
-        let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = entry
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         assert!(name.ends_with(".parquet") || name.contains('#'), "{name}");
     }
-    let Some(server) = S3Server::start("kd-kill")? else { return Ok(()) };
+    let Some(server) = S3Server::start("kd-kill")? else {
+        return Ok(());
+    };
     let archive = Archive::open("s3://kd-kill/a", &server.options())?;
     kill_rounds("s3://kd-kill/a", Some(&server.endpoint), &archive).await
 }

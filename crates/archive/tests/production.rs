@@ -9,6 +9,9 @@ use kd_core::{Table, TimestampUs};
 use kd_dedup::store::{MarketRow, ProductionStatus};
 use support::{HOUR, MARKETS, TestResult, check_parquet, day0, synthetic};
 
+/// ticker, hour, open, high, low, close, volume, trades, notional.
+type OhlcRow = (String, i64, i64, i64, i64, i64, i64, i64, i64);
+
 #[tokio::test]
 async fn postgres_production_export_matches_sql_aggregates() -> TestResult {
     let db = kd_dedup::testing::TestDb::create("archive_export").await?;
@@ -22,7 +25,9 @@ async fn run(url: &str) -> TestResult {
     store.migrate().await?;
     let generated = synthetic(3, 2000, 21);
     for table in Table::ALL {
-        store.insert_batch(table, generated.records(table), &[]).await?;
+        store
+            .insert_batch(table, generated.records(table), &[])
+            .await?;
     }
     let markets: Vec<MarketRow> = MARKETS
         .iter()
@@ -46,14 +51,31 @@ async fn run(url: &str) -> TestResult {
     // Production's own content, as the oracle for the independent reader.
     let mut oracle = MemorySource::new();
     for table in Table::ALL {
-        oracle.insert(source.read_window(table, day0(), TimestampUs::from_micros(day0().micros() + 3 * HOUR)).await?);
+        oracle.insert(
+            source
+                .read_window(
+                    table,
+                    day0(),
+                    TimestampUs::from_micros(day0().micros() + 3 * HOUR),
+                )
+                .await?,
+        );
     }
 
     let dir = tempfile::tempdir()?;
-    let archive = Archive::open(&format!("file://{}", dir.path().display()), &S3Options::default())?;
-    let config = ExportConfig { settle_secs: 0, row_group_rows: 4096, ..ExportConfig::default() };
+    let archive = Archive::open(
+        &format!("file://{}", dir.path().display()),
+        &S3Options::default(),
+    )?;
+    let config = ExportConfig {
+        settle_secs: 0,
+        row_group_rows: 4096,
+        ..ExportConfig::default()
+    };
     let exporter = Exporter::new(source, archive, config);
-    let plan = exporter.plan(TimestampUs::from_micros(day0().micros() + 25 * HOUR)).await?;
+    let plan = exporter
+        .plan(TimestampUs::from_micros(day0().micros() + 25 * HOUR))
+        .await?;
     for step in plan.steps {
         exporter.run_step(step, true).await?;
     }
@@ -62,19 +84,30 @@ async fn run(url: &str) -> TestResult {
         Some(TimestampUs::from_micros(day0().micros() + 24 * HOUR))
     );
 
-    let Some(check) = check_parquet(dir.path())? else { return Ok(()) };
+    let Some(check) = check_parquet(dir.path())? else {
+        return Ok(());
+    };
     for table in Table::ALL {
         let raw = &check["datasets"][format!("raw/{}", table.name())];
         let want = oracle.records(table);
         assert_eq!(raw["rows"].as_u64(), Some(want.len() as u64), "{table}");
-        assert_eq!(raw["rows"].as_u64(), Some(store.count(table).await?), "{table}");
+        assert_eq!(
+            raw["rows"].as_u64(),
+            Some(store.count(table).await?),
+            "{table}"
+        );
         let min = want.iter().map(|r| r.exchange_ts().micros()).min();
         let max = want.iter().map(|r| r.exchange_ts().micros()).max();
         assert_eq!(raw["min_ts"].as_i64(), min, "{table}");
         assert_eq!(raw["max_ts"].as_i64(), max, "{table}");
     }
     // Enrichment from production's markets; the series follows the event ticker.
-    assert_eq!(check["sql"]["hourly_ohlc_match"].as_bool(), Some(true), "{}", check["sql"]);
+    assert_eq!(
+        check["sql"]["hourly_ohlc_match"].as_bool(),
+        Some(true),
+        "{}",
+        check["sql"]
+    );
 
     // SQL over production.
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
@@ -90,11 +123,23 @@ async fn run(url: &str) -> TestResult {
             &[],
         )
         .await?;
-    let sql: Vec<(String, i64, i64, i64, i64, i64, i64, i64, i64)> = rows
+    let sql: Vec<OhlcRow> = rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7), r.get(8)))
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+                r.get(7),
+                r.get(8),
+            )
+        })
         .collect();
-    let mut ours: Vec<(String, i64, i64, i64, i64, i64, i64, i64, i64)> = check["aggregates"]["hourly_ohlc"]
+    let mut ours: Vec<OhlcRow> = check["aggregates"]["hourly_ohlc"]
         .as_array()
         .into_iter()
         .flatten()
@@ -124,8 +169,10 @@ async fn run(url: &str) -> TestResult {
             &[],
         )
         .await?;
-    let sql: Vec<(String, i64, i64, Option<String>)> =
-        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    let sql: Vec<(String, i64, i64, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
     let mut ours: Vec<(String, i64, i64, Option<String>)> = check["aggregates"]["daily_volume"]
         .as_array()
         .into_iter()
@@ -141,6 +188,9 @@ async fn run(url: &str) -> TestResult {
         })
         .collect();
     ours.sort();
-    assert_eq!(ours, sql, "daily volume per market: archive vs SQL over production");
+    assert_eq!(
+        ours, sql,
+        "daily volume per market: archive vs SQL over production"
+    );
     Ok(())
 }

@@ -4,7 +4,8 @@
 
 use kd_archive::MemorySource;
 use kd_core::records::{
-    Gap, Level, Lifecycle, OrderbookDelta, OrderbookSnapshot, SnapshotSource, Ticker, Trade, TradeSource, WirePos,
+    Gap, Level, Lifecycle, OrderbookDelta, OrderbookSnapshot, SnapshotSource, Ticker, Trade,
+    TradeSource, WirePos,
 };
 use kd_core::{Count, Price, Record, Side, TimestampUs};
 use std::path::{Path, PathBuf};
@@ -74,22 +75,41 @@ pub fn synthetic(hours: i64, per_hour: usize, seed: u64) -> MemorySource {
             let snap_ts = TimestampUs::from_micros(base + (mi as i64) * 1000);
             records.push(Record::Snapshot(OrderbookSnapshot {
                 ticker: m.to_string(),
-                source: if h % 2 == 0 { SnapshotSource::Ws } else { SnapshotSource::Rest },
+                source: if h % 2 == 0 {
+                    SnapshotSource::Ws
+                } else {
+                    SnapshotSource::Rest
+                },
                 exchange_ts: snap_ts,
                 yes: vec![
-                    Level { price: price(40_000), size: Count::new(10_000) },
-                    Level { price: price(45_000), size: Count::new(5_000) },
+                    Level {
+                        price: price(40_000),
+                        size: Count::new(10_000),
+                    },
+                    Level {
+                        price: price(45_000),
+                        size: Count::new(5_000),
+                    },
                 ],
-                no: vec![Level { price: price(50_000), size: Count::new(7_500) }],
+                no: vec![Level {
+                    price: price(50_000),
+                    size: Count::new(7_500),
+                }],
                 received_at: snap_ts,
                 pos: WirePos::default(),
             }));
             for _ in 0..per_hour / MARKETS.len() {
-                let t = TimestampUs::from_micros(snap_ts.micros() + 1 + rng.below((HOUR - 2000) as u64));
+                let t = TimestampUs::from_micros(
+                    snap_ts.micros() + 1 + rng.below((HOUR - 2000) as u64),
+                );
                 records.push(Record::Delta(OrderbookDelta {
                     ticker: m.to_string(),
                     exchange_ts: t,
-                    side: if rng.below(2) == 0 { Side::Yes } else { Side::No },
+                    side: if rng.below(2) == 0 {
+                        Side::Yes
+                    } else {
+                        Side::No
+                    },
                     price: price(40_000 + 1000 * rng.below(20)),
                     delta: Count::new(rng.below(2000) - 900),
                     occurrence: 0,
@@ -108,7 +128,11 @@ pub fn synthetic(hours: i64, per_hour: usize, seed: u64) -> MemorySource {
                     yes_price: price(yes),
                     no_price: price(100_000 - yes),
                     count: Count::new(100 + rng.below(10_000)),
-                    taker_side: if rng.below(3) == 0 { None } else { Some(Side::Yes) },
+                    taker_side: if rng.below(3) == 0 {
+                        None
+                    } else {
+                        Some(Side::Yes)
+                    },
                     is_block_trade: rng.below(10) == 0,
                     source: TradeSource::Ws,
                     received_at: t,
@@ -123,7 +147,11 @@ pub fn synthetic(hours: i64, per_hour: usize, seed: u64) -> MemorySource {
                     exchange_ts: t,
                     price: Some(price(bid + 500)),
                     yes_bid: Some(price(bid)),
-                    yes_ask: if rng.below(4) == 0 { None } else { Some(price(bid + 1000)) },
+                    yes_ask: if rng.below(4) == 0 {
+                        None
+                    } else {
+                        Some(price(bid + 1000))
+                    },
                     volume: Some(Count::new(rng.below(1_000_000))),
                     open_interest: Some(Count::new(rng.below(500_000))),
                     dollar_volume: Some(rng.below(10_000)),
@@ -149,7 +177,11 @@ pub fn synthetic(hours: i64, per_hour: usize, seed: u64) -> MemorySource {
         records.push(Record::Gap(Gap {
             gatherer: "g1".into(),
             gap_id: format!("gap-{h}"),
-            ticker: if h % 2 == 0 { None } else { Some(MARKETS[1].0.to_string()) },
+            ticker: if h % 2 == 0 {
+                None
+            } else {
+                Some(MARKETS[1].0.to_string())
+            },
             channel: "orderbook_delta".into(),
             start: TimestampUs::from_micros(base + 500),
             end: TimestampUs::from_micros(base + 900),
@@ -208,10 +240,14 @@ pub const SECRET_KEY: &str = "kdtestsecret";
 impl S3Server {
     /// Starts the server, or `Ok(None)` (with a loud message) when the binary is missing
     /// outside CI.
-    pub fn start(bucket: &str) -> Result<Option<S3Server>, Box<dyn std::error::Error + Send + Sync>> {
+    pub fn start(
+        bucket: &str,
+    ) -> Result<Option<S3Server>, Box<dyn std::error::Error + Send + Sync>> {
         let Some(bin) = s3s_fs_binary() else {
             if in_ci() {
-                return Err("s3s-fs is not installed: scripts/test-deps must run before the tests".into());
+                return Err(
+                    "s3s-fs is not installed: scripts/test-deps must run before the tests".into(),
+                );
             }
             eprintln!(
                 "\n*** SKIPPING S3 TEST: the s3s-fs binary is missing. Run scripts/test-deps \
@@ -222,7 +258,9 @@ impl S3Server {
         let root = tempfile::tempdir()?;
         std::fs::create_dir_all(root.path().join(bucket))?;
         for _attempt in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
             let mut child = Command::new(&bin)
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
                 .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
@@ -277,7 +315,9 @@ impl Drop for S3Server {
 
 /// Runs `tests/check_parquet.py` over an archive folder; `Ok(None)` (loudly) when pyarrow is
 /// missing outside CI.
-pub fn check_parquet(root: &Path) -> Result<Option<serde_json::Value>, Box<dyn std::error::Error + Send + Sync>> {
+pub fn check_parquet(
+    root: &Path,
+) -> Result<Option<serde_json::Value>, Box<dyn std::error::Error + Send + Sync>> {
     let has_pyarrow = Command::new("python3")
         .args(["-c", "import pyarrow"])
         .stdout(Stdio::null())
@@ -286,12 +326,18 @@ pub fn check_parquet(root: &Path) -> Result<Option<serde_json::Value>, Box<dyn s
         .is_ok_and(|s| s.success());
     if !has_pyarrow {
         if in_ci() {
-            return Err("pyarrow is not installed: scripts/test-deps must run before the tests".into());
+            return Err(
+                "pyarrow is not installed: scripts/test-deps must run before the tests".into(),
+            );
         }
-        eprintln!("\n*** SKIPPING INDEPENDENT PARQUET CHECK: pyarrow is missing. Run scripts/test-deps. ***\n");
+        eprintln!(
+            "\n*** SKIPPING INDEPENDENT PARQUET CHECK: pyarrow is missing. Run scripts/test-deps. ***\n"
+        );
         return Ok(None);
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("check_parquet.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("check_parquet.py");
     let out = Command::new("python3").arg(script).arg(root).output()?;
     if !out.status.success() {
         return Err(format!(

@@ -42,7 +42,7 @@ pub enum Command {
     /// Write an RSA key pair for tests, local runs and the simulator.
     Keygen(keygen::KeygenArgs),
     /// Run the end-to-end load benchmark and print its figures.
-    Bench,
+    Bench(kd_bench::BenchArgs),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -67,6 +67,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Export(args) => {
             kd_archive::cli::run(args).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Bench(args) => {
+            kd_bench::run_and_print(&args).await?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Migrate(args) => {

@@ -1,0 +1,247 @@
+//! Production-side stages: a scratch PostgreSQL database, the bare `COPY` baseline, the
+//! deduplicator merging three identical gatherer copies (PostgreSQL and SQLite), and the
+//! exporter reading what the deduplicator wrote.
+
+use crate::harness;
+use crate::measure::per_second;
+use crate::report::Report;
+use crate::BenchError;
+use kd_core::records::Record;
+use kd_core::TimestampUs;
+use std::time::{Duration, Instant};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
+
+/// A database created for this run on the server of `--production`, dropped at the end, so
+/// the bench never writes into a real production database.
+#[derive(Debug)]
+pub struct ScratchDb {
+    admin: String,
+    pub name: String,
+    pub url: String,
+}
+
+fn with_db(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{db}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+async fn connect(url: &str) -> Result<tokio_postgres::Client, BenchError> {
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| BenchError::stage("postgres connect", e))?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+impl ScratchDb {
+    /// Creates `kd_bench_<pid>_<nanos>` on the server of `url` (connecting to `url` itself).
+    pub async fn create(url: &str) -> Result<ScratchDb, BenchError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!("kd_bench_{}_{nanos}", std::process::id());
+        let client = connect(url).await?;
+        // Identifiers cannot be bound; the name is digits and a fixed prefix.
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .map_err(|e| BenchError::stage("create scratch database", e))?;
+        Ok(ScratchDb {
+            admin: url.to_string(),
+            url: with_db(url, &name),
+            name,
+        })
+    }
+
+    /// Drops the database and its connections.
+    pub async fn drop_db(self) -> Result<(), BenchError> {
+        let client = connect(&self.admin).await?;
+        client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .await
+            .map_err(|e| BenchError::stage("drop scratch database", e))
+    }
+}
+
+/// One generic row per record: the columns of `orderbook_deltas`.
+fn copy_row(r: &Record) -> (&str, i64, &'static str, i64, i64, i64, i64) {
+    match r {
+        Record::Delta(d) => (
+            &d.ticker,
+            d.exchange_ts.micros(),
+            d.side.as_str(),
+            d.price.units(),
+            d.delta.hundredths(),
+            i64::from(d.occurrence),
+            d.received_at.micros(),
+        ),
+        Record::Trade(t) => (
+            &t.ticker,
+            t.exchange_ts.micros(),
+            "yes",
+            t.yes_price.units(),
+            t.count.hundredths(),
+            0,
+            t.received_at.micros(),
+        ),
+        other => (
+            "",
+            other.exchange_ts().micros(),
+            "yes",
+            0,
+            0,
+            0,
+            other.received_at().micros(),
+        ),
+    }
+}
+
+/// Bare binary `COPY` of the same rows, one statement per 50,000 rows (the deduplicator's
+/// `max_transaction_rows`): into an unindexed table (the ceiling) and into one with the
+/// deltas' unique constraint.
+pub async fn copy_baseline(url: &str, records: &[Record], report: &mut Report) -> Result<(), BenchError> {
+    let client = connect(url).await?;
+    let pg = |e| BenchError::stage("COPY baseline", e);
+    client
+        .batch_execute(
+            "CREATE TABLE bench_copy (ticker text NOT NULL, exchange_ts bigint NOT NULL,
+               side text NOT NULL, price bigint NOT NULL, delta bigint NOT NULL,
+               occurrence bigint NOT NULL, received_at bigint NOT NULL);
+             CREATE TABLE bench_copy_unique (LIKE bench_copy,
+               UNIQUE (ticker, exchange_ts, side, price, delta, occurrence));",
+        )
+        .await
+        .map_err(pg)?;
+    let types = [
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+    ];
+    for (table, key) in [
+        ("bench_copy", "baseline_pg_copy_rows_per_s"),
+        ("bench_copy_unique", "baseline_pg_copy_unique_rows_per_s"),
+    ] {
+        let start = Instant::now();
+        for chunk in records.chunks(50_000) {
+            let sink = client
+                .copy_in(&format!("COPY {table} FROM STDIN BINARY"))
+                .await
+                .map_err(pg)?;
+            let writer = BinaryCopyInWriter::new(sink, &types);
+            futures::pin_mut!(writer);
+            for r in chunk {
+                let (t, ts, side, price, delta, occ, recv) = copy_row(r);
+                writer
+                    .as_mut()
+                    .write(&[&t, &ts, &side, &price, &delta, &occ, &recv])
+                    .await
+                    .map_err(pg)?;
+            }
+            writer.finish().await.map_err(pg)?;
+        }
+        report.set(key, per_second(records.len() as u64, start.elapsed()), "no rows");
+    }
+    // Not needed afterwards; keeps the scratch database small for the deduplicator stage.
+    let _ = client.batch_execute("DROP TABLE bench_copy, bench_copy_unique").await;
+    Ok(())
+}
+
+/// The deduplicator merging `gatherers` (each holding the same `unique` rows) into
+/// `production`: unique rows/s from its start until every row is in production.
+pub async fn dedup(
+    production: &str,
+    gatherers: &[kd_gatherer::GathererHandle],
+    unique: u64,
+    key: &str,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    // Migrate first so schema creation is not timed.
+    let store = kd_dedup::open(production)
+        .await
+        .map_err(|e| BenchError::stage("production open", e))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| BenchError::stage("production migrate", e))?;
+    let already = harness::production_rows(&store).await?;
+    let shutdown = CancellationToken::new();
+    let ids: Vec<String> = (0..gatherers.len())
+        .map(|i| format!("bench-{}", (b'a' + i as u8) as char))
+        .collect();
+    let pairs: Vec<(&str, &kd_gatherer::GathererHandle)> =
+        ids.iter().map(String::as_str).zip(gatherers.iter()).collect();
+    let start = Instant::now();
+    let handle = harness::dedup(production, &pairs, &shutdown).await?;
+    let deadline = start + Duration::from_secs(900);
+    let mut done = already;
+    // The merge of three copies makes exactly `unique` new rows (plus the trickle the quiet
+    // simulator sends, which only makes the wait end a little earlier).
+    while done < already + unique {
+        if Instant::now() > deadline {
+            handle.shutdown();
+            return Err(BenchError::msg("deduplicator", "rows not in production in time"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        done = harness::production_rows(&store).await?;
+    }
+    let elapsed = start.elapsed();
+    let _ = handle.stop().await;
+    report.set(key, per_second(unique, elapsed), "no rows");
+    Ok(())
+}
+
+/// The exporter over `production`: every table's windows covering the corpus, rows/s.
+pub async fn export(
+    production: &str,
+    from: TimestampUs,
+    to: TimestampUs,
+    dir: &std::path::Path,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    use kd_archive::exporter::{ExportConfig, Exporter};
+    let source = kd_archive::production::open(production)
+        .await
+        .map_err(|e| BenchError::stage("export source", e))?;
+    let archive_url = format!("file://{}", dir.display());
+    let config = ExportConfig {
+        production_url: production.to_string(),
+        archive_url: archive_url.clone(),
+        ..ExportConfig::default()
+    };
+    let archive = kd_archive::store::Archive::open(&archive_url, &config.s3)
+        .map_err(|e| BenchError::stage("archive open", e))?;
+    let exporter = Exporter::new(source, archive, config);
+    let plan = exporter.plan_range(from, to);
+    let start = Instant::now();
+    let mut rows = 0_u64;
+    for step in plan.steps {
+        let r = exporter
+            .run_step(step, false)
+            .await
+            .map_err(|e| BenchError::stage("export", e))?;
+        rows += r.rows as u64;
+    }
+    report.set("export_rows_per_s", per_second(rows, start.elapsed()), "no rows exported");
+    report.note("export_rows", rows);
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! Memory and start-up at scale: a real gatherer **process** (`kalshi-data gatherer`, so its
+//! RSS is its own) against the in-process simulator with N markets at a modest rate. Reports
+//! the time from spawn to `/ready` (first full market sync and a connection up), the time until
+//! every known market is subscribed, and RSS once subscribed.
+
+use crate::harness;
+use crate::measure::rss_mb;
+use crate::report::Report;
+use crate::BenchError;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// What one scale point measured.
+#[derive(Debug, Clone, Copy)]
+pub struct ScalePoint {
+    pub markets: usize,
+    pub ready_s: f64,
+    pub subscribed_s: Option<f64>,
+    pub rss_mb: f64,
+    pub peak_rss_mb: f64,
+}
+
+fn free_port() -> Result<u16, BenchError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| BenchError::stage("free port", e))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| BenchError::stage("free port", e))
+}
+
+/// Runs one gatherer process against `markets` markets.
+pub async fn point(
+    exe: &Path,
+    markets: usize,
+    rate: u32,
+    dir: &Path,
+    limit: Duration,
+) -> Result<ScalePoint, BenchError> {
+    let shutdown = CancellationToken::new();
+    let sim = harness::sim(markets, rate, &shutdown).await?;
+    let port = free_port()?;
+    let start = Instant::now();
+    let mut child = tokio::process::Command::new(exe)
+        .arg("gatherer")
+        .args(["--gatherer-id", "bench-scale"])
+        .args(["--rest-url", &sim.rest_base()])
+        .args(["--ws-url", &sim.ws_url()])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("KALSHI_DATA_GATHERER_SNAPSHOT_POLL_INTERVAL_MINS", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| BenchError::stage("spawn gatherer", e))?;
+    let pid = child.id().unwrap_or(0);
+    let result = observe(pid, port, start, markets, limit).await;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    shutdown.cancel();
+    let _ = sim.join().await;
+    result
+}
+
+async fn observe(
+    pid: u32,
+    port: u16,
+    start: Instant,
+    markets: usize,
+    limit: Duration,
+) -> Result<ScalePoint, BenchError> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| BenchError::stage("http client", e))?;
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = start + limit;
+    let mut ready_s = None;
+    let mut subscribed_s = None;
+    while Instant::now() < deadline && subscribed_s.is_none() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if ready_s.is_none()
+            && let Ok(r) = http.get(format!("{base}/ready")).send().await
+            && r.status().is_success()
+        {
+            ready_s = Some(start.elapsed().as_secs_f64());
+        }
+        if ready_s.is_some()
+            && let Ok(r) = http.get(format!("{base}/health")).send().await
+            && let Ok(h) = r.json::<serde_json::Value>().await
+        {
+            let known = h["markets_known"].as_u64().unwrap_or(0);
+            let subscribed = h["markets_subscribed"].as_u64().unwrap_or(0);
+            if known > 0 && subscribed >= known {
+                subscribed_s = Some(start.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let Some(ready_s) = ready_s else {
+        return Err(BenchError::msg(
+            "scale",
+            format!("gatherer not ready within {} s at {markets} markets", limit.as_secs()),
+        ));
+    };
+    // Steady state: the largest RSS over two seconds of streaming.
+    let mut rss = 0.0_f64;
+    let mut peak = 0.0_f64;
+    for _ in 0..20 {
+        if let Some((now, hwm)) = rss_mb(pid) {
+            rss = rss.max(now);
+            peak = peak.max(hwm);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(ScalePoint {
+        markets,
+        ready_s,
+        subscribed_s,
+        rss_mb: rss,
+        peak_rss_mb: peak,
+    })
+}
+
+/// Runs each market count in turn and records `rss_<label>_markets_mb` and, for the largest,
+/// `sync_<label>_markets_s`.
+pub async fn run(
+    exe: &Path,
+    counts: &[usize],
+    rate: u32,
+    dir: &Path,
+    report: &mut Report,
+) -> Vec<ScalePoint> {
+    let mut points = Vec::new();
+    for &n in counts {
+        let label = label(n);
+        let sub = dir.join(format!("scale-{n}"));
+        let outcome = match std::fs::create_dir_all(&sub) {
+            Ok(()) => point(exe, n, rate, &sub, Duration::from_secs(600)).await,
+            Err(e) => Err(BenchError::stage("scale dir", e)),
+        };
+        match outcome {
+            Ok(p) => {
+                report.set(&format!("rss_{label}_markets_mb"), Some(p.rss_mb), "");
+                report.set(&format!("peak_rss_{label}_markets_mb"), Some(p.peak_rss_mb), "");
+                report.set(&format!("sync_{label}_markets_s"), Some(p.ready_s), "");
+                report.set(
+                    &format!("subscribed_{label}_markets_s"),
+                    p.subscribed_s,
+                    "not every market subscribed within the limit",
+                );
+                points.push(p);
+            }
+            Err(e) => {
+                let why = e.to_string();
+                report.skip(&format!("rss_{label}_markets_mb"), &why);
+                report.skip(&format!("sync_{label}_markets_s"), &why);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&sub);
+    }
+    points
+}
+
+/// `10k`, `100k`, `1m`.
+pub fn label(n: usize) -> String {
+    if n >= 1_000_000 && n % 1_000_000 == 0 {
+        format!("{}m", n / 1_000_000)
+    } else if n >= 1_000 && n % 1_000 == 0 {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
+}

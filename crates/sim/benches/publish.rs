@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-async fn run(subscribers: usize, secs: u64, markets: usize) -> Result<(f64, u64), Box<dyn std::error::Error + Send + Sync>> {
+async fn run(
+    subscribers: usize,
+    secs: u64,
+    markets: usize,
+) -> Result<(f64, u64), Box<dyn std::error::Error + Send + Sync>> {
     let cfg = kd_sim::SimConfig {
         listen: "127.0.0.1:0".parse()?,
         markets,
@@ -67,10 +71,15 @@ async fn run(subscribers: usize, secs: u64, markets: usize) -> Result<(f64, u64)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let secs = args.first().and_then(|s| s.parse().ok()).unwrap_or(5);
     let markets = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     for subs in [1, 3] {
         let (rate, overflows) = rt.block_on(run(subs, secs, markets))?;
         println!(

@@ -54,6 +54,11 @@ fn error_text(code: u32) -> &'static str {
     }
 }
 
+/// Markets accepted by a subscription command: (index, ticker).
+type Accepted = Vec<(u32, String)>;
+/// Markets refused, grouped by error code.
+type Refusals = Vec<(u32, Vec<String>)>;
+
 struct Sub {
     sid: u64,
     channel: Channel,
@@ -213,7 +218,7 @@ impl Session {
 
     /// Resolves tickers; refuses unknown ones and those a `sub-error` fault picks.
     /// Returns the accepted markets and (code, tickers) errors to report.
-    fn resolve(&mut self, tickers: &[String]) -> (Vec<(u32, String)>, Vec<(u32, Vec<String>)>) {
+    fn resolve(&mut self, tickers: &[String]) -> (Accepted, Refusals) {
         let faults = self.shared.faults.sub_errors();
         let ex = self.shared.exchange();
         let mut ok = Vec::with_capacity(tickers.len());

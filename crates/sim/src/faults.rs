@@ -89,7 +89,7 @@ fn prob(text: &str) -> Result<f64, FaultParseError> {
 
 fn secs(text: &str, name: &'static str) -> Result<Duration, FaultParseError> {
     let s: f64 = field(text, name)?;
-    if s.is_finite() && s >= 0.0 && s < 1e9 {
+    if s.is_finite() && (0.0..1e9).contains(&s) {
         Ok(Duration::from_secs_f64(s))
     } else {
         Err(FaultParseError::Field {

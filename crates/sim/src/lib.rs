@@ -111,12 +111,19 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<Sim
     };
     let uni = universe::Universe::new(config.series, config.events);
     let now_us = TimestampUs::now().micros();
+    let saved = match &config.state_dir {
+        Some(dir) => persist::load_exchange(dir, config.seed)?,
+        None => None,
+    };
     // Building a million markets is CPU work: keep it off the async workers.
-    let mut exchange = tokio::task::spawn_blocking(move || Exchange::new(engine_cfg, now_us, uni))
-        .await
-        .map_err(|_| SimError::Task)?;
+    let mut exchange = tokio::task::spawn_blocking(move || match saved {
+        Some(s) => Exchange::restore(engine_cfg, uni, s),
+        None => Exchange::new(engine_cfg, now_us, uni),
+    })
+    .await
+    .map_err(|_| SimError::Task)?;
     let reservation = ids.map(|(r, first)| {
-        exchange.next_trade = first;
+        exchange.next_trade = exchange.next_trade.max(first);
         r
     });
 
@@ -314,6 +321,17 @@ impl SimHandle {
         let _ = self.driver.await;
         if let Some(p) = self.publisher.take() {
             let _ = tokio::task::spawn_blocking(move || p.join()).await;
+        }
+        if let Some(dir) = self.shared.cfg.state_dir.clone() {
+            let shared = self.shared.clone();
+            let saved = tokio::task::spawn_blocking(move || {
+                let state = shared.exchange().save();
+                persist::save_exchange(&dir, &state)
+                    .map_err(|source| SimError::State { path: dir, source })
+            })
+            .await
+            .map_err(|_| SimError::Task)?;
+            saved?;
         }
         // Closing our sender ends the writer once the publisher's clone is gone too.
         self.shared

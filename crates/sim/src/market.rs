@@ -5,9 +5,10 @@ use crate::book::Book;
 use crate::rng::Rng;
 use crate::universe::Universe;
 use kd_core::Side;
+use serde::{Deserialize, Serialize};
 
 /// Kalshi's market status values, as REST returns them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Status {
     Initialized,
     Active,
@@ -89,7 +90,7 @@ pub struct MarketState {
 }
 
 /// What the scheduler does when a market's time comes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Action {
     Open,
     Close,

@@ -74,10 +74,43 @@ impl IdReservation {
 
     /// Makes sure counters up to `next` are covered before they are used.
     pub fn ensure(&mut self, next: u64) {
-        if next + BLOCK / 10 >= self.reserved {
-            if let Err(e) = self.reserve(next + BLOCK) {
-                tracing::error!(error = %e, path = %self.path.display(), "cannot persist trade-id reservation");
-            }
+        if next + BLOCK / 10 >= self.reserved
+            && let Err(e) = self.reserve(next + BLOCK)
+        {
+            tracing::error!(error = %e, path = %self.path.display(), "cannot persist trade-id reservation");
         }
     }
+}
+
+const STATE_FILE: &str = "sim-exchange.json";
+
+/// Loads the saved exchange, if there is one for this seed.
+pub fn load_exchange(dir: &Path, seed: u64) -> Result<Option<crate::engine::SavedState>, SimError> {
+    let path = dir.join(STATE_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let st: crate::engine::SavedState =
+                serde_json::from_slice(&bytes).map_err(|e| SimError::StateCorrupt {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            Ok((st.seed == seed).then_some(st))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SimError::State { path, source }),
+    }
+}
+
+/// Saves the exchange atomically (write, fsync, rename).
+pub fn save_exchange(dir: &Path, state: &crate::engine::SavedState) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(STATE_FILE);
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        serde_json::to_writer(&mut f, state).map_err(std::io::Error::other)?;
+        f.flush()?;
+        f.get_ref().sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)
 }

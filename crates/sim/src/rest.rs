@@ -82,6 +82,9 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A rejected parameter's response (boxed: responses are large).
+type Reject = Box<Response>;
+
 /// Query parameters in order (repeated keys kept: `tickers=A&tickers=B`).
 struct Params(Vec<(String, String)>);
 
@@ -120,13 +123,13 @@ impl Params {
             .collect()
     }
 
-    fn int(&self, key: &str) -> Result<Option<i64>, Response> {
+    fn int(&self, key: &str) -> Result<Option<i64>, Reject> {
         match self.get(key) {
             None => Ok(None),
             Some(v) => v
                 .parse()
                 .map(Some)
-                .map_err(|_| bad_request(&format!("invalid `{key}`"))),
+                .map_err(|_| Box::new(bad_request(&format!("invalid `{key}`")))),
         }
     }
 
@@ -135,23 +138,23 @@ impl Params {
     }
 
     /// `limit` within `1..=max`, `default` when absent or 0.
-    fn limit(&self, default: usize, max: usize) -> Result<usize, Response> {
+    fn limit(&self, default: usize, max: usize) -> Result<usize, Reject> {
         match self.int("limit")? {
             None | Some(0) => Ok(default),
-            Some(n) if n < 0 || n as usize > max => {
-                Err(bad_request(&format!("`limit` must be within 1..={max}")))
-            }
+            Some(n) if n < 0 || n as usize > max => Err(Box::new(bad_request(&format!(
+                "`limit` must be within 1..={max}"
+            )))),
             Some(n) => Ok(n as usize),
         }
     }
 
-    fn cursor(&self) -> Result<Option<u64>, Response> {
+    fn cursor(&self) -> Result<Option<u64>, Reject> {
         match self.get("cursor") {
             None => Ok(None),
             Some(c) => c
                 .parse()
                 .map(Some)
-                .map_err(|_| bad_request("invalid `cursor`")),
+                .map_err(|_| Box::new(bad_request("invalid `cursor`"))),
         }
     }
 }
@@ -293,11 +296,11 @@ async fn events_list(State(shared): St, RawQuery(q): RawQuery) -> Response {
     let p = Params::parse(q);
     let limit = match p.limit(200, 200) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let start = match p.cursor() {
         Ok(c) => c.unwrap_or(0),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let status = p.get("status");
     if let Some(s) = status
@@ -353,11 +356,11 @@ async fn markets_list(State(shared): St, RawQuery(q): RawQuery) -> Response {
     let p = Params::parse(q);
     let limit = match p.limit(100, 1_000) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let start = match p.cursor() {
         Ok(c) => c.unwrap_or(0),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let status = p.get("status");
     if let Some(s) = status
@@ -383,7 +386,7 @@ async fn markets_list(State(shared): St, RawQuery(q): RawQuery) -> Response {
                 present[i] = true;
             }
             Ok(None) => {}
-            Err(r) => return r,
+            Err(r) => return *r,
         }
     }
     let ex = shared.exchange();
@@ -465,7 +468,7 @@ async fn orderbook_one(
     let p = Params::parse(q);
     let depth = match p.int("depth") {
         Ok(d) => d.unwrap_or(0),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if depth > 100 {
         return bad_request("`depth` must be within 0..=100");
@@ -500,15 +503,15 @@ async fn orderbooks(State(shared): St, RawQuery(q): RawQuery) -> Response {
 fn trades_page(shared: &Shared, p: &Params, before_us: Option<i64>) -> Response {
     let limit = match p.limit(100, 1_000) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let cursor = match p.cursor() {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (min_ts, max_ts) = match (p.int("min_ts"), p.int("max_ts")) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return *r,
     };
     let lo = min_ts.map_or(i64::MIN, |s| s.saturating_mul(1_000_000));
     let hi = max_ts.map_or(i64::MAX, |s| {

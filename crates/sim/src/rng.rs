@@ -80,7 +80,7 @@ pub fn uuid_string(hi: u64, lo: u64) -> String {
 pub fn trade_id(seed: u64, counter: u64) -> String {
     uuid_string(
         mix64(counter ^ 0x5452_4144_4500_0000),
-        mix64(seed ^ 0x7472_6164_65),
+        mix64(seed ^ 0x0074_7261_6465),
     )
 }
 

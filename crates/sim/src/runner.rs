@@ -32,12 +32,12 @@ fn checkpoint_lines(
     }
     let uni = shared.exchange().uni;
     for (m, ts, book) in books {
-        let _ = tx.send(TruthMsg::Line(TruthLine::Book {
+        let _ = tx.send(TruthMsg::Line(Box::new(TruthLine::Book {
             ticker: uni.market_ticker(m),
             ts: TimestampUs::from_micros(ts),
             yes: book.levels(Side::Yes),
             no: book.levels(Side::No),
-        }));
+        })));
     }
 }
 
@@ -57,6 +57,10 @@ pub(crate) fn publisher(
     let mut out: Vec<Item> = Vec::with_capacity(BATCH * 4);
     let mut was_publishing = true;
     let burst_period = Duration::from_secs(10);
+    // Periodic saves of the whole exchange, for universes small enough to save quickly (a
+    // crash loses at most this interval of market state; ids are protected by the reservation).
+    let save_every = Duration::from_secs(60);
+    let mut next_save = Instant::now() + save_every;
     let started = Instant::now();
     loop {
         if stop.is_cancelled() {
@@ -104,6 +108,20 @@ pub(crate) fn publisher(
             }
             if let Some(ids) = ids.as_mut() {
                 ids.ensure(ex.next_trade);
+            }
+        }
+        if let Some(dir) = cfg.state_dir.as_ref()
+            && now >= next_save
+        {
+            next_save = now + save_every;
+            let state = {
+                let ex = shared.exchange();
+                (ex.market_count() <= 200_000).then(|| ex.save())
+            };
+            if let Some(state) = state
+                && let Err(e) = crate::persist::save_exchange(dir, &state)
+            {
+                tracing::error!(error = %e, "cannot save the exchange state");
             }
         }
         was_publishing = publishing;

@@ -48,7 +48,7 @@ impl Shared {
     pub fn truth_line(&self, line: TruthLine) {
         let tx = self.truth.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(tx) = tx {
-            let _ = tx.send(TruthMsg::Line(line));
+            let _ = tx.send(TruthMsg::Line(Box::new(line)));
         }
     }
 

@@ -84,14 +84,14 @@ pub fn read_truth(
 /// What the publisher hands the truth writer.
 pub enum TruthMsg {
     Item(Arc<Item>),
-    Line(TruthLine),
+    Line(Box<TruthLine>),
     /// Answer once everything sent so far is written (delivery known or `hold` passed).
     Flush(std::sync::mpsc::SyncSender<()>),
 }
 
 enum Pending {
     Item(Arc<Item>),
-    Line(TruthLine),
+    Line(Box<TruthLine>),
 }
 
 /// The truth writer thread: keeps publish order, waits for delivery, appends lines.
@@ -144,7 +144,7 @@ pub fn run_writer(path: PathBuf, rx: Receiver<TruthMsg>, hold: Duration) -> std:
             }
             written += 1;
             let line = match pending.pop_front() {
-                Some(Pending::Line(l)) => l,
+                Some(Pending::Line(l)) => *l,
                 Some(Pending::Item(i)) => match &i.record {
                     Some(record) => TruthLine::Published {
                         record: record.clone(),

@@ -151,7 +151,15 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>, stop: CancellationTo
         .stats
         .connections_open
         .fetch_sub(1, Ordering::Relaxed);
-    drop(rx);
+    // Items still queued for this connection will never be sent: say so now, so the truth log
+    // need not wait out its hold for them.
+    loop {
+        match rx.try_recv() {
+            Ok(item) => item.processed(),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
 }
 
 async fn flush(

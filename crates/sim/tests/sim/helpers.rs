@@ -88,10 +88,15 @@ pub fn count(s: &str) -> i64 {
         .unwrap_or(i64::MIN)
 }
 
+/// One side of a rebuilt book: price units → size hundredths.
+pub type Side = BTreeMap<i64, i64>;
+/// Both sides as `(price, size)` pairs, ascending.
+pub type Pairs = (Vec<(i64, i64)>, Vec<(i64, i64)>);
+
 /// Books rebuilt from snapshots and deltas, checking `seq` per `sid`.
 #[derive(Default)]
 pub struct Books {
-    pub books: HashMap<String, (BTreeMap<i64, i64>, BTreeMap<i64, i64>)>,
+    pub books: HashMap<String, (Side, Side)>,
     pub last_seq: HashMap<u64, u64>,
     pub gaps: u64,
     pub deltas: u64,
@@ -103,12 +108,11 @@ impl Books {
     /// Applies one message; returns its type.
     pub fn apply(&mut self, v: &Value) -> String {
         let ty = v["type"].as_str().unwrap_or("").to_string();
-        if let (Some(sid), Some(seq)) = (v["sid"].as_u64(), v["seq"].as_u64()) {
-            if let Some(prev) = self.last_seq.insert(sid, seq)
-                && seq != prev + 1
-            {
-                self.gaps += 1;
-            }
+        if let (Some(sid), Some(seq)) = (v["sid"].as_u64(), v["seq"].as_u64())
+            && let Some(prev) = self.last_seq.insert(sid, seq)
+            && seq != prev + 1
+        {
+            self.gaps += 1;
         }
         let msg = &v["msg"];
         match ty.as_str() {
@@ -158,7 +162,7 @@ impl Books {
         ty
     }
 
-    pub fn levels(&self, ticker: &str) -> Option<(Vec<(i64, i64)>, Vec<(i64, i64)>)> {
+    pub fn levels(&self, ticker: &str) -> Option<Pairs> {
         self.books.get(ticker).map(|(y, n)| {
             (
                 y.iter().map(|(a, b)| (*a, *b)).collect(),

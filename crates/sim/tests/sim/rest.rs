@@ -17,7 +17,8 @@ async fn markets_page_with_cursor_and_filter_by_status_values() -> TestResult {
     let mut cursor = String::new();
     let mut pages = 0;
     loop {
-        let (status, body) = get_json(&format!("{base}/markets?limit=1000&cursor={cursor}")).await?;
+        let (status, body) =
+            get_json(&format!("{base}/markets?limit=1000&cursor={cursor}")).await?;
         assert_eq!(status, 200, "{body}");
         for m in body["markets"].as_array().ok_or("markets")? {
             assert!(seen.insert(m["ticker"].as_str().unwrap_or("").to_string()));
@@ -37,12 +38,17 @@ async fn markets_page_with_cursor_and_filter_by_status_values() -> TestResult {
         ("closed", vec!["closed", "determined"]),
         ("settled", vec!["finalized"]),
     ] {
-        let (status, body) = get_json(&format!("{base}/markets?status={filter}&limit=1000")).await?;
+        let (status, body) =
+            get_json(&format!("{base}/markets?status={filter}&limit=1000")).await?;
         assert_eq!(status, 200);
         let list = body["markets"].as_array().ok_or("markets")?;
         assert!(!list.is_empty(), "no {filter} markets");
         for m in list {
-            assert!(returned.contains(&m["status"].as_str().unwrap_or("")), "{filter}: {}", m["status"]);
+            assert!(
+                returned.contains(&m["status"].as_str().unwrap_or("")),
+                "{filter}: {}",
+                m["status"]
+            );
         }
     }
     let (status, body) = get_json(&format!("{base}/markets?status=active")).await?;
@@ -71,7 +77,11 @@ async fn markets_page_with_cursor_and_filter_by_status_values() -> TestResult {
 
 #[tokio::test]
 async fn trades_filter_by_ticker_and_time_and_page() -> TestResult {
-    let sim = start(kd_sim::SimConfig { rate: 20_000, ..config() }).await?;
+    let sim = start(kd_sim::SimConfig {
+        rate: 20_000,
+        ..config()
+    })
+    .await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while sim.stats().await.trades < 500 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -82,7 +92,8 @@ async fn trades_filter_by_ticker_and_time_and_page() -> TestResult {
     let mut all = Vec::new();
     let mut cursor = String::new();
     loop {
-        let (_, body) = get_json(&format!("{base}/markets/trades?limit=97&cursor={cursor}")).await?;
+        let (_, body) =
+            get_json(&format!("{base}/markets/trades?limit=97&cursor={cursor}")).await?;
         all.extend(body["trades"].as_array().ok_or("trades")?.iter().cloned());
         cursor = body["cursor"].as_str().unwrap_or("").to_string();
         if cursor.is_empty() {
@@ -93,15 +104,28 @@ async fn trades_filter_by_ticker_and_time_and_page() -> TestResult {
     let ticker = all[0]["ticker"].as_str().ok_or("ticker")?.to_string();
     let (_, body) = get_json(&format!("{base}/markets/trades?ticker={ticker}&limit=1000")).await?;
     let mine = body["trades"].as_array().ok_or("trades")?;
-    assert_eq!(mine.len(), all.iter().filter(|t| t["ticker"] == ticker.as_str()).count());
+    assert_eq!(
+        mine.len(),
+        all.iter()
+            .filter(|t| t["ticker"] == ticker.as_str())
+            .count()
+    );
     // Time window in Unix seconds, inclusive.
     let secs = |t: &serde_json::Value| {
-        kd_core::TimestampUs::parse_rfc3339(t["created_time"].as_str().unwrap_or("")).map(|x| x.secs()).unwrap_or(0)
+        kd_core::TimestampUs::parse_rfc3339(t["created_time"].as_str().unwrap_or(""))
+            .map(|x| x.secs())
+            .unwrap_or(0)
     };
     let newest = secs(&all[0]);
-    let (_, body) = get_json(&format!("{base}/markets/trades?min_ts={newest}&max_ts={newest}&limit=1000")).await?;
+    let (_, body) = get_json(&format!(
+        "{base}/markets/trades?min_ts={newest}&max_ts={newest}&limit=1000"
+    ))
+    .await?;
     let window = body["trades"].as_array().ok_or("trades")?;
-    assert_eq!(window.len(), all.iter().filter(|t| secs(t) == newest).count());
+    assert_eq!(
+        window.len(),
+        all.iter().filter(|t| secs(t) == newest).count()
+    );
     assert!(!window.is_empty());
     sim.shutdown().await?;
     Ok(())
@@ -111,9 +135,11 @@ fn rss_peak_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<u64>().ok())
+            })
         })
         .map_or(0, |kib| kib / 1024)
 }
@@ -138,7 +164,10 @@ async fn million_markets_start_fast_and_page_over_rest() -> TestResult {
     let t1 = std::time::Instant::now();
     loop {
         let body: serde_json::Value = client
-            .get(format!("{}/markets?limit=1000&cursor={cursor}", sim.rest_base()))
+            .get(format!(
+                "{}/markets?limit=1000&cursor={cursor}",
+                sim.rest_base()
+            ))
             .send()
             .await?
             .json()

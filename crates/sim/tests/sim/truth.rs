@@ -122,8 +122,7 @@ async fn truth_matches_the_feed_rest_and_final_books() -> TestResult {
     let mut truth_trades_delivered = HashSet::new();
     let mut undelivered_unsubscribed = 0;
     let mut truth_lifecycle = 0;
-    let mut last_book: BTreeMap<String, (TimestampUs, Vec<(i64, i64)>, Vec<(i64, i64)>)> =
-        BTreeMap::new();
+    let mut last_book: BTreeMap<String, (TimestampUs, Pairs)> = BTreeMap::new();
     let mut starts = 0;
     for line in kd_sim::read_truth(&path)? {
         match line? {
@@ -164,7 +163,7 @@ async fn truth_matches_the_feed_rest_and_final_books() -> TestResult {
                 if let Some(prev) = last_book.get(&ticker) {
                     assert!(ts > prev.0);
                 }
-                last_book.insert(ticker, (ts, to_pairs(&yes), to_pairs(&no)));
+                last_book.insert(ticker, (ts, (to_pairs(&yes), to_pairs(&no))));
             }
             TruthLine::Fault { .. } => {}
         }
@@ -190,7 +189,7 @@ async fn truth_matches_the_feed_rest_and_final_books() -> TestResult {
     // The last check point of each changed book equals the exchange's final book and the book
     // the subscriber rebuilt.
     for t in subscribed {
-        let (_, yes, no) = last_book.get(t).ok_or(format!("no check point for {t}"))?;
+        let (_, (yes, no)) = last_book.get(t).ok_or(format!("no check point for {t}"))?;
         let (fy, fnn) = &final_books[t];
         assert_eq!(
             (yes.clone(), no.clone()),
@@ -224,6 +223,13 @@ async fn a_restarted_simulator_never_reuses_a_trade_id() -> TestResult {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         sim.stop_publishing().await;
+        // Trades published before a restart are still served.
+        let (_, page) = get_json(&format!("{}/markets/trades?limit=1000", sim.rest_base())).await?;
+        let served = page["trades"].as_array().map_or(0, Vec::len);
+        assert!(
+            served >= 200 * (round + 1),
+            "round {round}: REST serves {served} trades"
+        );
         sim.shutdown().await?;
         let mut starts = 0;
         for line in kd_sim::read_truth(&path)? {

@@ -205,3 +205,36 @@ fn the_example_status_config_parses() {
     assert_eq!(config.gatherers.len(), 3);
     assert!(config.dedup.is_some());
 }
+
+#[test]
+fn the_example_dedup_config_loads() {
+    // The production URL is a secret (dedup.env); give it the way the environment would.
+    let args = kd_dedup::cli::DedupArgs {
+        config: Some(root().join("deploy/config/dedup.toml")),
+        production: Some("postgres://kalshi_dedup@db.internal:5432/kalshi".into()),
+        gatherers: Vec::new(),
+        listen: None,
+        rest_url: None,
+        batch_size: None,
+    };
+    let config = args
+        .load()
+        .unwrap_or_else(|e| panic!("deploy/config/dedup.toml: {e}"));
+    assert_eq!(config.gatherers.len(), 3);
+    assert_eq!(
+        config.listen.port(),
+        8720,
+        "prometheus.yml scrapes the dedup on 8720"
+    );
+    let prometheus = read("deploy/prometheus/prometheus.yml");
+    assert!(prometheus.contains("dedup.internal:8720"));
+    for g in &config.gatherers {
+        let host = g.url.trim_start_matches("https://");
+        assert!(
+            prometheus.contains(host),
+            "{host} missing from prometheus.yml"
+        );
+    }
+    let env = read("deploy/config/dedup.env.example");
+    assert!(env.contains("KALSHI_DATA_DEDUP_PRODUCTION="));
+}

@@ -134,6 +134,19 @@ const KEYWORDS: &[&str] = &[
     "offset",
     "inf",
     "nan",
+    // Aggregation operators: `sum by (x) (…)` puts the label list before the parenthesis.
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
 ];
 /// Keywords followed by a parenthesised list of *label* names.
 const LABEL_LISTS: &[&str] = &[

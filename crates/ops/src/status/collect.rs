@@ -18,6 +18,9 @@ pub struct Target {
     pub base_url: String,
     pub health_path: String,
     pub pid: Option<u32>,
+    /// Started by a local `up`: healthy only while its recorded pid runs (`None` while the
+    /// supervisor restarts it).
+    pub local: bool,
     pub restarts: Option<u32>,
     pub data_dir: Option<PathBuf>,
 }
@@ -75,6 +78,7 @@ impl Deployment {
                     .split_once(&format!(":{}", p.port))
                     .map_or(String::new(), |(_, path)| path.to_string()),
                 pid: p.pid,
+                local: true,
                 restarts: Some(p.restarts),
                 data_dir: p.data_dir.clone(),
             })
@@ -102,6 +106,7 @@ impl Deployment {
                 base_url: trim(&e.url),
                 health_path: "/health".into(),
                 pid: None,
+                local: false,
                 restarts: None,
                 data_dir: None,
             })
@@ -117,6 +122,7 @@ impl Deployment {
                     base_url: trim(&e.url),
                     health_path: "/health".into(),
                     pid: None,
+                    local: false,
                     restarts: None,
                     data_dir: None,
                 });
@@ -206,7 +212,7 @@ fn gatherer(
             .filter_map(|tb| probe::u64_at(h, &format!("store.tables.{}.depth", tb.name())))
             .sum()
     });
-    let local_ok = t.pid.is_none() || pid.is_some();
+    let local_ok = !t.local || pid.is_some();
     GathererStatus {
         id: t.name.clone(),
         pid,
@@ -231,7 +237,7 @@ fn service(
     health: Option<serde_json::Value>,
     metrics: Option<Metrics>,
 ) -> ServiceStatus {
-    let local_ok = t.pid.is_none() || pid.is_some();
+    let local_ok = !t.local || pid.is_some();
     // A process without HTTP (the exporter) is up while its pid runs.
     let answers = health.is_some() || (t.health_path.is_empty() && pid.is_some());
     let mut lag = Vec::new();

@@ -28,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Key id registered with the simulator for the generated key pair.
 pub const LOCAL_KEY_ID: &str = "kalshi-data-local";
+/// The simulator's control endpoint that stops publishing while REST keeps answering.
+pub const SIM_STOP_PUBLISHING: &str = "/_sim/stop-publishing";
 /// How often progress is shown.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Longest `--duration` waits for the pipeline to drain after the exchange stops.
@@ -314,14 +316,27 @@ async fn drain(
     eprintln!(
         "up: duration reached — stopping the exchange, then draining gatherers and deduplicator"
     );
+    // Preferred: the exchange stops publishing but keeps serving REST, so gatherers can still
+    // repair what they missed. Without that control, stopping the simulator is the fallback.
+    let mut paused = true;
     for (spec, token, _) in children {
         if spec.kind == Kind::Sim {
-            token.cancel();
+            let url = format!("{}{SIM_STOP_PUBLISHING}", spec.base_url());
+            let ok = client
+                .post(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if !ok {
+                eprintln!("up: the simulator has no {SIM_STOP_PUBLISHING}; stopping it instead");
+                paused = false;
+                token.cancel();
+            }
         }
     }
-    // The simulator flushes its truth log on SIGTERM; wait until it has gone.
+    // A stopped simulator flushes its truth log on SIGTERM; wait until it has gone.
     for (spec, _, _) in children {
-        if spec.kind == Kind::Sim {
+        if spec.kind == Kind::Sim && !paused {
             let end = Instant::now() + supervisor::STOP_GRACE;
             while Instant::now() < end
                 && shared

@@ -36,7 +36,12 @@ impl Truth {
         self.published
             .iter()
             .filter(|p| p.delivered)
-            .filter(|p| matches!(p.record, Record::Trade(_) | Record::Delta(_) | Record::Ticker(_)))
+            .filter(|p| {
+                matches!(
+                    p.record,
+                    Record::Trade(_) | Record::Delta(_) | Record::Ticker(_)
+                )
+            })
             .map(|p| p.record.exchange_ts())
             .min()
     }

@@ -8,6 +8,9 @@
 //! caller cannot get it wrong) and includes the API prefix: `GET/trade-api/v2/markets`, or
 //! `GET/trade-api/ws/v2` for the WebSocket.
 //!
+//! Ed25519 API keys (which Kalshi also accepts) sign the same text; the key type is read from
+//! the PEM, so callers never choose.
+//!
 //! [`Verifier`] is the other half, used by the simulator to answer 401 on a bad signature.
 
 use base64::Engine as _;
@@ -40,11 +43,11 @@ const MIN_BITS: usize = 1024;
 /// Everything that can go wrong while loading keys, signing or verifying.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// The PEM text is neither a PKCS#8 nor a PKCS#1 RSA private key.
-    #[error("private key is not a PKCS#8 or PKCS#1 RSA PEM: {reason}")]
+    /// The PEM text is not an RSA (PKCS#8, PKCS#1) or Ed25519 (PKCS#8) private key.
+    #[error("private key is not an RSA (PKCS#8 or PKCS#1) or Ed25519 (PKCS#8) PEM: {reason}")]
     BadPrivateKey { reason: String },
-    /// The PEM text is neither an SPKI nor a PKCS#1 RSA public key.
-    #[error("public key is not an SPKI or PKCS#1 RSA PEM: {reason}")]
+    /// The PEM text is not an RSA (SPKI, PKCS#1) or Ed25519 (SPKI) public key.
+    #[error("public key is not an RSA (SPKI or PKCS#1) or Ed25519 (SPKI) PEM: {reason}")]
     BadPublicKey { reason: String },
     /// The key file cannot be read or written.
     #[error("key file {path}: {source}")]
@@ -86,8 +89,31 @@ pub enum AuthError {
 #[derive(Clone)]
 pub struct Signer {
     key_id: String,
+    key: PrivateKind,
+}
+
+/// The private key, by algorithm.
+#[derive(Clone)]
+enum PrivateKind {
     // The PSS signing key (salt length fixed to 32) built once from the private key.
-    key: SigningKey<Sha256>,
+    Rsa(Box<SigningKey<Sha256>>),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+}
+
+/// A registered public key, by algorithm.
+#[derive(Debug, Clone)]
+enum PublicKind {
+    Rsa(RsaPublicKey),
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
+/// The algorithm of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// RSA-PSS with SHA-256 (Kalshi's long-standing key type).
+    Rsa,
+    /// Ed25519.
+    Ed25519,
 }
 
 impl fmt::Debug for Signer {
@@ -125,10 +151,9 @@ impl Signer {
         if key_id.is_empty() || !key_id.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(AuthError::BadKeyId);
         }
-        let key = parse_private_pem(pem)?;
         Ok(Signer {
             key_id: key_id.to_owned(),
-            key: SigningKey::new_with_salt_len(key, SALT_LEN),
+            key: parse_private_pem(pem)?,
         })
     }
 
@@ -148,9 +173,24 @@ impl Signer {
         &self.key_id
     }
 
-    /// The public half, e.g. to register with a [`Verifier`].
-    pub fn public_key(&self) -> RsaPublicKey {
-        self.key.as_ref().to_public_key()
+    /// The key's algorithm.
+    pub fn kind(&self) -> KeyKind {
+        match &self.key {
+            PrivateKind::Rsa(_) => KeyKind::Rsa,
+            PrivateKind::Ed25519(_) => KeyKind::Ed25519,
+        }
+    }
+
+    /// The public half as an SPKI PEM (`BEGIN PUBLIC KEY`), e.g. for [`Verifier::add_pem`].
+    pub fn public_key_pem(&self) -> Result<String, AuthError> {
+        let pem = match &self.key {
+            PrivateKind::Rsa(k) => {
+                let key: &RsaPrivateKey = (**k).as_ref();
+                key.to_public_key().to_public_key_pem(LineEnding::LF)
+            }
+            PrivateKind::Ed25519(k) => k.verifying_key().to_public_key_pem(LineEnding::LF),
+        };
+        pem.map_err(|e| AuthError::Crypto(e.to_string()))
     }
 
     /// Headers for `method` on `path`, signed now.
@@ -167,14 +207,22 @@ impl Signer {
     ) -> Result<AuthHeaders, AuthError> {
         let timestamp_ms = ts_ms.to_string();
         let text = signed_text(&timestamp_ms, method, path);
-        let signature: Signature = self
-            .key
-            .try_sign(text.as_bytes())
-            .map_err(|e| AuthError::Crypto(e.to_string()))?;
+        let raw: Vec<u8> = match &self.key {
+            PrivateKind::Rsa(k) => {
+                let signature: Signature = k
+                    .try_sign(text.as_bytes())
+                    .map_err(|e| AuthError::Crypto(e.to_string()))?;
+                signature.to_vec()
+            }
+            PrivateKind::Ed25519(k) => {
+                use ed25519_dalek::Signer as _;
+                k.sign(text.as_bytes()).to_bytes().to_vec()
+            }
+        };
         Ok(AuthHeaders {
             key_id: self.key_id.clone(),
             timestamp_ms,
-            signature: BASE64.encode(signature.to_bytes()),
+            signature: BASE64.encode(raw),
         })
     }
 }
@@ -182,7 +230,7 @@ impl Signer {
 /// Checks signatures against registered public keys (the simulator's side).
 #[derive(Debug, Clone, Default)]
 pub struct Verifier {
-    keys: HashMap<String, RsaPublicKey>,
+    keys: HashMap<String, PublicKind>,
 }
 
 impl Verifier {
@@ -191,17 +239,17 @@ impl Verifier {
         Verifier::default()
     }
 
-    /// Registers an SPKI (`BEGIN PUBLIC KEY`) or PKCS#1 (`BEGIN RSA PUBLIC KEY`) PEM under
-    /// `key_id`, replacing an earlier key of that id.
+    /// Registers an SPKI (`BEGIN PUBLIC KEY`, RSA or Ed25519) or PKCS#1 (`BEGIN RSA PUBLIC
+    /// KEY`) PEM under `key_id`, replacing an earlier key of that id.
     pub fn add_pem(&mut self, key_id: &str, public_pem: &str) -> Result<(), AuthError> {
         let key = parse_public_pem(public_pem)?;
         self.keys.insert(key_id.to_owned(), key);
         Ok(())
     }
 
-    /// Registers an already parsed public key.
+    /// Registers an already parsed RSA public key.
     pub fn add_key(&mut self, key_id: &str, key: RsaPublicKey) {
-        self.keys.insert(key_id.to_owned(), key);
+        self.keys.insert(key_id.to_owned(), PublicKind::Rsa(key));
     }
 
     /// Verifies one request's headers. `path` may carry a query string; it is cut before
@@ -221,11 +269,22 @@ impl Verifier {
         let raw = BASE64
             .decode(signature_b64.trim())
             .map_err(|_| AuthError::BadEncoding)?;
-        let signature = Signature::try_from(raw.as_slice()).map_err(|_| AuthError::BadSignature)?;
         let text = signed_text(ts_ms, method, path);
-        VerifyingKey::<Sha256>::new_with_salt_len(key.clone(), SALT_LEN)
-            .verify(text.as_bytes(), &signature)
-            .map_err(|_| AuthError::BadSignature)
+        match key {
+            PublicKind::Rsa(key) => {
+                let signature =
+                    Signature::try_from(raw.as_slice()).map_err(|_| AuthError::BadSignature)?;
+                VerifyingKey::<Sha256>::new_with_salt_len(key.clone(), SALT_LEN)
+                    .verify(text.as_bytes(), &signature)
+                    .map_err(|_| AuthError::BadSignature)
+            }
+            PublicKind::Ed25519(key) => {
+                let signature = ed25519_dalek::Signature::from_slice(&raw)
+                    .map_err(|_| AuthError::BadSignature)?;
+                key.verify_strict(text.as_bytes(), &signature)
+                    .map_err(|_| AuthError::BadSignature)
+            }
+        }
     }
 
     /// Number of registered keys.
@@ -339,24 +398,45 @@ fn check_private_permissions(path: &Path) -> Result<(), AuthError> {
     Ok(())
 }
 
-fn parse_private_pem(pem: &str) -> Result<RsaPrivateKey, AuthError> {
+fn parse_private_pem(pem: &str) -> Result<PrivateKind, AuthError> {
     let pem = pem.trim();
-    let result = if pem.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
-        RsaPrivateKey::from_pkcs1_pem(pem).map_err(|e| e.to_string())
-    } else {
-        RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| e.to_string())
-    };
-    result.map_err(|reason| AuthError::BadPrivateKey { reason })
+    if pem.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
+        return RsaPrivateKey::from_pkcs1_pem(pem)
+            .map(|k| PrivateKind::Rsa(Box::new(SigningKey::new_with_salt_len(k, SALT_LEN))))
+            .map_err(|e| AuthError::BadPrivateKey {
+                reason: e.to_string(),
+            });
+    }
+    // PKCS#8 names its algorithm inside: try RSA, then Ed25519.
+    match RsaPrivateKey::from_pkcs8_pem(pem) {
+        Ok(k) => Ok(PrivateKind::Rsa(Box::new(SigningKey::new_with_salt_len(
+            k, SALT_LEN,
+        )))),
+        Err(rsa_err) => ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
+            .map(|k| PrivateKind::Ed25519(Box::new(k)))
+            .map_err(|_| AuthError::BadPrivateKey {
+                reason: rsa_err.to_string(),
+            }),
+    }
 }
 
-fn parse_public_pem(pem: &str) -> Result<RsaPublicKey, AuthError> {
+fn parse_public_pem(pem: &str) -> Result<PublicKind, AuthError> {
     let pem = pem.trim();
-    let result = if pem.starts_with("-----BEGIN RSA PUBLIC KEY-----") {
-        RsaPublicKey::from_pkcs1_pem(pem).map_err(|e| e.to_string())
-    } else {
-        RsaPublicKey::from_public_key_pem(pem).map_err(|e| e.to_string())
-    };
-    result.map_err(|reason| AuthError::BadPublicKey { reason })
+    if pem.starts_with("-----BEGIN RSA PUBLIC KEY-----") {
+        return RsaPublicKey::from_pkcs1_pem(pem)
+            .map(PublicKind::Rsa)
+            .map_err(|e| AuthError::BadPublicKey {
+                reason: e.to_string(),
+            });
+    }
+    match RsaPublicKey::from_public_key_pem(pem) {
+        Ok(k) => Ok(PublicKind::Rsa(k)),
+        Err(rsa_err) => ed25519_dalek::VerifyingKey::from_public_key_pem(pem)
+            .map(PublicKind::Ed25519)
+            .map_err(|_| AuthError::BadPublicKey {
+                reason: rsa_err.to_string(),
+            }),
+    }
 }
 
 fn now_ms() -> Result<i64, AuthError> {

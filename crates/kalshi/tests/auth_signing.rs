@@ -389,3 +389,107 @@ print("VERIFIED")
     );
     Ok(())
 }
+
+/// Ed25519 keys: the type is read from the PEM; same headers and signed text.
+#[test]
+fn ed25519_keys_sign_and_verify() -> TestResult {
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let private = key.to_pkcs8_pem(LineEnding::LF)?;
+    let public = key.verifying_key().to_public_key_pem(LineEnding::LF)?;
+    let signer = Signer::from_pem("ed", &private)?;
+    assert_eq!(signer.kind(), kd_kalshi::auth::KeyKind::Ed25519);
+    assert_eq!(signer.public_key_pem()?, public);
+    let verifier = verifier_for("ed", &public)?;
+    let h = signer.headers_at(42, "GET", "/trade-api/ws/v2?x=1")?;
+    use base64::Engine as _;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(&h.signature)?
+            .len(),
+        64
+    );
+    verifier.verify("ed", "42", "GET", "/trade-api/ws/v2", &h.signature)?;
+    assert!(matches!(
+        verifier.verify("ed", "43", "GET", "/trade-api/ws/v2", &h.signature),
+        Err(AuthError::BadSignature)
+    ));
+    // An RSA signature presented for an Ed25519 key id (and the reverse) is refused.
+    let (rsa_private, rsa_public) = keypair();
+    let rsa = Signer::from_pem("ed", rsa_private)?.headers_at(42, "GET", "/trade-api/ws/v2")?;
+    assert!(matches!(
+        verifier.verify("ed", "42", "GET", "/trade-api/ws/v2", &rsa.signature),
+        Err(AuthError::BadSignature)
+    ));
+    let rsa_verifier = verifier_for("ed", rsa_public)?;
+    assert!(matches!(
+        rsa_verifier.verify("ed", "42", "GET", "/trade-api/ws/v2", &h.signature),
+        Err(AuthError::BadSignature)
+    ));
+    Ok(())
+}
+
+#[test]
+fn openssl_ed25519_interop() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let Some(out) = run(Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(d.join("ed.pem")))
+    else {
+        return Ok(());
+    };
+    if !out.status.success() {
+        eprintln!(
+            "skipping: openssl cannot make Ed25519 keys: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return Ok(());
+    }
+    let out = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(d.join("ed.pem"))
+        .arg("-out")
+        .arg(d.join("ed.pub.pem"))
+        .output()?;
+    assert!(out.status.success());
+    let signer = Signer::from_pem("k", &std::fs::read_to_string(d.join("ed.pem"))?)?;
+    let verifier = verifier_for("k", &std::fs::read_to_string(d.join("ed.pub.pem"))?)?;
+    let text = "1700000000000GET/trade-api/ws/v2";
+    write(&d.join("msg.txt"), text)?;
+
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let h = signer.headers_at(1_700_000_000_000, "GET", "/trade-api/ws/v2")?;
+    std::fs::write(d.join("ours.sig"), b64.decode(&h.signature)?)?;
+    let out = Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-rawin", "-pubin", "-inkey"])
+        .arg(d.join("ed.pub.pem"))
+        .arg("-sigfile")
+        .arg(d.join("ours.sig"))
+        .arg("-in")
+        .arg(d.join("msg.txt"))
+        .output()?;
+    assert!(
+        out.status.success(),
+        "openssl rejected our Ed25519 signature: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("openssl")
+        .args(["pkeyutl", "-sign", "-rawin", "-inkey"])
+        .arg(d.join("ed.pem"))
+        .arg("-in")
+        .arg(d.join("msg.txt"))
+        .arg("-out")
+        .arg(d.join("theirs.sig"))
+        .output()?;
+    assert!(
+        out.status.success(),
+        "openssl sign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs = b64.encode(std::fs::read(d.join("theirs.sig"))?);
+    verifier.verify("k", "1700000000000", "GET", "/trade-api/ws/v2", &theirs)?;
+    Ok(())
+}

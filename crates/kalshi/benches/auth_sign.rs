@@ -28,7 +28,15 @@ fn bench(c: &mut Criterion) {
         return;
     };
     c.bench_function("verify_rsa2048_pss", |b| {
-        b.iter(|| verifier.verify("bench", &h.timestamp_ms, "GET", black_box(path), &h.signature))
+        b.iter(|| {
+            verifier.verify(
+                "bench",
+                &h.timestamp_ms,
+                "GET",
+                black_box(path),
+                &h.signature,
+            )
+        })
     });
 }
 

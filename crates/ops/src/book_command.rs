@@ -82,7 +82,7 @@ pub async fn run(args: &BookArgs) -> Result<String, BookError> {
         book: rebuilt.book.top(args.depth),
     };
     if args.json {
-        return Ok(serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n");
     }
     Ok(render(&doc))
 }

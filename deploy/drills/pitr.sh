@@ -60,7 +60,7 @@ port = $PORT
 unix_socket_directories = '$WORK'
 wal_level = replica
 archive_mode = on
-archive_command = 'test ! -f $WORK/wal-archive/%f && cp %p $WORK/wal-archive/%f'
+archive_command = 'test ! -f $WORK/wal-archive/%f && cp %p $WORK/wal-archive/%f.part && mv $WORK/wal-archive/%f.part $WORK/wal-archive/%f'
 max_wal_senders = 4
 CONF
 as_pg "$PG_BIN/pg_ctl" -D "$WORK/primary" -l "$WORK/primary.log" -w start >/dev/null
@@ -78,8 +78,10 @@ step "writes after the backup, then an accident"
 TARGET="$("${PSQL[@]}" -d kalshi -c "SELECT clock_timestamp()")"
 "${PSQL[@]}" -d kalshi -c "DROP TABLE trades"
 # Close the current WAL segment so the archiver ships the accident's segment too, and wait.
+# The archive command copies to `.part` and renames: a segment visible under its final name is
+# complete (a plain `cp` can be cut mid-file by a crash, and recovery then refuses the file).
 SEGMENT="$("${PSQL[@]}" -c "SELECT pg_walfile_name(pg_switch_wal())")"
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
   [ -f "$WORK/wal-archive/$SEGMENT" ] && break
   sleep 0.1
 done
@@ -100,7 +102,7 @@ archive_mode = off
 CONF
 as_pg touch "$WORK/restored/recovery.signal"
 as_pg "$PG_BIN/pg_ctl" -D "$WORK/restored" -l "$WORK/restored.log" -w start >/dev/null
-for _ in $(seq 1 300); do
+for _ in $(seq 1 600); do
   [ "$("${PSQL2[@]}" -c "SELECT pg_is_in_recovery()")" = "f" ] && break
   sleep 0.1
 done

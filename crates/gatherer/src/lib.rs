@@ -12,6 +12,9 @@
 //! - [`metrics`]: every metric name the gatherer exports.
 //! - [`registry`]: the market list (REST sync, lifecycle, reconciliation): what to subscribe.
 //! - [`connection`]: the WebSocket pool, subscriptions, reconnects.
+//! - [`repair`]: trade backfill over REST after gaps and downtime (books re-snapshot on their
+//!   connection).
+//! - [`poller`]: REST order books of every active market every N minutes.
 //! - [`router`]: parse once, check sequences, route records to the writer (backpressure, drops
 //!   counted and recorded as gaps).
 //! - [`sequence`]: per-subscription sequence tracking and gap notices.
@@ -24,8 +27,10 @@ pub mod connection;
 pub mod health;
 pub mod metrics;
 pub mod pipeline;
+pub mod poller;
 pub mod pull_api;
 pub mod registry;
+pub mod repair;
 pub mod router;
 pub mod sequence;
 pub mod server;
@@ -120,6 +125,50 @@ impl GathererHandle {
     }
 }
 
+/// After a previous run: records the downtime as a gap (books and tickers of that window are
+/// lost; trades are backfilled) and returns the time of the last stored trade.
+async fn downtime(
+    pool: &Arc<ReadPool>,
+    control: &WriterControl,
+    gatherer: &str,
+) -> Result<Option<kd_core::TimestampUs>, GathererError> {
+    let reader = pool.clone();
+    let last = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let mut last_received = None;
+        let mut last_trade = None;
+        for table in [
+            kd_core::Table::Trades,
+            kd_core::Table::Deltas,
+            kd_core::Table::Tickers,
+        ] {
+            if let Some(row) = reader.last(table)? {
+                let at = row.record.received_at();
+                last_received = Some(last_received.map_or(at, |l: kd_core::TimestampUs| l.max(at)));
+                if table == kd_core::Table::Trades {
+                    last_trade = Some(row.record.exchange_ts());
+                }
+            }
+        }
+        Ok((last_received, last_trade))
+    })
+    .await??;
+    let (Some(last_received), last_trade) = last else {
+        return Ok(None);
+    };
+    let now = kd_core::TimestampUs::now();
+    control.gap(kd_core::Gap {
+        gatherer: gatherer.to_string(),
+        gap_id: format!("{}-downtime", now.micros()),
+        ticker: None,
+        channel: "all".into(),
+        start: last_received,
+        end: now,
+        reason: "downtime".into(),
+        repair: "rest_trades+snapshot".into(),
+    });
+    Ok(Some(last_trade.unwrap_or(last_received)))
+}
+
 /// Runs a gatherer until `shutdown` is cancelled; everything received is committed before
 /// this returns.
 pub async fn run(config: GathererConfig, shutdown: CancellationToken) -> Result<(), GathererError> {
@@ -157,6 +206,7 @@ pub async fn start(
     let writer = Writer::spawn(conn, settings, config.writer_queue_records, health.clone())
         .map_err(GathererError::WriterThread)?;
     let (input, heads, writer_join) = writer.into_parts();
+    let downtime_since = downtime(&pool, &input.control, &config.gatherer_id).await?;
 
     let tls = match (&config.tls_cert_path, &config.tls_key_path) {
         (Some(cert), Some(key)) => Some(
@@ -189,7 +239,14 @@ pub async fn start(
     let task_health = health.clone();
     let task_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
-        let collected = pipeline::run(&config, input, task_health, task_shutdown.clone()).await;
+        let collected = pipeline::run(
+            &config,
+            input,
+            task_health,
+            downtime_since,
+            task_shutdown.clone(),
+        )
+        .await;
         // Every record sender is gone once the pipeline returns: the writer drains and stops.
         let joined = tokio::task::spawn_blocking(move || writer_join.join()).await;
         server_stop.cancel();

@@ -101,3 +101,21 @@ pub const PULL_ROWS_TOTAL: &str = "pull_rows_total";
 pub const PULL_ACKS_TOTAL: &str = "pull_acks_total";
 /// Requests refused or failed, by `kind` (`auth`, `table`, `store`, `ack`).
 pub const PULL_ERRORS_TOTAL: &str = "pull_errors_total";
+
+// Repair.
+/// Trade backfills run, by `reason` (`seq_gap`, `dropped`, `disconnected`, `downtime`, …).
+pub const REPAIR_BACKFILLS_TOTAL: &str = "repair_backfills_total";
+/// Trades recovered over REST that the WebSocket had not delivered.
+pub const REPAIR_TRADES_RECOVERED_TOTAL: &str = "repair_trades_recovered_total";
+/// Fresh snapshots requested after a gap (`get_snapshot`).
+pub const REPAIR_SNAPSHOT_REQUESTS_TOTAL: &str = "repair_snapshot_requests_total";
+/// Backfill failures, by `kind`.
+pub const REPAIR_ERRORS_TOTAL: &str = "repair_errors_total";
+
+// Snapshot poller.
+/// REST order books stored.
+pub const POLLER_SNAPSHOTS_TOTAL: &str = "poller_snapshots_total";
+/// Markets skipped in a cycle, by `kind` (retried next cycle).
+pub const POLLER_ERRORS_TOTAL: &str = "poller_errors_total";
+/// Poll cycles completed.
+pub const POLLER_CYCLES_TOTAL: &str = "poller_cycles_total";

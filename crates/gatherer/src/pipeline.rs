@@ -5,7 +5,9 @@ use crate::config::GathererConfig;
 use crate::connection::session::SessionError;
 use crate::connection::{ConnectionManager, PoolSettings};
 use crate::health::Health;
+use crate::poller;
 use crate::registry::{Registry, RegistryError};
+use crate::repair::{RecentTrades, Repair};
 use crate::router::RouterShared;
 use crate::writer::WriterInput;
 use kd_core::backoff::BackoffPolicy;
@@ -41,17 +43,29 @@ pub fn signer(config: &GathererConfig) -> Result<Option<Signer>, AuthError> {
 }
 
 /// Collects until `shutdown`. Returns after every record sender it held is dropped.
+///
+/// `downtime_since` is the time of the last trade in the store (from a previous run): its
+/// trades up to now are backfilled over REST once the gatherer is up.
 pub async fn run(
     config: &GathererConfig,
     input: WriterInput,
     health: Arc<Health>,
+    downtime_since: Option<kd_core::TimestampUs>,
     shutdown: CancellationToken,
 ) -> Result<(), PipelineError> {
     let signer = signer(config)?;
     let rest = RestClient::new(RestConfig::new(config.rest_url.clone()), signer.clone())?;
     let (lifecycle_tx, lifecycle_rx) = mpsc::unbounded_channel();
-    let (gaps_tx, mut gaps_rx) = mpsc::unbounded_channel();
+    let (gaps_tx, gaps_rx) = mpsc::unbounded_channel();
     let (changes_tx, changes_rx) = mpsc::unbounded_channel();
+    let recent = Arc::new(RecentTrades::default());
+    let repair = Repair {
+        rest: rest.clone(),
+        records: input.records.clone(),
+        recent: recent.clone(),
+        notices: gaps_rx,
+    };
+    let poller_records = input.records.clone();
     let shared = RouterShared {
         gatherer: config.gatherer_id.clone(),
         records: input.records,
@@ -59,6 +73,7 @@ pub async fn run(
         health: health.clone(),
         lifecycle: lifecycle_tx,
         gaps: gaps_tx,
+        recent,
         backpressure: Duration::from_millis(config.router_backpressure_ms),
         max_frame_bytes: MAX_FRAME_BYTES,
     };
@@ -78,14 +93,23 @@ pub async fn run(
         &stop,
     );
     let registry = Registry::new(
-        rest,
+        rest.clone(),
         Duration::from_secs(config.reconcile_interval_secs),
         lifecycle_rx,
         changes_tx,
         health,
     );
-    // Gap notices are recorded by the router; repair consumes them (drained here until then).
-    let drain = tokio::spawn(async move { while gaps_rx.recv().await.is_some() {} });
+    let repair_task = tokio::spawn(repair.run(downtime_since, stop.clone()));
+    let poller_task = (config.snapshot_poll_interval_mins > 0).then(|| {
+        let interval = Duration::from_secs(config.snapshot_poll_interval_mins * 60);
+        tokio::spawn(poller::run(
+            rest,
+            registry.list.clone(),
+            poller_records,
+            interval,
+            stop.clone(),
+        ))
+    });
     let registry_stop = stop.clone();
     let registry_task = tokio::spawn(async move {
         let result = registry.run(registry_stop.clone()).await;
@@ -97,7 +121,14 @@ pub async fn run(
     let connections = manager.run(changes_rx, stop.clone()).await;
     stop.cancel();
     let registry = registry_task.await;
-    drain.abort();
+    if let Err(e) = repair_task.await {
+        tracing::error!(error = %e, "repair task failed");
+    }
+    if let Some(task) = poller_task
+        && let Err(e) = task.await
+    {
+        tracing::error!(error = %e, "snapshot poller failed");
+    }
     connections?;
     match registry {
         Ok(r) => r?,

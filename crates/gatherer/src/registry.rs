@@ -52,6 +52,8 @@ pub struct Registry {
     pub lifecycle: mpsc::UnboundedReceiver<LifecycleNote>,
     pub changes: mpsc::UnboundedSender<MarketChange>,
     pub health: Arc<Health>,
+    /// The active markets, shared with the snapshot poller.
+    pub list: crate::poller::MarketList,
     known: HashSet<String>,
 }
 
@@ -69,6 +71,7 @@ impl Registry {
             lifecycle,
             changes,
             health,
+            list: crate::poller::MarketList::default(),
             known: HashSet::new(),
         }
     }
@@ -184,6 +187,9 @@ impl Registry {
     }
 
     fn gauge(&self) {
+        if let Ok(mut list) = self.list.write() {
+            *list = self.known.iter().cloned().collect();
+        }
         metrics::gauge!(m::REGISTRY_MARKETS).set(self.known.len() as f64);
         self.health
             .markets_known

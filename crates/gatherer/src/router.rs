@@ -41,6 +41,8 @@ pub struct RouterShared {
     pub lifecycle: mpsc::UnboundedSender<LifecycleNote>,
     /// Gap notices for repair (low volume; unbounded).
     pub gaps: mpsc::UnboundedSender<GapNotice>,
+    /// Trade ids received (backfills skip them).
+    pub recent: Arc<crate::repair::RecentTrades>,
     pub backpressure: Duration,
     /// Frames larger than this are refused (counted as `oversized`), the connection stays up.
     pub max_frame_bytes: usize,
@@ -55,7 +57,9 @@ pub struct Router {
     sequences: SequenceTracker,
     occurrences: OccurrenceCounter,
     /// Open drop windows while the writer queue is full: (ticker, channel) → (first, last).
-    dropping: HashMap<(Option<String>, &'static str), (TimestampUs, TimestampUs)>,
+    dropping: HashMap<(Option<String>, &'static str), (TimestampUs, TimestampUs, Option<u64>)>,
+    /// Fresh snapshots the connection should ask for: (sid, market or all of the sid).
+    snapshot_requests: Vec<(u64, Option<String>)>,
     unknown_labels: HashSet<String>,
     gap_counter: u64,
 }
@@ -90,6 +94,7 @@ impl Router {
             sequences: SequenceTracker::default(),
             occurrences: OccurrenceCounter::default(),
             dropping: HashMap::new(),
+            snapshot_requests: Vec::new(),
             unknown_labels: HashSet::new(),
             gap_counter: 0,
         }
@@ -129,9 +134,9 @@ impl Router {
             if let Some(notice) = notice {
                 self.gap(notice);
             }
+            // A repeated or reordered number is counted, never a reason to drop data.
             if verdict == SeqCheck::Stale && is_data(&event) {
                 metrics::counter!(m::SEQUENCE_STALE_TOTAL).increment(1);
-                return None;
             }
         }
         match event {
@@ -155,6 +160,7 @@ impl Router {
                 None
             }
             WsEvent::Trade { trade, .. } => {
+                self.shared.recent.insert(&trade.trade_id);
                 self.data(Record::Trade(trade), received_at).await;
                 None
             }
@@ -260,7 +266,12 @@ impl Router {
     fn drop_record(&mut self, record: &Record, at: TimestampUs) {
         metrics::counter!(m::ROUTER_DROPPED_TOTAL, "table" => record.table().name()).increment(1);
         let key = (subject_of(record), channel_of(record));
-        let window = self.dropping.entry(key).or_insert((at, at));
+        let sid = match record {
+            Record::Delta(d) => d.pos.sid,
+            Record::Snapshot(s) => s.pos.sid,
+            _ => None,
+        };
+        let window = self.dropping.entry(key).or_insert((at, at, sid));
         window.1 = at;
     }
 
@@ -271,9 +282,9 @@ impl Router {
             markets = windows.len(),
             "writer queue was full; dropped records recorded as gaps"
         );
-        for ((ticker, channel), (start, end)) in windows {
+        for ((ticker, channel), (start, end, sid)) in windows {
             self.gap(GapNotice {
-                sid: None,
+                sid,
                 ticker,
                 channel: channel.to_string(),
                 reason: GapReason::Dropped,
@@ -289,6 +300,18 @@ impl Router {
     fn gap(&mut self, notice: GapNotice) {
         metrics::counter!(m::SEQUENCE_GAPS_TOTAL, "reason" => notice.reason.as_str()).increment(1);
         self.gap_counter += 1;
+        let repair = match (notice.channel.as_str(), notice.reason) {
+            ("orderbook_delta", GapReason::ChannelError | GapReason::Disconnected) => "resubscribe",
+            ("orderbook_delta", _) => {
+                if let Some(sid) = notice.sid {
+                    self.snapshot_requests.push((sid, notice.ticker.clone()));
+                }
+                "get_snapshot"
+            }
+            ("trade", _) => "rest_trades",
+            ("market_lifecycle_v2", _) => "rest_reconcile",
+            _ => "none",
+        };
         let gap = Gap {
             gatherer: self.shared.gatherer.clone(),
             gap_id: format!(
@@ -302,7 +325,7 @@ impl Router {
             start: notice.start,
             end: notice.end,
             reason: notice.reason.as_str().to_string(),
-            repair: "pending".to_string(),
+            repair: repair.to_string(),
         };
         tracing::info!(
             conn = self.conn,
@@ -316,6 +339,11 @@ impl Router {
         );
         self.shared.control.gap(gap);
         let _ = self.shared.gaps.send(notice);
+    }
+
+    /// Takes the snapshot requests raised by gaps since the last call.
+    pub fn take_snapshot_requests(&mut self) -> Vec<(u64, Option<String>)> {
+        std::mem::take(&mut self.snapshot_requests)
     }
 
     /// Records the markets of a lost connection as gaps (`disconnected`), one per market, or

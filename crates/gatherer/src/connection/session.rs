@@ -25,6 +25,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
+/// At most one `get_snapshot` per subscription in this interval: a burst of gaps on a busy
+/// subscription becomes one request (its markets' books are all re-read).
+const SNAPSHOT_COOLDOWN: Duration = Duration::from_secs(1);
+
 /// How often waiting markets are (re)requested when nothing else happens.
 const FLUSH_TICK: Duration = Duration::from_millis(250);
 
@@ -113,6 +117,10 @@ pub struct Session {
     last_frame_at: TimestampUs,
     /// This connection's share of `health.markets_subscribed`.
     reported_subscribed: usize,
+    /// Snapshot requests waiting for their subscription's cooldown: sid → markets (None: all).
+    snapshot_due: HashMap<u64, Option<BTreeSet<String>>>,
+    /// When each subscription last had a `get_snapshot`.
+    snapshot_sent: HashMap<u64, tokio::time::Instant>,
 }
 
 impl Session {
@@ -139,6 +147,8 @@ impl Session {
             next_id: 1,
             last_frame_at: TimestampUs::from_micros(0),
             reported_subscribed: 0,
+            snapshot_due: HashMap::new(),
+            snapshot_sent: HashMap::new(),
         }
     }
 
@@ -223,6 +233,8 @@ impl Session {
     ) -> Ended {
         self.subs.clear();
         self.pending.clear();
+        self.snapshot_due.clear();
+        self.snapshot_sent.clear();
         self.global_sids.clear();
         self.waiting = self.markets.clone();
         self.global_waiting = self.settings.global_channels.clone();
@@ -233,6 +245,10 @@ impl Session {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stable = false;
         let ended = loop {
+            if let Err(e) = self.request_snapshots(&mut ws).await {
+                tracing::warn!(conn = self.settings.id, error = %e, "send failed");
+                break Ended::Backoff("send_failed");
+            }
             if let Err(e) = self.flush(&mut ws).await {
                 metrics::counter!(m::CONNECTION_ERRORS_TOTAL, "kind" => "send").increment(1);
                 tracing::warn!(conn = self.settings.id, error = %e, "send failed");
@@ -267,6 +283,10 @@ impl Session {
                             let now = TimestampUs::now();
                             if let Some(reply) = self.router.route(text.as_bytes(), now).await {
                                 self.reply(reply, now);
+                            }
+                            if let Err(e) = self.request_snapshots(&mut ws).await {
+                                tracing::warn!(conn = self.settings.id, error = %e, "send failed");
+                                break Ended::Backoff("send_failed");
                             }
                         }
                         Message::Binary(bytes) => {
@@ -328,6 +348,66 @@ impl Session {
             }
         }
         ended
+    }
+
+    /// Asks for fresh snapshots of the markets a gap touched (`update_subscription
+    /// get_snapshot`): the answer is an `orderbook_snapshot` per market on the same sid.
+    async fn request_snapshots(
+        &mut self,
+        ws: &mut WsStream,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        for (sid, ticker) in self.router.take_snapshot_requests() {
+            let due = self
+                .snapshot_due
+                .entry(sid)
+                .or_insert_with(|| Some(BTreeSet::new()));
+            match (due.as_mut(), ticker) {
+                (Some(set), Some(t)) => {
+                    set.insert(t);
+                }
+                (_, None) => *due = None,
+                (None, Some(_)) => {}
+            }
+        }
+        if self.snapshot_due.is_empty() {
+            return Ok(());
+        }
+        let now = tokio::time::Instant::now();
+        let ready: Vec<u64> = self
+            .snapshot_due
+            .keys()
+            .copied()
+            .filter(|sid| {
+                self.snapshot_sent
+                    .get(sid)
+                    .is_none_or(|at| now.duration_since(*at) >= SNAPSHOT_COOLDOWN)
+            })
+            .collect();
+        for sid in ready {
+            let Some(wanted) = self.snapshot_due.remove(&sid) else {
+                continue;
+            };
+            let Some(sub) = self.subs.iter().find(|s| s.sid == Some(sid)) else {
+                continue;
+            };
+            let tickers: Vec<String> = match wanted {
+                Some(set) => set
+                    .into_iter()
+                    .filter(|t| sub.markets.contains(t))
+                    .collect(),
+                None => sub.markets.iter().cloned().collect(),
+            };
+            if tickers.is_empty() {
+                continue;
+            }
+            self.snapshot_sent.insert(sid, now);
+            metrics::counter!(m::REPAIR_SNAPSHOT_REQUESTS_TOTAL).increment(tickers.len() as u64);
+            let id = self.command_id();
+            let cmd = json!({"id": id, "cmd": "update_subscription",
+                "params": {"sids": [sid], "action": "get_snapshot", "market_tickers": tickers}});
+            ws.send(Message::text(cmd.to_string())).await?;
+        }
+        Ok(())
     }
 
     fn apply_offline(&mut self, cmd: ConnCommand) {

@@ -70,12 +70,38 @@ impl ReadPool {
         result
     }
 
+    /// The last stored row of `table` (downtime repair starts from it). Blocking.
+    pub fn last(&self, table: Table) -> Result<Option<PulledRecord>, StoreError> {
+        let conn = self.take()?;
+        let result = last_on(&conn, table);
+        self.put(conn);
+        result
+    }
+
     /// The acknowledged cursor of each table.
     pub fn acks(&self) -> Result<Heads, StoreError> {
         let conn = self.take()?;
         let result = read_acks(&conn);
         self.put(conn);
         result
+    }
+}
+
+fn last_on(conn: &Connection, table: Table) -> Result<Option<PulledRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(schema::select_last(table))?;
+    let mut rows = stmt.query([])?;
+    match rows.next()? {
+        None => Ok(None),
+        Some(row) => {
+            let seq = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+            let body = match row.get_ref(1)? {
+                ValueRef::Blob(b) | ValueRef::Text(b) => b,
+                _ => &[][..],
+            };
+            let record =
+                decode(table, body).map_err(|source| StoreError::Decode { table, seq, source })?;
+            Ok(Some(PulledRecord { seq, record }))
+        }
     }
 }
 

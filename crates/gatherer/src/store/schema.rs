@@ -74,6 +74,18 @@ pub const fn select_after(table: Table) -> &'static str {
     }
 }
 
+/// The last row (highest sequence).
+pub const fn select_last(table: Table) -> &'static str {
+    match table {
+        Table::Trades => "SELECT seq, body FROM trades ORDER BY seq DESC LIMIT 1",
+        Table::Deltas => "SELECT seq, body FROM deltas ORDER BY seq DESC LIMIT 1",
+        Table::Snapshots => "SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 1",
+        Table::Tickers => "SELECT seq, body FROM tickers ORDER BY seq DESC LIMIT 1",
+        Table::Lifecycle => "SELECT seq, body FROM lifecycle ORDER BY seq DESC LIMIT 1",
+        Table::Gaps => "SELECT seq, body FROM gaps ORDER BY seq DESC LIMIT 1",
+    }
+}
+
 /// The first row received at or after a cutoff (the retention boundary).
 pub const fn first_young(table: Table) -> &'static str {
     match table {

@@ -1,0 +1,89 @@
+//! The snapshot poller: every N minutes, the REST order book of every active market, with
+//! bounded concurrency, stored as snapshots with source `rest`. A market that fails is skipped
+//! and counted; the next cycle tries it again.
+
+use crate::metrics as m;
+use futures::StreamExt;
+use kd_core::backoff::BackoffPolicy;
+use kd_core::{Record, SnapshotSource, TimestampUs};
+use kd_kalshi::parse::orderbook_to_snapshot;
+use kd_kalshi::rest::{RestClient, RestError};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Books fetched at once.
+pub const CONCURRENCY: usize = 8;
+/// Attempts per market per cycle.
+const ATTEMPTS: u32 = 3;
+
+/// The markets the registry considers active (shared with the registry).
+pub type MarketList = Arc<RwLock<Vec<String>>>;
+
+/// Polls until shutdown.
+pub async fn run(
+    rest: RestClient,
+    markets: MarketList,
+    records: mpsc::Sender<Record>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // The first books come with the subscriptions.
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let list: Vec<String> = markets.read().map(|l| l.clone()).unwrap_or_default();
+        let rest = &rest;
+        let records = &records;
+        let shutdown_ref = &shutdown;
+        let stored: usize = futures::stream::iter(list)
+            .map(|ticker| async move { poll_one(rest, records, &ticker, shutdown_ref).await })
+            .buffer_unordered(CONCURRENCY)
+            .filter(|ok| std::future::ready(*ok))
+            .count()
+            .await;
+        metrics::counter!(m::POLLER_CYCLES_TOTAL).increment(1);
+        tracing::info!(stored, "snapshot poll cycle done");
+    }
+}
+
+async fn poll_one(
+    rest: &RestClient,
+    records: &mpsc::Sender<Record>,
+    ticker: &str,
+    shutdown: &CancellationToken,
+) -> bool {
+    let book = rest
+        .retry(BackoffPolicy::POLLER, Some(ATTEMPTS), shutdown, || {
+            rest.orderbook(ticker, None)
+        })
+        .await;
+    let book = match book {
+        Ok(b) => b,
+        Err(RestError::Cancelled) => return false,
+        Err(e) => {
+            metrics::counter!(m::POLLER_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
+            tracing::debug!(%ticker, error = %e, "order book skipped this cycle");
+            return false;
+        }
+    };
+    let Some(fp) = book.orderbook_fp.as_ref().or(book.orderbook.as_ref()) else {
+        metrics::counter!(m::POLLER_ERRORS_TOTAL, "kind" => "empty").increment(1);
+        return false;
+    };
+    match orderbook_to_snapshot(ticker, fp, SnapshotSource::Rest, TimestampUs::now()) {
+        Ok(snapshot) => {
+            metrics::counter!(m::POLLER_SNAPSHOTS_TOTAL).increment(1);
+            records.send(Record::Snapshot(snapshot)).await.is_ok()
+        }
+        Err(e) => {
+            metrics::counter!(m::POLLER_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
+            false
+        }
+    }
+}

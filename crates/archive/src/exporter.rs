@@ -373,6 +373,10 @@ impl<S: WindowSource> Exporter<S> {
                 }
             }
         }
+        if rows == 0 {
+            // A day without records writes no aggregate objects (like an empty window).
+            return Ok(StepReport::default());
+        }
         let markets = self.source.market_refs(&agg.tickers()).await?;
         let row_group_rows = self.config.row_group_rows;
         let files = tokio::task::spawn_blocking(move || -> Result<Vec<_>, ExportError> {

@@ -68,11 +68,14 @@ pub fn dedup_sorted(records: &mut Vec<Record>) -> usize {
         {
             run_start = out.len();
         }
+        // Most runs hold one record: identities (which allocate) are built only on a tie.
+        let run = &out[run_start..];
+        if run.is_empty() {
+            out.push(r);
+            continue;
+        }
         let identity = r.identity();
-        if !out[run_start..]
-            .iter()
-            .any(|seen| seen.identity() == identity)
-        {
+        if !run.iter().any(|seen| seen.identity() == identity) {
             out.push(r);
         }
     }

@@ -34,6 +34,9 @@ pub struct DedupConfig {
     pub batch_size: usize,
     /// Most rows merged into one production transaction.
     pub max_transaction_rows: usize,
+    /// When current, how long the writer waits after a first small batch for more (the other
+    /// gatherers' copies arrive within milliseconds): fewer, larger transactions.
+    pub merge_window_ms: u64,
     /// Identities per table remembered as committed, so lagging gatherers' copies are dropped
     /// in memory rather than by the database (0 turns it off; ~48 bytes each).
     pub recent_identities: usize,
@@ -67,6 +70,7 @@ impl Default for DedupConfig {
             gatherers: Vec::new(),
             batch_size: 10_000,
             max_transaction_rows: 50_000,
+            merge_window_ms: 50,
             recent_identities: 500_000,
             long_poll_ms: 500,
             pull_timeout_ms: 10_000,
@@ -139,6 +143,9 @@ impl DedupConfig {
                 "gatherer_retry_max_ms",
                 "needs 0 < gatherer_retry_ms ≤ gatherer_retry_max_ms",
             ));
+        }
+        if self.merge_window_ms > 5_000 {
+            return Err(ConfigError::invalid("merge_window_ms", "at most 5000"));
         }
         if self.transaction_timeout_secs == 0 {
             return Err(ConfigError::invalid(

@@ -11,7 +11,8 @@
 //! - A puller reads its gatherer from the cursor stored in production, in large batches back
 //!   to back while behind (catch-up), and with a long-poll once current. An unreachable gatherer
 //!   only stalls its own pullers (backoff up to `gatherer_retry_max_ms`); the others carry on.
-//! - The writer takes whatever batches are waiting (up to `max_transaction_rows`), merges them
+//! - The writer takes whatever batches are waiting (up to `max_transaction_rows`; when current,
+//!   it waits up to `merge_window_ms` for the other gatherers' copies), merges them
 //!   dropping duplicate identities, and commits the survivors and the cursors of every gatherer
 //!   that contributed in one transaction. Production failures are retried forever with the
 //!   DATABASE backoff; meanwhile the bounded channel fills, pullers wait and the gatherers keep
@@ -180,6 +181,7 @@ async fn writer(
 ) {
     let max_rows = ctx.config.max_transaction_rows;
     let mut recent = RecentIdentities::new(ctx.config.recent_identities);
+    let merge_window = Duration::from_millis(ctx.config.merge_window_ms);
     loop {
         let first = tokio::select! {
             b = rx.recv() => match b { Some(b) => b, None => return },
@@ -187,14 +189,27 @@ async fn writer(
         };
         let mut rows = first.records.len();
         let mut batches = vec![first];
+        // When current (a small batch), wait a moment for the other gatherers' copies and more
+        // rows: one transaction instead of one per copy, at a bounded latency cost.
+        let window = if rows < ctx.config.batch_size {
+            merge_window
+        } else {
+            Duration::ZERO
+        };
+        let deadline = tokio::time::Instant::now() + window;
         while rows < max_rows {
-            match rx.try_recv() {
-                Ok(b) => {
-                    rows += b.records.len();
-                    batches.push(b);
+            let next = match rx.try_recv() {
+                Ok(b) => Some(b),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    tokio::time::timeout_at(deadline, rx.recv())
+                        .await
+                        .unwrap_or_default()
                 }
-                Err(_) => break,
-            }
+            };
+            let Some(b) = next else { break };
+            rows += b.records.len();
+            batches.push(b);
         }
         let merged = merge_with(batches, Some(&recent));
         let cursors: Vec<CursorUpdate> = merged

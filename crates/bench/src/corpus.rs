@@ -2,8 +2,8 @@
 //! `samples.jsonl` (94 % `orderbook_delta`, 5 % `trade`, 1 % `ticker`), timestamped around now
 //! so production partitions exist, spread over `markets` tickers. Deterministic (xorshift).
 
-use kd_core::records::{OccurrenceCounter, Record};
 use kd_core::TimestampUs;
+use kd_core::records::{OccurrenceCounter, Record};
 use kd_kalshi::parse::{WsEvent, parse_ws};
 
 /// A deterministic generator so runs are comparable.

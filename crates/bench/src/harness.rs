@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
-const LOOPBACK_ANY: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+const LOOPBACK_ANY: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// A simulator on a free loopback port.
 pub async fn sim(
@@ -86,16 +87,27 @@ pub async fn dedup(
 /// Sum of a gatherer's committed heads over the record tables (gaps excluded).
 pub fn committed(g: &GathererHandle) -> u64 {
     let heads = *g.heads().borrow();
-    [Table::Trades, Table::Deltas, Table::Snapshots, Table::Tickers, Table::Lifecycle]
-        .into_iter()
-        .map(|t| heads.get(t))
-        .sum()
+    [
+        Table::Trades,
+        Table::Deltas,
+        Table::Snapshots,
+        Table::Tickers,
+        Table::Lifecycle,
+    ]
+    .into_iter()
+    .map(|t| heads.get(t))
+    .sum()
 }
 
 /// Rows in production over the tables the corpus fills.
 pub async fn production_rows(store: &kd_dedup::Store) -> Result<u64, BenchError> {
     let mut n = 0;
-    for t in [Table::Trades, Table::Deltas, Table::Tickers, Table::Snapshots] {
+    for t in [
+        Table::Trades,
+        Table::Deltas,
+        Table::Tickers,
+        Table::Snapshots,
+    ] {
         n += store
             .count(t)
             .await

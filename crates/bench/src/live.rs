@@ -5,10 +5,10 @@
 //! polled every 50 ms; one gatherer and a fresh production, so row `seq` of a table is in
 //! production once that table holds `seq` rows — an upper bound by up to one poll).
 
+use crate::BenchError;
 use crate::harness;
 use crate::measure::{per_second, quantile};
 use crate::report::Report;
-use crate::BenchError;
 use kd_core::{Table, TimestampUs};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -121,7 +121,8 @@ async fn run_inner(
     let catch_up = Instant::now() + Duration::from_secs(60);
     loop {
         let last = prod.lock().ok().and_then(|v| v.last().copied());
-        if last.is_some_and(|(_, c)| c[0] >= end[0] && c[1] >= end[1]) || Instant::now() > catch_up {
+        if last.is_some_and(|(_, c)| c[0] >= end[0] && c[1] >= end[1]) || Instant::now() > catch_up
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -136,7 +137,11 @@ async fn run_inner(
     let _ = sim.join().await;
 
     let measured = (end[0] - base[0]) + (end[1] - base[1]);
-    report.set("live_msgs_per_s", per_second(measured, elapsed), "no messages received");
+    report.set(
+        "live_msgs_per_s",
+        per_second(measured, elapsed),
+        "no messages received",
+    );
     report.set(
         "live_cpu_ms_per_10k_msgs",
         (measured > 0).then(|| cpu.as_secs_f64() * 1e3 * 10_000.0 / measured as f64),
@@ -170,13 +175,15 @@ async fn run_inner(
 }
 
 /// `(table index, seq, exchange_ts µs)` of the rows committed in the window.
-fn read_rows(path: &Path, base: [u64; 2], end: [u64; 2]) -> Result<Vec<(usize, u64, i64)>, BenchError> {
+fn read_rows(
+    path: &Path,
+    base: [u64; 2],
+    end: [u64; 2],
+) -> Result<Vec<(usize, u64, i64)>, BenchError> {
     let sql = |e| BenchError::stage("read gatherer store", e);
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .map_err(sql)?;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sql)?;
     let mut out = Vec::new();
     for (i, q) in [
         "SELECT seq, exchange_ts FROM deltas WHERE seq > ?1 AND seq <= ?2",
@@ -187,10 +194,9 @@ fn read_rows(path: &Path, base: [u64; 2], end: [u64; 2]) -> Result<Vec<(usize, u
     {
         let mut stmt = conn.prepare(q).map_err(sql)?;
         let rows = stmt
-            .query_map(
-                rusqlite::params![base[i] as i64, end[i] as i64],
-                |r| Ok((i, r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?)),
-            )
+            .query_map(rusqlite::params![base[i] as i64, end[i] as i64], |r| {
+                Ok((i, r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?))
+            })
             .map_err(sql)?;
         for r in rows {
             out.push(r.map_err(sql)?);
@@ -204,9 +210,7 @@ fn latencies(rows: &[(usize, u64, i64)], samples: &[(i64, [u64; 2])]) -> Vec<f64
     rows.iter()
         .filter_map(|&(i, seq, ts)| {
             let at = samples.partition_point(|(_, c)| c[i] < seq);
-            samples
-                .get(at)
-                .map(|(t, _)| (t - ts) as f64 / 1_000.0)
+            samples.get(at).map(|(t, _)| (t - ts) as f64 / 1_000.0)
         })
         .collect()
 }

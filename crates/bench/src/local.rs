@@ -2,13 +2,13 @@
 //! insert, WAL, `synchronous=NORMAL` like the gatherer's store), and the real gatherer
 //! (parse + occurrence + its writer queue + its batched durable commits).
 
+use crate::BenchError;
 use crate::corpus;
 use crate::harness;
 use crate::measure::{cpu_time, per_second};
 use crate::report::Report;
-use crate::BenchError;
-use kd_core::records::{OccurrenceCounter, Record};
 use kd_core::TimestampUs;
+use kd_core::records::{OccurrenceCounter, Record};
 use kd_kalshi::parse::parse_ws;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -44,8 +44,10 @@ pub fn sqlite_baseline(
 ) -> Result<(), BenchError> {
     let sql = |e: rusqlite::Error| BenchError::stage("sqlite baseline", e);
     let conn = rusqlite::Connection::open(dir.join("baseline.sqlite")).map_err(sql)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sql)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sql)?;
     conn.execute_batch(
         "CREATE TABLE rows (seq INTEGER PRIMARY KEY AUTOINCREMENT, received_at INTEGER NOT NULL,
          subject TEXT, exchange_ts INTEGER NOT NULL, body BLOB NOT NULL);",

@@ -2,16 +2,16 @@
 //! deduplicator merging three identical gatherer copies (PostgreSQL and SQLite), and the
 //! exporter reading what the deduplicator wrote.
 
+use crate::BenchError;
 use crate::harness;
 use crate::measure::per_second;
 use crate::report::Report;
-use crate::BenchError;
-use kd_core::records::Record;
 use kd_core::TimestampUs;
+use kd_core::records::Record;
 use std::time::{Duration, Instant};
+use tokio_postgres::NoTls;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
-use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
 /// A database created for this run on the server of `--production`, dropped at the end, so
@@ -73,14 +73,19 @@ impl ScratchDb {
     pub async fn drop_db(self) -> Result<(), BenchError> {
         let client = connect(&self.admin).await?;
         client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .await
             .map_err(|e| BenchError::stage("drop scratch database", e))
     }
 }
 
-/// One generic row per record: the columns of `orderbook_deltas`.
-fn copy_row(r: &Record) -> (&str, i64, &'static str, i64, i64, i64, i64) {
+/// One generic row per record: the columns of `orderbook_deltas`. Rows other than deltas take
+/// their position as `occurrence`, so every row is unique under the deltas' constraint.
+fn copy_row(i: usize, r: &Record) -> (&str, i64, &'static str, i64, i64, i64, i64) {
+    let pos = i as i64;
     match r {
         Record::Delta(d) => (
             &d.ticker,
@@ -97,7 +102,16 @@ fn copy_row(r: &Record) -> (&str, i64, &'static str, i64, i64, i64, i64) {
             "yes",
             t.yes_price.units(),
             t.count.hundredths(),
+            pos,
+            t.received_at.micros(),
+        ),
+        Record::Ticker(t) => (
+            &t.ticker,
+            t.exchange_ts.micros(),
+            "yes",
             0,
+            0,
+            pos,
             t.received_at.micros(),
         ),
         other => (
@@ -106,18 +120,30 @@ fn copy_row(r: &Record) -> (&str, i64, &'static str, i64, i64, i64, i64) {
             "yes",
             0,
             0,
-            0,
+            pos,
             other.received_at().micros(),
         ),
+    }
+}
+
+/// A PostgreSQL error with the server's message (tokio-postgres shows only "db error").
+fn pg_err(stage: &'static str, e: tokio_postgres::Error) -> BenchError {
+    match e.as_db_error() {
+        Some(db) => BenchError::msg(stage, format!("{}: {}", db.code().code(), db.message())),
+        None => BenchError::stage(stage, e),
     }
 }
 
 /// Bare binary `COPY` of the same rows, one statement per 50,000 rows (the deduplicator's
 /// `max_transaction_rows`): into an unindexed table (the ceiling) and into one with the
 /// deltas' unique constraint.
-pub async fn copy_baseline(url: &str, records: &[Record], report: &mut Report) -> Result<(), BenchError> {
+pub async fn copy_baseline(
+    url: &str,
+    records: &[Record],
+    report: &mut Report,
+) -> Result<(), BenchError> {
     let client = connect(url).await?;
-    let pg = |e| BenchError::stage("COPY baseline", e);
+    let pg = |e| pg_err("COPY baseline", e);
     client
         .batch_execute(
             "CREATE TABLE bench_copy (ticker text NOT NULL, exchange_ts bigint NOT NULL,
@@ -142,15 +168,16 @@ pub async fn copy_baseline(url: &str, records: &[Record], report: &mut Report) -
         ("bench_copy_unique", "baseline_pg_copy_unique_rows_per_s"),
     ] {
         let start = Instant::now();
-        for chunk in records.chunks(50_000) {
+        for (n, chunk) in records.chunks(50_000).enumerate() {
+            let offset = n * 50_000;
             let sink = client
                 .copy_in(&format!("COPY {table} FROM STDIN BINARY"))
                 .await
                 .map_err(pg)?;
             let writer = BinaryCopyInWriter::new(sink, &types);
             futures::pin_mut!(writer);
-            for r in chunk {
-                let (t, ts, side, price, delta, occ, recv) = copy_row(r);
+            for (j, r) in chunk.iter().enumerate() {
+                let (t, ts, side, price, delta, occ, recv) = copy_row(offset + j, r);
                 writer
                     .as_mut()
                     .write(&[&t, &ts, &side, &price, &delta, &occ, &recv])
@@ -159,10 +186,16 @@ pub async fn copy_baseline(url: &str, records: &[Record], report: &mut Report) -
             }
             writer.finish().await.map_err(pg)?;
         }
-        report.set(key, per_second(records.len() as u64, start.elapsed()), "no rows");
+        report.set(
+            key,
+            per_second(records.len() as u64, start.elapsed()),
+            "no rows",
+        );
     }
     // Not needed afterwards; keeps the scratch database small for the deduplicator stage.
-    let _ = client.batch_execute("DROP TABLE bench_copy, bench_copy_unique").await;
+    let _ = client
+        .batch_execute("DROP TABLE bench_copy, bench_copy_unique")
+        .await;
     Ok(())
 }
 
@@ -188,8 +221,11 @@ pub async fn dedup(
     let ids: Vec<String> = (0..gatherers.len())
         .map(|i| format!("bench-{}", (b'a' + i as u8) as char))
         .collect();
-    let pairs: Vec<(&str, &kd_gatherer::GathererHandle)> =
-        ids.iter().map(String::as_str).zip(gatherers.iter()).collect();
+    let pairs: Vec<(&str, &kd_gatherer::GathererHandle)> = ids
+        .iter()
+        .map(String::as_str)
+        .zip(gatherers.iter())
+        .collect();
     let start = Instant::now();
     let handle = harness::dedup(production, &pairs, &shutdown).await?;
     let deadline = start + Duration::from_secs(900);
@@ -199,7 +235,10 @@ pub async fn dedup(
     while done < already + unique {
         if Instant::now() > deadline {
             handle.shutdown();
-            return Err(BenchError::msg("deduplicator", "rows not in production in time"));
+            return Err(BenchError::msg(
+                "deduplicator",
+                "rows not in production in time",
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         done = harness::production_rows(&store).await?;
@@ -241,7 +280,11 @@ pub async fn export(
             .map_err(|e| BenchError::stage("export", e))?;
         rows += r.rows as u64;
     }
-    report.set("export_rows_per_s", per_second(rows, start.elapsed()), "no rows exported");
+    report.set(
+        "export_rows_per_s",
+        per_second(rows, start.elapsed()),
+        "no rows exported",
+    );
     report.note("export_rows", rows);
     Ok(())
 }

@@ -48,7 +48,10 @@ impl Report {
 
     /// A figure if measured.
     pub fn get(&self, key: &str) -> Option<f64> {
-        self.figures.iter().find(|(k, _)| k == key).and_then(|(_, v)| *v)
+        self.figures
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| *v)
     }
 
     /// A ratio of two figures already set (`None` when either is missing).

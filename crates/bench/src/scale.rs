@@ -3,10 +3,10 @@
 //! the time from spawn to `/ready` (first full market sync and a connection up), the time until
 //! every known market is subscribed, and RSS once subscribed.
 
+use crate::BenchError;
 use crate::harness;
 use crate::measure::rss_mb;
 use crate::report::Report;
-use crate::BenchError;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -103,7 +103,10 @@ async fn observe(
     let Some(ready_s) = ready_s else {
         return Err(BenchError::msg(
             "scale",
-            format!("gatherer not ready within {} s at {markets} markets", limit.as_secs()),
+            format!(
+                "gatherer not ready within {} s at {markets} markets",
+                limit.as_secs()
+            ),
         ));
     };
     // Steady state: the largest RSS over two seconds of streaming.
@@ -145,7 +148,11 @@ pub async fn run(
         match outcome {
             Ok(p) => {
                 report.set(&format!("rss_{label}_markets_mb"), Some(p.rss_mb), "");
-                report.set(&format!("peak_rss_{label}_markets_mb"), Some(p.peak_rss_mb), "");
+                report.set(
+                    &format!("peak_rss_{label}_markets_mb"),
+                    Some(p.peak_rss_mb),
+                    "",
+                );
                 report.set(&format!("sync_{label}_markets_s"), Some(p.ready_s), "");
                 report.set(
                     &format!("subscribed_{label}_markets_s"),

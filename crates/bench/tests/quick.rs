@@ -10,6 +10,7 @@ async fn quick_json_has_every_key_as_a_number_or_null_with_a_reason()
     args.production = std::env::var("KALSHI_DATA_BENCH_PG").ok();
     let report = kd_bench::run(&args).await?;
     let json: serde_json::Value = serde_json::from_str(&report.to_json().to_string())?;
+    eprintln!("{json}");
     for key in REQUIRED_KEYS {
         let v = &json[key];
         assert!(
@@ -19,8 +20,16 @@ async fn quick_json_has_every_key_as_a_number_or_null_with_a_reason()
         );
     }
     // The stages that need nothing outside this process must have produced figures.
-    for key in ["parse_msgs_per_s", "gatherer_msgs_per_s", "dedup_sqlite_rows_per_s"] {
-        assert!(json[key].is_number(), "{key} not measured: {}", json["reasons"][key]);
+    for key in [
+        "parse_msgs_per_s",
+        "gatherer_msgs_per_s",
+        "dedup_sqlite_rows_per_s",
+    ] {
+        assert!(
+            json[key].is_number(),
+            "{key} not measured: {}",
+            json["reasons"][key]
+        );
     }
     Ok(())
 }

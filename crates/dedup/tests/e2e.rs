@@ -228,7 +228,7 @@ async fn sim_scenario(production: &str, faults: &[&str], scale: Scale) -> TestRe
     assert!(
         missing.is_empty() && extra.is_empty(),
         "{t}: missing {missing:?}, extra {extra:?}"
-
+    );
     println!(
         "production: {} trades, {} deltas, {} tickers — equal to the ground truth",
         trades.len(),

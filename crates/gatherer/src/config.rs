@@ -211,7 +211,8 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_key() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut GathererConfig)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut GathererConfig)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("gatherer_id", Box::new(|c| c.gatherer_id = "a b".into())),
             ("writer_batch_rows", Box::new(|c| c.writer_batch_rows = 0)),
             (

@@ -57,12 +57,17 @@ pub struct Router {
     sequences: SequenceTracker,
     occurrences: OccurrenceCounter,
     /// Open drop windows while the writer queue is full: (ticker, channel) → (first, last).
-    dropping: HashMap<(Option<String>, &'static str), (TimestampUs, TimestampUs, Option<u64>)>,
+    dropping: HashMap<DropKey, DropWindow>,
     /// Fresh snapshots the connection should ask for: (sid, market or all of the sid).
     snapshot_requests: Vec<(u64, Option<String>)>,
     unknown_labels: HashSet<String>,
     gap_counter: u64,
 }
+
+/// A drop window's key: market (when known) and channel.
+type DropKey = (Option<String>, &'static str);
+/// First and last drop, and the subscription of the dropped records (for a fresh snapshot).
+type DropWindow = (TimestampUs, TimestampUs, Option<u64>);
 
 /// The channel a record came from (for gaps).
 fn channel_of(record: &Record) -> &'static str {

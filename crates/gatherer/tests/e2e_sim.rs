@@ -71,11 +71,9 @@ async fn scenario(scale: Scale) -> TestResult {
     sim.stop_publishing().await;
     let stopped_at = TimestampUs::now();
     let mut heads = gatherer.heads();
-    loop {
-        match tokio::time::timeout(Duration::from_millis(1_000), heads.changed()).await {
-            Ok(Ok(())) => continue,
-            _ => break,
-        }
+    // Wait until nothing has been committed for a second.
+    while let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(1_000), heads.changed()).await
+    {
     }
     sim.flush_truth().await;
     gatherer.stop().await?;

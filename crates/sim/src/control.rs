@@ -4,6 +4,10 @@
 //! - `DELETE /_sim/faults` — clears every fault.
 //! - `GET /_sim/faults` — the active faults as a JSON list of specs.
 //! - `GET /_sim/stats` — [`crate::SimStats`] as JSON.
+//! - `POST /_sim/stop-publishing` — the exchange stops producing new messages (REST keeps
+//!   answering, so gatherers can still repair); answers once the final book check point is
+//!   queued, like [`crate::SimHandle::stop_publishing`]. `kalshi-data up --duration` drains this way.
+//! - `POST /_sim/resume-publishing` — undoes it.
 
 use crate::faults::{FaultSpec, parse_fault};
 use crate::shared::Shared;
@@ -14,11 +18,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .route("/_sim/faults", get(list).post(add).delete(clear))
         .route("/_sim/stats", get(stats))
+        .route(
+            "/_sim/stop-publishing",
+            axum::routing::post(stop_publishing),
+        )
+        .route(
+            "/_sim/resume-publishing",
+            axum::routing::post(resume_publishing),
+        )
         .with_state(shared)
 }
 
@@ -86,4 +99,22 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
         (u64::from(ex.market_count()), ex.trades.len() as u64)
     };
     Json(shared.stats.snapshot(markets, trades)).into_response()
+}
+
+async fn stop_publishing(State(shared): State<Arc<Shared>>) -> Response {
+    shared.paused_ack.store(false, Ordering::SeqCst);
+    shared.publishing.store(false, Ordering::SeqCst);
+    // The publisher acknowledges after writing its final check point; a publisher that has
+    // already exited never will, hence the bound.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !shared.paused_ack.load(Ordering::SeqCst) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let acknowledged = shared.paused_ack.load(Ordering::SeqCst);
+    Json(json!({"publishing": false, "checkpoint_written": acknowledged})).into_response()
+}
+
+async fn resume_publishing(State(shared): State<Arc<Shared>>) -> Response {
+    shared.publishing.store(true, Ordering::SeqCst);
+    Json(json!({"publishing": true})).into_response()
 }

@@ -412,3 +412,39 @@ async fn wrong_signature_gets_401_and_a_right_one_connects() -> TestResult {
     sim.shutdown().await?;
     Ok(())
 }
+
+/// `POST /_sim/stop-publishing` freezes the feed (what `up --duration` drains with) while REST
+/// keeps answering; `resume-publishing` restarts it.
+#[tokio::test]
+async fn stop_publishing_over_http_freezes_the_feed() -> TestResult {
+    let sim = start(config()).await?;
+    let total = |s: &kd_sim::SimStats| s.published.values().sum::<u64>();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while total(&sim.stats().await) == 0 {
+        assert!(Instant::now() < deadline, "nothing published");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{}/_sim/stop-publishing", sim.control_base()))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    let frozen = total(&sim.stats().await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(total(&sim.stats().await), frozen, "published after stop");
+    let (status, _) = get_json(&format!("{}/markets?limit=1", sim.rest_base())).await?;
+    assert_eq!(status, 200, "REST must keep answering while stopped");
+    let resp = client
+        .post(format!("{}/_sim/resume-publishing", sim.control_base()))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while total(&sim.stats().await) <= frozen {
+        assert!(Instant::now() < deadline, "publishing did not resume");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sim.shutdown().await?;
+    Ok(())
+}

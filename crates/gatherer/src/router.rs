@@ -12,7 +12,7 @@ use crate::metrics as m;
 use crate::sequence::{GapNotice, GapReason, SeqCheck, SequenceTracker};
 use crate::writer::WriterControl;
 use kd_core::records::OccurrenceCounter;
-use kd_core::{Gap, Record, TimestampUs};
+use kd_core::{Gap, OrderbookSnapshot, Record, TimestampUs};
 use kd_kalshi::parse::{MarketLifecycleInfo, WsEvent, parse_ws};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -62,7 +62,14 @@ pub struct Router {
     snapshot_requests: Vec<(u64, Option<String>)>,
     unknown_labels: HashSet<String>,
     gap_counter: u64,
+    /// WebSocket snapshots held until their market's next delta fixes their time (see
+    /// [`Router::hold_snapshot`]), with when each arrived.
+    held: HashMap<String, (OrderbookSnapshot, TimestampUs)>,
 }
+
+/// How long a WebSocket snapshot waits for its market's next delta before it is stored with
+/// its receive time.
+const SNAPSHOT_HOLD: Duration = Duration::from_secs(2);
 
 /// A drop window's key: market (when known) and channel.
 type DropKey = (Option<String>, &'static str);
@@ -102,6 +109,7 @@ impl Router {
             snapshot_requests: Vec::new(),
             unknown_labels: HashSet::new(),
             gap_counter: 0,
+            held: HashMap::new(),
         }
     }
 
@@ -147,10 +155,17 @@ impl Router {
         match event {
             WsEvent::Snapshot { sid, snapshot, .. } => {
                 self.sequences.snapshot(sid, &snapshot.ticker);
-                self.data(Record::Snapshot(snapshot), received_at).await;
+                self.hold_snapshot(snapshot, received_at).await;
                 None
             }
             WsEvent::Delta { sid, mut delta, .. } => {
+                if let Some((mut snapshot, _)) = self.held.remove(&delta.ticker) {
+                    // The first delta the snapshot does not contain: the book it shows held
+                    // until just before this change.
+                    snapshot.exchange_ts =
+                        TimestampUs::from_micros(delta.exchange_ts.micros().saturating_sub(1));
+                    self.data(Record::Snapshot(snapshot), received_at).await;
+                }
                 if let Some(notice) = self.sequences.delta(sid, &delta.ticker, received_at) {
                     self.gap(notice);
                 }
@@ -388,6 +403,45 @@ impl Router {
     }
 
     /// Flushes open drop windows (before the connection task ends).
+    /// Holds a WebSocket snapshot until its time is known.
+    ///
+    /// A WebSocket snapshot carries no exchange time, and stamping it with the receive time is
+    /// wrong: a delta the exchange stamped *before* that instant can still arrive *after* the
+    /// snapshot (it was in flight), and a reader rebuilding "snapshot + deltas after it" would
+    /// skip it. A market's deltas arrive in time order, so the snapshot's book held from its
+    /// last included delta until just before the first delta that follows it on this
+    /// subscription: that instant minus 1 µs is its time. A snapshot whose market stays quiet
+    /// for [`SNAPSHOT_HOLD`] keeps its receive time.
+    async fn hold_snapshot(&mut self, snapshot: OrderbookSnapshot, received_at: TimestampUs) {
+        if let Some((previous, _)) = self.held.remove(&snapshot.ticker) {
+            // Two snapshots with no delta between them show the same book; keep both.
+            self.data(Record::Snapshot(previous), received_at).await;
+        }
+        self.held
+            .insert(snapshot.ticker.clone(), (snapshot, received_at));
+        self.release_held(received_at, false).await;
+    }
+
+    /// Stores held snapshots older than [`SNAPSHOT_HOLD`] (all of them with `all`), with their
+    /// receive time. Called on the connection's tick and when it ends.
+    pub async fn release_held(&mut self, now: TimestampUs, all: bool) {
+        if self.held.is_empty() {
+            return;
+        }
+        let hold = SNAPSHOT_HOLD.as_micros() as i64;
+        let due: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, (_, at))| all || now.micros() - at.micros() >= hold)
+            .map(|(ticker, _)| ticker.clone())
+            .collect();
+        for ticker in due {
+            if let Some((snapshot, at)) = self.held.remove(&ticker) {
+                self.data(Record::Snapshot(snapshot), at).await;
+            }
+        }
+    }
+
     pub fn finish(&mut self) {
         if !self.dropping.is_empty() {
             self.close_drop_windows(TimestampUs::now());

@@ -327,9 +327,13 @@ impl Session {
                     }
                     None => break Ended::Shutdown,
                 },
-                _ = tick.tick() => {}
+                _ = tick.tick() => {
+                    self.router.release_held(TimestampUs::now(), false).await;
+                }
             }
         };
+        // Snapshots still waiting for a delta are stored now, with their receive time.
+        self.router.release_held(TimestampUs::now(), true).await;
         self.health.connections_up.fetch_sub(1, Ordering::Relaxed);
         metrics::gauge!(m::CONNECTION_UP).decrement(1.0);
         self.set_subscribed_gauge(0);

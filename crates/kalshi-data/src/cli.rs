@@ -10,7 +10,12 @@ use std::process::ExitCode;
 #[command(name = "kalshi-data", version, about, long_about = None)]
 pub struct Cli {
     /// Log format: `human` or `json`.
-    #[arg(long, global = true, default_value = "human", env = "KALSHI_DATA_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "human",
+        env = "KALSHI_DATA_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -88,7 +93,11 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
 async fn backfill(args: kd_backfill::BackfillArgs) -> anyhow::Result<ExitCode> {
     let report = kd_backfill::run(args).await?;
     println!("{report}");
-    Ok(if report.parse_errors == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.parse_errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The operator commands of `kd_ops` (`up`, `status`, `verify`, `book`).
@@ -109,7 +118,11 @@ mod kd_ops_run {
     pub async fn verify(args: &kd_ops::verify::VerifyArgs) -> anyhow::Result<ExitCode> {
         let outcome = kd_ops::verify::run(args).await?;
         println!("{}", outcome.text);
-        Ok(if outcome.passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        Ok(if outcome.passed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
     }
 
     pub async fn book(args: &kd_ops::book_command::BookArgs) -> anyhow::Result<ExitCode> {
@@ -143,9 +156,13 @@ mod keygen {
             "--name must be a plain file name, got {:?}",
             args.name
         );
-        let (private, public) = kd_kalshi::auth::write_keypair_bits(&args.out, &args.name, args.bits)
-            .with_context(|| format!("writing a key pair into {}", args.out.display()))?;
-        println!("private key: {} (mode 0600; keep it secret)", private.display());
+        let (private, public) =
+            kd_kalshi::auth::write_keypair_bits(&args.out, &args.name, args.bits)
+                .with_context(|| format!("writing a key pair into {}", args.out.display()))?;
+        println!(
+            "private key: {} (mode 0600; keep it secret)",
+            private.display()
+        );
         println!("public key:  {}", public.display());
         Ok(ExitCode::SUCCESS)
     }

@@ -65,6 +65,9 @@ pub struct Router {
     /// WebSocket snapshots held until their market's next delta fixes their time (see
     /// [`Router::hold_snapshot`]), with when each arrived.
     held: HashMap<String, (OrderbookSnapshot, TimestampUs)>,
+    /// Exchange time of the last delta received per `sid`: the latest instant up to which the
+    /// subscription's stream is known complete when a gap opens.
+    last_delta_ts: HashMap<u64, TimestampUs>,
 }
 
 /// How long a WebSocket snapshot waits for its market's next delta before it is stored with
@@ -110,6 +113,7 @@ impl Router {
             unknown_labels: HashSet::new(),
             gap_counter: 0,
             held: HashMap::new(),
+            last_delta_ts: HashMap::new(),
         }
     }
 
@@ -146,6 +150,7 @@ impl Router {
                     .check(sid, event.seq(), received_at, event.kind_name());
             if let Some(notice) = notice {
                 self.gap(notice);
+                self.release_across_gap(sid, received_at).await;
             }
             // A repeated or reordered number is counted, never a reason to drop data.
             if verdict == SeqCheck::Stale && is_data(&event) {
@@ -166,6 +171,7 @@ impl Router {
                         TimestampUs::from_micros(delta.exchange_ts.micros().saturating_sub(1));
                     self.data(Record::Snapshot(snapshot), received_at).await;
                 }
+                self.last_delta_ts.insert(sid, delta.exchange_ts);
                 if let Some(notice) = self.sequences.delta(sid, &delta.ticker, received_at) {
                     self.gap(notice);
                 }
@@ -420,6 +426,29 @@ impl Router {
         self.held
             .insert(snapshot.ticker.clone(), (snapshot, received_at));
         self.release_held(received_at, false).await;
+    }
+
+    /// A gap opened on `sid`: the delta that would have timed a held snapshot may be among the
+    /// lost messages. The stream was complete up to the last delta received before the gap, and
+    /// the exchange publishes in time order, so that delta's time is one at which each held
+    /// snapshot of this subscription certainly held.
+    async fn release_across_gap(&mut self, sid: u64, received_at: TimestampUs) {
+        let due: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, (s, _))| s.pos.sid == Some(sid))
+            .map(|(ticker, _)| ticker.clone())
+            .collect();
+        let bound = self.last_delta_ts.get(&sid).copied();
+        for ticker in due {
+            if let Some((mut snapshot, _)) = self.held.remove(&ticker) {
+                if let Some(bound) = bound {
+                    snapshot.exchange_ts = bound;
+                }
+                metrics::counter!(m::ROUTER_SNAPSHOTS_TIMED_ACROSS_GAP_TOTAL).increment(1);
+                self.data(Record::Snapshot(snapshot), received_at).await;
+            }
+        }
     }
 
     /// Stores held snapshots older than [`SNAPSHOT_HOLD`] (all of them with `all`), with their

@@ -219,7 +219,10 @@ async fn a_restarted_simulator_never_reuses_a_trade_id() -> TestResult {
         })
         .await?;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while sim.stats().await.trades < 200 && std::time::Instant::now() < deadline {
+        // `trades` counts restored trades too: wait for 200 new ones in this round.
+        while sim.stats().await.trades < 200 * (round as u64 + 1)
+            && std::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         sim.stop_publishing().await;

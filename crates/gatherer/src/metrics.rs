@@ -47,9 +47,10 @@ pub const ROUTER_MESSAGES_TOTAL: &str = "router_messages_total";
 pub const ROUTER_PARSE_ERRORS_TOTAL: &str = "router_parse_errors_total";
 /// Well-formed messages of a type the gatherer does not know, by `type`.
 pub const ROUTER_UNKNOWN_MESSAGES_TOTAL: &str = "router_unknown_messages_total";
-/// WebSocket snapshots timed by the last delta before a sequence gap (their next delta may
-/// have been lost).
-pub const ROUTER_SNAPSHOTS_TIMED_ACROSS_GAP_TOTAL: &str = "router_snapshots_timed_across_gap_total";
+/// WebSocket snapshots not stored because the instant their book held cannot be known: a
+/// sequence gap opened (`why=gap`) or the connection ended (`why=closed`) before the next delta
+/// of their market arrived. A fresh snapshot is asked for in both cases.
+pub const ROUTER_SNAPSHOTS_UNTIMED_TOTAL: &str = "router_snapshots_untimed_total";
 /// Records dropped because the writer queue stayed full (each recorded as a gap), by `table`.
 pub const ROUTER_DROPPED_TOTAL: &str = "router_dropped_total";
 /// Times the router waited for room in the writer queue (backpressure).

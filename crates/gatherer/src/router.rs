@@ -65,9 +65,6 @@ pub struct Router {
     /// WebSocket snapshots held until their market's next delta fixes their time (see
     /// [`Router::hold_snapshot`]), with when each arrived.
     held: HashMap<String, (OrderbookSnapshot, TimestampUs)>,
-    /// Exchange time of the last delta received per `sid`: the latest instant up to which the
-    /// subscription's stream is known complete when a gap opens.
-    last_delta_ts: HashMap<u64, TimestampUs>,
 }
 
 /// How long a WebSocket snapshot waits for its market's next delta before it is stored with
@@ -113,7 +110,6 @@ impl Router {
             unknown_labels: HashSet::new(),
             gap_counter: 0,
             held: HashMap::new(),
-            last_delta_ts: HashMap::new(),
         }
     }
 
@@ -150,7 +146,7 @@ impl Router {
                     .check(sid, event.seq(), received_at, event.kind_name());
             if let Some(notice) = notice {
                 self.gap(notice);
-                self.release_across_gap(sid, received_at).await;
+                self.release_across_gap(sid).await;
             }
             // A repeated or reordered number is counted, never a reason to drop data.
             if verdict == SeqCheck::Stale && is_data(&event) {
@@ -171,7 +167,6 @@ impl Router {
                         TimestampUs::from_micros(delta.exchange_ts.micros().saturating_sub(1));
                     self.data(Record::Snapshot(snapshot), received_at).await;
                 }
-                self.last_delta_ts.insert(sid, delta.exchange_ts);
                 if let Some(notice) = self.sequences.delta(sid, &delta.ticker, received_at) {
                     self.gap(notice);
                 }
@@ -419,41 +414,34 @@ impl Router {
     /// subscription: that instant minus 1 µs is its time. A snapshot whose market stays quiet
     /// for [`SNAPSHOT_HOLD`] keeps its receive time.
     async fn hold_snapshot(&mut self, snapshot: OrderbookSnapshot, received_at: TimestampUs) {
-        if let Some((previous, _)) = self.held.remove(&snapshot.ticker) {
-            // Two snapshots with no delta between them show the same book; keep both.
-            self.data(Record::Snapshot(previous), received_at).await;
-        }
+        // A snapshot already held shows the same book (no delta and no gap came between them
+        // on this subscription); the newer one replaces it.
         self.held
             .insert(snapshot.ticker.clone(), (snapshot, received_at));
-        self.release_held(received_at, false).await;
+        self.release_held(received_at).await;
     }
 
     /// A gap opened on `sid`: the delta that would have timed a held snapshot may be among the
-    /// lost messages. The stream was complete up to the last delta received before the gap, and
-    /// the exchange publishes in time order, so that delta's time is one at which each held
-    /// snapshot of this subscription certainly held.
-    async fn release_across_gap(&mut self, sid: u64, received_at: TimestampUs) {
-        let due: Vec<String> = self
-            .held
-            .iter()
-            .filter(|(_, (s, _))| s.pos.sid == Some(sid))
-            .map(|(ticker, _)| ticker.clone())
-            .collect();
-        let bound = self.last_delta_ts.get(&sid).copied();
-        for ticker in due {
-            if let Some((mut snapshot, _)) = self.held.remove(&ticker) {
-                if let Some(bound) = bound {
-                    snapshot.exchange_ts = bound;
-                }
-                metrics::counter!(m::ROUTER_SNAPSHOTS_TIMED_ACROSS_GAP_TOTAL).increment(1);
-                self.data(Record::Snapshot(snapshot), received_at).await;
-            }
+    /// lost messages, and no other instant is known to lie inside the window where the
+    /// snapshot's book held. Markets are not published in one time order (each has its own
+    /// clock), so a delta of another market does not bound it, and the receive time can fall
+    /// after a change the snapshot does not contain. A snapshot with a wrong time corrupts
+    /// every book rebuilt after it, while a missing one costs nothing: the same gap asks the
+    /// exchange for a fresh snapshot of the subscription's markets. So these are not stored,
+    /// and counted in `router_snapshots_untimed_total`.
+    async fn release_across_gap(&mut self, sid: u64) {
+        let before = self.held.len();
+        self.held.retain(|_, (s, _)| s.pos.sid != Some(sid));
+        let untimed = (before - self.held.len()) as u64;
+        if untimed > 0 {
+            metrics::counter!(m::ROUTER_SNAPSHOTS_UNTIMED_TOTAL, "why" => "gap").increment(untimed);
         }
     }
 
-    /// Stores held snapshots older than [`SNAPSHOT_HOLD`] (all of them with `all`), with their
-    /// receive time. Called on the connection's tick and when it ends.
-    pub async fn release_held(&mut self, now: TimestampUs, all: bool) {
+    /// Stores held snapshots older than [`SNAPSHOT_HOLD`] with their receive time: their
+    /// market stayed quiet on a stream with no gap, so no change the snapshot lacks was in
+    /// flight. Called on the connection's tick.
+    pub async fn release_held(&mut self, now: TimestampUs) {
         if self.held.is_empty() {
             return;
         }
@@ -461,13 +449,25 @@ impl Router {
         let due: Vec<String> = self
             .held
             .iter()
-            .filter(|(_, (_, at))| all || now.micros() - at.micros() >= hold)
+            .filter(|(_, (_, at))| now.micros() - at.micros() >= hold)
             .map(|(ticker, _)| ticker.clone())
             .collect();
         for ticker in due {
             if let Some((snapshot, at)) = self.held.remove(&ticker) {
                 self.data(Record::Snapshot(snapshot), at).await;
             }
+        }
+    }
+
+    /// The connection ended: a change a held snapshot lacks may have been lost with it, so the
+    /// snapshot cannot be timed (see [`Router::release_across_gap`]); the next connection
+    /// subscribes again and receives fresh ones.
+    pub fn discard_held(&mut self) {
+        let untimed = self.held.len() as u64;
+        self.held.clear();
+        if untimed > 0 {
+            metrics::counter!(m::ROUTER_SNAPSHOTS_UNTIMED_TOTAL, "why" => "closed")
+                .increment(untimed);
         }
     }
 

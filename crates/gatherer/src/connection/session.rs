@@ -328,12 +328,11 @@ impl Session {
                     None => break Ended::Shutdown,
                 },
                 _ = tick.tick() => {
-                    self.router.release_held(TimestampUs::now(), false).await;
+                    self.router.release_held(TimestampUs::now()).await;
                 }
             }
         };
-        // Snapshots still waiting for a delta are stored now, with their receive time.
-        self.router.release_held(TimestampUs::now(), true).await;
+        self.router.discard_held();
         self.health.connections_up.fetch_sub(1, Ordering::Relaxed);
         metrics::gauge!(m::CONNECTION_UP).decrement(1.0);
         self.set_subscribed_gauge(0);

@@ -40,14 +40,22 @@ impl BackoffPolicy {
     /// The delay before retry number `attempt`, with 0–25 % random jitter added.
     pub fn delay(&self, attempt: u32) -> Duration {
         let ceiling = self.ceiling(attempt);
-        let jitter_range = ceiling / 4;
-        let jitter_nanos = if jitter_range.is_zero() {
-            0
-        } else {
-            rand::rng().random_range(0..=jitter_range.as_nanos() as u64)
-        };
-        ceiling + Duration::from_nanos(jitter_nanos)
+        ceiling + random_up_to(ceiling / 4)
     }
+
+    /// The jitter alone: a random 0–25 % of `base`. For retries that must not wait the backoff
+    /// (a clean close, reconnected at once) but must not all return at the same instant either.
+    pub fn jitter(&self) -> Duration {
+        random_up_to(self.base / 4)
+    }
+}
+
+fn random_up_to(range: Duration) -> Duration {
+    if range.is_zero() {
+        return Duration::ZERO;
+    }
+    let nanos = u64::try_from(range.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(rand::rng().random_range(0..=nanos))
 }
 
 /// A retry counter that walks a policy.
@@ -99,6 +107,14 @@ mod tests {
             );
         }
         assert_eq!(BackoffPolicy::DATABASE.ceiling(10), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn jitter_alone_stays_within_a_quarter_of_the_base() {
+        let p = BackoffPolicy::CONNECTION;
+        let jitters: Vec<_> = (0..200).map(|_| p.jitter()).collect();
+        assert!(jitters.iter().all(|j| *j <= p.base / 4));
+        assert!(jitters.iter().any(|j| *j > p.base / 8));
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! What the operator writes: the gatherer's configuration (`[gatherer]` TOML file, then
 //! `KALSHI_DATA_GATHERER_…` environment variables, then flags). Units are in the key names.
 
+use kd_core::backoff::BackoffPolicy;
 use kd_core::config::{ConfigError, Secret};
+use kd_kalshi::rest::MaintenanceConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Environment prefix of every gatherer key.
 pub const ENV_PREFIX: &str = "KALSHI_DATA_GATHERER_";
@@ -60,6 +63,29 @@ pub struct GathererConfig {
     pub retention_secs: u64,
     /// How often the retention pass runs.
     pub retention_interval_secs: u64,
+    /// Backoff of the market registry's REST calls (retried forever): first delay…
+    pub registry_backoff_base_ms: u64,
+    /// …doubling up to this cap (DESIGN §6: 1 s → 5 min). 0–25 % jitter is added to each delay.
+    pub registry_backoff_max_ms: u64,
+    /// Backoff of each WebSocket connection's reconnects: first delay…
+    pub connection_backoff_base_ms: u64,
+    /// …doubling up to this cap (DESIGN §6: 1 s → 5 min).
+    pub connection_backoff_max_ms: u64,
+    /// Backoff of the snapshot poller's attempts at one market: first delay…
+    pub poller_backoff_base_ms: u64,
+    /// …doubling up to this cap (DESIGN §6: 1 s → 1 min).
+    pub poller_backoff_max_ms: u64,
+    /// Backoff of the trade backfill's REST pages (gap and downtime repair): first delay…
+    pub repair_backoff_base_ms: u64,
+    /// …doubling up to this cap (the poller's row of DESIGN §6: 1 s → 1 min).
+    pub repair_backoff_max_ms: u64,
+    /// Exchange down (503 / `exchange_active=false`): wait until its
+    /// `exchange_estimated_resume_time` plus this margin before looking again (DESIGN §6: 10 s).
+    pub maintenance_resume_margin_ms: u64,
+    /// …but never look at a down exchange more often than this (DESIGN §6: 30 s).
+    pub maintenance_min_wait_ms: u64,
+    /// Interval of `/exchange/status` polls while that call itself fails (DESIGN §6: 30 s).
+    pub maintenance_status_retry_ms: u64,
 }
 
 /// Fields the command line may override (only the `Some` ones apply).
@@ -105,6 +131,17 @@ impl Default for GathererConfig {
             snapshot_poll_interval_mins: 15,
             retention_secs: 7 * 24 * 3600,
             retention_interval_secs: 60,
+            registry_backoff_base_ms: 1_000,
+            registry_backoff_max_ms: 300_000,
+            connection_backoff_base_ms: 1_000,
+            connection_backoff_max_ms: 300_000,
+            poller_backoff_base_ms: 1_000,
+            poller_backoff_max_ms: 60_000,
+            repair_backoff_base_ms: 1_000,
+            repair_backoff_max_ms: 60_000,
+            maintenance_resume_margin_ms: 10_000,
+            maintenance_min_wait_ms: 30_000,
+            maintenance_status_retry_ms: 30_000,
         }
     }
 }
@@ -178,6 +215,46 @@ impl GathererConfig {
                 ));
             }
         }
+        for (base_key, base, max_key, max) in [
+            (
+                "registry_backoff_base_ms",
+                self.registry_backoff_base_ms,
+                "registry_backoff_max_ms",
+                self.registry_backoff_max_ms,
+            ),
+            (
+                "connection_backoff_base_ms",
+                self.connection_backoff_base_ms,
+                "connection_backoff_max_ms",
+                self.connection_backoff_max_ms,
+            ),
+            (
+                "poller_backoff_base_ms",
+                self.poller_backoff_base_ms,
+                "poller_backoff_max_ms",
+                self.poller_backoff_max_ms,
+            ),
+            (
+                "repair_backoff_base_ms",
+                self.repair_backoff_base_ms,
+                "repair_backoff_max_ms",
+                self.repair_backoff_max_ms,
+            ),
+        ] {
+            // A zero base would make every retry loop spin.
+            if base == 0 {
+                return Err(bad(base_key, "must be at least 1"));
+            }
+            if max < base {
+                return Err(bad(max_key, "must be at least the matching *_base_ms"));
+            }
+        }
+        if self.maintenance_min_wait_ms == 0 {
+            return Err(bad("maintenance_min_wait_ms", "must be at least 1"));
+        }
+        if self.maintenance_status_retry_ms == 0 {
+            return Err(bad("maintenance_status_retry_ms", "must be at least 1"));
+        }
         if self.tls_cert_path.is_some() != self.tls_key_path.is_some() {
             return Err(bad(
                 "tls_key_path",
@@ -191,6 +268,45 @@ impl GathererConfig {
     pub fn tls(&self) -> bool {
         self.tls_cert_path.is_some()
     }
+
+    /// The market registry's REST backoff.
+    pub fn registry_backoff(&self) -> BackoffPolicy {
+        policy(self.registry_backoff_base_ms, self.registry_backoff_max_ms)
+    }
+
+    /// Each WebSocket connection's reconnect backoff.
+    pub fn connection_backoff(&self) -> BackoffPolicy {
+        policy(
+            self.connection_backoff_base_ms,
+            self.connection_backoff_max_ms,
+        )
+    }
+
+    /// The snapshot poller's per-market backoff.
+    pub fn poller_backoff(&self) -> BackoffPolicy {
+        policy(self.poller_backoff_base_ms, self.poller_backoff_max_ms)
+    }
+
+    /// The trade backfill's per-page backoff.
+    pub fn repair_backoff(&self) -> BackoffPolicy {
+        policy(self.repair_backoff_base_ms, self.repair_backoff_max_ms)
+    }
+
+    /// The maintenance wait every REST user of this gatherer follows.
+    pub fn maintenance(&self) -> MaintenanceConfig {
+        MaintenanceConfig {
+            resume_margin: Duration::from_millis(self.maintenance_resume_margin_ms),
+            min_wait: Duration::from_millis(self.maintenance_min_wait_ms),
+            status_retry: Duration::from_millis(self.maintenance_status_retry_ms),
+        }
+    }
+}
+
+fn policy(base_ms: u64, max_ms: u64) -> BackoffPolicy {
+    BackoffPolicy::new(
+        Duration::from_millis(base_ms),
+        Duration::from_millis(max_ms),
+    )
 }
 
 #[cfg(test)]
@@ -207,6 +323,33 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert!(GathererConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn backoff_defaults_are_the_design_table() {
+        let c = GathererConfig::default();
+        assert_eq!(c.registry_backoff(), BackoffPolicy::REGISTRY);
+        assert_eq!(c.connection_backoff(), BackoffPolicy::CONNECTION);
+        assert_eq!(c.poller_backoff(), BackoffPolicy::POLLER);
+        assert_eq!(c.repair_backoff(), BackoffPolicy::POLLER);
+        assert_eq!(c.maintenance(), MaintenanceConfig::default());
+    }
+
+    #[test]
+    fn backoff_keys_load_from_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.toml");
+        std::fs::write(
+            &path,
+            "connection_backoff_base_ms = 250\nconnection_backoff_max_ms = 4000\n",
+        )
+        .expect("write");
+        let c = GathererConfig::load(Some(&path), &Overrides::default()).expect("load");
+        assert_eq!(
+            c.connection_backoff(),
+            BackoffPolicy::new(Duration::from_millis(250), Duration::from_secs(4))
+        );
+        assert_eq!(c.registry_backoff(), BackoffPolicy::REGISTRY);
     }
 
     #[test]
@@ -250,6 +393,30 @@ mod tests {
             (
                 "tls_key_path",
                 Box::new(|c| c.tls_cert_path = Some("c.pem".into())),
+            ),
+            (
+                "registry_backoff_base_ms",
+                Box::new(|c| c.registry_backoff_base_ms = 0),
+            ),
+            (
+                "connection_backoff_max_ms",
+                Box::new(|c| c.connection_backoff_max_ms = 999),
+            ),
+            (
+                "poller_backoff_max_ms",
+                Box::new(|c| c.poller_backoff_max_ms = 1),
+            ),
+            (
+                "repair_backoff_base_ms",
+                Box::new(|c| c.repair_backoff_base_ms = 0),
+            ),
+            (
+                "maintenance_min_wait_ms",
+                Box::new(|c| c.maintenance_min_wait_ms = 0),
+            ),
+            (
+                "maintenance_status_retry_ms",
+                Box::new(|c| c.maintenance_status_retry_ms = 0),
             ),
         ];
         for (key, mutate) in cases {

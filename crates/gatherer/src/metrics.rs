@@ -23,7 +23,8 @@ pub const CONNECTION_UP: &str = "connection_up";
 pub const CONNECTION_CONFIGURED: &str = "connection_configured";
 /// Markets subscribed to `orderbook_delta` over all connections (gauge).
 pub const CONNECTION_MARKETS: &str = "connection_markets";
-/// Reconnects, by `reason` (`close_1000`, `close_other`, `silence`, `error`, …).
+/// Reconnects, by `reason` (`close_1000`, `close_1001`, `close_1006`, `close_1008`,
+/// `close_1011`, `close_other`, `silence`, `eof`, `read_error`, `send_failed`, `connect_failed`).
 pub const CONNECTION_RECONNECTS_TOTAL: &str = "connection_reconnects_total";
 /// Connection failures, by `kind`.
 pub const CONNECTION_ERRORS_TOTAL: &str = "connection_errors_total";
@@ -31,6 +32,9 @@ pub const CONNECTION_ERRORS_TOTAL: &str = "connection_errors_total";
 pub const CONNECTION_RETRIES_TOTAL: &str = "connection_retries_total";
 /// Subscribe command errors, by `code`.
 pub const CONNECTION_SUBSCRIBE_ERRORS_TOTAL: &str = "connection_subscribe_errors_total";
+/// Connections the exchange closed with 1008 (policy violation: usually the credentials).
+/// Alert on any increase.
+pub const CONNECTION_POLICY_CLOSES_TOTAL: &str = "connection_policy_closes_total";
 /// Handshakes refused with 401/403.
 pub const CONNECTION_AUTH_FAILURES_TOTAL: &str = "connection_auth_failures_total";
 /// Frames received, all kinds.

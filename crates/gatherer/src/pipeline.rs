@@ -10,7 +10,6 @@ use crate::registry::{Registry, RegistryError};
 use crate::repair::{RecentTrades, Repair};
 use crate::router::RouterShared;
 use crate::writer::WriterInput;
-use kd_core::backoff::BackoffPolicy;
 use kd_kalshi::auth::{AuthError, Signer};
 use kd_kalshi::rest::{RestClient, RestConfig, RestError};
 use std::sync::Arc;
@@ -54,7 +53,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), PipelineError> {
     let signer = signer(config)?;
-    let rest = RestClient::new(RestConfig::new(config.rest_url.clone()), signer.clone())?;
+    let mut rest_config = RestConfig::new(config.rest_url.clone());
+    rest_config.maintenance = config.maintenance();
+    let rest = RestClient::new(rest_config, signer.clone())?;
     let (lifecycle_tx, lifecycle_rx) = mpsc::unbounded_channel();
     let (gaps_tx, gaps_rx) = mpsc::unbounded_channel();
     let (changes_tx, changes_rx) = mpsc::unbounded_channel();
@@ -64,6 +65,7 @@ pub async fn run(
         records: input.records.clone(),
         recent: recent.clone(),
         notices: gaps_rx,
+        policy: config.repair_backoff(),
     };
     let poller_records = input.records.clone();
     let shared = RouterShared {
@@ -86,19 +88,20 @@ pub async fn run(
             connections: config.connections,
             per_sub_limit: config.markets_per_subscription,
             silence: Duration::from_secs(config.silence_timeout_secs),
-            policy: BackoffPolicy::CONNECTION,
+            policy: config.connection_backoff(),
         },
         shared,
         health.clone(),
         &stop,
     );
-    let registry = Registry::new(
+    let mut registry = Registry::new(
         rest.clone(),
         Duration::from_secs(config.reconcile_interval_secs),
         lifecycle_rx,
         changes_tx,
         health,
     );
+    registry.policy = config.registry_backoff();
     let repair_task = tokio::spawn(repair.run(downtime_since, stop.clone()));
     let poller_task = (config.snapshot_poll_interval_mins > 0).then(|| {
         let interval = Duration::from_secs(config.snapshot_poll_interval_mins * 60);
@@ -107,6 +110,7 @@ pub async fn run(
             registry.list.clone(),
             poller_records,
             interval,
+            config.poller_backoff(),
             stop.clone(),
         ))
     });

@@ -27,6 +27,7 @@ pub async fn run(
     markets: MarketList,
     records: mpsc::Sender<Record>,
     interval: Duration,
+    policy: BackoffPolicy,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(interval);
@@ -41,12 +42,15 @@ pub async fn run(
         let rest = &rest;
         let records = &records;
         let shutdown_ref = &shutdown;
-        let stored: usize = futures::stream::iter(list)
-            .map(|ticker| async move { poll_one(rest, records, &ticker, shutdown_ref).await })
-            .buffer_unordered(CONCURRENCY)
-            .filter(|ok| std::future::ready(*ok))
-            .count()
-            .await;
+        let stored: usize =
+            futures::stream::iter(list)
+                .map(|ticker| async move {
+                    poll_one(rest, records, &ticker, policy, shutdown_ref).await
+                })
+                .buffer_unordered(CONCURRENCY)
+                .filter(|ok| std::future::ready(*ok))
+                .count()
+                .await;
         metrics::counter!(m::POLLER_CYCLES_TOTAL).increment(1);
         tracing::info!(stored, "snapshot poll cycle done");
     }
@@ -56,10 +60,11 @@ async fn poll_one(
     rest: &RestClient,
     records: &mpsc::Sender<Record>,
     ticker: &str,
+    policy: BackoffPolicy,
     shutdown: &CancellationToken,
 ) -> bool {
     let book = rest
-        .retry(BackoffPolicy::POLLER, Some(ATTEMPTS), shutdown, || {
+        .retry(policy, Some(ATTEMPTS), shutdown, || {
             rest.orderbook(ticker, None)
         })
         .await;

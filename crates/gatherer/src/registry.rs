@@ -54,6 +54,8 @@ pub struct Registry {
     pub health: Arc<Health>,
     /// The active markets, shared with the snapshot poller.
     pub list: crate::poller::MarketList,
+    /// Backoff of the REST calls (retried forever); DESIGN §6 by default.
+    pub policy: BackoffPolicy,
     known: HashSet<String>,
 }
 
@@ -72,6 +74,7 @@ impl Registry {
             changes,
             health,
             list: crate::poller::MarketList::default(),
+            policy: BackoffPolicy::REGISTRY,
             known: HashSet::new(),
         }
     }
@@ -134,7 +137,7 @@ impl Registry {
     /// Full REST pass: wait for the exchange, list every open market, diff with what we know.
     async fn sync(&mut self, shutdown: &CancellationToken) -> Result<(), RestError> {
         let rest = &self.rest;
-        let policy = BackoffPolicy::REGISTRY;
+        let policy = self.policy;
         let markets = rest
             .retry_forever(policy, shutdown, || async {
                 rest.wait_for_exchange(shutdown).await?;

@@ -63,6 +63,8 @@ pub struct Repair {
     pub records: mpsc::Sender<Record>,
     pub recent: Arc<RecentTrades>,
     pub notices: mpsc::UnboundedReceiver<GapNotice>,
+    /// Backoff between attempts at one page.
+    pub policy: BackoffPolicy,
 }
 
 impl Repair {
@@ -127,7 +129,7 @@ impl Repair {
             };
             let rest = &self.rest;
             let page = rest
-                .retry(BackoffPolicy::POLLER, Some(ATTEMPTS), shutdown, || {
+                .retry(self.policy, Some(ATTEMPTS), shutdown, || {
                     rest.trades_page(&query)
                 })
                 .await;

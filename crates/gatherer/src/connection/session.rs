@@ -192,7 +192,9 @@ impl Session {
                     metrics::counter!(m::CONNECTION_RECONNECTS_TOTAL, "reason" => reason)
                         .increment(1);
                     backoff.reset();
-                    Duration::ZERO
+                    // At once, but not all at the same instant: when the exchange closes every
+                    // connection cleanly, a jitter of 0–25 % of the base spreads the reconnects.
+                    self.settings.policy.jitter()
                 }
                 Ended::Backoff(reason) => {
                     metrics::counter!(m::CONNECTION_RECONNECTS_TOTAL, "reason" => reason)
@@ -304,9 +306,15 @@ impl Session {
                             break match code {
                                 Some(1000) => Ended::Immediately("close_1000"),
                                 Some(1008) => {
-                                    tracing::error!(conn = self.settings.id, "closed for policy (1008): check the credentials");
+                                    // The reconnect's handshake is the credential check: a
+                                    // refused one halts (no retry loop), an accepted one goes on.
+                                    metrics::counter!(m::CONNECTION_POLICY_CLOSES_TOTAL).increment(1);
+                                    tracing::error!(conn = self.settings.id, "closed for policy (1008): check the credentials; reconnecting with backoff (a refused handshake halts)");
                                     Ended::Backoff("close_1008")
                                 }
+                                Some(1001) => Ended::Backoff("close_1001"),
+                                Some(1006) => Ended::Backoff("close_1006"),
+                                Some(1011) => Ended::Backoff("close_1011"),
                                 _ => Ended::Backoff("close_other"),
                             };
                         }

@@ -100,3 +100,225 @@ impl Book {
         }
     }
 }
+
+/// Serialises the tests of one binary that assert on process-wide metrics (every gatherer of a
+/// test process shares one Prometheus recorder, so counters must be read as deltas while no
+/// other test of the binary runs).
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The value of one series in Prometheus text (`name{labels}` exactly as rendered; 0 when absent).
+pub fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| {
+            l.strip_prefix(name_and_labels)
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The gatherer's `/metrics` text, over HTTP.
+pub async fn scrape(
+    addr: std::net::SocketAddr,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(reqwest::get(format!("http://{addr}/metrics"))
+        .await?
+        .text()
+        .await?)
+}
+
+/// One request seen by [`RestProxy`].
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at: std::time::Instant,
+    /// Path relative to `/trade-api/v2` (`/markets/trades`).
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+}
+
+/// A recording HTTP proxy in front of the simulator's REST API, over real sockets: every
+/// request is logged with its arrival time and the status the simulator answered. When
+/// `retry_after_ms` is set, it is added to the body of every 429 (the simulator's injected
+/// 429 carries none; Kalshi's may).
+pub struct RestProxy {
+    pub base: String,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RestProxy {
+    pub async fn start(
+        upstream: std::net::SocketAddr,
+        retry_after_ms: Option<u64>,
+    ) -> Result<RestProxy, Box<dyn std::error::Error + Send + Sync>> {
+        use axum::response::IntoResponse;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Seen>::new()));
+        let client = reqwest::Client::new();
+        let log = seen.clone();
+        let handler = move |uri: axum::http::Uri| {
+            let client = client.clone();
+            let log = log.clone();
+            async move {
+                let at = std::time::Instant::now();
+                let pq = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+                let reply = client.get(format!("http://{upstream}{pq}")).send().await;
+                let (status, mut body) = match reply {
+                    Ok(r) => (
+                        r.status().as_u16(),
+                        r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+                    ),
+                    Err(_) => (599, Vec::new()),
+                };
+                if status == 429
+                    && let Some(ms) = retry_after_ms
+                    && let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body)
+                {
+                    v["error"]["retry_after_ms"] = ms.into();
+                    body = v.to_string().into_bytes();
+                }
+                let path = uri.path();
+                log.lock().unwrap_or_else(|e| e.into_inner()).push(Seen {
+                    at,
+                    path: path
+                        .strip_prefix("/trade-api/v2")
+                        .unwrap_or(path)
+                        .to_string(),
+                    query: uri.query().unwrap_or("").to_string(),
+                    status,
+                });
+                let code = axum::http::StatusCode::from_u16(status)
+                    .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+                (
+                    code,
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response()
+            }
+        };
+        let app = axum::Router::new().fallback(handler);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(RestProxy {
+            base: format!("http://{addr}/trade-api/v2"),
+            seen,
+            task,
+        })
+    }
+
+    /// Every request so far to `path`.
+    pub fn to(&self, path: &str) -> Vec<Seen> {
+        self.all().into_iter().filter(|s| s.path == path).collect()
+    }
+
+    pub fn all(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for RestProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A TCP forwarder in front of the simulator's WebSocket port that records when each
+/// connection (a WebSocket connect attempt) arrives.
+pub struct WsProxy {
+    pub url: String,
+    pub accepts: std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WsProxy {
+    pub async fn start(
+        upstream: std::net::SocketAddr,
+    ) -> Result<WsProxy, Box<dyn std::error::Error + Send + Sync>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let accepts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = accepts.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                log.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(std::time::Instant::now());
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Ok(WsProxy {
+            url: format!("ws://{addr}/trade-api/ws/v2"),
+            accepts,
+            task,
+        })
+    }
+
+    pub fn accepts(&self) -> Vec<std::time::Instant> {
+        self.accepts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for WsProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Writes one trade received at `at` into the store in `dir`, as a previous run would have:
+/// the next start backfills trades over REST from `at` (the downtime repair).
+pub fn seed_previous_run(
+    dir: &Path,
+    at: kd_core::TimestampUs,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use kd_core::records::{TradeSource, WirePos};
+    use kd_core::{Count, Price, Trade};
+    let mut w = kd_gatherer::store::WriteConn::open(dir)?;
+    w.insert_batch(&[Record::Trade(Trade {
+        trade_id: "previous-run-1".into(),
+        ticker: "PREVIOUS-RUN".into(),
+        exchange_ts: at,
+        yes_price: Price::new(40_000)?,
+        no_price: Price::new(60_000)?,
+        count: Count::new(100),
+        taker_side: Some(kd_core::Side::Yes),
+        is_block_trade: false,
+        source: TradeSource::Ws,
+        received_at: at,
+        pos: WirePos::default(),
+    })])?;
+    Ok(())
+}
+
+/// A small simulator for failure tests: `markets` markets, all hot, no market creation.
+pub async fn small_sim(
+    markets: usize,
+    rate: u32,
+    truth: Option<std::path::PathBuf>,
+) -> Result<kd_sim::SimHandle, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(kd_sim::start(
+        kd_sim::SimConfig {
+            listen: "127.0.0.1:0".parse()?,
+            markets,
+            rate,
+            hot_markets: markets,
+            truth,
+            create_every: Duration::ZERO,
+            ..kd_sim::SimConfig::default()
+        },
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await?)
+}

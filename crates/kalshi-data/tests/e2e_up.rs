@@ -1,6 +1,7 @@
 //! End to end: `kalshi-data up --duration` twice on one data directory (the second run resumes
 //! the same exchange and appends to the same truth), `status --json` during the first run
-//! showing 3 healthy gatherers, and `verify` against the ground truth at the end.
+//! showing 3 healthy gatherers, `verify` against the ground truth at the end, and `book` equal
+//! to the simulator's own book at 100 random (market, time) check points of that truth.
 //!
 //! Each run: simulator, 3 gatherers, deduplicator and exporter as separate processes on
 //! loopback, SQLite production and a folder archive under a temp dir.
@@ -126,6 +127,90 @@ fn up_twice_resumes_and_verifies() -> Result<(), Box<dyn std::error::Error>> {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success());
+    book_equals_truth_at_random_check_points(&dir, &truth, 100)?;
+    Ok(())
+}
+
+/// Levels of one side as (price units, size hundredths), sorted by price.
+type Levels = Vec<(i64, i64)>;
+
+fn truth_levels(side: &serde_json::Value) -> Levels {
+    let mut v: Levels = side
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| Some((l["price"].as_i64()?, l["size"].as_i64()?)))
+        .filter(|&(_, size)| size != 0)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn book_levels(side: &serde_json::Value) -> Result<Levels, Box<dyn std::error::Error>> {
+    let mut v = Levels::new();
+    for l in side.as_array().into_iter().flatten() {
+        let price = kd_core::Price::parse_dollars(l["price"].as_str().unwrap_or_default())?;
+        let size = kd_core::Count::parse_fp(l["size"].as_str().unwrap_or_default())?;
+        v.push((price.units(), size.hundredths()));
+    }
+    v.sort_unstable();
+    Ok(v)
+}
+
+/// `kalshi-data book` at `n` check points of the simulator's ground truth, picked at random
+/// (a fixed-seed generator, so a failure reproduces), each equal to the book the simulator
+/// held at that instant.
+fn book_equals_truth_at_random_check_points(
+    dir: &Path,
+    truth: &Path,
+    n: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let books: Vec<serde_json::Value> = std::fs::read_to_string(truth)?
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"book\""))
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert!(
+        books.len() >= n,
+        "only {} check points in the truth",
+        books.len()
+    );
+    let production = format!("sqlite://{}", dir.join("production.db").display());
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..n {
+        // xorshift64: uniform enough to spread the picks over markets and time.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let want = &books[(state % books.len() as u64) as usize];
+        let ticker = want["ticker"].as_str().unwrap_or_default();
+        let at = want["ts"].as_i64().unwrap_or_default().to_string();
+        let out = Command::new(BIN)
+            .args([
+                "book",
+                "--json",
+                "--depth",
+                "100000",
+                "--production",
+                &production,
+            ])
+            .args(["--ticker", ticker, "--at", &at])
+            .output()?;
+        assert!(
+            out.status.success(),
+            "book {ticker} at {at}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        for side in ["yes", "no"] {
+            assert_eq!(
+                book_levels(&got[side])?,
+                truth_levels(&want[side]),
+                "pick {i}: {side} side of {ticker} at {at}"
+            );
+        }
+    }
+    println!("book: {n}/{n} random check points equal the simulator's book");
     Ok(())
 }
 

@@ -28,7 +28,7 @@ mod sync;
 pub mod testing;
 
 pub use config::{DedupConfig, GathererEndpoint};
-pub use store::{CursorUpdate, InsertOutcome, Store, StoreError, open};
+pub use store::{ConnectionUsage, CursorUpdate, InsertOutcome, Store, StoreError, open};
 
 use crate::health::Health;
 use crate::pull_client::PullClient;
@@ -238,6 +238,9 @@ async fn main_loop(
             config.partitions_ahead_days,
             shutdown.clone(),
         ));
+        if matches!(store, Store::Postgres(_)) {
+            tasks.spawn(connection_gauges(store.clone(), shutdown.clone()));
+        }
         if let Some(rest) = rest {
             tasks.spawn(metadata::run(
                 rest,
@@ -291,6 +294,37 @@ where
                     _ = shutdown.cancelled() => return None,
                 }
             }
+        }
+    }
+}
+
+/// How often the production server's connection figures are sampled.
+const CONNECTION_SAMPLE_EVERY: Duration = Duration::from_secs(15);
+
+/// Samples connections in use and `max_connections` on the production PostgreSQL server into
+/// the `dedup_pg_*` gauges (ProductionConnectionsHigh). A failed sample is counted and the
+/// gauges keep their last value; the next sample comes at the next tick either way.
+async fn connection_gauges(store: Store, shutdown: CancellationToken) {
+    loop {
+        match store.connection_usage().await {
+            Ok(Some(usage)) => {
+                // Gauges are f64; connection counts are far below 2^53, so this is exact.
+                ::metrics::gauge!(metrics::PG_CONNECTIONS).set(usage.in_use as f64);
+                ::metrics::gauge!(metrics::PG_MAX_CONNECTIONS).set(usage.max as f64);
+            }
+            Ok(None) => return,
+            Err(e) => {
+                metrics::error(if e.is_connection() {
+                    "database_unreachable"
+                } else {
+                    "pg_stats"
+                });
+                tracing::warn!(error = %e, "sampling production connections failed");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(CONNECTION_SAMPLE_EVERY) => {}
+            _ = shutdown.cancelled() => return,
         }
     }
 }

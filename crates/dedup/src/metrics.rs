@@ -13,9 +13,14 @@ pub const SYNC_LAG_SECONDS: &str = "dedup_sync_lag_seconds";
 pub const GATHERER_HEALTH: &str = "dedup_gatherer_health";
 /// 1 while production answers, else 0.
 pub const RDS_CONNECTED: &str = "dedup_rds_connected";
+/// Client connections open on the production PostgreSQL server (all databases), sampled
+/// every 15 s. Not exported with SQLite production.
+pub const PG_CONNECTIONS: &str = "dedup_pg_connections";
+/// The production PostgreSQL server's `max_connections`, sampled with [`PG_CONNECTIONS`].
+pub const PG_MAX_CONNECTIONS: &str = "dedup_pg_max_connections";
 /// Failures by kind: `gatherer_unreachable`, `gatherer_status`, `gatherer_decode`,
 /// `gatherer_identity`, `ack`, `database`, `database_unreachable`, `database_timeout`,
-/// `metadata`, `unknown_status`.
+/// `metadata`, `unknown_status`, `pg_stats` (a connection sample refused by the server).
 pub const ERRORS_TOTAL: &str = "dedup_errors_total";
 /// Production transactions retried.
 pub const RETRIES_TOTAL: &str = "dedup_retries_total";

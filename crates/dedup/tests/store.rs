@@ -290,6 +290,45 @@ async fn postgres_partitions_exist_for_far_days() -> TestResult {
     Ok(())
 }
 
+/// The figures behind `dedup_pg_connections` / `dedup_pg_max_connections`: connections held
+/// open by this test are counted, and the limit is the server's `max_connections`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connection_usage_counts_open_connections() -> TestResult {
+    let (db, s) = pg("connections").await?;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await?;
+        held.push((client, tokio::spawn(conn)));
+    }
+    let usage = s
+        .connection_usage()
+        .await?
+        .ok_or("PostgreSQL reports connection usage")?;
+    let max: String = held[0]
+        .0
+        .query_one("SHOW max_connections", &[])
+        .await?
+        .get(0);
+    assert_eq!(usage.max, max.parse::<u64>()?);
+    // The three held here plus the store's own.
+    assert!(usage.in_use >= 4, "{usage:?}");
+    assert!(usage.in_use <= usage.max, "{usage:?}");
+    for (client, task) in held {
+        drop(client);
+        let _ = task.await;
+    }
+    drop(s);
+    db.drop_db().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn sqlite_has_no_connection_usage() -> TestResult {
+    let (_dir, s) = sqlite().await?;
+    assert_eq!(s.connection_usage().await?, None);
+    Ok(())
+}
+
 #[tokio::test]
 async fn unknown_urls_are_refused() {
     assert!(matches!(

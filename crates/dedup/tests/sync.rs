@@ -92,6 +92,17 @@ async fn three_gatherers_each_record_once(production: &str) -> TestResult {
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
+    if production.starts_with("postgres") {
+        // Sampled as soon as production is ready: the deduplicator's own pool is counted.
+        let value = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+        };
+        let in_use = value("dedup_pg_connections").ok_or("dedup_pg_connections missing")?;
+        let max = value("dedup_pg_max_connections").ok_or("dedup_pg_max_connections missing")?;
+        assert!(in_use >= 1.0 && in_use <= max, "{in_use} of {max}");
+    }
     dedup.stop().await?;
     cluster.stop().await
 }

@@ -75,6 +75,15 @@ pub struct InsertOutcome {
     pub duplicates: u64,
 }
 
+/// Connections on the production server (PostgreSQL), for the `dedup_pg_*` gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionUsage {
+    /// Client connections open on the server, every database and user included.
+    pub in_use: u64,
+    /// The server's `max_connections`.
+    pub max: u64,
+}
+
 /// A gatherer cursor to advance in the same transaction as the insert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CursorUpdate {
@@ -154,6 +163,15 @@ impl Store {
     /// A round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.ping().await)
+    }
+
+    /// Connections in use on the server and its limit; `None` for SQLite, which has no
+    /// server and no connection limit.
+    pub async fn connection_usage(&self) -> Result<Option<ConnectionUsage>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.connection_usage().await.map(Some),
+            Store::Sqlite(_) => Ok(None),
+        }
     }
 
     /// In ONE transaction: inserts `records` (all of `table`; duplicates of stored rows are

@@ -14,7 +14,9 @@ mod insert;
 mod read;
 pub mod schema;
 
-use super::{EventRow, MarketRow, ProductionStatus, SeriesRow, StoreError, seq_to_i64};
+use super::{
+    ConnectionUsage, EventRow, MarketRow, ProductionStatus, SeriesRow, StoreError, seq_to_i64,
+};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use kd_core::{Table, TimestampUs};
 use std::collections::{HashMap, HashSet};
@@ -90,6 +92,33 @@ impl PgStore {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.client().await?.simple_query("SELECT 1").await?;
         Ok(())
+    }
+
+    /// Client connections open on the whole server (every database, every user) and the
+    /// server's `max_connections`. Background processes (autovacuum, WAL writer, …) have slots
+    /// of their own beyond `max_connections`, so they are not counted.
+    pub async fn connection_usage(&self) -> Result<ConnectionUsage, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), \
+                        current_setting('max_connections')::bigint",
+                &[],
+            )
+            .await?;
+        let in_use: i64 = row.get(0);
+        let max: i64 = row.get(1);
+        let non_negative = |what: &str, v: i64| {
+            u64::try_from(v).map_err(|_| StoreError::Corrupt {
+                table: "pg_stat_activity",
+                reason: format!("{what} = {v}"),
+            })
+        };
+        Ok(ConnectionUsage {
+            in_use: non_negative("connections", in_use)?,
+            max: non_negative("max_connections", max)?,
+        })
     }
 
     pub async fn schema_version(&self) -> Result<i64, StoreError> {

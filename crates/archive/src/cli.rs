@@ -3,13 +3,15 @@
 //! - `--from T --to T`: exports the windows and days covering that range, with a progress bar,
 //!   without touching watermarks (a manual re-export writes the same keys).
 //! - `--once`: exports every closed window not yet exported (from the watermarks), then exits.
-//! - neither: the continuous exporter, until Ctrl-C / SIGTERM.
+//! - neither: the continuous exporter, serving `/health` and `/metrics` on `listen`, until
+//!   Ctrl-C / SIGTERM.
 //! - `--apply-lifecycle`: applies `deploy/s3/lifecycle.json` to the bucket, then exits.
 
 use crate::exporter::{ExportConfig, ExportError, Exporter, Plan, Step};
 use crate::lifecycle::LifecycleError;
 #[cfg(feature = "production")]
 use crate::production::{self, ProductionError};
+use crate::server::{self, BindError, Health};
 use crate::source::WindowSource;
 use crate::store::{Archive, StoreError};
 use crate::window::WindowLen;
@@ -17,7 +19,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kd_core::TimestampUs;
 use kd_core::config::ConfigError;
 use serde::Serialize;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Arguments of `kalshi-data export`.
@@ -57,6 +61,10 @@ pub struct ExportArgs {
     /// Seconds to wait after a window's end before exporting it.
     #[arg(long)]
     pub settle_secs: Option<u64>,
+    /// Address of `/health` and `/metrics` while exporting continuously (config key `listen`,
+    /// default 127.0.0.1:8730; port 0 picks a free port, logged at start).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Serialize, Default)]
@@ -77,6 +85,8 @@ struct Overrides {
     window: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     settle_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
     s3: S3Overrides,
 }
 
@@ -96,6 +106,8 @@ pub enum CliError {
     Export(#[from] ExportError),
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
 }
 
 impl ExportArgs {
@@ -106,6 +118,7 @@ impl ExportArgs {
             archive_url: self.archive.clone(),
             window: self.window.map(|w| w.to_string()),
             settle_secs: self.settle_secs,
+            listen: self.listen,
             s3: S3Overrides {
                 endpoint: self.s3_endpoint.clone(),
                 region: self.s3_region.clone(),
@@ -168,11 +181,26 @@ pub async fn run_with<S: WindowSource>(
             let plan = exporter.plan(TimestampUs::now()).await?;
             run_plan(&exporter, plan, true, &shutdown).await
         }
-        _ => {
-            exporter.run(shutdown).await;
-            Ok(())
-        }
+        _ => run_serving(exporter, shutdown).await,
     }
+}
+
+/// The continuous exporter with `/health` and `/metrics` on `config.listen`, until `shutdown`.
+async fn run_serving<S: WindowSource>(
+    exporter: Exporter<S>,
+    shutdown: CancellationToken,
+) -> Result<(), CliError> {
+    let health = Arc::new(Health::default());
+    let server = server::serve(
+        exporter.config().listen,
+        Arc::clone(&health),
+        shutdown.clone(),
+    )
+    .await?;
+    tracing::info!(addr = %server.addr, "exporter serving /health, /metrics");
+    exporter.with_health(health).run(shutdown).await;
+    let _ = server.task.await;
+    Ok(())
 }
 
 /// Runs a plan with a progress bar (drawn only when stderr is a terminal).
@@ -210,8 +238,9 @@ pub async fn run_plan<S: WindowSource>(
     Ok(())
 }
 
-/// The continuous exporter for `up` and `dedup`: opens production and the archive from
-/// `config` and exports each window as it closes, until `shutdown`.
+/// The continuous exporter, embeddable: opens production and the archive from `config`, serves
+/// `/health` and `/metrics` on `config.listen` and exports each window as it closes, until
+/// `shutdown`.
 #[cfg(feature = "production")]
 pub async fn run_exporter(
     config: ExportConfig,
@@ -219,6 +248,5 @@ pub async fn run_exporter(
 ) -> Result<(), CliError> {
     let archive = Archive::open(&config.archive_url, &config.s3)?;
     let source = production::open(&config.production_url).await?;
-    Exporter::new(source, archive, config).run(shutdown).await;
-    Ok(())
+    run_serving(Exporter::new(source, archive, config), shutdown).await
 }

@@ -14,12 +14,16 @@ use crate::layout::{self, Tier};
 use crate::metrics;
 use crate::processed::{self, PROCESSED_TABLES};
 use crate::schema::{self, SchemaError};
+use crate::server::Health;
 use crate::source::{SourceError, WindowSource};
 use crate::store::{Archive, S3Options, StoreError};
 use crate::window::{self, Window, WindowLen};
 use kd_core::backoff::BackoffPolicy;
 use kd_core::{Record, Table, TimestampUs};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +53,9 @@ pub struct ExportConfig {
     pub processed: bool,
     /// Write the daily `aggregates/`.
     pub aggregates: bool,
+    /// Address of `/health` and `/metrics` while exporting continuously (port 0: any free
+    /// port). `--once`, `--from/--to` and `--apply-lifecycle` serve nothing.
+    pub listen: SocketAddr,
 }
 
 impl Default for ExportConfig {
@@ -63,6 +70,7 @@ impl Default for ExportConfig {
             row_group_rows: encode::DEFAULT_ROW_GROUP_ROWS,
             processed: true,
             aggregates: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8730)),
         }
     }
 }
@@ -136,6 +144,7 @@ pub struct Exporter<S> {
     source: S,
     archive: Archive,
     config: ExportConfig,
+    health: Option<Arc<Health>>,
 }
 
 impl<S: WindowSource> Exporter<S> {
@@ -144,7 +153,14 @@ impl<S: WindowSource> Exporter<S> {
             source,
             archive,
             config,
+            health: None,
         }
+    }
+
+    /// Reports each cycle of [`Exporter::run`] to `health` (served at `/health`).
+    pub fn with_health(mut self, health: Arc<Health>) -> Self {
+        self.health = Some(health);
+        self
     }
 
     pub fn source(&self) -> &S {
@@ -153,6 +169,10 @@ impl<S: WindowSource> Exporter<S> {
 
     pub fn archive(&self) -> &Archive {
         &self.archive
+    }
+
+    pub fn config(&self) -> &ExportConfig {
+        &self.config
     }
 
     /// Where `table`'s next export starts: its watermark, else its oldest record's window.
@@ -439,6 +459,7 @@ impl<S: WindowSource> Exporter<S> {
     pub async fn run(&self, shutdown: CancellationToken) {
         let policy = BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(300));
         let mut attempt = 0_u32;
+        metrics::register(self.config.processed, self.config.aggregates);
         loop {
             let wait = match self.catch_up(&shutdown).await {
                 Ok(report) => {
@@ -451,11 +472,17 @@ impl<S: WindowSource> Exporter<S> {
                             "archive export"
                         );
                     }
-                    self.update_lag().await;
+                    let watermarks = self.update_lag().await;
+                    if let Some(health) = &self.health {
+                        health.cycle_ok(watermarks);
+                    }
                     Duration::from_secs(self.config.poll_interval_secs.max(1))
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retriable = true, "archive export failed; retrying");
+                    if let Some(health) = &self.health {
+                        health.cycle_failed(e.to_string());
+                    }
                     let d = policy.delay(attempt);
                     attempt = attempt.saturating_add(1);
                     d
@@ -469,13 +496,17 @@ impl<S: WindowSource> Exporter<S> {
         tracing::info!("archive exporter stopped");
     }
 
-    async fn update_lag(&self) {
+    /// Sets `export_lag_seconds` from the watermarks, and returns them.
+    async fn update_lag(&self) -> BTreeMap<Table, TimestampUs> {
         let now = TimestampUs::now();
+        let mut watermarks = BTreeMap::new();
         for table in EXPORT_TABLES {
             if let Ok(Some(wm)) = self.source.watermark(&layout::watermark_name(table)).await {
                 metrics::lag(table, ((now.micros() - wm.micros()) as f64 / 1e6).max(0.0));
+                watermarks.insert(table, wm);
             }
         }
+        watermarks
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`exporter`]: planning, window export, watermarks, the continuous loop.
 //! - [`lifecycle`]: the S3 lifecycle document and its signed `PutBucketLifecycleConfiguration`.
 //! - [`metrics`]: the `export_*` metrics.
+//! - [`server`]: `/health` and `/metrics` of the continuous exporter.
 //! - [`cli`]: `kalshi-data export` arguments and the hand-run command with a progress bar.
 
 pub mod aggregates;
@@ -26,6 +27,7 @@ pub mod processed;
 #[cfg(feature = "production")]
 pub mod production;
 pub mod schema;
+pub mod server;
 pub mod source;
 pub mod store;
 pub mod window;

@@ -233,6 +233,8 @@ impl Drop for RestProxy {
 pub struct WsProxy {
     pub url: String,
     pub accepts: std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+    /// The forwarding tasks of live connections (aborting one drops both of its sockets).
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -243,24 +245,43 @@ impl WsProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let accepts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = accepts.clone();
+        let live = links.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 log.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(std::time::Instant::now());
-                tokio::spawn(async move {
+                let link = tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
+                live.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(link.abort_handle());
             }
         });
         Ok(WsProxy {
             url: format!("ws://{addr}/trade-api/ws/v2"),
             accepts,
+            links,
             task,
         })
+    }
+
+    /// Drops every live connection's sockets without a close frame: what a client reports as
+    /// 1006 (abnormal closure).
+    pub fn cut_all(&self) {
+        for link in self
+            .links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            link.abort();
+        }
     }
 
     pub fn accepts(&self) -> Vec<std::time::Instant> {

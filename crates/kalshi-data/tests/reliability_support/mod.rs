@@ -247,6 +247,19 @@ impl Up {
         })
     }
 
+    /// Waits until `name` has every connection up and every known market subscribed.
+    pub fn wait_subscribed(&self, name: &str, limit: Duration) -> Res<()> {
+        wait_for(limit, &format!("{name} fully subscribed"), || {
+            let h = self.health(name)?;
+            let n = |k: &str| h[k].as_u64().unwrap_or(0);
+            (n("connections_total") > 0
+                && n("connections_up") == n("connections_total")
+                && n("markets_known") > 0
+                && n("markets_subscribed") >= n("markets_known"))
+            .then_some(())
+        })
+    }
+
     /// Waits for `up` to end by itself (the `--duration` drain); fails unless it succeeded.
     pub fn wait_exit(&mut self, limit: Duration) -> Res<()> {
         let end = Instant::now() + limit;

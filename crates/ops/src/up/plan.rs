@@ -180,6 +180,8 @@ pub fn exporter(args: &UpArgs, port: u16) -> ProcessSpec {
         args.production_url().into(),
         "--archive".into(),
         args.archive_url().into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}").into(),
     ];
     ProcessSpec {
         name: "exporter".into(),
@@ -188,8 +190,7 @@ pub fn exporter(args: &UpArgs, port: u16) -> ProcessSpec {
         args: argv,
         data_dir: Some(dir.join("archive")),
         log: dir.join("logs").join("exporter.log"),
-        // The exporter serves no HTTP; its figures come through production (watermarks).
-        health_path: "",
+        health_path: "/health",
     }
 }
 
@@ -201,6 +202,31 @@ mod tests {
     fn gatherer_names_are_letters() {
         assert_eq!(gatherer_name(0), "gatherer-a");
         assert_eq!(gatherer_name(2), "gatherer-c");
+    }
+
+    #[test]
+    fn the_exporter_listens_on_its_port() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            up: UpArgs,
+        }
+        let cli = Cli::parse_from(["up", "--data-dir", "d"]);
+        let spec = exporter(&cli.up, 4321);
+        let argv: Vec<String> = spec
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let at = argv.iter().position(|a| a == "--listen");
+        assert_eq!(
+            at.and_then(|i| argv.get(i + 1)).map(String::as_str),
+            Some("127.0.0.1:4321"),
+            "{argv:?}"
+        );
+        assert_eq!(spec.health_url(), "http://127.0.0.1:4321/health");
+        assert_eq!(spec.metrics_url(), "http://127.0.0.1:4321/metrics");
     }
 
     #[test]

@@ -4,30 +4,17 @@
 //! - statically: declared by a component (its `metrics` module or a `counter!`/`gauge!`/
 //!   `histogram!` call), so a renamed metric breaks this test rather than an alert;
 //! - live: scraped from the `/metrics` of real processes started by `kalshi-data up`
-//!   (simulator, 3 gatherers, deduplicator, exporter) at small scale.
-//!
-//! Names a component does not export yet are listed in [`PENDING`] with their owner (and in
-//! docs/metrics.md); the test fails when one of them appears, so the list only shrinks.
+//!   (simulator, 3 gatherers, deduplicator, exporter) at small scale, on PostgreSQL production
+//!   (a database of its own) so the deduplicator's `dedup_pg_*` gauges are sampled.
 
 mod deploy_support;
 
 use deploy_support::{is_external, metric_names, read, root, used_metric_names};
+use kd_dedup::testing::TestDb;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Used by the rules or dashboard, not exported by any component yet: (name, owner, why).
-const PENDING: &[(&str, &str)] = &[
-    (
-        "dedup_pg_connections",
-        "deduplicator: connections in use (pg_stat_activity count)",
-    ),
-    (
-        "dedup_pg_max_connections",
-        "deduplicator: the server's max_connections",
-    ),
-];
 
 /// Counters of events a healthy run never has (drops, refused credentials, failures). They
 /// are declared by their component but only appear in /metrics after the first event.
@@ -54,11 +41,6 @@ const EVENT_ONLY: &[&str] = &[
     "sequence_gaps_total",
     "connection_reconnects_total",
 ];
-
-/// Names of the exporter's metrics: it serves no HTTP yet, so nothing scrapes them.
-fn exporter_only(name: &str) -> bool {
-    name.starts_with("export_")
-}
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -132,10 +114,9 @@ fn promql_names_are_extracted() {
 #[test]
 fn every_used_metric_is_declared_by_a_component() {
     let declared = declared_metric_names();
-    let pending: BTreeSet<&str> = PENDING.iter().map(|(n, _)| *n).collect();
     let mut missing = BTreeMap::new();
     for (name, place) in used_metric_names() {
-        if is_external(&name) || pending.contains(name.as_str()) || declared.contains(&name) {
+        if is_external(&name) || declared.contains(&name) {
             continue;
         }
         missing.entry(name).or_insert(place);
@@ -144,14 +125,6 @@ fn every_used_metric_is_declared_by_a_component() {
         missing.is_empty(),
         "metrics used by alerts/dashboard but declared by no component:\n{missing:#?}"
     );
-    let now_declared: Vec<&&str> = pending.iter().filter(|n| declared.contains(**n)).collect();
-    assert!(
-        now_declared.is_empty(),
-        "pending metrics are now declared; remove them from PENDING and docs/metrics.md: {now_declared:?}"
-    );
-    for (name, owner) in PENDING {
-        eprintln!("!!! PENDING metric {name} — owner: {owner} (see docs/metrics.md)");
-    }
 }
 
 #[test]
@@ -212,12 +185,31 @@ fn scrape(url: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Stops `up` like an operator (SIGTERM: it stops every child, closing their connections),
+/// killing it only if it has not ended within `grace`.
+fn stop(up: &mut Child, grace: Duration) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &up.id().to_string()])
+        .status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if matches!(up.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = up.kill();
+    let _ = up.wait();
+}
+
 #[test]
 fn every_used_metric_is_scraped_from_running_processes() -> Result<(), Box<dyn std::error::Error>> {
     if deploy_support::find_tool("curl").is_none() {
         deploy_support::skip("live metric scrape", "curl not on PATH");
         return Ok(());
     }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let db = runtime.block_on(TestDb::create("deploy_metrics"))?;
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("data");
     let log_path = tmp.path().join("up.log");
@@ -232,6 +224,8 @@ fn every_used_metric_is_scraped_from_running_processes() -> Result<(), Box<dyn s
             "--rate",
             "300",
             "--plain",
+            "--production",
+            &db.url,
             "--data-dir",
         ])
         .arg(&dir)
@@ -243,8 +237,7 @@ fn every_used_metric_is_scraped_from_running_processes() -> Result<(), Box<dyn s
     let wanted: BTreeSet<String> = used_metric_names()
         .into_iter()
         .map(|(n, _)| n)
-        .filter(|n| !is_external(n) && !exporter_only(n))
-        .filter(|n| !PENDING.iter().any(|(p, _)| p == n) && !EVENT_ONLY.contains(&n.as_str()))
+        .filter(|n| !is_external(n) && !EVENT_ONLY.contains(&n.as_str()))
         .collect();
     assert!(wanted.len() > 15, "too few names to check: {wanted:?}");
     println!("checking {} names live: {wanted:?}", wanted.len());
@@ -267,8 +260,8 @@ fn every_used_metric_is_scraped_from_running_processes() -> Result<(), Box<dyn s
             }
         }
     }
-    let _ = up.kill();
-    let _ = up.wait();
+    stop(&mut up, Duration::from_secs(60));
+    runtime.block_on(db.drop_db())?;
     println!("scraped processes (name → metric names): {scraped:?}");
     let missing: Vec<&String> = wanted.difference(&seen).collect();
     assert!(
@@ -276,6 +269,13 @@ fn every_used_metric_is_scraped_from_running_processes() -> Result<(), Box<dyn s
         "no /metrics answered; up log:\n{}",
         std::fs::read_to_string(&log_path).unwrap_or_default()
     );
+    for process in ["gatherer-a", "dedup", "exporter"] {
+        assert!(
+            scraped.contains_key(process),
+            "{process} served no /metrics; up log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+    }
     assert!(
         missing.is_empty(),
         "used by alerts/dashboard but not exported by any running process: {missing:?}"

@@ -1,6 +1,7 @@
 //! `kalshi-data backfill` against the real simulator and a real PostgreSQL database: a
-//! market's full history ends up in production equal to the simulator's ground truth, through
-//! paging and injected 429s; a second run (through the binary) adds nothing.
+//! market's full history (`--ticker`, through paging and injected 429s), and every market of an
+//! event (`--event`) or a series (`--series`), ends up in production equal to the simulator's
+//! ground truth; a second run (through the binary) adds nothing.
 
 use indicatif::ProgressBar;
 use kd_backfill::{BackfillPlan, Target};
@@ -54,37 +55,9 @@ fn truth_trades(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_of_a_market_equals_the_truth_and_a_second_run_adds_nothing() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let truth_path = dir.path().join("truth.jsonl");
     let shutdown = CancellationToken::new();
-    let sim = kd_sim::start(
-        SimConfig {
-            listen: "127.0.0.1:0".parse()?,
-            markets: 20,
-            series: 2,
-            events: 5,
-            hot_markets: 20,
-            rate: 2_000,
-            create_every: Duration::ZERO,
-            truth: Some(truth_path.clone()),
-            truth_hold: Duration::from_millis(200),
-            ..SimConfig::default()
-        },
-        shutdown.clone(),
-    )
-    .await?;
-
     // Let the exchange trade until one market has a few pages of history, then freeze it.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while sim.stats().await.trades < 600 {
-        assert!(
-            Instant::now() < deadline,
-            "simulator produced too few trades"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    sim.stop_publishing().await;
-    sim.flush_truth().await;
-    let truth = truth_trades(&truth_path)?;
+    let (sim, truth) = frozen_exchange(dir.path(), 600, &shutdown).await?;
     let (ticker, expected) = truth
         .iter()
         .max_by_key(|(_, trades)| trades.len())
@@ -174,4 +147,155 @@ async fn backfill_of_a_market_equals_the_truth_and_a_second_run_adds_nothing() -
     drop(store);
     db.drop_db().await?;
     Ok(())
+}
+
+/// A simulator with 2 series, 5 events and 20 markets (market `m` in event `m % 5`, event `e`
+/// in series `e % 2`: tickers `SIM<s>-E<e>-M<m>`), traded until `trades` trades, then frozen.
+async fn frozen_exchange(
+    dir: &std::path::Path,
+    trades: u64,
+    shutdown: &CancellationToken,
+) -> Result<
+    (
+        kd_sim::SimHandle,
+        BTreeMap<String, BTreeMap<String, Essence>>,
+    ),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    let truth_path = dir.join("truth.jsonl");
+    let sim = kd_sim::start(
+        SimConfig {
+            listen: "127.0.0.1:0".parse()?,
+            markets: 20,
+            series: 2,
+            events: 5,
+            hot_markets: 20,
+            rate: 2_000,
+            create_every: Duration::ZERO,
+            truth: Some(truth_path.clone()),
+            truth_hold: Duration::from_millis(200),
+            ..SimConfig::default()
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.stats().await.trades < trades {
+        assert!(
+            Instant::now() < deadline,
+            "simulator produced too few trades"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sim.stop_publishing().await;
+    sim.flush_truth().await;
+    let truth = truth_trades(&truth_path)?;
+    Ok((sim, truth))
+}
+
+/// `kalshi-data backfill FLAG VALUE` through the binary (its output printed): (success, stdout).
+fn backfill_binary(
+    db_url: &str,
+    rest_url: &str,
+    target: [&str; 2],
+    from: TimestampUs,
+    to: TimestampUs,
+) -> Result<(bool, String), std::io::Error> {
+    let out = Command::new(env!("CARGO_BIN_EXE_kalshi-data"))
+        .args(["backfill", "--production", db_url, "--rest-url", rest_url])
+        .args(target)
+        .args(["--from", &from.to_rfc3339(), "--to", &to.to_rfc3339()])
+        .args(["--chunk-secs", "1800", "--rate", "0", "--page-limit", "20"])
+        .output()?;
+    println!(
+        "{} {}: {}{}",
+        target[0],
+        target[1],
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+/// `--event E` / `--series S` through the binary: production holds exactly the ground truth's
+/// trades of every market whose ticker starts with `prefix` (and nothing else); a second run
+/// fetches nothing new and inserts 0 rows.
+async fn backfill_of_a_group(flag: &str, group: &str, prefix: &str) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let shutdown = CancellationToken::new();
+    let (sim, truth) = frozen_exchange(dir.path(), 600, &shutdown).await?;
+    let expected: BTreeMap<String, BTreeMap<String, Essence>> = truth
+        .into_iter()
+        .filter(|(ticker, _)| ticker.starts_with(prefix))
+        .collect();
+    let total: usize = expected.values().map(BTreeMap::len).sum();
+    println!(
+        "backfilling {flag} {group}: {total} trades over {} markets in the ground truth",
+        expected.len()
+    );
+    assert!(expected.len() >= 2, "want several markets: {expected:?}");
+    assert!(total > 40, "want several pages of 20");
+
+    let db = TestDb::create("backfill_group").await?;
+    let store = kd_dedup::open(&db.url).await?;
+    store.migrate().await?;
+    let now = TimestampUs::now();
+    let from = TimestampUs::from_micros(now.micros() - 3 * 3_600_000_000);
+    let to = TimestampUs::from_micros(now.micros() + 60_000_000);
+
+    let (ok, stdout) = backfill_binary(&db.url, &sim.rest_base(), [flag, group], from, to)?;
+    assert!(ok, "first run failed");
+    assert!(stdout.contains(&format!(" {total} inserted")), "{stdout}");
+    let mut stored: BTreeMap<String, BTreeMap<String, Essence>> = BTreeMap::new();
+    for r in store.read_window(Table::Trades, from, to).await? {
+        if let Record::Trade(t) = r {
+            stored
+                .entry(t.ticker.clone())
+                .or_default()
+                .insert(t.trade_id.clone(), essence(&t));
+        }
+    }
+    assert_eq!(
+        stored.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "markets in production differ from the ground truth's markets of {group}"
+    );
+    for (ticker, trades) in &expected {
+        assert_eq!(
+            stored.get(ticker),
+            Some(trades),
+            "{ticker}: production differs from the ground truth"
+        );
+    }
+    assert_eq!(store.count(Table::Trades).await?, total as u64);
+
+    let (ok, stdout) = backfill_binary(&db.url, &sim.rest_base(), [flag, group], from, to)?;
+    assert!(ok, "second run failed");
+    assert!(
+        stdout.contains(" 0 inserted"),
+        "second run inserted trades: {stdout}"
+    );
+    assert!(stdout.contains("already complete"), "{stdout}");
+    assert_eq!(store.count(Table::Trades).await?, total as u64);
+
+    shutdown.cancel();
+    sim.join().await?;
+    drop(store);
+    db.drop_db().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_of_an_event_equals_the_truth_and_a_second_run_adds_nothing() -> TestResult {
+    // Event SIM1-E3 holds markets 3, 8, 13, 18.
+    backfill_of_a_group("--event", "SIM1-E3", "SIM1-E3-M").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_of_a_series_equals_the_truth_and_a_second_run_adds_nothing() -> TestResult {
+    // Series SIM0 holds events 0, 2, 4: the twelve markets m with m % 5 in {0, 2, 4}.
+    backfill_of_a_group("--series", "SIM0", "SIM0-E").await
 }

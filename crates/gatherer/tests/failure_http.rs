@@ -263,7 +263,7 @@ async fn retried_with_backoff(status: u16) -> TestResult {
     let statuses: Vec<u16> = seen.iter().map(|s| s.status).collect();
     println!("{status}: statuses {statuses:?}, gaps (ms) {gaps:?}");
     let failures = statuses.iter().take_while(|s| **s == status).count();
-    assert!(failures >= 3 && failures < ATTEMPTS, "{statuses:?}");
+    assert!((3..ATTEMPTS).contains(&failures), "{statuses:?}");
     assert_eq!(statuses.get(failures), Some(&200), "{statuses:?}");
     for (attempt, g) in gaps.iter().take(failures).enumerate() {
         let ceiling = policy.ceiling(attempt as u32).as_millis();

@@ -25,6 +25,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const ATTEMPTS: usize = 8; // repair.rs: attempts per page before a window is abandoned
+/// Scheduling slack on a loaded 2-core machine, added to upper bounds only (a lower bound is
+/// never loosened: the wait can only be late).
+const SLACK_MS: u128 = 1_000;
 
 struct Rig {
     sim: SimHandle,
@@ -223,7 +226,7 @@ async fn status_429_waits_retry_after_ms_and_is_bounded() -> TestResult {
     assert!(seen.iter().all(|s| s.status == 429));
     for g in &gaps {
         assert!(
-            *g >= retry_after && *g <= retry_after * 5 / 4 + 200,
+            *g >= retry_after && *g <= retry_after * 5 / 4 + SLACK_MS,
             "gap {g} ms does not honour retry_after_ms={retry_after}: {gaps:?}"
         );
     }
@@ -268,7 +271,7 @@ async fn retried_with_backoff(status: u16) -> TestResult {
     for (attempt, g) in gaps.iter().take(failures).enumerate() {
         let ceiling = policy.ceiling(attempt as u32).as_millis();
         assert!(
-            *g >= ceiling && *g <= ceiling * 5 / 4 + 200,
+            *g >= ceiling && *g <= ceiling * 5 / 4 + SLACK_MS,
             "attempt {attempt}: waited {g} ms, backoff ceiling {ceiling} ms ({gaps:?})"
         );
     }

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 const MARKETS: usize = 20;
-const BASE_MS: u64 = 600;
+/// Connection backoff base of the close-code tests: long enough that "at once" (only the jitter,
+/// ≤ 25 % of it) and "after the backoff" cannot be confused on a loaded machine.
+const BASE_MS: u64 = 1_500;
 
 struct Rig {
     sim: SimHandle,
@@ -128,11 +130,10 @@ async fn close_row(code: u16, immediate: bool, reasons: &[&str]) -> TestResult {
     );
     let base = Duration::from_millis(BASE_MS);
     if immediate {
-        // At once: no backoff, only the 0–25 % jitter of the base.
+        // At once: no backoff, only the 0–25 % jitter of the base (sooner than the base even
+        // with a loaded machine's scheduling delays).
         assert!(
-            delays
-                .iter()
-                .all(|d| *d < base * 5 / 16 + Duration::from_millis(200)),
+            delays.iter().all(|d| *d < base),
             "close {code} must reconnect at once: {delays:?}"
         );
         assert_eq!(delta("connection_retries_total"), 0.0);
@@ -140,7 +141,7 @@ async fn close_row(code: u16, immediate: bool, reasons: &[&str]) -> TestResult {
         assert!(
             delays
                 .iter()
-                .all(|d| *d >= base && *d <= base * 5 / 4 + Duration::from_millis(500)),
+                .all(|d| *d >= base && *d <= base * 5 / 4 + Duration::from_secs(1)),
             "close {code} must reconnect after the backoff ({BASE_MS} ms + 0–25 %): {delays:?}"
         );
         assert_eq!(delta("connection_retries_total"), 2.0);
@@ -307,7 +308,10 @@ async fn fifty_connections_closed_at_once_reconnect_spread_by_jitter() -> TestRe
     assert!(rig.settled(N).await, "the pool did not come back");
     let at_once = rig.close_all_and_time_reconnects(1000, N).await;
     let (spread, densest) = report("close 1000", &at_once);
-    assert!(at_once.iter().all(|d| *d < Duration::from_millis(750)));
+    assert!(
+        at_once.iter().all(|d| *d < Duration::from_secs(1)),
+        "not at once"
+    );
     assert!(spread >= 100, "reconnects within {spread} ms: no jitter");
     assert!(densest <= N / 2, "{densest} of {N} reconnects within 20 ms");
     rig.stop().await

@@ -357,3 +357,70 @@ async fn status_503_checks_the_exchange_status() -> TestResult {
     );
     rig.stop().await
 }
+
+/// The market registry cannot work without its list: a 500 on `/markets` is retried with the
+/// registry's backoff for as long as it lasts (here well past the repair's 8 attempts), every
+/// retry counted; the list is synced once the exchange answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_retries_a_500_until_it_succeeds() -> TestResult {
+    let _serial = SERIAL.lock().await;
+    let _ = kd_core::telemetry::metrics_handle();
+    let before = now_metrics();
+    let sim = small_sim(20, 300, None).await?;
+    sim.add_fault(kd_sim::parse_fault("http:500:/markets:1")?);
+    let proxy = RestProxy::start(sim.addr(), None).await?;
+    let dir = tempfile::tempdir()?;
+    let mut config = gatherer_config(dir.path(), &proxy.base, &sim.ws_url());
+    config.registry_backoff_base_ms = 20;
+    config.registry_backoff_max_ms = 80;
+    config.snapshot_poll_interval_mins = 0;
+    let policy = config.registry_backoff();
+    let gatherer = kd_gatherer::start(config, CancellationToken::new()).await?;
+    let failing = wait_until(Duration::from_secs(20), || {
+        proxy.to("/markets").len() > 2 * ATTEMPTS
+    })
+    .await;
+    assert!(failing, "the registry stopped retrying");
+    assert!(!gatherer.health().registry_synced.load(Ordering::Relaxed));
+    sim.clear_faults();
+    let health = gatherer.health().clone();
+    let synced = wait_until(Duration::from_secs(20), || {
+        health.registry_synced.load(Ordering::Relaxed)
+            && health.markets_known.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    assert!(synced, "the registry did not sync once /markets answered");
+    let seen = proxy.to("/markets");
+    let statuses: Vec<u16> = seen.iter().map(|s| s.status).collect();
+    let failures = statuses.iter().take_while(|s| **s == 500).count();
+    let gaps = gaps_ms(&seen);
+    println!(
+        "registry: {failures} × 500 then {:?}; gaps (ms) {gaps:?}",
+        &statuses[failures..]
+    );
+    assert_eq!(statuses.get(failures), Some(&200));
+    // Between two /markets requests the registry also looks at /exchange/status, so each gap
+    // is at least the backoff ceiling of its attempt.
+    for (attempt, g) in gaps.iter().take(failures).enumerate() {
+        let ceiling = policy.ceiling(attempt as u32).as_millis();
+        assert!(
+            *g >= ceiling,
+            "attempt {attempt}: waited {g} ms < {ceiling} ms"
+        );
+    }
+    let text = scrape(gatherer.addr()).await?;
+    let delta = |s: &str| metric(&text, s) - metric(&before, s);
+    assert_eq!(
+        delta("registry_retries_total"),
+        failures as f64,
+        "every retry counted"
+    );
+    assert_eq!(
+        delta(r#"registry_errors_total{kind="server_error"}"#),
+        failures as f64
+    );
+    assert!(!health.halted.load(Ordering::Relaxed));
+    gatherer.stop().await?;
+    sim.shutdown().await?;
+    Ok(())
+}

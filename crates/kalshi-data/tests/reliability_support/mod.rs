@@ -35,6 +35,11 @@ pub fn now_us() -> i64 {
 
 /// `GET url` with an optional bearer token; `(status, body)`, or `None` when nothing answers.
 pub fn http_get(url: &str, token: Option<&str>) -> Option<(u16, String)> {
+    http_request("GET", url, token)
+}
+
+/// One HTTP/1.0 request on loopback (no body); `(status, body)`.
+pub fn http_request(method: &str, url: &str, token: Option<&str>) -> Option<(u16, String)> {
     let rest = url.strip_prefix("http://")?;
     let (host, path) = match rest.split_once('/') {
         Some((h, p)) => (h, format!("/{p}")),
@@ -46,7 +51,8 @@ pub fn http_get(url: &str, token: Option<&str>) -> Option<(u16, String)> {
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\n{auth}Content-Length: 0\r\n\
+         Connection: close\r\n\r\n"
     )
     .ok()?;
     let mut buf = Vec::new();
@@ -292,6 +298,30 @@ impl Up {
         if let Ok(rd) = std::fs::read_dir(self.dir.join("logs")) {
             for e in rd.flatten() {
                 out.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    /// The last `n` lines of a child's log and its `/health`, for failure messages.
+    pub fn diagnose(&self, name: &str, n: usize) -> String {
+        let text = std::fs::read_to_string(self.dir.join("logs").join(format!("{name}.log")))
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "{name} /health: {}\n{name} log (last {n} lines):\n{}",
+            self.health(name).map_or("-".into(), |h| h.to_string()),
+            lines[lines.len().saturating_sub(n)..].join("\n")
+        )
+    }
+
+    /// Every child's log under `DATA_DIR/logs`, by file name.
+    pub fn child_log_files(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(self.dir.join("logs")) {
+            for e in rd.flatten() {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                out.push((e.file_name().to_string_lossy().into_owned(), text));
             }
         }
         out

@@ -9,7 +9,7 @@
 //! last stored trade when the gatherer starts.
 
 use crate::metrics as m;
-use crate::sequence::GapNotice;
+use crate::sequence::{GapNotice, GapReason};
 use kd_core::backoff::BackoffPolicy;
 use kd_core::{Record, TimestampUs};
 use kd_kalshi::parse::rest_trade_to_record;
@@ -28,6 +28,93 @@ const SETTLE: Duration = Duration::from_secs(2);
 const PAGE: u32 = 1_000;
 /// Attempts per REST page before the backfill of that window is abandoned (counted).
 const ATTEMPTS: u32 = 8;
+/// Windows closer than this are read as one (each read already widens a window by 1 s).
+const MERGE_SLACK_US: i64 = 2_000_000;
+/// How long a stopping gatherer keeps reading the windows of gaps it already knows.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A trade window to read: one market, or every market (`ticker` `None`).
+#[derive(Debug, Clone, PartialEq)]
+struct Window {
+    ticker: Option<String>,
+    start: TimestampUs,
+    end: TimestampUs,
+    reason: GapReason,
+}
+
+impl Window {
+    fn into_notice(self) -> GapNotice {
+        GapNotice {
+            sid: None,
+            ticker: self.ticker,
+            channel: "trade".to_string(),
+            reason: self.reason,
+            start: self.start,
+            end: self.end,
+            expected: None,
+            got: None,
+        }
+    }
+}
+
+/// The trade windows of `notices` (other channels are repaired by snapshots), merged: windows
+/// of every market that overlap or lie within [`MERGE_SLACK_US`] become one, and a one-market
+/// window inside an every-market window is dropped.
+fn merge_windows(notices: Vec<GapNotice>) -> Vec<Window> {
+    let mut all: Vec<Window> = Vec::new();
+    let mut one: Vec<Window> = Vec::new();
+    for n in notices.into_iter().filter(|n| n.channel == "trade") {
+        let w = Window {
+            ticker: n.ticker,
+            start: n.start,
+            end: n.end,
+            reason: n.reason,
+        };
+        if w.ticker.is_some() {
+            one.push(w);
+        } else {
+            all.push(w);
+        }
+    }
+    let merge = |mut ws: Vec<Window>| -> Vec<Window> {
+        ws.sort_by(|a, b| (&a.ticker, a.start).cmp(&(&b.ticker, b.start)));
+        let mut out: Vec<Window> = Vec::with_capacity(ws.len());
+        for w in ws {
+            match out.last_mut() {
+                Some(last)
+                    if last.ticker == w.ticker
+                        && w.start.micros() <= last.end.micros() + MERGE_SLACK_US =>
+                {
+                    if w.end > last.end {
+                        last.end = w.end;
+                    }
+                }
+                _ => out.push(w),
+            }
+        }
+        out
+    };
+    let all = merge(all);
+    let one = merge(one)
+        .into_iter()
+        .filter(|w| !all.iter().any(|a| a.start <= w.start && w.end <= a.end))
+        .collect::<Vec<_>>();
+    all.into_iter().chain(one).collect()
+}
+
+/// Waits until REST has caught up with the end of every window ([`SETTLE`] after the latest);
+/// false when `stop` came first.
+async fn settle(windows: &[Window], stop: &CancellationToken) -> bool {
+    let Some(end) = windows.iter().map(|w| w.end).max() else {
+        return true;
+    };
+    let ready_at = end.micros() + SETTLE.as_micros() as i64;
+    let wait = (ready_at - TimestampUs::now().micros()).max(0) as u64;
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = tokio::time::sleep(Duration::from_micros(wait)) => true,
+    }
+}
 
 /// The trade ids received recently (WebSocket and backfill alike).
 #[derive(Debug, Default)]
@@ -76,33 +163,75 @@ impl Repair {
             tracing::info!(since = %since.to_rfc3339(), "backfilling trades missed while down");
             self.backfill(None, since, now, "downtime", &shutdown).await;
         }
+        let mut pending: Vec<GapNotice> = Vec::new();
         loop {
             let notice = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 n = self.notices.recv() => match n {
                     Some(n) => n,
-                    None => return,
+                    None => break,
                 },
             };
-            if notice.channel != "trade" {
+            pending.push(notice);
+            // Many gaps in a short time (a lossy link loses a message every few milliseconds)
+            // are one backfill each only if their windows are far apart: take every notice
+            // queued now and read each merged window once.
+            while let Ok(n) = self.notices.try_recv() {
+                pending.push(n);
+            }
+            let windows = merge_windows(std::mem::take(&mut pending));
+            if windows.is_empty() {
                 continue;
             }
-            // Let REST catch up with the window's end.
-            let ready_at = notice.end.micros() + SETTLE.as_micros() as i64;
-            let wait = (ready_at - TimestampUs::now().micros()).max(0) as u64;
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_micros(wait)) => {}
+            // Let REST catch up with the windows' end.
+            if !settle(&windows, &shutdown).await {
+                pending = windows.into_iter().map(Window::into_notice).collect();
+                break;
             }
-            self.backfill(
-                notice.ticker.as_deref(),
-                notice.start,
-                notice.end,
-                notice.reason.as_str(),
-                &shutdown,
-            )
-            .await;
+            for w in windows {
+                self.backfill(
+                    w.ticker.as_deref(),
+                    w.start,
+                    w.end,
+                    w.reason.as_str(),
+                    &shutdown,
+                )
+                .await;
+            }
         }
+        // Stopping: windows already known are still read (within a grace period), so a gap
+        // just before a stop is not left to a downtime repair that starts at the last stored
+        // trade, after it.
+        while let Ok(n) = self.notices.try_recv() {
+            pending.push(n);
+        }
+        let windows = merge_windows(pending);
+        if windows.is_empty() {
+            return;
+        }
+        let grace = CancellationToken::new();
+        let deadline = grace.clone();
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(STOP_GRACE).await;
+            deadline.cancel();
+        });
+        tracing::info!(
+            windows = windows.len(),
+            "reading trade windows of gaps before stopping"
+        );
+        if settle(&windows, &grace).await {
+            for w in windows {
+                self.backfill(
+                    w.ticker.as_deref(),
+                    w.start,
+                    w.end,
+                    w.reason.as_str(),
+                    &grace,
+                )
+                .await;
+            }
+        }
+        timer.abort();
     }
 
     /// Reads every trade of `[start − 1 s, end + 1 s]` (one market or all) and stores those not
@@ -172,7 +301,52 @@ impl Repair {
 
 #[cfg(test)]
 mod tests {
-    use super::RecentTrades;
+    use super::{GapNotice, GapReason, RecentTrades, Window, merge_windows};
+    use kd_core::TimestampUs;
+
+    fn notice(ticker: Option<&str>, channel: &str, start_s: i64, end_s: i64) -> GapNotice {
+        GapNotice {
+            sid: None,
+            ticker: ticker.map(str::to_string),
+            channel: channel.to_string(),
+            reason: GapReason::SeqGap,
+            start: TimestampUs::from_micros(start_s * 1_000_000),
+            end: TimestampUs::from_micros(end_s * 1_000_000),
+            expected: None,
+            got: None,
+        }
+    }
+
+    fn span(w: &Window) -> (Option<&str>, i64, i64) {
+        (
+            w.ticker.as_deref(),
+            w.start.micros() / 1_000_000,
+            w.end.micros() / 1_000_000,
+        )
+    }
+
+    #[test]
+    fn close_windows_merge_far_ones_do_not() {
+        let ws = merge_windows(vec![
+            notice(None, "trade", 10, 11),
+            notice(None, "trade", 12, 13),
+            notice(None, "trade", 30, 31),
+            notice(Some("A"), "trade", 10, 10),
+            notice(Some("A"), "trade", 50, 51),
+            notice(Some("B"), "trade", 52, 53),
+            notice(None, "orderbook_delta", 60, 61),
+        ]);
+        let spans: Vec<_> = ws.iter().map(span).collect();
+        assert_eq!(
+            spans,
+            vec![
+                (None, 10, 13),
+                (None, 30, 31),
+                (Some("A"), 50, 51),
+                (Some("B"), 52, 53)
+            ]
+        );
+    }
 
     #[test]
     fn recent_trades_deduplicate() {

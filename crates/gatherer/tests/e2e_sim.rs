@@ -28,6 +28,11 @@ struct Scale {
 async fn scenario(scale: Scale) -> TestResult {
     let _ = kd_core::telemetry::metrics_handle();
     let dir = tempfile::tempdir()?;
+    // KD_KEEP_TEST_DIR=1 keeps the store and truth for inspection after a failure.
+    let kept = std::env::var_os("KD_KEEP_TEST_DIR").is_some();
+    if kept {
+        println!("test dir: {}", dir.path().display());
+    }
     let truth_path = dir.path().join("truth.jsonl");
     let sim = kd_sim::start(
         SimConfig {
@@ -204,6 +209,9 @@ async fn scenario(scale: Scale) -> TestResult {
     println!("store rows: {counts:?}; delivered data messages in truth: {delivered}");
     println!("book check points compared: {checked_books}, skipped after a gap: {skipped_books}");
     println!("metrics:\n{}", interesting_metrics());
+    if kept && (!wrong_books.is_empty() || !missing.is_empty()) {
+        let _ = dir.keep();
+    }
     assert!(delivered > 0, "the simulator delivered nothing");
     assert!(
         missing.is_empty(),

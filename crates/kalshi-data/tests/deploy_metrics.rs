@@ -23,6 +23,7 @@ const EVENT_ONLY: &[&str] = &[
     "writer_dropped_total",
     "rest_auth_failures_total",
     "connection_auth_failures_total",
+    "connection_policy_closes_total",
     "router_parse_errors_total",
     "router_errors_total",
     "registry_errors_total",

@@ -859,6 +859,135 @@ fn up_output_never_shows_the_production_password() -> Res<()> {
     Ok(())
 }
 
+/// Issue 9: malformed messages from the exchange. The gatherers reach the exchange through a
+/// proxy that inserts a malformed text frame before every 50th message (not JSON, missing and
+/// wrong-typed fields, an unknown type, a truncated object, a 200 kB frame); the platform runs
+/// under `up --config` with the same processes as the local plan. Every real message must
+/// still arrive, the malformed ones must be counted, and the connections kept.
+#[test]
+fn malformed_exchange_messages_lose_nothing() -> Res<()> {
+    use reliability_support::mangle::MangleProxy;
+    let tmp = scratch()?;
+    let dir = data_dir(&tmp);
+    std::fs::create_dir_all(dir.join("config"))?;
+    let port = || -> Res<u16> {
+        Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+            .local_addr()?
+            .port())
+    };
+    let sim_port = port()?;
+    let proxy = MangleProxy::start(sim_port, 50)?;
+    let production = format!("sqlite://{}", dir.join("production.db").display());
+    let rest = format!("http://127.0.0.1:{sim_port}/trade-api/v2");
+    let path = |p: &std::path::Path| p.display().to_string();
+    // JSON string arrays are valid TOML arrays.
+    let list = |v: Vec<String>| serde_json::to_string(&v);
+    let mut plan = String::new();
+    let sim_args = vec![
+        "sim".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{sim_port}"),
+        "--no-auth".into(),
+        "--markets".into(),
+        "30".into(),
+        "--rate".into(),
+        "300".into(),
+        "--truth".into(),
+        path(&dir.join("truth.jsonl")),
+        "--state-dir".into(),
+        path(&dir.join("sim")),
+    ];
+    plan.push_str(&format!(
+        "[[process]]\nname = \"sim\"\nkind = \"sim\"\nport = {sim_port}\nargs = {}\n\n",
+        list(sim_args)?
+    ));
+    let mut dedup_args = vec![
+        "dedup".to_string(),
+        "--production".into(),
+        production.clone(),
+        "--rest-url".into(),
+        rest.clone(),
+    ];
+    for g in GATHERERS {
+        let gport = port()?;
+        let config = dir.join("config").join(format!("{g}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "gatherer_id = {}\nrest_url = {}\nws_url = {}\ndata_dir = {}\nlisten = {}\n",
+                serde_json::to_string(g)?,
+                serde_json::to_string(&rest)?,
+                serde_json::to_string(&format!("ws://127.0.0.1:{}/trade-api/ws/v2", proxy.port))?,
+                serde_json::to_string(&path(&dir.join(g)))?,
+                serde_json::to_string(&format!("127.0.0.1:{gport}"))?,
+            ),
+        )?;
+        plan.push_str(&format!(
+            "[[process]]\nname = \"{g}\"\nkind = \"gatherer\"\nport = {gport}\nargs = {}\n\n",
+            list(vec!["gatherer".into(), "--config".into(), path(&config)])?
+        ));
+        dedup_args.extend(["--gatherer".into(), format!("{g}=http://127.0.0.1:{gport}")]);
+    }
+    let dedup_port = port()?;
+    dedup_args.extend(["--listen".into(), format!("127.0.0.1:{dedup_port}")]);
+    plan.push_str(&format!(
+        "[[process]]\nname = \"dedup\"\nkind = \"dedup\"\nport = {dedup_port}\nargs = {}\n",
+        list(dedup_args)?
+    ));
+    let plan_path = tmp.path().join("plan.toml");
+    std::fs::write(&plan_path, &plan)?;
+    let mut up = Up::start(
+        &dir,
+        &UpOpts {
+            duration: 40,
+            production: Some(production),
+            config: Some(plan_path),
+            ..UpOpts::default()
+        },
+    )?;
+    up.wait_ready(READY)?;
+    let lag = LagMonitor::start(&up.dir);
+    let sum_metric = |name: &str| -> f64 {
+        GATHERERS
+            .iter()
+            .filter_map(|g| up.metrics(g).and_then(|m| metric_sum(&m, name)))
+            .sum()
+    };
+    let reconnects_before = sum_metric("connection_reconnects_total");
+    // Every kind of junk has reached the gatherers several times over.
+    wait_for(Duration::from_secs(60), "malformed frames counted", || {
+        let counted =
+            sum_metric("router_parse_errors_total") + sum_metric("router_unknown_messages_total");
+        (proxy.injected.load(std::sync::atomic::Ordering::Relaxed) >= 48 && counted >= 24.0)
+            .then_some(counted)
+    })?;
+    // Read the counters again just before the end: the whole run's junk, not only the first.
+    std::thread::sleep(
+        (up.started + Duration::from_secs(36)).saturating_duration_since(Instant::now()),
+    );
+    let parse_errors = sum_metric("router_parse_errors_total");
+    let unknown = sum_metric("router_unknown_messages_total");
+    let reconnects = sum_metric("connection_reconnects_total") - reconnects_before;
+    up.wait_exit(EXIT)?;
+    let max_lag = lag.finish();
+    let injected = proxy.injected.load(std::sync::atomic::Ordering::Relaxed);
+    let v = verify(&up.dir, &up.production)?;
+    let fig = Figures::collect("malformed-messages", &up, &v, max_lag, Vec::new())?;
+    println!("{fig}");
+    println!(
+        "malformed-messages: injected={injected} (all gatherers, whole run); counted by the \
+         gatherers 4 s before the end: parse errors={parse_errors} unknown types={unknown}; \
+         reconnects meanwhile={reconnects}"
+    );
+    v.assert_ok()?;
+    assert_eq!(fig.duplicated, 0);
+    assert_eq!(
+        reconnects, 0.0,
+        "a malformed frame must not cost the connection"
+    );
+    Ok(())
+}
+
 /// Seed: Kalshi API error handling — REST 429/500/502/503/504, WebSocket closes 1000, 1001,
 /// 1006, 1011, per-connection drops, and an exchange maintenance window (exchange inactive,
 /// REST 503, nothing published) — all at once in one run; nothing may be lost.

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)] // each scenario uses part of this module
 
+pub mod mangle;
 pub mod pg;
 
 use kd_core::Record;
@@ -114,6 +115,8 @@ pub struct UpOpts {
     pub duration: u64,
     pub faults: Vec<String>,
     pub production: Option<String>,
+    /// `up --config FILE`: supervise exactly these processes instead of the local plan.
+    pub config: Option<PathBuf>,
 }
 
 impl Default for UpOpts {
@@ -124,6 +127,7 @@ impl Default for UpOpts {
             duration: 40,
             faults: Vec::new(),
             production: None,
+            config: None,
         }
     }
 }
@@ -158,6 +162,9 @@ impl Up {
             .args(["--production", &production]);
         for f in &o.faults {
             cmd.args(["--fault", f]);
+        }
+        if let Some(c) = &o.config {
+            cmd.arg("--config").arg(c);
         }
         let child = cmd
             .stdin(Stdio::null())

@@ -42,40 +42,25 @@ struct Window {
     reason: GapReason,
 }
 
-impl Window {
-    fn into_notice(self) -> GapNotice {
-        GapNotice {
-            sid: None,
-            ticker: self.ticker,
-            channel: "trade".to_string(),
-            reason: self.reason,
-            start: self.start,
-            end: self.end,
-            expected: None,
-            got: None,
-        }
-    }
-}
-
-/// The trade windows of `notices` (other channels are repaired by snapshots), merged: windows
-/// of every market that overlap or lie within [`MERGE_SLACK_US`] become one, and a one-market
-/// window inside an every-market window is dropped.
-fn merge_windows(notices: Vec<GapNotice>) -> Vec<Window> {
-    let mut all: Vec<Window> = Vec::new();
-    let mut one: Vec<Window> = Vec::new();
-    for n in notices.into_iter().filter(|n| n.channel == "trade") {
-        let w = Window {
+/// The trade windows of `notices` (other channels are repaired by snapshots).
+fn trade_windows(notices: Vec<GapNotice>) -> Vec<Window> {
+    notices
+        .into_iter()
+        .filter(|n| n.channel == "trade")
+        .map(|n| Window {
             ticker: n.ticker,
             start: n.start,
             end: n.end,
             reason: n.reason,
-        };
-        if w.ticker.is_some() {
-            one.push(w);
-        } else {
-            all.push(w);
-        }
-    }
+        })
+        .collect()
+}
+
+/// Windows of every market that overlap or lie within [`MERGE_SLACK_US`] become one (likewise
+/// per market), and a one-market window inside an every-market window is dropped.
+fn merge_windows(windows: Vec<Window>) -> Vec<Window> {
+    let (all, one): (Vec<Window>, Vec<Window>) =
+        windows.into_iter().partition(|w| w.ticker.is_none());
     let merge = |mut ws: Vec<Window>| -> Vec<Window> {
         ws.sort_by(|a, b| (&a.ticker, a.start).cmp(&(&b.ticker, b.start)));
         let mut out: Vec<Window> = Vec::with_capacity(ws.len());
@@ -163,7 +148,7 @@ impl Repair {
             tracing::info!(since = %since.to_rfc3339(), "backfilling trades missed while down");
             self.backfill(None, since, now, "downtime", &shutdown).await;
         }
-        let mut pending: Vec<GapNotice> = Vec::new();
+        let mut pending: Vec<Window> = Vec::new();
         loop {
             let notice = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -172,39 +157,27 @@ impl Repair {
                     None => break,
                 },
             };
-            pending.push(notice);
             // Many gaps in a short time (a lossy link loses a message every few milliseconds)
             // are one backfill each only if their windows are far apart: take every notice
             // queued now and read each merged window once.
+            let mut notices = vec![notice];
             while let Ok(n) = self.notices.try_recv() {
-                pending.push(n);
+                notices.push(n);
             }
-            let windows = merge_windows(std::mem::take(&mut pending));
-            if windows.is_empty() {
-                continue;
-            }
-            // Let REST catch up with the windows' end.
-            if !settle(&windows, &shutdown).await {
-                pending = windows.into_iter().map(Window::into_notice).collect();
+            pending.extend(trade_windows(notices));
+            pending = self.read(merge_windows(pending), &shutdown).await;
+            if shutdown.is_cancelled() {
                 break;
-            }
-            for w in windows {
-                self.backfill(
-                    w.ticker.as_deref(),
-                    w.start,
-                    w.end,
-                    w.reason.as_str(),
-                    &shutdown,
-                )
-                .await;
             }
         }
         // Stopping: windows already known are still read (within a grace period), so a gap
         // just before a stop is not left to a downtime repair that starts at the last stored
         // trade, after it.
+        let mut notices = Vec::new();
         while let Ok(n) = self.notices.try_recv() {
-            pending.push(n);
+            notices.push(n);
         }
+        pending.extend(trade_windows(notices));
         let windows = merge_windows(pending);
         if windows.is_empty() {
             return;
@@ -219,19 +192,32 @@ impl Repair {
             windows = windows.len(),
             "reading trade windows of gaps before stopping"
         );
-        if settle(&windows, &grace).await {
-            for w in windows {
-                self.backfill(
-                    w.ticker.as_deref(),
-                    w.start,
-                    w.end,
-                    w.reason.as_str(),
-                    &grace,
-                )
-                .await;
-            }
+        let unread = self.read(windows, &grace).await;
+        if !unread.is_empty() {
+            tracing::warn!(
+                windows = unread.len(),
+                "trade windows of gaps left unread at stop (other gatherers may hold them)"
+            );
         }
         timer.abort();
+    }
+
+    /// Reads `windows` once REST has caught up with them. Returns those not read completely
+    /// because `stop` came first (reading one again is harmless: known trades are skipped).
+    async fn read(&self, windows: Vec<Window>, stop: &CancellationToken) -> Vec<Window> {
+        if !settle(&windows, stop).await {
+            return windows;
+        }
+        let mut left = windows.into_iter();
+        while let Some(w) = left.next() {
+            let reason = w.reason.as_str();
+            self.backfill(w.ticker.as_deref(), w.start, w.end, reason, stop)
+                .await;
+            if stop.is_cancelled() {
+                return std::iter::once(w).chain(left).collect();
+            }
+        }
+        Vec::new()
     }
 
     /// Reads every trade of `[start − 1 s, end + 1 s]` (one market or all) and stores those not
@@ -301,7 +287,7 @@ impl Repair {
 
 #[cfg(test)]
 mod tests {
-    use super::{GapNotice, GapReason, RecentTrades, Window, merge_windows};
+    use super::{GapNotice, GapReason, RecentTrades, Window, merge_windows, trade_windows};
     use kd_core::TimestampUs;
 
     fn notice(ticker: Option<&str>, channel: &str, start_s: i64, end_s: i64) -> GapNotice {
@@ -327,7 +313,7 @@ mod tests {
 
     #[test]
     fn close_windows_merge_far_ones_do_not() {
-        let ws = merge_windows(vec![
+        let ws = merge_windows(trade_windows(vec![
             notice(None, "trade", 10, 11),
             notice(None, "trade", 12, 13),
             notice(None, "trade", 30, 31),
@@ -335,7 +321,7 @@ mod tests {
             notice(Some("A"), "trade", 50, 51),
             notice(Some("B"), "trade", 52, 53),
             notice(None, "orderbook_delta", 60, 61),
-        ]);
+        ]));
         let spans: Vec<_> = ws.iter().map(span).collect();
         assert_eq!(
             spans,

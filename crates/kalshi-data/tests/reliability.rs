@@ -840,10 +840,6 @@ fn secrets_never_in_logs_status_or_health() -> Res<()> {
 /// `up` prints where production is (summary, `verify`/`book` hints, the closing line): the
 /// password of a `postgres://` URL must not be among it.
 #[test]
-#[ignore = "bug: `kalshi-data up` prints the production URL with its password in its summary \
-            (`production:`, the `book:` and `verify:` hints) and in the closing `up: check it: \
-            kalshi-data verify … --production URL` line (crates/ops/src/up/mod.rs \
-            print_summary and run_until use the raw URL; only the psql hint is redacted)"]
 fn up_output_never_shows_the_production_password() -> Res<()> {
     const PASSWORD: &str = "Pw-reliability-up-0b7e";
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -9,7 +9,7 @@ use kd_core::{
 };
 use kd_ops::book::{Book, MarketHistory, histories};
 use kd_ops::production::ProductionData;
-use kd_ops::verify::check::compare;
+use kd_ops::verify::check::{compare, compare_trades_from};
 use kd_ops::verify::report::{render, verdict};
 use kd_ops::verify::truth::{Published, Truth, TruthBook};
 use rand::rngs::StdRng;
@@ -239,6 +239,28 @@ fn an_undelivered_trade_is_still_expected() {
     w.production.trades.retain(|x| x.trade_id != t.trade_id);
     let (from, to) = window(&w);
     let report = compare(&w.truth, &w.production, from, to);
+    assert_eq!(report.trades.missing.count, 1);
+}
+
+#[test]
+fn an_undelivered_trade_before_any_trade_subscription_is_not_expected() {
+    // A trade made before the platform's first trade subscription reached nobody and lies in
+    // no gap: not expected. The same trade after it is (REST backfill must bring it).
+    let mut w = world(3, 5, 500);
+    let idx = w
+        .truth
+        .published
+        .iter()
+        .position(|p| matches!(&p.record, Record::Trade(_)) && !p.delivered);
+    let Some(Record::Trade(t)) = idx.map(|i| w.truth.published[i].record.clone()) else {
+        panic!("the constructed world has an undelivered trade");
+    };
+    w.production.trades.retain(|x| x.trade_id != t.trade_id);
+    let (from, to) = window(&w);
+    let after = TimestampUs::from_micros(t.exchange_ts.micros() + 1);
+    let report = compare_trades_from(&w.truth, &w.production, from, to, after);
+    assert_eq!(report.trades.missing.count, 0);
+    let report = compare_trades_from(&w.truth, &w.production, from, to, t.exchange_ts);
     assert_eq!(report.trades.missing.count, 1);
 }
 

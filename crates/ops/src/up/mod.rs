@@ -179,7 +179,7 @@ pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(),
         eprintln!(
             "up: check it: kalshi-data verify --truth {} --production {}",
             args.truth_path().display(),
-            args.production_url()
+            kd_core::config::redact_url(&args.production_url())
         );
     }
     Ok(())
@@ -397,7 +397,8 @@ fn print_summary(args: &UpArgs, specs: &[ProcessSpec]) {
             s.metrics_url()
         ));
     }
-    let prod = args.production_url();
+    // Printed, so never with its password (the operator has it; a terminal log must not).
+    let prod = kd_core::config::redact_url(&args.production_url());
     out.push_str(&format!(
         "\n  data:        {dir}/   (logs in {dir}/logs/, processes in {dir}/up.json)\n"
     ));
@@ -412,8 +413,7 @@ fn print_summary(args: &UpArgs, specs: &[ProcessSpec]) {
         ));
     } else {
         out.push_str(&format!(
-            "\n  query:       psql '{}' -c 'SELECT COUNT(*) FROM trades'\n",
-            kd_core::config::redact_url(&prod)
+            "\n  query:       psql '{prod}' -c 'SELECT COUNT(*) FROM trades'\n"
         ));
     }
     out.push_str(&format!(

@@ -101,6 +101,19 @@ pub fn compare(
     from: TimestampUs,
     to: TimestampUs,
 ) -> Report {
+    compare_trades_from(truth, production, from, to, from)
+}
+
+/// [`compare`], with trades that reached no subscriber expected only from `trades_from` on:
+/// before the platform's first trade subscription nobody could have missed them (a trade made
+/// in the millisecond before that subscription is neither delivered nor in any gap).
+pub fn compare_trades_from(
+    truth: &Truth,
+    production: &ProductionData,
+    from: TimestampUs,
+    to: TimestampUs,
+    trades_from: TimestampUs,
+) -> Report {
     let in_window = |ts: TimestampUs| from <= ts && ts <= to;
     let gaps = GapIndex::new(&production.gatherers, &production.gaps);
 
@@ -138,7 +151,7 @@ pub fn compare(
         };
         let copies = stored.get(&id).map_or(&[][..], Vec::as_slice);
         let is_trade = matches!(record, Record::Trade(_));
-        if !is_trade && !published.delivered {
+        if !published.delivered && (!is_trade || record.exchange_ts() < trades_from) {
             // Nobody received it: production cannot hold it. A copy would be counted `extra`
             // only if its identity were unknown, and it is known — so it is simply not expected.
             continue;

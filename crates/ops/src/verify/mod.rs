@@ -86,7 +86,16 @@ pub async fn run(args: &VerifyArgs) -> Result<Outcome, VerifyError> {
             data.gatherers.push(g.clone());
         }
     }
-    let report = check::compare(&truth, &data, from, to);
+    // Without `--from`: trades nobody received count from the first one somebody did, i.e.
+    // once a trade subscription existed.
+    let trades_from = match args.from {
+        Some(f) => f,
+        None => truth
+            .first_delivered_of(Table::Trades)
+            .unwrap_or(from)
+            .max(from),
+    };
+    let report = check::compare_trades_from(&truth, &data, from, to, trades_from);
     Ok(Outcome {
         text: report::render(&report),
         passed: report.passed(),

@@ -46,6 +46,15 @@ impl Truth {
             .min()
     }
 
+    /// Exchange time of the first record of `table` delivered to anyone.
+    pub fn first_delivered_of(&self, table: kd_core::Table) -> Option<TimestampUs> {
+        self.published
+            .iter()
+            .filter(|p| p.delivered && p.record.table() == table)
+            .map(|p| p.record.exchange_ts())
+            .min()
+    }
+
     /// Exchange time of the last record or check point.
     pub fn last(&self) -> Option<TimestampUs> {
         let records = self.published.iter().map(|p| p.record.exchange_ts());

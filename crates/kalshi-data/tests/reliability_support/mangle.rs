@@ -145,7 +145,7 @@ fn mangle(mut up: TcpStream, mut down: TcpStream, every: u64, injected: &AtomicU
         // Only before a complete text message: never inside a fragmented one.
         if fin && opcode == 1 {
             text_frames += 1;
-            if text_frames % every == 0 {
+            if text_frames.is_multiple_of(every) {
                 let i = injected.fetch_add(1, Ordering::Relaxed);
                 down.write_all(&text_frame(&junk(i)))?;
             }

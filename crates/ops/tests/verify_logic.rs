@@ -361,6 +361,40 @@ fn a_book_after_a_lost_delta_mismatches() {
 }
 
 #[test]
+fn a_book_after_a_delta_sent_to_nobody_is_set_apart_not_mismatched() {
+    // The same loss as above, but the exchange sent that delta to no subscriber (before the
+    // platform subscribed, or dropped for everyone): the book cannot match and says why.
+    let mut w = world(7, 3, 600);
+    let idx = w.production.deltas.iter().position(|d| {
+        let next_snap = w
+            .production
+            .snapshots
+            .iter()
+            .filter(|s| s.ticker == d.ticker && s.exchange_ts >= d.exchange_ts)
+            .map(|s| s.exchange_ts)
+            .min();
+        w.truth.books.iter().any(|b| {
+            b.ticker == d.ticker && b.ts > d.exchange_ts && next_snap.is_none_or(|s| b.ts < s)
+        })
+    });
+    let Some(idx) = idx else {
+        panic!("no delta followed by a check point")
+    };
+    let lost = w.production.deltas.remove(idx);
+    let lost_id = Record::Delta(lost).identity();
+    for p in &mut w.truth.published {
+        if p.record.identity() == lost_id {
+            p.delivered = false;
+        }
+    }
+    let (from, to) = window(&w);
+    let report = compare(&w.truth, &w.production, from, to);
+    assert_eq!(report.books.mismatched.count, 0, "{}", render(&report));
+    assert!(report.books.in_gap.count > 0, "{}", render(&report));
+    assert!(report.passed(), "{}", render(&report));
+}
+
+#[test]
 fn book_equals_truth_for_100_random_market_time_pairs() {
     let w = world(8, 30, 5_000);
     let hist = histories(w.production.snapshots.clone(), w.production.deltas.clone());

@@ -302,7 +302,10 @@ impl LifecycleOut {
             event_type: self.event_type().to_string(),
             exchange_ts: ts,
             payload: canonical(body),
-            received_at: ts,
+            // In the ground truth, when the exchange published it: a lifecycle record's own
+            // time is the event's (e.g. a future open time), and `verify` needs the instant
+            // the message was sent to judge it against the gatherers' gap windows.
+            received_at: TimestampUs::from_micros(publish_us),
             pos: WirePos::default(),
         }
     }

@@ -347,9 +347,11 @@ async fn a_slow_subscriber_is_cut_off_with_error_25() -> TestResult {
     send(&mut ws, subscribe_cmd(1, &["trade", "ticker"], &[])).await?;
     // Do not read for a while: the exchange moves on and this connection falls behind.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let err = wait_for(&mut ws, Duration::from_secs(10), |v| v["type"] == "error").await;
-    let code = err.map(|v| v["msg"]["code"].clone());
-    assert_eq!(code.ok(), Some(json!(25)));
+    // Generous: on a loaded machine the kernel's socket buffers take a while to fill before
+    // the connection's own queue overflows.
+    let err = wait_for(&mut ws, Duration::from_secs(60), |v| v["type"] == "error").await;
+    let code = err.map(|v| v["msg"].clone());
+    assert_eq!(code.ok().map(|m| m["code"].clone()), Some(json!(25)));
     assert!(sim.stats().await.overflow_disconnects >= 1);
     sim.shutdown().await?;
     Ok(())

@@ -340,3 +340,25 @@ async fn unknown_urls_are_refused() {
         Err(kd_dedup::StoreError::InvalidUrl(_))
     ));
 }
+
+/// What the server said reaches the operator: `tokio_postgres` alone displays "db error".
+#[tokio::test]
+async fn a_refusal_by_postgres_is_shown_in_the_servers_words() -> TestResult {
+    let admin = std::env::var("KALSHI_DATA_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let Some((base, _)) = admin.rsplit_once('/') else {
+        return Err("admin URL without a database".into());
+    };
+    let url = format!("{base}/kd_no_such_database_{}", std::process::id());
+    let err = match store::open(&url).await {
+        Ok(s) => s.ping().await.err(),
+        Err(e) => Some(e),
+    };
+    let Some(err) = err else {
+        return Err("a missing database was accepted".into());
+    };
+    let text = err.to_string();
+    assert!(text.contains("does not exist"), "{text}");
+    assert!(text.contains("3D000"), "{text}");
+    Ok(())
+}

@@ -30,9 +30,9 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("invalid production URL: {0}")]
     InvalidUrl(String),
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", pg_message(.0))]
     Postgres(#[from] tokio_postgres::Error),
-    #[error("PostgreSQL connection pool: {0}")]
+    #[error("PostgreSQL connection pool: {}", pool_message(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -44,6 +44,31 @@ pub enum StoreError {
     Corrupt { table: &'static str, reason: String },
     #[error("value does not fit production storage: {0}")]
     OutOfRange(String),
+}
+
+/// The server's own words: `tokio_postgres::Error` displays only "db error" for everything the
+/// server refused (e.g. "remaining connection slots are reserved…"), which an operator needs.
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+fn pool_message(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(pg) => pg_message(pg),
+        other => other.to_string(),
+    }
 }
 
 impl StoreError {

@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 pub const LOCAL_KEY_ID: &str = "kalshi-data-local";
 /// The simulator's control endpoint that stops publishing while REST keeps answering.
 pub const SIM_STOP_PUBLISHING: &str = "/_sim/stop-publishing";
+/// The simulator's fault list (`DELETE` clears it).
+pub const SIM_FAULTS: &str = "/_sim/faults";
 /// How often progress is shown.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Longest `--duration` waits for the pipeline to drain after the exchange stops.
@@ -331,6 +333,19 @@ async fn drain(
                 eprintln!("up: the simulator has no {SIM_STOP_PUBLISHING}; stopping it instead");
                 paused = false;
                 token.cancel();
+            } else {
+                // Injected faults end with the exchange: a `ws-close` every few seconds would
+                // make every gatherer resubscribe (new snapshots, new gap rows) and the drain
+                // would never see their stores still.
+                let url = format!("{}{SIM_FAULTS}", spec.base_url());
+                if !client
+                    .delete(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    eprintln!("up: could not clear the simulator's faults; draining with them");
+                }
             }
         }
     }

@@ -441,28 +441,7 @@ fn production_postgres_stopped_and_restarted() -> Res<()> {
     let outage = stopped.elapsed();
     let before = dedup_transactions(&up);
     wait_committing(&up, before, Duration::from_secs(90))?;
-    let committing = t1.elapsed();
-    wait_for(Duration::from_secs(90), "dedup caught up", || {
-        up.metrics("dedup")
-            .and_then(|m| metric_max(&m, "dedup_sync_lag_seconds"))
-            .filter(|l| *l < 1.0)
-    })?;
-    let caught_up = t1.elapsed();
-    up.wait_exit(EXIT)?;
-    let max_lag = lag.finish();
-    let v = verify(&up.dir, &up.production)?;
-    let fig = Figures::collect(
-        "production-restart",
-        &up,
-        &v,
-        max_lag,
-        vec![
-            ("outage".into(), outage),
-            ("committing".into(), committing),
-            ("caught_up".into(), caught_up),
-        ],
-    )?;
-    println!("{fig}");
+    let (v, fig) = catch_up_and_verify(&mut up, lag, "production-restart", t1, ("outage", outage))?;
     assert_eq!(
         during["production"]["connected"], false,
         "dedup /health during the outage: {during}"
@@ -598,28 +577,13 @@ fn production_connection_exhaustion() -> Res<()> {
                 .join("\n")
         )
     })?;
-    let committing = released.elapsed();
-    wait_for(Duration::from_secs(90), "dedup caught up", || {
-        up.metrics("dedup")
-            .and_then(|m| metric_max(&m, "dedup_sync_lag_seconds"))
-            .filter(|l| *l < 1.0)
-    })?;
-    let caught_up = released.elapsed();
-    up.wait_exit(EXIT)?;
-    let max_lag = lag.finish();
-    let v = verify(&up.dir, &up.production)?;
-    let fig = Figures::collect(
+    let (v, fig) = catch_up_and_verify(
+        &mut up,
+        lag,
         "connection-exhaustion",
-        &up,
-        &v,
-        max_lag,
-        vec![
-            ("exhausted".into(), exhausted),
-            ("committing".into(), committing),
-            ("caught_up".into(), caught_up),
-        ],
+        released,
+        ("exhausted", exhausted),
     )?;
-    println!("{fig}");
     println!(
         "connection-exhaustion: platform sessions before={before}, slipped back in and ended \
          again={sneaked}, \
@@ -1094,4 +1058,39 @@ fn exchange_errors_and_maintenance_lose_nothing() -> Res<()> {
     v.assert_ok()?;
     assert_eq!(fig.duplicated, 0);
     Ok(())
+}
+
+/// The end of a production fault: production is back since `since` and the deduplicator is
+/// committing; wait until it has caught up, let the run end, verify, and print the figures
+/// (the fault's own duration, time to commit again, time to catch up).
+fn catch_up_and_verify(
+    up: &mut Up,
+    lag: LagMonitor,
+    name: &str,
+    since: Instant,
+    fault: (&str, Duration),
+) -> Res<(Verified, Figures)> {
+    let committing = since.elapsed();
+    wait_for(Duration::from_secs(90), "dedup caught up", || {
+        up.metrics("dedup")
+            .and_then(|m| metric_max(&m, "dedup_sync_lag_seconds"))
+            .filter(|l| *l < 1.0)
+    })?;
+    let caught_up = since.elapsed();
+    up.wait_exit(EXIT)?;
+    let max_lag = lag.finish();
+    let v = verify(&up.dir, &up.production)?;
+    let fig = Figures::collect(
+        name,
+        up,
+        &v,
+        max_lag,
+        vec![
+            (fault.0.into(), fault.1),
+            ("committing".into(), committing),
+            ("caught_up".into(), caught_up),
+        ],
+    )?;
+    println!("{fig}");
+    Ok((v, fig))
 }

@@ -334,11 +334,9 @@ fn a_delta_missing_inside_every_gatherers_gap_is_excused_not_hidden() {
     assert!(render(&report).contains("deltas excused: delta"));
 }
 
-#[test]
-fn a_book_after_a_lost_delta_mismatches() {
-    let mut w = world(7, 3, 600);
-    // Remove a delta followed by a check point of its market before any newer snapshot.
-    let idx = w.production.deltas.iter().position(|d| {
+/// A production delta followed by a check point of its market before any newer snapshot.
+fn delta_before_a_check_point(w: &World) -> Option<usize> {
+    w.production.deltas.iter().position(|d| {
         let next_snap = w
             .production
             .snapshots
@@ -349,7 +347,14 @@ fn a_book_after_a_lost_delta_mismatches() {
         w.truth.books.iter().any(|b| {
             b.ticker == d.ticker && b.ts > d.exchange_ts && next_snap.is_none_or(|s| b.ts < s)
         })
-    });
+    })
+}
+
+#[test]
+fn a_book_after_a_lost_delta_mismatches() {
+    let mut w = world(7, 3, 600);
+    // Remove a delta followed by a check point of its market before any newer snapshot.
+    let idx = delta_before_a_check_point(&w);
     let Some(idx) = idx else {
         panic!("no delta followed by a check point")
     };
@@ -365,18 +370,7 @@ fn a_book_after_a_delta_sent_to_nobody_is_set_apart_not_mismatched() {
     // The same loss as above, but the exchange sent that delta to no subscriber (before the
     // platform subscribed, or dropped for everyone): the book cannot match and says why.
     let mut w = world(7, 3, 600);
-    let idx = w.production.deltas.iter().position(|d| {
-        let next_snap = w
-            .production
-            .snapshots
-            .iter()
-            .filter(|s| s.ticker == d.ticker && s.exchange_ts >= d.exchange_ts)
-            .map(|s| s.exchange_ts)
-            .min();
-        w.truth.books.iter().any(|b| {
-            b.ticker == d.ticker && b.ts > d.exchange_ts && next_snap.is_none_or(|s| b.ts < s)
-        })
-    });
+    let idx = delta_before_a_check_point(&w);
     let Some(idx) = idx else {
         panic!("no delta followed by a check point")
     };

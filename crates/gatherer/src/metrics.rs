@@ -57,6 +57,9 @@ pub const ROUTER_UNKNOWN_MESSAGES_TOTAL: &str = "router_unknown_messages_total";
 pub const ROUTER_SNAPSHOTS_UNTIMED_TOTAL: &str = "router_snapshots_untimed_total";
 /// Records dropped because the writer queue stayed full (each recorded as a gap), by `table`.
 pub const ROUTER_DROPPED_TOTAL: &str = "router_dropped_total";
+/// WebSocket trades not stored again because their `trade_id` was already stored (by a gap's
+/// REST backfill that ran ahead of a lagging socket, or a resend after a resubscribe).
+pub const ROUTER_TRADES_ALREADY_STORED_TOTAL: &str = "router_trades_already_stored_total";
 /// Times the router waited for room in the writer queue (backpressure).
 pub const ROUTER_BACKPRESSURE_TOTAL: &str = "router_backpressure_total";
 /// Router errors (a message that parsed but could not be routed), by `kind`.

@@ -126,6 +126,16 @@ impl RecentTrades {
         }
         true
     }
+
+    /// Forgets an id whose record was not stored after all (dropped on the way to the
+    /// writer), so a backfill stores it.
+    pub fn remove(&self, id: &str) {
+        if let Ok(mut guard) = self.inner.lock() {
+            // The order queue keeps the id until it ages out; removing it there too would cost
+            // a scan, and a stale entry only frees a set slot early.
+            guard.0.remove(id);
+        }
+    }
 }
 
 /// The trade backfiller.
@@ -340,5 +350,7 @@ mod tests {
         assert!(r.insert("a"));
         assert!(!r.insert("a"));
         assert!(r.insert("b"));
+        r.remove("a");
+        assert!(r.insert("a"), "a removed id is new again");
     }
 }

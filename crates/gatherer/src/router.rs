@@ -208,8 +208,13 @@ impl Router {
                 None
             }
             WsEvent::Trade { trade, .. } => {
-                self.shared.recent.insert(&trade.trade_id);
-                self.data(Record::Trade(trade), received_at).await;
+                // Known already: a gap's REST backfill read it first (the socket was behind),
+                // or the exchange sent it again after a resubscribe. The stored copy stands.
+                if self.shared.recent.insert(&trade.trade_id) {
+                    self.data(Record::Trade(trade), received_at).await;
+                } else {
+                    metrics::counter!(m::ROUTER_TRADES_ALREADY_STORED_TOTAL).increment(1);
+                }
                 None
             }
             WsEvent::Ticker { ticker, .. } => {
@@ -313,6 +318,10 @@ impl Router {
 
     fn drop_record(&mut self, record: &Record, at: TimestampUs) {
         metrics::counter!(m::ROUTER_DROPPED_TOTAL, "table" => record.table().name()).increment(1);
+        if let Record::Trade(t) = record {
+            // Not stored after all: the backfill of this drop window must not skip it as known.
+            self.shared.recent.remove(&t.trade_id);
+        }
         let key = (subject_of(record), channel_of(record));
         let sid = match record {
             Record::Delta(d) => d.pos.sid,

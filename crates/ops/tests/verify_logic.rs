@@ -224,9 +224,8 @@ fn a_deleted_trade_fails_and_is_named() {
     );
 }
 
-#[test]
-fn an_undelivered_trade_is_still_expected() {
-    // Trades dropped for every subscriber must come back over REST: still counted.
+/// A world whose production lacks one trade that reached no subscriber, and that trade.
+fn world_without_an_undelivered_trade() -> (World, Trade) {
     let mut w = world(3, 5, 500);
     let idx = w
         .truth
@@ -237,6 +236,13 @@ fn an_undelivered_trade_is_still_expected() {
         panic!("the constructed world has an undelivered trade");
     };
     w.production.trades.retain(|x| x.trade_id != t.trade_id);
+    (w, t)
+}
+
+#[test]
+fn an_undelivered_trade_is_still_expected() {
+    // Trades dropped for every subscriber must come back over REST: still counted.
+    let (w, t) = world_without_an_undelivered_trade();
     let (from, to) = window(&w);
     let report = compare(&w.truth, &w.production, from, to);
     assert_eq!(report.trades.missing.count, 1);
@@ -246,16 +252,7 @@ fn an_undelivered_trade_is_still_expected() {
 fn an_undelivered_trade_before_any_trade_subscription_is_not_expected() {
     // A trade made before the platform's first trade subscription reached nobody and lies in
     // no gap: not expected. The same trade after it is (REST backfill must bring it).
-    let mut w = world(3, 5, 500);
-    let idx = w
-        .truth
-        .published
-        .iter()
-        .position(|p| matches!(&p.record, Record::Trade(_)) && !p.delivered);
-    let Some(Record::Trade(t)) = idx.map(|i| w.truth.published[i].record.clone()) else {
-        panic!("the constructed world has an undelivered trade");
-    };
-    w.production.trades.retain(|x| x.trade_id != t.trade_id);
+    let (w, t) = world_without_an_undelivered_trade();
     let (from, to) = window(&w);
     let after = TimestampUs::from_micros(t.exchange_ts.micros() + 1);
     let report = compare_trades_from(&w.truth, &w.production, from, to, after);

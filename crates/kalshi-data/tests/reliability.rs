@@ -72,14 +72,10 @@ fn gatherer_kill9_restarts_and_stores_again_within_10s() -> Res<()> {
     let lag = LagMonitor::start(&up.dir);
     let (b_restart, b_flow) = crash_and_measure(&up, "gatherer-b")?;
     let (a_restart, a_flow) = crash_and_measure(&up, "gatherer-a")?;
-    up.wait_exit(EXIT)?;
-    let max_lag = lag.finish();
-    let v = verify(&up.dir, &up.production)?;
-    let fig = Figures::collect(
+    let (v, fig) = end_run(
+        &mut up,
+        lag,
         "gatherer-kill9",
-        &up,
-        &v,
-        max_lag,
         vec![
             ("b_restarted".into(), b_restart),
             ("b_storing".into(), b_flow),
@@ -87,7 +83,6 @@ fn gatherer_kill9_restarts_and_stores_again_within_10s() -> Res<()> {
             ("a_storing".into(), a_flow),
         ],
     )?;
-    println!("{fig}");
     v.assert_ok()?;
     assert_eq!(fig.duplicated, 0, "{}", v.text);
     for (what, d) in [("b", b_flow), ("a", a_flow)] {
@@ -150,14 +145,10 @@ fn one_then_two_gatherers_down_lose_nothing() -> Res<()> {
     let lag = LagMonitor::start(&up.dir);
     let (one, one_sub) = outage(&up, &["gatherer-b"], Duration::from_secs(8))?;
     let (two, two_sub) = outage(&up, &["gatherer-a", "gatherer-c"], Duration::from_secs(10))?;
-    up.wait_exit(EXIT)?;
-    let max_lag = lag.finish();
-    let v = verify(&up.dir, &up.production)?;
-    let fig = Figures::collect(
+    let (v, fig) = end_run(
+        &mut up,
+        lag,
         "gatherers-down",
-        &up,
-        &v,
-        max_lag,
         vec![
             ("one_down_8s_storing".into(), one),
             ("one_down_subscribed".into(), one_sub),
@@ -165,7 +156,6 @@ fn one_then_two_gatherers_down_lose_nothing() -> Res<()> {
             ("two_down_subscribed".into(), two_sub),
         ],
     )?;
-    println!("{fig}");
     v.assert_ok()?;
     assert_eq!(fig.excused, 0, "one copy remained all along:\n{}", v.text);
     assert_eq!(fig.duplicated, 0);
@@ -220,17 +210,12 @@ fn all_down_run(name: &str) -> Res<AllDown> {
         up.wait_deltas_above(g, *h, Duration::from_secs(60))?;
     }
     let all = killed.elapsed();
-    up.wait_exit(EXIT)?;
-    let max_lag = lag.finish();
-    let v = verify(&up.dir, &up.production)?;
-    let fig = Figures::collect(
+    let (v, _) = end_run(
+        &mut up,
+        lag,
         name,
-        &up,
-        &v,
-        max_lag,
         vec![("first_storing".into(), first), ("all_storing".into(), all)],
     )?;
-    println!("{fig}");
 
     // Independently of verify: which messages are absent from production?
     let present = production_identities(&up.production)?;
@@ -390,11 +375,7 @@ fn dedup_kill9_mid_run_resumes_from_cursors() -> Res<()> {
             recover.push(("caught_up".into(), t0.elapsed()));
         }
     }
-    up.wait_exit(EXIT)?;
-    let max_lag = lag.finish();
-    let v = verify(&up.dir, &up.production)?;
-    let fig = Figures::collect("dedup-kill9", &up, &v, max_lag, recover)?;
-    println!("{fig}");
+    let (v, fig) = end_run(&mut up, lag, "dedup-kill9", recover)?;
     v.assert_ok()?;
     assert_eq!(fig.duplicated, 0);
     assert_eq!(fig.excused, 0, "{}", v.text);
@@ -944,12 +925,8 @@ fn malformed_exchange_messages_lose_nothing() -> Res<()> {
     let parse_errors = sum_metric("router_parse_errors_total");
     let unknown = sum_metric("router_unknown_messages_total");
     let reconnects = sum_metric("connection_reconnects_total") - reconnects_before;
-    up.wait_exit(EXIT)?;
-    let max_lag = lag.finish();
+    let (v, fig) = end_run(&mut up, lag, "malformed-messages", Vec::new())?;
     let injected = proxy.injected.load(std::sync::atomic::Ordering::Relaxed);
-    let v = verify(&up.dir, &up.production)?;
-    let fig = Figures::collect("malformed-messages", &up, &v, max_lag, Vec::new())?;
-    println!("{fig}");
     println!(
         "malformed-messages: injected={injected} (all gatherers, whole run); counted by the \
          gatherers 4 s before the end: parse errors={parse_errors} unknown types={unknown}; \
@@ -1039,17 +1016,12 @@ fn exchange_errors_and_maintenance_lose_nothing() -> Res<()> {
         cleared.is_some_and(|s| s < 300),
         "clearing the faults: {cleared:?}"
     );
-    up.wait_exit(EXIT)?;
-    let max_lag = lag.finish();
-    let v = verify(&up.dir, &up.production)?;
-    let fig = Figures::collect(
+    let (v, fig) = end_run(
+        &mut up,
+        lag,
         "exchange-errors",
-        &up,
-        &v,
-        max_lag,
         vec![("after_maintenance_all_storing".into(), storing)],
     )?;
-    println!("{fig}");
     let stats = up.child_logs();
     println!(
         "exchange-errors: reconnect lines in logs {}",
@@ -1077,20 +1049,30 @@ fn catch_up_and_verify(
             .filter(|l| *l < 1.0)
     })?;
     let caught_up = since.elapsed();
-    up.wait_exit(EXIT)?;
-    let max_lag = lag.finish();
-    let v = verify(&up.dir, &up.production)?;
-    let fig = Figures::collect(
-        name,
+    end_run(
         up,
-        &v,
-        max_lag,
+        lag,
+        name,
         vec![
             (fault.0.into(), fault.1),
             ("committing".into(), committing),
             ("caught_up".into(), caught_up),
         ],
-    )?;
+    )
+}
+
+/// The end of every scenario: wait for `up --duration` to drain and exit, verify against the
+/// truth, and print the scenario's figures line (`recover`: what came back, how fast).
+fn end_run(
+    up: &mut Up,
+    lag: LagMonitor,
+    name: &str,
+    recover: Vec<(String, Duration)>,
+) -> Res<(Verified, Figures)> {
+    up.wait_exit(EXIT)?;
+    let max_lag = lag.finish();
+    let v = verify(&up.dir, &up.production)?;
+    let fig = Figures::collect(name, up, &v, max_lag, recover)?;
     println!("{fig}");
     Ok((v, fig))
 }

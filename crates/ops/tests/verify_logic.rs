@@ -242,7 +242,7 @@ fn world_without_an_undelivered_trade() -> (World, Trade) {
 #[test]
 fn an_undelivered_trade_is_still_expected() {
     // Trades dropped for every subscriber must come back over REST: still counted.
-    let (w, t) = world_without_an_undelivered_trade();
+    let (w, _) = world_without_an_undelivered_trade();
     let (from, to) = window(&w);
     let report = compare(&w.truth, &w.production, from, to);
     assert_eq!(report.trades.missing.count, 1);

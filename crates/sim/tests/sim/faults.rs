@@ -275,26 +275,34 @@ async fn ws_drop_all_loses_the_same_messages_for_everyone() -> TestResult {
             }
         }
     }
-    let common_hi = *seqs[0]
-        .keys()
-        .last()
-        .ok_or("no seqs")?
-        .min(seqs[1].keys().last().ok_or("no seqs")?);
+    // Each subscription numbers its own messages from 1, and `a` subscribed a moment before
+    // `b`, so the two numberings may differ by a constant: align them on a trade both saw.
+    let offset_of: std::collections::HashMap<&String, u64> =
+        seqs[1].iter().map(|(seq, id)| (id, *seq)).collect();
+    let (seq_a, seq_b) = seqs[0]
+        .iter()
+        .find_map(|(seq, id)| offset_of.get(id).map(|b| (*seq, *b)))
+        .ok_or("the two subscriptions saw no trade in common")?;
+    let aligned_b: std::collections::BTreeMap<u64, &String> = seqs[1]
+        .iter()
+        .map(|(seq, id)| (seq + seq_a - seq_b, id))
+        .collect();
     let lo = *seqs[0]
         .keys()
         .next()
         .ok_or("no seqs")?
-        .max(seqs[1].keys().next().ok_or("no seqs")?);
-    let range = |s: &std::collections::BTreeMap<u64, String>| -> Vec<(u64, String)> {
-        s.range(lo..=common_hi)
-            .map(|(k, v)| (*k, v.clone()))
-            .collect()
-    };
-    let (ra, rb) = (range(&seqs[0]), range(&seqs[1]));
-    assert!(ra.len() as u64 <= common_hi - lo, "no gaps seen");
+        .max(aligned_b.keys().next().ok_or("no seqs")?);
+    let hi = *seqs[0]
+        .keys()
+        .last()
+        .ok_or("no seqs")?
+        .min(aligned_b.keys().last().ok_or("no seqs")?);
+    let ra: Vec<(u64, &String)> = seqs[0].range(lo..=hi).map(|(k, v)| (*k, v)).collect();
+    let rb: Vec<(u64, &String)> = aligned_b.range(lo..=hi).map(|(k, v)| (*k, *v)).collect();
+    assert!(ra.len() as u64 <= hi - lo, "no gaps seen");
     assert_eq!(
-        ra.iter().map(|x| &x.1).collect::<Vec<_>>(),
-        rb.iter().map(|x| &x.1).collect::<Vec<_>>()
+        ra, rb,
+        "the fault must drop the same messages on every connection"
     );
     assert!(sim.stats().await.dropped_for_all > 0);
     sim.shutdown().await?;

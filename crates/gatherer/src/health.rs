@@ -25,6 +25,8 @@ pub struct Health {
     /// A component halted (bad credentials): needs a human.
     pub halted: AtomicBool,
     store: Mutex<StoreFigures>,
+    /// Why the store refuses writes (disk full, I/O error), while it does.
+    store_error: Mutex<Option<String>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -37,7 +39,9 @@ struct StoreFigures {
 /// The `/health` document.
 #[derive(Debug, Serialize)]
 pub struct HealthReport {
-    /// `ok` (all connections up, data flowing), `degraded`, `down` or `halted`.
+    /// `ok` (all connections up, data flowing), `degraded`, `down`, `store_failing` (commits
+    /// fail: `store.error` says why; received data waits in memory, then is dropped as gaps)
+    /// or `halted`.
     pub status: &'static str,
     pub gatherer: String,
     pub connections_up: usize,
@@ -52,6 +56,8 @@ pub struct HealthReport {
 #[derive(Debug, Serialize)]
 pub struct StoreReport {
     pub disk_bytes: u64,
+    /// Why commits are failing (`disk full: …`), `None` while the store takes writes.
+    pub error: Option<String>,
     pub tables: BTreeMap<&'static str, TableReport>,
 }
 
@@ -85,13 +91,27 @@ impl Health {
         }
     }
 
+    /// Sets (or, with `None`, clears) why the store refuses writes.
+    pub fn set_store_error(&self, error: Option<String>) {
+        if let Ok(mut e) = self.store_error.lock() {
+            *e = error;
+        }
+    }
+
+    /// Why the store refuses writes, if it does.
+    pub fn store_error(&self) -> Option<String> {
+        self.store_error.lock().ok().and_then(|e| e.clone())
+    }
+
     pub fn note_message(&self, at: TimestampUs) {
         self.last_message_us.store(at.micros(), Ordering::Relaxed);
     }
 
-    /// Whether the gatherer is collecting: store open, market list known, a connection up.
+    /// Whether the gatherer is collecting: store taking writes, market list known, a
+    /// connection up.
     pub fn ready(&self) -> bool {
         !self.halted.load(Ordering::Relaxed)
+            && self.store_error().is_none()
             && self.registry_synced.load(Ordering::Relaxed)
             && self.connections_up.load(Ordering::Relaxed) > 0
     }
@@ -101,8 +121,11 @@ impl Health {
         let total = self.connections_total.load(Ordering::Relaxed);
         let last = self.last_message_us.load(Ordering::Relaxed);
         let age = (last > 0).then(|| (now.micros() - last) / 1_000);
+        let store_error = self.store_error();
         let status = if self.halted.load(Ordering::Relaxed) {
             "halted"
+        } else if store_error.is_some() {
+            "store_failing"
         } else if up == 0 {
             "down"
         } else if up < total || age.is_none_or(|a| a > STALE_MS) {
@@ -136,6 +159,7 @@ impl Health {
             last_message_age_ms: age,
             store: StoreReport {
                 disk_bytes: figures.disk_bytes,
+                error: store_error,
                 tables,
             },
         }

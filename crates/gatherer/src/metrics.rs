@@ -102,6 +102,11 @@ pub const STORE_UNACKED_ROWS: &str = "store_unacked_rows";
 pub const STORE_RETENTION_DELETED_TOTAL: &str = "store_retention_deleted_total";
 /// Store errors outside commits (retention, acks), by `kind`.
 pub const STORE_ERRORS_TOTAL: &str = "store_errors_total";
+/// Failed commits of received data, by `kind` (`disk_full`, `io`, `busy`, `corrupt`, `other`).
+/// Alert on any increase: the batch is kept and retried, the queue behind it fills.
+pub const STORE_WRITE_ERRORS_TOTAL: &str = "store_write_errors_total";
+/// 1 while commits fail (the store is full or broken), else 0 (gauge).
+pub const STORE_WRITE_FAILING: &str = "store_write_failing";
 
 // Pull API.
 /// Pull requests served, by `table`.

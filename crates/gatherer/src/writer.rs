@@ -4,11 +4,16 @@
 //! The thread runs its own single-threaded async runtime so it can wait on the queue with a
 //! deadline; blocking SQLite calls only ever stall this thread, never the socket readers.
 //! A failed commit is retried with backoff while the batch is kept (the queue fills up and the
-//! router applies backpressure) — a batch is never dropped while the process is running.
+//! router applies backpressure, then drops records as recorded gaps) — a batch is never
+//! dropped while the process is running. A failing store is loud: an ERROR log naming the
+//! store file and the cause (`disk full`), `store_write_errors_total{kind}`,
+//! `store_write_failing`, `/health` `store_failing` with `store.error`, `/ready` 503. Control
+//! requests (acks, state) are still answered between retries, and the first commit that
+//! succeeds clears it all: no restart is needed when space returns.
 
 use crate::health::Health;
 use crate::metrics as m;
-use crate::store::{Heads, StoreError, WriteConn, disk_bytes, index};
+use crate::store::{Heads, StoreError, WriteConn, db_path, disk_bytes, index};
 use kd_core::backoff::{Backoff, BackoffPolicy};
 use kd_core::{Gap, Record, Table, TimestampUs};
 use std::path::PathBuf;
@@ -21,6 +26,9 @@ const COMMIT_RETRY: BackoffPolicy =
     BackoffPolicy::new(Duration::from_millis(50), Duration::from_secs(5));
 /// Commit attempts made for the last batch at shutdown before it is given up (counted).
 const SHUTDOWN_ATTEMPTS: u32 = 20;
+/// While commits keep failing, the ERROR log is repeated this often (each retry in between
+/// logs at debug level).
+const LOUD_EVERY: Duration = Duration::from_secs(30);
 /// How often the disk and depth gauges are refreshed.
 const STATS_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -115,6 +123,7 @@ impl Writer {
                     heads: heads_tx,
                     health,
                     acks: Heads::default(),
+                    giving_up: false,
                 };
                 runtime.block_on(state.run());
             })?;
@@ -155,6 +164,8 @@ struct WriterLoop {
     heads: watch::Sender<Heads>,
     health: Arc<Health>,
     acks: Heads,
+    /// Set once a batch was given up at shutdown: the rest of the drain tries each batch once.
+    giving_up: bool,
 }
 
 impl WriterLoop {
@@ -229,53 +240,110 @@ impl WriterLoop {
     }
 
     /// Commits the batch, retrying until it succeeds (or, at shutdown, a bounded number of
-    /// times, then the rows are counted as dropped and logged).
+    /// times, then the rows are counted as dropped and logged; the next start records the
+    /// time since the last stored row as a downtime gap, which covers them).
     async fn commit(&mut self, batch: &mut Vec<Record>, closing: bool) {
         let mut backoff = Backoff::new(COMMIT_RETRY);
+        // When the current run of failures began, and when it was last logged at ERROR.
+        let mut failing: Option<(Instant, Instant)> = None;
         loop {
             let started = Instant::now();
             match self.conn.insert_batch(batch) {
                 Ok(heads) => {
-                    let now = TimestampUs::now();
-                    metrics::histogram!(m::WRITER_COMMIT_SECONDS)
-                        .record(started.elapsed().as_secs_f64());
-                    metrics::histogram!(m::WRITER_BATCH_ROWS).record(batch.len() as f64);
-                    metrics::counter!(m::WRITER_BATCHES_TOTAL).increment(1);
-                    let mut per_table = [0_u64; 6];
-                    let delay = metrics::histogram!(m::WRITER_RECEIVE_TO_COMMIT_SECONDS);
-                    for r in batch.iter() {
-                        per_table[index(r.table())] += 1;
-                        delay.record((now.micros() - r.received_at().micros()).max(0) as f64 / 1e6);
+                    if let Some((since, _)) = failing {
+                        self.recovered(since, batch.len());
                     }
-                    for t in Table::ALL {
-                        let n = per_table[index(t)];
-                        if n > 0 {
-                            metrics::counter!(m::WRITER_ROWS_TOTAL, "table" => t.name())
-                                .increment(n);
-                            metrics::gauge!(m::STORE_HEAD, "table" => t.name())
-                                .set(heads.get(t) as f64);
-                        }
-                    }
-                    batch.clear();
-                    self.health.set_heads(heads);
-                    self.heads.send_replace(heads);
+                    self.committed(batch, heads, started);
                     return;
                 }
                 Err(e) => {
+                    let kind = e.kind();
                     metrics::counter!(m::WRITER_ERRORS_TOTAL).increment(1);
-                    if closing && backoff.attempts() >= SHUTDOWN_ATTEMPTS {
-                        tracing::error!(error = %e, rows = batch.len(), "commit failed at shutdown; rows lost");
+                    metrics::counter!(m::STORE_WRITE_ERRORS_TOTAL, "kind" => kind).increment(1);
+                    metrics::gauge!(m::STORE_WRITE_FAILING).set(1.0);
+                    let store = db_path(&self.settings.data_dir);
+                    let cause = if kind == "disk_full" {
+                        "disk full"
+                    } else {
+                        "write error"
+                    };
+                    self.health
+                        .set_store_error(Some(format!("{cause}: {}: {e}", store.display())));
+                    if closing && (self.giving_up || backoff.attempts() >= SHUTDOWN_ATTEMPTS) {
+                        tracing::error!(store = %store.display(), kind, error = %e, rows = batch.len(),
+                            "{cause}: commit failed at shutdown; rows lost (the next start records a downtime gap from the last stored row)");
                         metrics::counter!(m::WRITER_DROPPED_TOTAL).increment(batch.len() as u64);
                         batch.clear();
+                        self.giving_up = true;
                         return;
                     }
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, rows = batch.len(), retry_in = ?delay, "commit failed; retrying");
+                    let now = Instant::now();
+                    let (since, loud_at) = failing.get_or_insert((now, now));
+                    if *loud_at == now || now.duration_since(*loud_at) >= LOUD_EVERY {
+                        *loud_at = now;
+                        tracing::error!(store = %store.display(), kind, error = %e, rows = batch.len(),
+                            failing_for = ?now.duration_since(*since), queued = self.records.len(),
+                            "{cause}: store commit failed; the batch is kept and retried, committed rows stay pullable");
+                    } else {
+                        tracing::debug!(kind, error = %e, retry_in = ?delay, "commit failed; retrying");
+                    }
                     metrics::counter!(m::WRITER_RETRIES_TOTAL).increment(1);
-                    tokio::time::sleep(delay).await;
+                    self.wait_answering(delay, batch).await;
                 }
             }
         }
+    }
+
+    /// Sleeps `delay` while answering control requests, so acknowledgements and state reads
+    /// do not hang behind a failing commit (gaps join the kept batch).
+    async fn wait_answering(&mut self, delay: Duration, batch: &mut Vec<Record>) {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut sleep => return,
+                c = self.control.recv() => match c {
+                    Some(c) => self.handle_control(c, batch),
+                    None => {
+                        sleep.await;
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// The first commit after failures: clears the alarm.
+    fn recovered(&mut self, since: Instant, rows: usize) {
+        metrics::gauge!(m::STORE_WRITE_FAILING).set(0.0);
+        self.health.set_store_error(None);
+        tracing::warn!(store = %db_path(&self.settings.data_dir).display(), failed_for = ?since.elapsed(), rows,
+            queued = self.records.len(), "store takes writes again; the kept batch is committed");
+    }
+
+    fn committed(&mut self, batch: &mut Vec<Record>, heads: Heads, started: Instant) {
+        let now = TimestampUs::now();
+        metrics::histogram!(m::WRITER_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(m::WRITER_BATCH_ROWS).record(batch.len() as f64);
+        metrics::counter!(m::WRITER_BATCHES_TOTAL).increment(1);
+        let mut per_table = [0_u64; 6];
+        let delay = metrics::histogram!(m::WRITER_RECEIVE_TO_COMMIT_SECONDS);
+        for r in batch.iter() {
+            per_table[index(r.table())] += 1;
+            delay.record((now.micros() - r.received_at().micros()).max(0) as f64 / 1e6);
+        }
+        for t in Table::ALL {
+            let n = per_table[index(t)];
+            if n > 0 {
+                metrics::counter!(m::WRITER_ROWS_TOTAL, "table" => t.name()).increment(n);
+                metrics::gauge!(m::STORE_HEAD, "table" => t.name()).set(heads.get(t) as f64);
+            }
+        }
+        batch.clear();
+        self.health.set_heads(heads);
+        self.heads.send_replace(heads);
     }
 
     fn handle_control(&mut self, c: Control, batch: &mut Vec<Record>) {

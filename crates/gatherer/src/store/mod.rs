@@ -63,6 +63,25 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// A short label of the failure for metrics and `/health`: `disk_full` (SQLITE_FULL: the
+    /// filesystem or a quota is out of space), `io` (an I/O error from the disk), `busy`,
+    /// `corrupt` or `other`.
+    pub fn kind(&self) -> &'static str {
+        use rusqlite::ErrorCode;
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+                ErrorCode::DiskFull => "disk_full",
+                ErrorCode::SystemIoFailure | ErrorCode::CannotOpen => "io",
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => "busy",
+                ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => "corrupt",
+                _ => "other",
+            },
+            _ => "other",
+        }
+    }
+}
+
 /// The highest committed sequence number of each table (0 when none yet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Heads([u64; 6]);

@@ -103,6 +103,27 @@ impl WriteConn {
     /// Commits `records` in one transaction, in order; returns the new heads. On error nothing
     /// of the batch is committed (the caller keeps it and retries).
     pub fn insert_batch(&mut self, records: &[Record]) -> Result<Heads, StoreError> {
+        let result = self.try_insert_batch(records);
+        if result.is_err() {
+            self.ensure_rolled_back();
+        }
+        result
+    }
+
+    /// After a failed write: makes sure no transaction is left open. A failed statement or
+    /// `COMMIT` (SQLITE_FULL, an I/O error) may leave the transaction open with part of the
+    /// batch applied; the `Transaction` guard rolls back on drop but ignores a failing
+    /// rollback, so this checks and rolls back again rather than let the next batch commit
+    /// on top of half of this one.
+    fn ensure_rolled_back(&mut self) {
+        if !self.conn.is_autocommit()
+            && let Err(e) = self.conn.execute_batch("ROLLBACK")
+        {
+            tracing::error!(error = %e, "rollback after a failed write failed");
+        }
+    }
+
+    fn try_insert_batch(&mut self, records: &[Record]) -> Result<Heads, StoreError> {
         let mut heads = self.heads;
         let tx = self.conn.transaction()?;
         {

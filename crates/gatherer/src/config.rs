@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Largest injected clock offset (one day): beyond it the shift is a typo, not a test.
+const MAX_CLOCK_OFFSET_MS: u64 = 86_400_000;
+
 /// Environment prefix of every gatherer key.
 pub const ENV_PREFIX: &str = "KALSHI_DATA_GATHERER_";
 
@@ -86,6 +89,11 @@ pub struct GathererConfig {
     pub maintenance_min_wait_ms: u64,
     /// Interval of `/exchange/status` polls while that call itself fails (DESIGN §6: 30 s).
     pub maintenance_status_retry_ms: u64,
+    /// Fault injection, for tests only: shifts every reading of this gatherer's wall clock by
+    /// this many milliseconds (signed), as on a host whose clock is off. Leave 0 in
+    /// production. Exchange times are corrected by the measured offset either way
+    /// (`gatherer_clock_offset_seconds`); `received_at` shows the shifted clock.
+    pub clock_offset_ms: i64,
 }
 
 /// Fields the command line may override (only the `Some` ones apply).
@@ -142,6 +150,7 @@ impl Default for GathererConfig {
             maintenance_resume_margin_ms: 10_000,
             maintenance_min_wait_ms: 30_000,
             maintenance_status_retry_ms: 30_000,
+            clock_offset_ms: 0,
         }
     }
 }
@@ -254,6 +263,9 @@ impl GathererConfig {
         }
         if self.maintenance_status_retry_ms == 0 {
             return Err(bad("maintenance_status_retry_ms", "must be at least 1"));
+        }
+        if self.clock_offset_ms.unsigned_abs() > MAX_CLOCK_OFFSET_MS {
+            return Err(bad("clock_offset_ms", "must be within ±86400000 (one day)"));
         }
         if self.tls_cert_path.is_some() != self.tls_key_path.is_some() {
             return Err(bad(
@@ -418,6 +430,10 @@ mod tests {
                 "maintenance_status_retry_ms",
                 Box::new(|c| c.maintenance_status_retry_ms = 0),
             ),
+            (
+                "clock_offset_ms",
+                Box::new(|c| c.clock_offset_ms = -86_400_001),
+            ),
         ];
         for (key, mutate) in cases {
             let mut c = GathererConfig::default();
@@ -427,6 +443,15 @@ mod tests {
                 Ok(()) => panic!("{key}: expected a validation error"),
             }
         }
+    }
+
+    #[test]
+    fn a_negative_clock_offset_loads_from_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, "clock_offset_ms = -45000\n").expect("write");
+        let c = GathererConfig::load(Some(&path), &Overrides::default()).expect("load");
+        assert_eq!(c.clock_offset_ms, -45_000);
     }
 
     #[test]

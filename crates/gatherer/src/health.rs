@@ -1,5 +1,6 @@
 //! Shared liveness figures: written by the stages, read by `/health`, `/ready` and tests.
 
+use crate::clock::Clock;
 use crate::store::Heads;
 use kd_core::{Table, TimestampUs};
 use serde::Serialize;
@@ -50,7 +51,18 @@ pub struct HealthReport {
     pub markets_subscribed: usize,
     /// Milliseconds since the last data frame; `None` before the first.
     pub last_message_age_ms: Option<i64>,
+    pub clock: ClockReport,
     pub store: StoreReport,
+}
+
+/// How this gatherer's clock compares with the exchange's (see `crate::clock`).
+#[derive(Debug, Serialize)]
+pub struct ClockReport {
+    /// Estimated local − exchange offset in milliseconds (including the smallest recent
+    /// latency); `None` before the first timed message.
+    pub offset_ms: Option<i64>,
+    /// The estimate is beyond the warning limit (1 s): check the host's time sync.
+    pub warning: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,7 +128,8 @@ impl Health {
             && self.connections_up.load(Ordering::Relaxed) > 0
     }
 
-    pub fn report(&self, gatherer: &str, now: TimestampUs) -> HealthReport {
+    /// The `/health` document at local time `now` (the gatherer's clock).
+    pub fn report(&self, gatherer: &str, now: TimestampUs, clock: &Clock) -> HealthReport {
         let up = self.connections_up.load(Ordering::Relaxed);
         let total = self.connections_total.load(Ordering::Relaxed);
         let last = self.last_message_us.load(Ordering::Relaxed);
@@ -157,6 +170,10 @@ impl Health {
             markets_known: self.markets_known.load(Ordering::Relaxed),
             markets_subscribed: self.markets_subscribed.load(Ordering::Relaxed),
             last_message_age_ms: age,
+            clock: ClockReport {
+                offset_ms: clock.offset_us().map(|us| us.div_euclid(1_000)),
+                warning: clock.offset_warning(),
+            },
             store: StoreReport {
                 disk_bytes: figures.disk_bytes,
                 error: store_error,

@@ -9,6 +9,7 @@
 //! - [`pull_api`]: `GET /v1/pull/{table}`, `POST /v1/ack/{table}`, `/health`, `/ready`, `/metrics`.
 //! - [`server`]: binds and serves those routes (TLS beyond loopback).
 //! - [`health`]: the shared liveness figures behind `/health`.
+//! - [`clock`]: the gatherer's wall clock and its measured offset from the exchange's.
 //! - [`metrics`]: every metric name the gatherer exports.
 //! - [`registry`]: the market list (REST sync, lifecycle, reconciliation): what to subscribe.
 //! - [`connection`]: the WebSocket pool, subscriptions, reconnects.
@@ -22,6 +23,7 @@
 //! - [`cli`]: the `kalshi-data gatherer` arguments.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod health;
@@ -125,16 +127,16 @@ impl GathererHandle {
     }
 }
 
-/// After a previous run: records the downtime as a gap (books and tickers of that window are
-/// lost; trades are backfilled) and returns the time of the last stored trade.
-async fn downtime(
-    pool: &Arc<ReadPool>,
-    control: &WriterControl,
-    gatherer: &str,
-) -> Result<Option<kd_core::TimestampUs>, GathererError> {
+/// After a previous run: what the downtime repair needs (see [`repair::Downtime`]).
+///
+/// The window starts at the latest exchange time among the stored trades, deltas and tickers
+/// rather than at their receive time: a receive time is on the previous run's clock, which
+/// cannot be converted to the exchange's before this run has measured its offset, and the
+/// exchange time of the last message received lies before its receipt (the window only widens).
+async fn downtime(pool: &Arc<ReadPool>) -> Result<Option<repair::Downtime>, GathererError> {
     let reader = pool.clone();
     let last = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-        let mut last_received = None;
+        let mut last_made = None;
         let mut last_trade = None;
         for table in [
             kd_core::Table::Trades,
@@ -142,31 +144,23 @@ async fn downtime(
             kd_core::Table::Tickers,
         ] {
             if let Some(row) = reader.last(table)? {
-                let at = row.record.received_at();
-                last_received = Some(last_received.map_or(at, |l: kd_core::TimestampUs| l.max(at)));
+                let at = row.record.exchange_ts();
+                last_made = Some(last_made.map_or(at, |l: kd_core::TimestampUs| l.max(at)));
                 if table == kd_core::Table::Trades {
-                    last_trade = Some(row.record.exchange_ts());
+                    last_trade = Some(at);
                 }
             }
         }
-        Ok((last_received, last_trade))
+        Ok((last_made, last_trade))
     })
     .await??;
-    let (Some(last_received), last_trade) = last else {
+    let (Some(since), last_trade) = last else {
         return Ok(None);
     };
-    let now = kd_core::TimestampUs::now();
-    control.gap(kd_core::Gap {
-        gatherer: gatherer.to_string(),
-        gap_id: format!("{}-downtime", now.micros()),
-        ticker: None,
-        channel: "all".into(),
-        start: last_received,
-        end: now,
-        reason: "downtime".into(),
-        repair: "rest_trades+snapshot".into(),
-    });
-    Ok(Some(last_trade.unwrap_or(last_received)))
+    Ok(Some(repair::Downtime {
+        since,
+        trades_since: last_trade.unwrap_or(since),
+    }))
 }
 
 /// Runs a gatherer until `shutdown` is cancelled; everything received is committed before
@@ -186,6 +180,13 @@ pub async fn start(
     config.validate()?;
     let shutdown = shutdown.child_token();
     let health = Arc::new(Health::default());
+    let clock = Arc::new(clock::Clock::new(config.clock_offset_ms));
+    if config.clock_offset_ms != 0 {
+        tracing::warn!(
+            clock_offset_ms = config.clock_offset_ms,
+            "fault injection: this gatherer's clock is shifted (clock_offset_ms)"
+        );
+    }
 
     let data_dir = config.data_dir.clone();
     let gatherer_id = config.gatherer_id.clone();
@@ -206,7 +207,7 @@ pub async fn start(
     let writer = Writer::spawn(conn, settings, config.writer_queue_records, health.clone())
         .map_err(GathererError::WriterThread)?;
     let (input, heads, writer_join) = writer.into_parts();
-    let downtime_since = downtime(&pool, &input.control, &config.gatherer_id).await?;
+    let downtime = downtime(&pool).await?;
 
     let tls = match (&config.tls_cert_path, &config.tls_key_path) {
         (Some(cert), Some(key)) => Some(
@@ -226,6 +227,7 @@ pub async fn start(
         heads: heads.clone(),
         control: input.control.clone(),
         health: health.clone(),
+        clock: clock.clone(),
         token: (!config.token.is_empty()).then(|| config.token.expose().to_string()),
         shutdown: shutdown.clone(),
     });
@@ -243,7 +245,8 @@ pub async fn start(
             &config,
             input,
             task_health,
-            downtime_since,
+            clock,
+            downtime,
             task_shutdown.clone(),
         )
         .await;

@@ -128,6 +128,12 @@ pub const REPAIR_SNAPSHOT_REQUESTS_TOTAL: &str = "repair_snapshot_requests_total
 /// Backfill failures, by `kind`.
 pub const REPAIR_ERRORS_TOTAL: &str = "repair_errors_total";
 
+// Clock.
+/// Estimated offset of this gatherer's clock from the exchange's, in seconds (local − exchange,
+/// plus the smallest recent latency; gauge). Beyond 1 s the gatherer logs a warning; exchange
+/// times are corrected with it either way (docs/gatherer.md "Clocks").
+pub const GATHERER_CLOCK_OFFSET_SECONDS: &str = "gatherer_clock_offset_seconds";
+
 // Snapshot poller.
 /// REST order books stored.
 pub const POLLER_SNAPSHOTS_TOTAL: &str = "poller_snapshots_total";

@@ -1,13 +1,14 @@
 //! The collecting side wired together: registry → connection manager → connections, each with
 //! its router → writer queue.
 
+use crate::clock::Clock;
 use crate::config::GathererConfig;
 use crate::connection::session::SessionError;
 use crate::connection::{ConnectionManager, PoolSettings};
 use crate::health::Health;
 use crate::poller;
 use crate::registry::{Registry, RegistryError};
-use crate::repair::{RecentTrades, Repair};
+use crate::repair::{Downtime, RecentTrades, Repair};
 use crate::router::RouterShared;
 use crate::writer::WriterInput;
 use kd_kalshi::auth::{AuthError, Signer};
@@ -43,13 +44,14 @@ pub fn signer(config: &GathererConfig) -> Result<Option<Signer>, AuthError> {
 
 /// Collects until `shutdown`. Returns after every record sender it held is dropped.
 ///
-/// `downtime_since` is the time of the last trade in the store (from a previous run): its
-/// trades up to now are backfilled over REST once the gatherer is up.
+/// `downtime` (from a previous run's store) is recorded as a gap and its trades backfilled over
+/// REST once the gatherer knows its clock's offset from the exchange.
 pub async fn run(
     config: &GathererConfig,
     input: WriterInput,
     health: Arc<Health>,
-    downtime_since: Option<kd_core::TimestampUs>,
+    clock: Arc<Clock>,
+    downtime: Option<Downtime>,
     shutdown: CancellationToken,
 ) -> Result<(), PipelineError> {
     let signer = signer(config)?;
@@ -66,6 +68,9 @@ pub async fn run(
         recent: recent.clone(),
         notices: gaps_rx,
         policy: config.repair_backoff(),
+        clock: clock.clone(),
+        control: input.control.clone(),
+        gatherer: config.gatherer_id.clone(),
     };
     let poller_records = input.records.clone();
     let shared = RouterShared {
@@ -76,6 +81,7 @@ pub async fn run(
         lifecycle: lifecycle_tx,
         gaps: gaps_tx,
         recent,
+        clock: clock.clone(),
         backpressure: Duration::from_millis(config.router_backpressure_ms),
         max_frame_bytes: MAX_FRAME_BYTES,
     };
@@ -102,13 +108,14 @@ pub async fn run(
         health,
     );
     registry.policy = config.registry_backoff();
-    let repair_task = tokio::spawn(repair.run(downtime_since, stop.clone()));
+    let repair_task = tokio::spawn(repair.run(downtime, stop.clone()));
     let poller_task = (config.snapshot_poll_interval_mins > 0).then(|| {
         let interval = Duration::from_secs(config.snapshot_poll_interval_mins * 60);
         tokio::spawn(poller::run(
             rest,
             registry.list.clone(),
             poller_records,
+            clock,
             interval,
             config.poller_backoff(),
             stop.clone(),

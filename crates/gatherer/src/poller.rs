@@ -2,10 +2,11 @@
 //! bounded concurrency, stored as snapshots with source `rest`. A market that fails is skipped
 //! and counted; the next cycle tries it again.
 
+use crate::clock::Clock;
 use crate::metrics as m;
 use futures::StreamExt;
 use kd_core::backoff::BackoffPolicy;
-use kd_core::{Record, SnapshotSource, TimestampUs};
+use kd_core::{Record, SnapshotSource};
 use kd_kalshi::parse::orderbook_to_snapshot;
 use kd_kalshi::rest::{RestClient, RestError};
 use std::sync::{Arc, RwLock};
@@ -26,6 +27,7 @@ pub async fn run(
     rest: RestClient,
     markets: MarketList,
     records: mpsc::Sender<Record>,
+    clock: Arc<Clock>,
     interval: Duration,
     policy: BackoffPolicy,
     shutdown: CancellationToken,
@@ -42,15 +44,15 @@ pub async fn run(
         let rest = &rest;
         let records = &records;
         let shutdown_ref = &shutdown;
-        let stored: usize =
-            futures::stream::iter(list)
-                .map(|ticker| async move {
-                    poll_one(rest, records, &ticker, policy, shutdown_ref).await
-                })
-                .buffer_unordered(CONCURRENCY)
-                .filter(|ok| std::future::ready(*ok))
-                .count()
-                .await;
+        let clock = &clock;
+        let stored: usize = futures::stream::iter(list)
+            .map(|ticker| async move {
+                poll_one(rest, records, clock, &ticker, policy, shutdown_ref).await
+            })
+            .buffer_unordered(CONCURRENCY)
+            .filter(|ok| std::future::ready(*ok))
+            .count()
+            .await;
         metrics::counter!(m::POLLER_CYCLES_TOTAL).increment(1);
         tracing::info!(stored, "snapshot poll cycle done");
     }
@@ -59,6 +61,7 @@ pub async fn run(
 async fn poll_one(
     rest: &RestClient,
     records: &mpsc::Sender<Record>,
+    clock: &Clock,
     ticker: &str,
     policy: BackoffPolicy,
     shutdown: &CancellationToken,
@@ -81,8 +84,11 @@ async fn poll_one(
         metrics::counter!(m::POLLER_ERRORS_TOTAL, "kind" => "empty").increment(1);
         return false;
     };
-    match orderbook_to_snapshot(ticker, fp, SnapshotSource::Rest, TimestampUs::now()) {
-        Ok(snapshot) => {
+    let received_at = clock.now();
+    match orderbook_to_snapshot(ticker, fp, SnapshotSource::Rest, received_at) {
+        Ok(mut snapshot) => {
+            // The book's time is the exchange's, its receipt ours (see `crate::clock`).
+            snapshot.exchange_ts = clock.to_exchange(received_at);
             metrics::counter!(m::POLLER_SNAPSHOTS_TOTAL).increment(1);
             records.send(Record::Snapshot(snapshot)).await.is_ok()
         }

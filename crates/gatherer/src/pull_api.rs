@@ -15,8 +15,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use kd_core::Table;
 use kd_core::pull::{AckRequest, MAX_PULL_LIMIT, MAX_WAIT_MS, PullResponse};
-use kd_core::{Table, TimestampUs};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +33,8 @@ pub struct ApiState {
     pub heads: watch::Receiver<Heads>,
     pub control: WriterControl,
     pub health: Arc<Health>,
+    /// The gatherer's clock (for `/health`: ages in local time, the offset estimate).
+    pub clock: Arc<crate::clock::Clock>,
     /// Expected bearer token; `None` disables the check (loopback only, enforced by config).
     pub token: Option<String>,
     /// Ends long-polls early when the gatherer stops.
@@ -223,7 +225,12 @@ async fn ack(
 }
 
 async fn health(State(state): State<ApiState>) -> Response {
-    Json(state.health.report(&state.gatherer, TimestampUs::now())).into_response()
+    Json(
+        state
+            .health
+            .report(&state.gatherer, state.clock.now(), &state.clock),
+    )
+    .into_response()
 }
 
 async fn ready(State(state): State<ApiState>) -> Response {

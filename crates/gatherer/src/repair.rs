@@ -7,11 +7,17 @@
 //! for the window a gap covers — one market when known, every market otherwise — skipping
 //! trades already received (by `trade_id`). The same backfill covers the downtime since the
 //! last stored trade when the gatherer starts.
+//!
+//! Every window here is in the exchange's clock (gap notices are converted by the router;
+//! "now" is [`Clock::exchange_now`]): `min_ts`/`max_ts` are exchange times, and a gatherer
+//! whose clock is off would otherwise read the wrong seconds.
 
+use crate::clock::Clock;
 use crate::metrics as m;
 use crate::sequence::{GapNotice, GapReason};
+use crate::writer::WriterControl;
 use kd_core::backoff::BackoffPolicy;
-use kd_core::{Record, TimestampUs};
+use kd_core::{Gap, Record, TimestampUs};
 use kd_kalshi::parse::rest_trade_to_record;
 use kd_kalshi::rest::{RestClient, RestError, TradesQuery};
 use std::collections::{HashSet, VecDeque};
@@ -30,6 +36,8 @@ const PAGE: u32 = 1_000;
 const ATTEMPTS: u32 = 8;
 /// Windows closer than this are read as one (each read already widens a window by 1 s).
 const MERGE_SLACK_US: i64 = 2_000_000;
+/// Longest wait for REST to catch up with a window's end.
+const MAX_SETTLE_US: i64 = 10_000_000;
 /// How long a stopping gatherer keeps reading the windows of gaps it already knows.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -87,14 +95,15 @@ fn merge_windows(windows: Vec<Window>) -> Vec<Window> {
     all.into_iter().chain(one).collect()
 }
 
-/// Waits until REST has caught up with the end of every window ([`SETTLE`] after the latest);
-/// false when `stop` came first.
-async fn settle(windows: &[Window], stop: &CancellationToken) -> bool {
+/// Waits until REST has caught up with the end of every window ([`SETTLE`] after the latest,
+/// on the exchange's clock); false when `stop` came first.
+async fn settle(windows: &[Window], clock: &Clock, stop: &CancellationToken) -> bool {
     let Some(end) = windows.iter().map(|w| w.end).max() else {
         return true;
     };
     let ready_at = end.micros() + SETTLE.as_micros() as i64;
-    let wait = (ready_at - TimestampUs::now().micros()).max(0) as u64;
+    // Bounded: a window end far in the future (a clock not yet measured) must not stall repair.
+    let wait = (ready_at - clock.exchange_now().micros()).clamp(0, MAX_SETTLE_US) as u64;
     tokio::select! {
         _ = stop.cancelled() => false,
         _ = tokio::time::sleep(Duration::from_micros(wait)) => true,
@@ -138,6 +147,15 @@ impl RecentTrades {
     }
 }
 
+/// A previous run's downtime: from the last stored message to this run's first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Downtime {
+    /// Exchange time of the latest stored trade, delta or ticker (start of the gap record).
+    pub since: TimestampUs,
+    /// Exchange time of the latest stored trade (start of the trade backfill), or `since`.
+    pub trades_since: TimestampUs,
+}
+
 /// The trade backfiller.
 #[derive(Debug)]
 pub struct Repair {
@@ -147,16 +165,40 @@ pub struct Repair {
     pub notices: mpsc::UnboundedReceiver<GapNotice>,
     /// Backoff between attempts at one page.
     pub policy: BackoffPolicy,
+    /// Local time for `received_at`, exchange time for windows.
+    pub clock: Arc<Clock>,
+    /// Where the downtime gap is recorded.
+    pub control: WriterControl,
+    /// Tags the downtime gap.
+    pub gatherer: String,
 }
 
 impl Repair {
     /// Backfills trades for every gap notice touching the trade channel (or a dropped trade)
-    /// until shutdown. `downtime_since` (the last stored trade's time) is backfilled first.
-    pub async fn run(mut self, downtime_since: Option<TimestampUs>, shutdown: CancellationToken) {
-        if let Some(since) = downtime_since {
-            let now = TimestampUs::now();
-            tracing::info!(since = %since.to_rfc3339(), "backfilling trades missed while down");
-            self.backfill(None, since, now, "downtime", &shutdown).await;
+    /// until shutdown. A previous run's `downtime` is recorded and backfilled first.
+    pub async fn run(mut self, downtime: Option<Downtime>, shutdown: CancellationToken) {
+        if let Some(down) = downtime {
+            // The end of the downtime is "now" on the exchange's clock, known once the first
+            // timed message has measured our offset (it arrives after the subscriptions, so
+            // the window covers everything before them).
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.clock.estimated() => {}
+            }
+            let now = self.clock.exchange_now();
+            self.control.gap(Gap {
+                gatherer: self.gatherer.clone(),
+                gap_id: format!("{}-downtime", now.micros()),
+                ticker: None,
+                channel: "all".into(),
+                start: down.since,
+                end: now,
+                reason: "downtime".into(),
+                repair: "rest_trades+snapshot".into(),
+            });
+            tracing::info!(since = %down.trades_since.to_rfc3339(), "backfilling trades missed while down");
+            self.backfill(None, down.trades_since, now, "downtime", &shutdown)
+                .await;
         }
         let mut pending: Vec<Window> = Vec::new();
         loop {
@@ -215,7 +257,7 @@ impl Repair {
     /// Reads `windows` once REST has caught up with them. Returns those not read completely
     /// because `stop` came first (reading one again is harmless: known trades are skipped).
     async fn read(&self, windows: Vec<Window>, stop: &CancellationToken) -> Vec<Window> {
-        if !settle(&windows, stop).await {
+        if !settle(&windows, &self.clock, stop).await {
             return windows;
         }
         let mut left = windows.into_iter();
@@ -267,7 +309,7 @@ impl Repair {
                     return recovered;
                 }
             };
-            let now = TimestampUs::now();
+            let now = self.clock.now();
             for t in &page.trades {
                 match rest_trade_to_record(t, now) {
                     Ok(trade) => {

@@ -7,6 +7,7 @@
 //! repaired like any other gap). While dropping, the reader does not wait again until the
 //! queue has room, so the connection keeps answering pings.
 
+use crate::clock::Clock;
 use crate::health::Health;
 use crate::metrics as m;
 use crate::sequence::{GapNotice, GapReason, SeqCheck, SequenceTracker};
@@ -43,6 +44,9 @@ pub struct RouterShared {
     pub gaps: mpsc::UnboundedSender<GapNotice>,
     /// Trade ids received (backfills skip them).
     pub recent: Arc<crate::repair::RecentTrades>,
+    /// The gatherer's clock: `received_at` is local, windows and snapshot times are converted
+    /// to the exchange's clock (see `crate::clock`).
+    pub clock: Arc<Clock>,
     pub backpressure: Duration,
     /// Frames larger than this are refused (counted as `oversized`), the connection stays up.
     pub max_frame_bytes: usize,
@@ -122,6 +126,11 @@ impl Router {
         }
     }
 
+    /// The gatherer's clock (the connection reads the time of day from it).
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.shared.clock
+    }
+
     /// The connection's sequence state (the connection manager notes subscriptions in it).
     pub fn sequences(&mut self) -> &mut SequenceTracker {
         &mut self.sequences
@@ -129,6 +138,10 @@ impl Router {
 
     /// Routes one frame. Returns the command replies (`subscribed`, `ok`, `error`, …) for the
     /// connection manager; data goes to the writer. Never fails: bad input is counted.
+    ///
+    /// `received_at` is the local clock. The records keep it as their `received_at`; what the
+    /// parser derives from it as an exchange time (a snapshot's time, an undated lifecycle
+    /// message's minute) and every gap window use it converted to the exchange's clock.
     pub async fn route(&mut self, bytes: &[u8], received_at: TimestampUs) -> Option<WsEvent> {
         if bytes.len() > self.shared.max_frame_bytes {
             metrics::counter!(m::ROUTER_PARSE_ERRORS_TOTAL, "kind" => "oversized").increment(1);
@@ -139,8 +152,15 @@ impl Router {
             );
             return None;
         }
-        let event = match parse_ws(bytes, received_at) {
-            Ok(e) => e,
+        let clock = self.shared.clock.clone();
+        let parsed_at = clock.to_exchange(received_at);
+        let event = match parse_ws(bytes, parsed_at) {
+            Ok(mut e) => {
+                if parsed_at != received_at {
+                    set_received_at(&mut e, received_at);
+                }
+                e
+            }
             Err(e) => {
                 metrics::counter!(m::ROUTER_PARSE_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
                 tracing::debug!(error = %e, conn = self.conn, "frame not parsed");
@@ -148,12 +168,18 @@ impl Router {
             }
         };
         metrics::counter!(m::ROUTER_MESSAGES_TOTAL, "type" => event.kind_name()).increment(1);
+        if let Some(ts) = precise_ts(&event) {
+            clock.observe(received_at, ts);
+        }
+        // From here on, the receive time on the exchange's clock: gap windows are compared
+        // with exchange times (by repair and `verify`).
+        let at = clock.to_exchange(received_at);
         // Sequence check for everything that consumes a number.
         let made_at = data_ts(&event);
         if let (Some(sid), Some(_)) = (event.sid(), event.seq()) {
-            let (verdict, notice) =
-                self.sequences
-                    .check(sid, event.seq(), received_at, event.kind_name());
+            let (verdict, notice) = self
+                .sequences
+                .check(sid, event.seq(), at, event.kind_name());
             let before = match made_at {
                 Some(ts) => self.last_made_at.insert(sid, ts),
                 None => self.last_made_at.get(&sid).copied(),
@@ -194,7 +220,7 @@ impl Router {
                         TimestampUs::from_micros(delta.exchange_ts.micros().saturating_sub(1));
                     self.data(Record::Snapshot(snapshot), received_at).await;
                 }
-                if let Some(notice) = self.sequences.delta(sid, &delta.ticker, received_at) {
+                if let Some(notice) = self.sequences.delta(sid, &delta.ticker, at) {
                     self.gap(notice);
                 }
                 delta.occurrence = self.occurrences.next(
@@ -242,7 +268,7 @@ impl Router {
             WsEvent::Subscribed {
                 sid, ref channel, ..
             } => {
-                self.sequences.subscribed(sid, channel, received_at);
+                self.sequences.subscribed(sid, channel, at);
                 Some(event)
             }
             WsEvent::Unsubscribed { sid: Some(sid), .. } => {
@@ -260,8 +286,8 @@ impl Router {
                     ticker: None,
                     channel,
                     reason: GapReason::ChannelError,
-                    start: received_at,
-                    end: received_at,
+                    start: at,
+                    end: at,
                     expected: None,
                     got: None,
                 });
@@ -316,7 +342,9 @@ impl Router {
         }
     }
 
-    fn drop_record(&mut self, record: &Record, at: TimestampUs) {
+    /// `received_at` is local; the drop window is kept on the exchange's clock.
+    fn drop_record(&mut self, record: &Record, received_at: TimestampUs) {
+        let at = self.shared.clock.to_exchange(received_at);
         metrics::counter!(m::ROUTER_DROPPED_TOTAL, "table" => record.table().name()).increment(1);
         if let Record::Trade(t) = record {
             // Not stored after all: the backfill of this drop window must not skip it as known.
@@ -332,8 +360,9 @@ impl Router {
         window.1 = at;
     }
 
-    /// The queue has room again: record each drop window as a gap.
-    fn close_drop_windows(&mut self, at: TimestampUs) {
+    /// The queue has room again (at local `received_at`): record each drop window as a gap.
+    fn close_drop_windows(&mut self, received_at: TimestampUs) {
+        let at = self.shared.clock.to_exchange(received_at);
         let windows: Vec<_> = self.dropping.drain().collect();
         tracing::warn!(
             markets = windows.len(),
@@ -404,7 +433,8 @@ impl Router {
     }
 
     /// Records the markets of a lost connection as gaps (`disconnected`), one per market, or
-    /// one for the whole channel when `markets` is empty (all-market channels).
+    /// one for the whole channel when `markets` is empty (all-market channels). `since` and
+    /// `now` are local times.
     pub fn disconnected(
         &mut self,
         markets: &[String],
@@ -412,6 +442,8 @@ impl Router {
         since: TimestampUs,
         now: TimestampUs,
     ) {
+        let since = self.shared.clock.to_exchange(since);
+        let now = self.shared.clock.to_exchange(now);
         if markets.is_empty() {
             self.gap(GapNotice {
                 sid: None,
@@ -484,24 +516,37 @@ impl Router {
         if self.held.is_empty() {
             return;
         }
+        let clock = self.shared.clock.clone();
         let due: Vec<String> = self
             .held
             .iter()
-            .filter(|(_, (_, at))| at.micros() + PASSED_MARGIN_US <= ts.micros())
+            .filter(|(_, (_, at))| {
+                clock.to_exchange(*at).micros() + PASSED_MARGIN_US <= ts.micros()
+            })
             .map(|(ticker, _)| ticker.clone())
             .collect();
         for ticker in due {
-            if let Some((snapshot, at)) = self.held.remove(&ticker) {
-                self.data(Record::Snapshot(snapshot), at).await;
-            }
+            self.release(&ticker).await;
+        }
+    }
+
+    /// Stores a held snapshot with its receive time on the exchange's clock: converted with
+    /// the minimum-latency estimate it lies at or after the instant the exchange sent the book
+    /// (see `crate::clock`), so it never precedes a change the book contains.
+    async fn release(&mut self, ticker: &str) {
+        if let Some((mut snapshot, at)) = self.held.remove(ticker) {
+            snapshot.exchange_ts = self.shared.clock.to_exchange(at);
+            self.data(Record::Snapshot(snapshot), at).await;
         }
     }
 
     /// Stores, with their receive time, held snapshots older than [`SNAPSHOT_HOLD`] when the
     /// connection has delivered no data since they arrived or for [`SNAPSHOT_HOLD`]: an idle
-    /// connection has nothing in flight behind them. Called on the connection's tick.
+    /// connection has nothing in flight behind them. Called on the connection's tick with the
+    /// local time. Before the clock's offset is known they wait (their time could not be put
+    /// on the exchange's clock).
     pub async fn release_held(&mut self, now: TimestampUs) {
-        if self.held.is_empty() {
+        if self.held.is_empty() || self.shared.clock.offset_us().is_none() {
             return;
         }
         let hold = SNAPSHOT_HOLD.as_micros() as i64;
@@ -516,9 +561,7 @@ impl Router {
             .map(|(ticker, _)| ticker.clone())
             .collect();
         for ticker in due {
-            if let Some((snapshot, at)) = self.held.remove(&ticker) {
-                self.data(Record::Snapshot(snapshot), at).await;
-            }
+            self.release(&ticker).await;
         }
     }
 
@@ -536,7 +579,8 @@ impl Router {
 
     pub fn finish(&mut self) {
         if !self.dropping.is_empty() {
-            self.close_drop_windows(TimestampUs::now());
+            let now = self.shared.clock.now();
+            self.close_drop_windows(now);
         }
     }
 }
@@ -550,6 +594,31 @@ fn data_ts(event: &WsEvent) -> Option<TimestampUs> {
         WsEvent::Trade { trade, .. } => Some(trade.exchange_ts),
         WsEvent::Ticker { ticker, .. } => Some(ticker.exchange_ts),
         _ => None,
+    }
+}
+
+/// The exchange time of a message stamped finely enough to measure the clock offset with:
+/// deltas (µs) and trades (ms). Not tickers, whose time may be whole seconds (see
+/// [`Clock::observe`]).
+fn precise_ts(event: &WsEvent) -> Option<TimestampUs> {
+    match event {
+        WsEvent::Delta { delta, .. } => Some(delta.exchange_ts),
+        WsEvent::Trade { trade, .. } => Some(trade.exchange_ts),
+        _ => None,
+    }
+}
+
+/// Puts the local receive time back on a record parsed with the exchange-clock one.
+fn set_received_at(event: &mut WsEvent, at: TimestampUs) {
+    match event {
+        WsEvent::Snapshot { snapshot, .. } => snapshot.received_at = at,
+        WsEvent::Delta { delta, .. } => delta.received_at = at,
+        WsEvent::Trade { trade, .. } => trade.received_at = at,
+        WsEvent::Ticker { ticker, .. } => ticker.received_at = at,
+        WsEvent::MarketLifecycle { lifecycle, .. } | WsEvent::EventLifecycle { lifecycle, .. } => {
+            lifecycle.received_at = at
+        }
+        _ => {}
     }
 }
 

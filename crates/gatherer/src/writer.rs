@@ -24,8 +24,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Backoff of a failing commit (disk full, I/O error): short, the queue is filling meanwhile.
 const COMMIT_RETRY: BackoffPolicy =
     BackoffPolicy::new(Duration::from_millis(50), Duration::from_secs(5));
-/// Commit attempts made for the last batch at shutdown before it is given up (counted).
-const SHUTDOWN_ATTEMPTS: u32 = 20;
+/// How long a failing commit is still retried once the gatherer is stopping, before the batch
+/// is given up (counted, logged; later batches of the drain get one attempt each).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// While commits keep failing, the ERROR log is repeated this often (each retry in between
 /// logs at debug level).
 const LOUD_EVERY: Duration = Duration::from_secs(30);
@@ -239,14 +240,20 @@ impl WriterLoop {
         true
     }
 
-    /// Commits the batch, retrying until it succeeds (or, at shutdown, a bounded number of
-    /// times, then the rows are counted as dropped and logged; the next start records the
-    /// time since the last stored row as a downtime gap, which covers them).
+    /// Commits the batch, retrying until it succeeds (or, once the gatherer is stopping, for
+    /// [`SHUTDOWN_GRACE`], then the rows are counted as dropped and logged; the next start
+    /// records the time since the last stored row as a downtime gap, which covers them).
     async fn commit(&mut self, batch: &mut Vec<Record>, closing: bool) {
         let mut backoff = Backoff::new(COMMIT_RETRY);
         // When the current run of failures began, and when it was last logged at ERROR.
         let mut failing: Option<(Instant, Instant)> = None;
+        // When the stop was noticed: every record sender gone, even while this batch was
+        // already being retried (else a stop on a full disk would wait for space forever).
+        let mut stopping: Option<Instant> = None;
         loop {
+            if stopping.is_none() && (closing || self.records.is_closed()) {
+                stopping = Some(Instant::now());
+            }
             let started = Instant::now();
             match self.conn.insert_batch(batch) {
                 Ok(heads) => {
@@ -269,7 +276,7 @@ impl WriterLoop {
                     };
                     self.health
                         .set_store_error(Some(format!("{cause}: {}: {e}", store.display())));
-                    if closing && (self.giving_up || backoff.attempts() >= SHUTDOWN_ATTEMPTS) {
+                    if stopping.is_some_and(|at| self.giving_up || at.elapsed() >= SHUTDOWN_GRACE) {
                         tracing::error!(store = %store.display(), kind, error = %e, rows = batch.len(),
                             "{cause}: commit failed at shutdown; rows lost (the next start records a downtime gap from the last stored row)");
                         metrics::counter!(m::WRITER_DROPPED_TOTAL).increment(batch.len() as u64);
@@ -277,7 +284,11 @@ impl WriterLoop {
                         self.giving_up = true;
                         return;
                     }
-                    let delay = backoff.next_delay();
+                    let mut delay = backoff.next_delay();
+                    if stopping.is_some() {
+                        // Use the grace for attempts, not for one long sleep.
+                        delay = delay.min(Duration::from_secs(1));
+                    }
                     let now = Instant::now();
                     let (since, loud_at) = failing.get_or_insert((now, now));
                     if *loud_at == now || now.duration_since(*loud_at) >= LOUD_EVERY {

@@ -453,3 +453,90 @@ async fn a_full_disk_fails_loudly_keeps_what_is_stored_and_recovers_when_space_r
     drop(tmpfs);
     Ok(())
 }
+
+/// Stopping while the disk is full does not wait for space: the kept batch is retried for a
+/// bounded grace, then given up (`writer_dropped_total`, logged). After the disk grows, the
+/// restarted gatherer records a `downtime` gap from its last stored row, which covers what was
+/// given up, and stores again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_on_a_full_disk_ends_and_the_restart_records_the_loss_as_downtime() -> TestResult {
+    let _serial = SERIAL.lock().await;
+    let _ = kd_core::telemetry::metrics_handle();
+    let dir = tempfile::tempdir()?;
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt)?;
+    let tmpfs = Tmpfs::mount(&mnt, "4m")?;
+    let store = mnt.join("store");
+    let sim = small_sim(30, 800, None).await?;
+    let mut config = gatherer_config(&store, &sim.rest_base(), &sim.ws_url());
+    config.snapshot_poll_interval_mins = 0;
+    let gatherer = kd_gatherer::start(config.clone(), CancellationToken::new()).await?;
+    let addr = gatherer.addr();
+    let heads = gatherer.heads();
+    let started = wait_until(Duration::from_secs(60), || {
+        heads.borrow().get(Table::Deltas) > 300
+    })
+    .await;
+    assert!(started, "the gatherer stored too little");
+    let dropped_before = metric(&scrape(addr).await?, "writer_dropped_total");
+    fill(&mnt.join("filler"))?;
+    let loud = wait_for(Duration::from_secs(30), || async {
+        health(addr)
+            .await
+            .is_ok_and(|h| h["status"] == "store_failing")
+    })
+    .await;
+    assert!(loud, "/health never reported store_failing");
+    let last_stored = all_rows(&store, Table::Deltas)?
+        .last()
+        .map(|r| r.record.received_at())
+        .ok_or("no delta stored")?;
+    let text_before_stop = scrape(addr).await?;
+
+    let asked = Instant::now();
+    let stopped = tokio::time::timeout(Duration::from_secs(60), gatherer.stop()).await;
+    let took = asked.elapsed();
+    assert!(
+        stopped.is_ok(),
+        "stopping on a full disk did not finish within 60 s"
+    );
+    // The recorder is process-wide and outlives the gatherer: read it directly.
+    let text = kd_core::telemetry::render_metrics();
+    let given_up = metric(&text, "writer_dropped_total") - dropped_before;
+    println!(
+        "stop on a full disk took {took:?}; rows given up {given_up} (store_write_failing was {})",
+        metric(&text_before_stop, "store_write_failing")
+    );
+    assert!(
+        given_up > 0.0,
+        "nothing was pending: the test proves nothing"
+    );
+
+    tmpfs.resize("64m")?;
+    let gatherer = kd_gatherer::start(config, CancellationToken::new()).await?;
+    let heads = gatherer.heads();
+    let head = heads.borrow().get(Table::Deltas);
+    let resumed = wait_until(Duration::from_secs(60), || {
+        heads.borrow().get(Table::Deltas) > head + 100
+    })
+    .await;
+    assert!(resumed, "the restarted gatherer stored nothing");
+    gatherer.stop().await?;
+    let downtime: Vec<Gap> = all_rows(&store, Table::Gaps)?
+        .into_iter()
+        .filter_map(|r| match r.record {
+            Record::Gap(g) if g.reason == "downtime" => Some(g),
+            _ => None,
+        })
+        .collect();
+    println!("downtime gaps after the restart: {downtime:?}");
+    assert!(
+        downtime.iter().any(|g| g.ticker.is_none()
+            && g.channel == "all"
+            && g.start.micros() <= last_stored.micros() + 1_000_000),
+        "no downtime gap from the last stored row ({last_stored:?})"
+    );
+    sim.shutdown().await?;
+    drop(tmpfs);
+    Ok(())
+}

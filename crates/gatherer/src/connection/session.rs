@@ -240,7 +240,7 @@ impl Session {
         self.global_sids.clear();
         self.waiting = self.markets.clone();
         self.global_waiting = self.settings.global_channels.clone();
-        self.last_frame_at = TimestampUs::now();
+        self.last_frame_at = self.router.clock().now();
         self.health.connections_up.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!(m::CONNECTION_UP).increment(1.0);
         let mut tick = tokio::time::interval(FLUSH_TICK);
@@ -278,11 +278,11 @@ impl Session {
                         Ok(Some(Ok(frame))) => frame,
                     };
                     metrics::counter!(m::CONNECTION_FRAMES_TOTAL).increment(1);
-                    self.last_frame_at = TimestampUs::now();
+                    self.last_frame_at = self.router.clock().now();
                     match frame {
                         Message::Text(text) => {
                             metrics::counter!(m::CONNECTION_BYTES_TOTAL).increment(text.len() as u64);
-                            let now = TimestampUs::now();
+                            let now = self.router.clock().now();
                             if let Some(reply) = self.router.route(text.as_bytes(), now).await {
                                 self.reply(reply, now);
                             }
@@ -293,7 +293,7 @@ impl Session {
                         }
                         Message::Binary(bytes) => {
                             metrics::counter!(m::CONNECTION_BYTES_TOTAL).increment(bytes.len() as u64);
-                            let now = TimestampUs::now();
+                            let now = self.router.clock().now();
                             if let Some(reply) = self.router.route(&bytes, now).await {
                                 self.reply(reply, now);
                             }
@@ -336,7 +336,8 @@ impl Session {
                     None => break Ended::Shutdown,
                 },
                 _ = tick.tick() => {
-                    self.router.release_held(TimestampUs::now()).await;
+                    let now = self.router.clock().now();
+                    self.router.release_held(now).await;
                 }
             }
         };
@@ -347,7 +348,7 @@ impl Session {
         if !matches!(ended, Ended::Shutdown) {
             // Whatever this socket carried between its last message and the next snapshot is
             // unknown: one gap per market, and one per global channel.
-            let now = TimestampUs::now();
+            let now = self.router.clock().now();
             let since = self.last_frame_at;
             let markets: Vec<String> = self.markets.iter().cloned().collect();
             if !markets.is_empty() {

@@ -73,6 +73,11 @@ pub struct Router {
     last_data_at: Option<TimestampUs>,
     /// Exchange time of the last data message per `sid` (to widen gap windows).
     last_made_at: HashMap<u64, TimestampUs>,
+    /// Markets of the last lost connection, with when it was lost, until their first snapshot
+    /// on the new one (the window between is unseen by this gatherer).
+    lost_at: HashMap<String, TimestampUs>,
+    /// Exchange time of the connection's last data message.
+    last_made: Option<TimestampUs>,
 }
 
 /// How long a WebSocket snapshot waits for its market's next delta, on a connection that has
@@ -81,6 +86,12 @@ const SNAPSHOT_HOLD: Duration = Duration::from_secs(2);
 /// A message stamped this long after a held snapshot arrived proves the stream has passed that
 /// instant (exchange clocks of different markets differ by far less).
 const PASSED_MARGIN_US: i64 = 100_000;
+
+/// Gap windows are widened by this much on both sides: exchange times are not in send order
+/// across markets (Kalshi stamps whole milliseconds; each market's clock ticks on its own), so a
+/// lost message can carry a time a little before the message sent ahead of it, or after the
+/// one sent behind it.
+const GAP_PAD_US: i64 = 2_000;
 
 /// A drop window's key: market (when known) and channel.
 type DropKey = (Option<String>, &'static str);
@@ -123,6 +134,8 @@ impl Router {
             held: HashMap::new(),
             last_data_at: None,
             last_made_at: HashMap::new(),
+            lost_at: HashMap::new(),
+            last_made: None,
         }
     }
 
@@ -204,11 +217,13 @@ impl Router {
         }
         if let Some(ts) = made_at {
             self.last_data_at = Some(received_at);
+            self.last_made = Some(ts);
             self.release_passed(ts).await;
         }
         match event {
             WsEvent::Snapshot { sid, snapshot, .. } => {
-                self.sequences.snapshot(sid, &snapshot.ticker);
+                let refresh = self.sequences.snapshot(sid, &snapshot.ticker);
+                self.blind_until_snapshot(sid, &snapshot.ticker, refresh, at);
                 self.hold_snapshot(snapshot, received_at).await;
                 None
             }
@@ -388,6 +403,8 @@ impl Router {
         self.gap_counter += 1;
         let repair = match (notice.channel.as_str(), notice.reason) {
             ("orderbook_delta", GapReason::ChannelError | GapReason::Disconnected) => "resubscribe",
+            // The snapshot that raised the notice is the repair.
+            ("orderbook_delta", GapReason::SnapshotRefresh | GapReason::Resubscribed) => "snapshot",
             ("orderbook_delta", _) => {
                 if let Some(sid) = notice.sid {
                     self.snapshot_requests.push((sid, notice.ticker.clone()));
@@ -408,8 +425,8 @@ impl Router {
             ),
             ticker: notice.ticker.clone(),
             channel: notice.channel.clone(),
-            start: notice.start,
-            end: notice.end,
+            start: TimestampUs::from_micros(notice.start.micros().saturating_sub(GAP_PAD_US)),
+            end: TimestampUs::from_micros(notice.end.micros().saturating_add(GAP_PAD_US)),
             reason: notice.reason.as_str().to_string(),
             repair: repair.to_string(),
         };
@@ -425,6 +442,41 @@ impl Router {
         );
         self.shared.control.gap(gap);
         let _ = self.shared.gaps.send(notice);
+    }
+
+    /// Records the window a snapshot may stand in for: the exchange folds into a snapshot the
+    /// changes it has not sent yet, so a `get_snapshot` answer may carry changes made after the
+    /// subscription's last message that this gatherer never receives as deltas, and the first
+    /// snapshot after a lost connection carries those made since the loss. Without the gap,
+    /// `verify` and users could not tell such a change (stored by no gatherer when the one
+    /// that received it died) from a lost one.
+    fn blind_until_snapshot(
+        &mut self,
+        sid: u64,
+        ticker: &str,
+        refresh: bool,
+        received_at: TimestampUs,
+    ) {
+        let (start, reason) = match self.lost_at.remove(ticker) {
+            Some(lost) => (lost, GapReason::Resubscribed),
+            // Everything the connection sent before this frame was made earlier than what
+            // the snapshot withholds, so the subscription's last message bounds the window.
+            None if refresh => (
+                self.last_made_at.get(&sid).copied().unwrap_or(received_at),
+                GapReason::SnapshotRefresh,
+            ),
+            None => return,
+        };
+        self.gap(GapNotice {
+            sid: Some(sid),
+            ticker: Some(ticker.to_string()),
+            channel: "orderbook_delta".to_string(),
+            reason,
+            start: start.min(received_at),
+            end: received_at,
+            expected: None,
+            got: None,
+        });
     }
 
     /// Takes the snapshot requests raised by gaps since the last call.
@@ -444,6 +496,16 @@ impl Router {
     ) {
         let since = self.shared.clock.to_exchange(since);
         let now = self.shared.clock.to_exchange(now);
+        // The socket delivers in the order the exchange sent, so what it lost was made after
+        // its last message; that message may have been received after the lost ones were
+        // made, so the receive time alone would start the window too late.
+        let since = self.last_made.map_or(since, |made| since.min(made));
+        if channel == "orderbook_delta" {
+            // Only the latest loss matters: a market not resubscribed since is no longer here.
+            self.lost_at.clear();
+            self.lost_at
+                .extend(markets.iter().map(|t| (t.clone(), now)));
+        }
         if markets.is_empty() {
             self.gap(GapNotice {
                 sid: None,

@@ -20,6 +20,13 @@ pub enum GapReason {
     Dropped,
     /// The connection was lost (its subscriptions restart with fresh snapshots).
     Disconnected,
+    /// A fresh snapshot answered `get_snapshot`: the exchange sends no delta the snapshot
+    /// already contains, so changes made between the subscription's last message and the
+    /// snapshot may reach this gatherer only inside the snapshot.
+    SnapshotRefresh,
+    /// The first snapshot after a lost connection: changes made between the loss and the new
+    /// subscription were sent to this gatherer in no form but the snapshot.
+    Resubscribed,
 }
 
 impl GapReason {
@@ -30,6 +37,8 @@ impl GapReason {
             GapReason::ChannelError => "channel_error",
             GapReason::Dropped => "dropped",
             GapReason::Disconnected => "disconnected",
+            GapReason::SnapshotRefresh => "snapshot_refresh",
+            GapReason::Resubscribed => "resubscribed",
         }
     }
 }
@@ -144,12 +153,16 @@ impl SequenceTracker {
         }
     }
 
-    /// Notes a market's snapshot on a subscription.
-    pub fn snapshot(&mut self, sid: u64, ticker: &str) {
-        if let Some(state) = self.sids.get_mut(&sid)
-            && !state.snapshotted.contains(ticker)
-        {
-            state.snapshotted.insert(ticker.to_string());
+    /// Notes a market's snapshot on a subscription; true when the subscription had already
+    /// delivered one for it (this one answers `get_snapshot`).
+    pub fn snapshot(&mut self, sid: u64, ticker: &str) -> bool {
+        match self.sids.get_mut(&sid) {
+            Some(state) if state.snapshotted.contains(ticker) => true,
+            Some(state) => {
+                state.snapshotted.insert(ticker.to_string());
+                false
+            }
+            None => false,
         }
     }
 

@@ -60,6 +60,22 @@ impl MarketsQuery {
     }
 }
 
+/// One page of `GET /markets` read for its tickers only: every other field of the markets is
+/// skipped while parsing, so a full sync of a million markets never holds their objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct MarketTickersPage {
+    #[serde(default, deserialize_with = "crate::wire::scalar::null_as_default")]
+    pub markets: Vec<MarketTicker>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// A market of a [`MarketTickersPage`]: its ticker and nothing else.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct MarketTicker {
+    pub ticker: String,
+}
+
 /// Query of `GET /events`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventsQuery {
@@ -128,21 +144,36 @@ fn push(q: &mut Vec<(&'static str, String)>, key: &'static str, value: Option<St
 async fn paginate<P, I, Fut>(
     path: &str,
     first_cursor: Option<String>,
-    mut fetch: impl FnMut(Option<String>) -> Fut,
-    mut split: impl FnMut(P) -> (Vec<I>, Option<String>),
+    fetch: impl FnMut(Option<String>) -> Fut,
+    split: impl FnMut(P) -> (Vec<I>, Option<String>),
 ) -> Result<Vec<I>, RestError>
 where
     Fut: Future<Output = Result<P, RestError>>,
 {
     let mut out = Vec::new();
+    paginate_each(path, first_cursor, fetch, split, |items| out.extend(items)).await?;
+    Ok(out)
+}
+
+/// [`paginate`] handing each page's items to `each` as it arrives instead of collecting them.
+async fn paginate_each<P, I, Fut>(
+    path: &str,
+    first_cursor: Option<String>,
+    mut fetch: impl FnMut(Option<String>) -> Fut,
+    mut split: impl FnMut(P) -> (Vec<I>, Option<String>),
+    mut each: impl FnMut(Vec<I>),
+) -> Result<(), RestError>
+where
+    Fut: Future<Output = Result<P, RestError>>,
+{
     let mut cursor = first_cursor;
     let mut seen = std::collections::HashSet::new();
     loop {
         let page = fetch(cursor.clone()).await?;
         let (items, next) = split(page);
-        out.extend(items);
+        each(items);
         match next.filter(|c| !c.is_empty()) {
-            None => return Ok(out),
+            None => return Ok(()),
             Some(next) => {
                 if !seen.insert(next.clone()) {
                     return Err(RestError::CursorLoop {
@@ -190,6 +221,38 @@ impl RestClient {
                 async move { self.markets_page(&q).await }
             },
             |page: MarketsPage| (page.markets, page.cursor),
+        )
+        .await
+    }
+
+    /// Every market matching `query`, page by page (limit defaults to 1000), handing each
+    /// page's tickers to `each` as it arrives; nothing else of the markets is parsed or kept.
+    /// On an error the pages already handed over stay handed over: a caller that retries
+    /// starts from scratch.
+    pub async fn each_market_tickers(
+        &self,
+        query: &MarketsQuery,
+        mut each: impl FnMut(Vec<String>),
+    ) -> Result<(), RestError> {
+        let base = MarketsQuery {
+            limit: query.limit.or(Some(MAX_MARKETS_LIMIT)),
+            ..query.clone()
+        };
+        paginate_each(
+            "/markets",
+            base.cursor.clone(),
+            |cursor| {
+                let q = MarketsQuery {
+                    cursor,
+                    ..base.clone()
+                };
+                async move {
+                    self.get_json::<MarketTickersPage>("/markets", &q.pairs())
+                        .await
+                }
+            },
+            |page: MarketTickersPage| (page.markets, page.cursor),
+            |markets| each(markets.into_iter().map(|m| m.ticker).collect()),
         )
         .await
     }
@@ -344,5 +407,19 @@ mod tests {
             t.pairs(),
             vec![("ticker", "X".to_string()), ("min_ts", "10".into())]
         );
+    }
+
+    #[test]
+    fn tickers_page_keeps_only_tickers() -> Result<(), serde_json::Error> {
+        let page: MarketTickersPage = serde_json::from_str(
+            r#"{"markets":[{"ticker":"A-1","title":"t","yes_bid_dollars":"0.5","custom":{"x":[1]}},
+                {"ticker":"B"}],"cursor":"c2"}"#,
+        )?;
+        let tickers: Vec<&str> = page.markets.iter().map(|m| m.ticker.as_str()).collect();
+        assert_eq!(tickers, ["A-1", "B"]);
+        assert_eq!(page.cursor.as_deref(), Some("c2"));
+        let empty: MarketTickersPage = serde_json::from_str(r#"{"markets":null,"cursor":""}"#)?;
+        assert!(empty.markets.is_empty());
+        Ok(())
     }
 }

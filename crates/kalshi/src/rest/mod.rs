@@ -13,7 +13,9 @@ pub mod error;
 pub mod metrics;
 pub mod retry;
 
-pub use endpoints::{EventsQuery, MarketsQuery, SeriesQuery, TradesQuery};
+pub use endpoints::{
+    EventsQuery, MarketTicker, MarketTickersPage, MarketsQuery, SeriesQuery, TradesQuery,
+};
 pub use error::{Action, RestError};
 pub use retry::MaintenanceConfig;
 

@@ -203,6 +203,7 @@ pub async fn start(
         flush_interval: Duration::from_millis(config.writer_flush_interval_ms),
         retention: Duration::from_secs(config.retention_secs),
         retention_interval: Duration::from_secs(config.retention_interval_secs),
+        clock: clock.clone(),
     };
     let writer = Writer::spawn(conn, settings, config.writer_queue_records, health.clone())
         .map_err(GathererError::WriterThread)?;

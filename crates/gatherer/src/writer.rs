@@ -41,6 +41,9 @@ pub struct WriterSettings {
     pub flush_interval: Duration,
     pub retention: Duration,
     pub retention_interval: Duration,
+    /// The gatherer's clock (receive-to-commit times, ack times, the retention cutoff are all
+    /// local times, like `received_at`).
+    pub clock: std::sync::Arc<crate::clock::Clock>,
 }
 
 /// Requests to the writer other than records: rare, never dropped (unbounded queue).
@@ -335,7 +338,7 @@ impl WriterLoop {
     }
 
     fn committed(&mut self, batch: &mut Vec<Record>, heads: Heads, started: Instant) {
-        let now = TimestampUs::now();
+        let now = self.settings.clock.now();
         metrics::histogram!(m::WRITER_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::histogram!(m::WRITER_BATCH_ROWS).record(batch.len() as f64);
         metrics::counter!(m::WRITER_BATCHES_TOTAL).increment(1);
@@ -365,7 +368,8 @@ impl WriterLoop {
                 cursor,
                 reply,
             } => {
-                let result = self.conn.ack(table, cursor, TimestampUs::now());
+                let now = self.settings.clock.now();
+                let result = self.conn.ack(table, cursor, now);
                 match &result {
                     Ok(()) => {
                         if cursor > self.acks.get(table) {
@@ -400,8 +404,13 @@ impl WriterLoop {
 
     fn retention(&mut self) {
         let retention_us = i64::try_from(self.settings.retention.as_micros()).unwrap_or(i64::MAX);
-        let cutoff =
-            TimestampUs::from_micros(TimestampUs::now().micros().saturating_sub(retention_us));
+        let cutoff = TimestampUs::from_micros(
+            self.settings
+                .clock
+                .now()
+                .micros()
+                .saturating_sub(retention_us),
+        );
         if let Err(e) = self.retention_at(cutoff) {
             metrics::counter!(m::STORE_ERRORS_TOTAL, "kind" => "retention").increment(1);
             tracing::warn!(error = %e, "retention pass failed; retried next interval");

@@ -20,7 +20,7 @@ pub const CONCURRENCY: usize = 8;
 const ATTEMPTS: u32 = 3;
 
 /// The markets the registry considers active (shared with the registry).
-pub type MarketList = Arc<RwLock<Vec<String>>>;
+pub type MarketList = Arc<RwLock<Vec<Arc<str>>>>;
 
 /// Polls until shutdown.
 pub async fn run(
@@ -40,7 +40,7 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let list: Vec<String> = markets.read().map(|l| l.clone()).unwrap_or_default();
+        let list: Vec<Arc<str>> = markets.read().map(|l| l.clone()).unwrap_or_default();
         let rest = &rest;
         let records = &records;
         let shutdown_ref = &shutdown;

@@ -19,6 +19,18 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// A market ticker, allocated once and shared by the registry, the connection manager and the
+/// connections (a million markets would otherwise hold each ticker several times over).
+pub type Ticker = Arc<str>;
+
+/// The ticker `t` as already held in `known`, or newly allocated.
+fn intern(known: &HashSet<Ticker>, t: String) -> Ticker {
+    known
+        .get(t.as_str())
+        .cloned()
+        .unwrap_or_else(|| Arc::from(t))
+}
+
 /// Lifecycle event types after which a market is collected.
 const ADD_EVENTS: [&str; 2] = ["created", "activated"];
 /// Lifecycle event types after which a market is dropped (nothing more will trade).
@@ -30,11 +42,11 @@ pub enum MarketChange {
     /// Subscribe these markets; `noticed_at` is the lifecycle message's arrival (for the
     /// subscribe-delay histogram), `None` for markets found over REST.
     Subscribe {
-        tickers: Vec<String>,
+        tickers: Vec<Ticker>,
         noticed_at: Option<TimestampUs>,
     },
     /// Stop collecting these markets.
-    Drop { tickers: Vec<String> },
+    Drop { tickers: Vec<Ticker> },
 }
 
 /// Why the registry stopped.
@@ -56,7 +68,7 @@ pub struct Registry {
     pub list: crate::poller::MarketList,
     /// Backoff of the REST calls (retried forever); DESIGN §6 by default.
     pub policy: BackoffPolicy,
-    known: HashSet<String>,
+    known: HashSet<Ticker>,
 }
 
 impl Registry {
@@ -118,39 +130,55 @@ impl Registry {
         metrics::counter!(m::REGISTRY_LIFECYCLE_TOTAL, "event_type" => label).increment(1);
         let ticker = note.info.market_ticker;
         if ADD_EVENTS.contains(&event) {
-            if self.known.insert(ticker.clone()) {
+            if !self.known.contains(ticker.as_str()) {
+                let ticker: Ticker = Arc::from(ticker);
+                self.known.insert(ticker.clone());
                 tracing::debug!(%ticker, event, "new market from lifecycle");
                 self.send(MarketChange::Subscribe {
-                    tickers: vec![ticker],
+                    tickers: vec![ticker.clone()],
                     noticed_at: Some(note.received_at),
                 });
+                self.gauge(ListUpdate::Added(ticker));
             }
-        } else if DROP_EVENTS.contains(&event) && self.known.remove(&ticker) {
+        } else if DROP_EVENTS.contains(&event)
+            && let Some(ticker) = self.known.take(ticker.as_str())
+        {
             tracing::debug!(%ticker, event, "market finished");
             self.send(MarketChange::Drop {
-                tickers: vec![ticker],
+                tickers: vec![ticker.clone()],
             });
+            self.gauge(ListUpdate::Removed(ticker));
         }
-        self.gauge();
     }
 
     /// Full REST pass: wait for the exchange, list every open market, diff with what we know.
+    ///
+    /// Pages are read for their tickers only and folded into the new set as they arrive, and a
+    /// market already known keeps its interned ticker: at a million markets, holding every REST
+    /// object of a full listing at once cost more than a gigabyte.
     async fn sync(&mut self, shutdown: &CancellationToken) -> Result<(), RestError> {
         let rest = &self.rest;
         let policy = self.policy;
-        let markets = rest
+        let known = &self.known;
+        let mut listed = rest
             .retry_forever(policy, shutdown, || async {
                 rest.wait_for_exchange(shutdown).await?;
                 let query = MarketsQuery {
                     status: Some("open".into()),
                     ..MarketsQuery::default()
                 };
-                rest.all_markets(&query).await.inspect_err(|e| {
+                let mut listed: HashSet<Ticker> = HashSet::with_capacity(known.len());
+                rest.each_market_tickers(&query, |tickers| {
+                    listed.extend(tickers.into_iter().map(|t| intern(known, t)));
+                })
+                .await
+                .inspect_err(|e| {
                     metrics::counter!(m::REGISTRY_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
                     if matches!(e.action(), Action::Retry { .. } | Action::Maintenance) {
                         metrics::counter!(m::REGISTRY_RETRIES_TOTAL).increment(1);
                     }
-                })
+                })?;
+                Ok(listed)
             })
             .await
             .inspect_err(|e| {
@@ -159,9 +187,9 @@ impl Registry {
                     tracing::error!(error = %e, "registry halted: credentials refused");
                 }
             })?;
-        let listed: HashSet<String> = markets.into_iter().map(|m| m.ticker).collect();
-        let added: Vec<String> = listed.difference(&self.known).cloned().collect();
-        let gone: Vec<String> = self.known.difference(&listed).cloned().collect();
+        listed.shrink_to_fit();
+        let added: Vec<Ticker> = listed.difference(&self.known).cloned().collect();
+        let gone: Vec<Ticker> = self.known.difference(&listed).cloned().collect();
         metrics::counter!(m::REGISTRY_SYNCS_TOTAL).increment(1);
         tracing::info!(
             open = listed.len(),
@@ -179,7 +207,7 @@ impl Registry {
         if !gone.is_empty() {
             self.send(MarketChange::Drop { tickers: gone });
         }
-        self.gauge();
+        self.gauge(ListUpdate::Rebuild);
         Ok(())
     }
 
@@ -189,13 +217,29 @@ impl Registry {
         }
     }
 
-    fn gauge(&self) {
-        if let Ok(mut list) = self.list.write() {
-            *list = self.known.iter().cloned().collect();
+    /// Publishes the market count; with `list`, also the poller's list (rebuilt in full after
+    /// a sync; a lifecycle change edits it in place rather than copying a million entries).
+    fn gauge(&self, list: ListUpdate) {
+        if let Ok(mut shared) = self.list.write() {
+            match list {
+                ListUpdate::Rebuild => {
+                    *shared = self.known.iter().cloned().collect();
+                    shared.shrink_to_fit();
+                }
+                ListUpdate::Added(t) => shared.push(t),
+                ListUpdate::Removed(t) => shared.retain(|s| *s != t),
+            }
         }
         metrics::gauge!(m::REGISTRY_MARKETS).set(self.known.len() as f64);
         self.health
             .markets_known
             .store(self.known.len(), Ordering::Relaxed);
     }
+}
+
+/// How [`Registry::gauge`] brings the poller's list up to date.
+enum ListUpdate {
+    Rebuild,
+    Added(Ticker),
+    Removed(Ticker),
 }

@@ -13,7 +13,7 @@ pub mod socket;
 
 use crate::health::Health;
 use crate::metrics as m;
-use crate::registry::MarketChange;
+use crate::registry::{MarketChange, Ticker};
 use crate::router::{Router, RouterShared};
 use kd_core::backoff::BackoffPolicy;
 use kd_kalshi::auth::Signer;
@@ -44,7 +44,8 @@ pub struct PoolSettings {
 pub struct ConnectionManager {
     slots: Vec<mpsc::UnboundedSender<ConnCommand>>,
     load: Vec<usize>,
-    assigned: HashMap<String, usize>,
+    /// Which connection each market lives on (a `u32` keeps the entry at 24 bytes).
+    assigned: HashMap<Ticker, u32>,
     tasks: JoinSet<Result<(), SessionError>>,
 }
 
@@ -139,7 +140,7 @@ impl ConnectionManager {
                 tickers,
                 noticed_at,
             } => {
-                let mut per_slot: Vec<Vec<(String, Option<kd_core::TimestampUs>)>> =
+                let mut per_slot: Vec<Vec<(Ticker, Option<kd_core::TimestampUs>)>> =
                     vec![Vec::new(); self.slots.len()];
                 for ticker in tickers {
                     if self.assigned.contains_key(&ticker) {
@@ -147,7 +148,7 @@ impl ConnectionManager {
                     }
                     let slot = least_loaded(&self.load);
                     self.load[slot] += 1;
-                    self.assigned.insert(ticker.clone(), slot);
+                    self.assigned.insert(ticker.clone(), slot as u32);
                     per_slot[slot].push((ticker, noticed_at));
                 }
                 for (slot, markets) in per_slot.into_iter().enumerate() {
@@ -157,9 +158,10 @@ impl ConnectionManager {
                 }
             }
             MarketChange::Drop { tickers } => {
-                let mut per_slot: Vec<Vec<String>> = vec![Vec::new(); self.slots.len()];
+                let mut per_slot: Vec<Vec<Ticker>> = vec![Vec::new(); self.slots.len()];
                 for ticker in tickers {
                     if let Some(slot) = self.assigned.remove(&ticker) {
+                        let slot = slot as usize;
                         self.load[slot] = self.load[slot].saturating_sub(1);
                         per_slot[slot].push(ticker);
                     }

@@ -8,6 +8,7 @@
 use super::socket::{self, WsStream};
 use crate::health::Health;
 use crate::metrics as m;
+use crate::registry::Ticker;
 use crate::router::Router;
 use futures::{SinkExt, StreamExt};
 use kd_core::TimestampUs;
@@ -36,9 +37,9 @@ const FLUSH_TICK: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub enum ConnCommand {
     /// Collect these markets (with the time their lifecycle message arrived, when known).
-    Add(Vec<(String, Option<TimestampUs>)>),
+    Add(Vec<(Ticker, Option<TimestampUs>)>),
     /// Stop collecting these markets.
-    Remove(Vec<String>),
+    Remove(Vec<Ticker>),
 }
 
 /// A connection's fixed settings.
@@ -68,7 +69,7 @@ pub enum SessionError {
 #[derive(Debug, Default)]
 struct DeltaSub {
     sid: Option<u64>,
-    markets: BTreeSet<String>,
+    markets: BTreeSet<Ticker>,
     /// A command for this subscription awaits its reply.
     in_flight: bool,
 }
@@ -76,9 +77,9 @@ struct DeltaSub {
 #[derive(Debug)]
 enum Pending {
     /// `subscribe` of a new delta subscription (index in `subs`) with these markets.
-    DeltaSubscribe { sub: usize, markets: Vec<String> },
+    DeltaSubscribe { sub: usize, markets: Vec<Ticker> },
     /// `update_subscription add_markets` on a delta subscription.
-    AddMarkets { sub: usize, markets: Vec<String> },
+    AddMarkets { sub: usize, markets: Vec<Ticker> },
     /// `update_subscription delete_markets`.
     DeleteMarkets,
     /// `subscribe` of a global channel.
@@ -101,13 +102,13 @@ pub struct Session {
     commands: mpsc::UnboundedReceiver<ConnCommand>,
     health: Arc<Health>,
     /// Every market assigned to this connection.
-    markets: BTreeSet<String>,
+    markets: BTreeSet<Ticker>,
     /// Lifecycle arrival times of markets not yet confirmed subscribed.
-    noticed: HashMap<String, TimestampUs>,
+    noticed: HashMap<Ticker, TimestampUs>,
     per_sub_limit: usize,
     // Per socket:
     subs: Vec<DeltaSub>,
-    waiting: BTreeSet<String>,
+    waiting: BTreeSet<Ticker>,
     pending: HashMap<u64, Pending>,
     global_sids: HashMap<u64, &'static str>,
     /// Global channels to (re)subscribe.
@@ -246,6 +247,10 @@ impl Session {
         let mut tick = tokio::time::interval(FLUSH_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stable = false;
+        // Silence is measured from the last frame, not per wait: the other branches (commands,
+        // the flush tick) end a wait long before any silence limit, so a timeout around each
+        // read would never fire.
+        let mut last_frame = tokio::time::Instant::now();
         let ended = loop {
             if let Err(e) = self.request_snapshots(&mut ws).await {
                 tracing::warn!(conn = self.settings.id, error = %e, "send failed");
@@ -262,21 +267,22 @@ impl Session {
                     let _ = ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "shutdown".into() })).await;
                     break Ended::Shutdown;
                 }
-                frame = tokio::time::timeout(self.settings.silence, ws.next()) => {
+                _ = tokio::time::sleep_until(last_frame + self.settings.silence) => {
+                    metrics::counter!(m::CONNECTION_SILENCE_TIMEOUTS_TOTAL).increment(1);
+                    tracing::warn!(conn = self.settings.id, "silent too long; replacing the connection");
+                    break Ended::Backoff("silence");
+                }
+                frame = ws.next() => {
                     let frame = match frame {
-                        Err(_) => {
-                            metrics::counter!(m::CONNECTION_SILENCE_TIMEOUTS_TOTAL).increment(1);
-                            tracing::warn!(conn = self.settings.id, "silent too long; replacing the connection");
-                            break Ended::Backoff("silence");
-                        }
-                        Ok(None) => break Ended::Backoff("eof"),
-                        Ok(Some(Err(e))) => {
+                        None => break Ended::Backoff("eof"),
+                        Some(Err(e)) => {
                             metrics::counter!(m::CONNECTION_ERRORS_TOTAL, "kind" => "read").increment(1);
                             tracing::warn!(conn = self.settings.id, error = %e, "read failed");
                             break Ended::Backoff("read_error");
                         }
-                        Ok(Some(Ok(frame))) => frame,
+                        Some(Ok(frame)) => frame,
                     };
+                    last_frame = tokio::time::Instant::now();
                     metrics::counter!(m::CONNECTION_FRAMES_TOTAL).increment(1);
                     self.last_frame_at = self.router.clock().now();
                     match frame {
@@ -350,7 +356,7 @@ impl Session {
             // unknown: one gap per market, and one per global channel.
             let now = self.router.clock().now();
             let since = self.last_frame_at;
-            let markets: Vec<String> = self.markets.iter().cloned().collect();
+            let markets: Vec<String> = self.markets.iter().map(|t| t.to_string()).collect();
             if !markets.is_empty() {
                 self.router
                     .disconnected(&markets, "orderbook_delta", since, now);
@@ -405,9 +411,9 @@ impl Session {
             let tickers: Vec<String> = match wanted {
                 Some(set) => set
                     .into_iter()
-                    .filter(|t| sub.markets.contains(t))
+                    .filter(|t| sub.markets.contains(t.as_str()))
                     .collect(),
-                None => sub.markets.iter().cloned().collect(),
+                None => sub.markets.iter().map(|t| t.to_string()).collect(),
             };
             if tickers.is_empty() {
                 continue;
@@ -441,7 +447,7 @@ impl Session {
         }
     }
 
-    fn add(&mut self, markets: Vec<(String, Option<TimestampUs>)>) {
+    fn add(&mut self, markets: Vec<(Ticker, Option<TimestampUs>)>) {
         for (ticker, noticed) in markets {
             if let Some(at) = noticed {
                 self.noticed.insert(ticker.clone(), at);
@@ -455,9 +461,9 @@ impl Session {
     async fn remove(
         &mut self,
         ws: &mut WsStream,
-        markets: Vec<String>,
+        markets: Vec<Ticker>,
     ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-        let mut per_sub: HashMap<u64, Vec<String>> = HashMap::new();
+        let mut per_sub: HashMap<u64, Vec<Ticker>> = HashMap::new();
         for ticker in markets {
             self.markets.remove(&ticker);
             self.noticed.remove(&ticker);
@@ -477,7 +483,7 @@ impl Session {
             let id = self.command_id();
             self.pending.insert(id, Pending::DeleteMarkets);
             let cmd = json!({"id": id, "cmd": "update_subscription",
-                "params": {"sids": [sid], "action": "delete_markets", "market_tickers": tickers}});
+                "params": {"sids": [sid], "action": "delete_markets", "market_tickers": strs(&tickers)}});
             ws.send(Message::text(cmd.to_string())).await?;
         }
         self.set_subscribed_gauge_from_subs();
@@ -522,7 +528,7 @@ impl Session {
             sub.markets.extend(batch.iter().cloned());
             let id = self.command_id();
             let cmd = json!({"id": id, "cmd": "update_subscription",
-                "params": {"sids": [sid], "action": "add_markets", "market_tickers": batch}});
+                "params": {"sids": [sid], "action": "add_markets", "market_tickers": strs(&batch)}});
             self.pending.insert(
                 id,
                 Pending::AddMarkets {
@@ -546,7 +552,7 @@ impl Session {
                 });
                 let id = self.command_id();
                 let cmd = json!({"id": id, "cmd": "subscribe",
-                    "params": {"channels": ["orderbook_delta"], "market_tickers": batch}});
+                    "params": {"channels": ["orderbook_delta"], "market_tickers": strs(&batch)}});
                 self.pending.insert(
                     id,
                     Pending::DeltaSubscribe {
@@ -606,7 +612,7 @@ impl Session {
     }
 
     /// Markets confirmed subscribed: record how long after their lifecycle message.
-    fn confirmed(&mut self, markets: &[String], now: TimestampUs) {
+    fn confirmed(&mut self, markets: &[Ticker], now: TimestampUs) {
         for ticker in markets {
             if let Some(at) = self.noticed.remove(ticker) {
                 let delay = (now.micros() - at.micros()).max(0) as f64 / 1e6;
@@ -642,6 +648,7 @@ impl Session {
             BTreeSet::new()
         };
         for ticker in &not_found {
+            let ticker = ticker.as_str();
             self.markets.remove(ticker);
             self.noticed.remove(ticker);
             self.waiting.remove(ticker);
@@ -748,7 +755,12 @@ impl Session {
     }
 }
 
-fn take_some(set: &mut BTreeSet<String>, n: usize) -> Vec<String> {
+/// The tickers as JSON strings of a command.
+fn strs(tickers: &[Ticker]) -> Vec<&str> {
+    tickers.iter().map(|t| &**t).collect()
+}
+
+fn take_some(set: &mut BTreeSet<Ticker>, n: usize) -> Vec<Ticker> {
     let mut out = Vec::with_capacity(n.min(set.len()));
     while out.len() < n {
         match set.pop_first() {

@@ -22,8 +22,91 @@ pub fn identity_key(identity: &Identity) -> u128 {
     h.digest128()
 }
 
-/// A bounded memory of identities known to be committed in production (oldest forgotten
-/// first). Only committed identities go in, so dropping a record found here never loses it.
+/// [`identity_key`] of `record.identity()` without building the identity: the same fields in
+/// the same order through a borrowing twin of [`Identity`] (so no string is copied per row).
+pub fn record_key(record: &Record) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    IdentityRef::of(record).hash(&mut h);
+    h.digest128()
+}
+
+/// [`Identity`] with borrowed strings. Its derived `Hash` feeds a hasher exactly what
+/// `Identity`'s does (same variant order, `&str` hashes as `String`), which the tests check.
+#[derive(Hash)]
+enum IdentityRef<'a> {
+    Trade(&'a str),
+    Delta {
+        ticker: &'a str,
+        exchange_ts: i64,
+        side: kd_core::Side,
+        price: i64,
+        delta: i64,
+        occurrence: u32,
+    },
+    Snapshot {
+        ticker: &'a str,
+        source: kd_core::records::SnapshotSource,
+        bucket: i64,
+        book_hash: i64,
+    },
+    Ticker {
+        ticker: &'a str,
+        exchange_ts: i64,
+        values_hash: i64,
+    },
+    Lifecycle {
+        subject: &'a str,
+        event_type: &'a str,
+        exchange_ts: i64,
+        payload_hash: i64,
+    },
+    Gap {
+        gatherer: &'a str,
+        gap_id: &'a str,
+    },
+}
+
+impl<'a> IdentityRef<'a> {
+    fn of(record: &'a Record) -> Self {
+        match record {
+            Record::Trade(t) => IdentityRef::Trade(&t.trade_id),
+            Record::Delta(d) => IdentityRef::Delta {
+                ticker: &d.ticker,
+                exchange_ts: d.exchange_ts.micros(),
+                side: d.side,
+                price: d.price.units(),
+                delta: d.delta.hundredths(),
+                occurrence: d.occurrence,
+            },
+            Record::Snapshot(s) => IdentityRef::Snapshot {
+                ticker: &s.ticker,
+                source: s.source,
+                bucket: s.bucket(),
+                book_hash: s.book_hash(),
+            },
+            Record::Ticker(t) => IdentityRef::Ticker {
+                ticker: &t.ticker,
+                exchange_ts: t.exchange_ts.micros(),
+                values_hash: t.values_hash(),
+            },
+            Record::Lifecycle(l) => IdentityRef::Lifecycle {
+                subject: &l.subject,
+                event_type: &l.event_type,
+                exchange_ts: l.exchange_ts.micros(),
+                payload_hash: l.payload_hash(),
+            },
+            Record::Gap(g) => IdentityRef::Gap {
+                gatherer: &g.gatherer,
+                gap_id: &g.gap_id,
+            },
+        }
+    }
+}
+
+/// A bounded memory of identities committed in production or in a batch queued to commit
+/// before any later merge (oldest forgotten first). The writer commits merged batches strictly
+/// in order, each retried until it commits, and a batch's cursors move only in its own
+/// transaction; so dropping a record found here never loses it.
 #[derive(Debug)]
 pub struct RecentIdentities {
     set: HashSet<u128>,
@@ -133,7 +216,7 @@ pub fn merge_with(batches: Vec<Batch>, recent: Option<&RecentIdentities>) -> Mer
             None => merged.cursors.push(advance),
         }
         for pulled in batch.records {
-            let key = identity_key(&pulled.record.identity());
+            let key = record_key(&pulled.record);
             if recent.is_some_and(|r| r.contains(key)) || !seen.insert(key) {
                 merged.duplicates += 1;
             } else {
@@ -191,6 +274,70 @@ mod tests {
                 .map(|(seq, record)| PulledRecord { seq, record })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn record_key_equals_the_key_of_the_built_identity() {
+        use kd_core::records::{Gap, Level, Lifecycle, OrderbookSnapshot, SnapshotSource, Ticker};
+        let at = TimestampUs::from_micros;
+        let level = Level {
+            price: Price::new(42_000).unwrap_or(Price::ZERO),
+            size: Count::new(700),
+        };
+        let records = [
+            trade("t-1", 5),
+            delta(10, 3, 11, 1),
+            Record::Snapshot(OrderbookSnapshot {
+                ticker: "S".into(),
+                source: SnapshotSource::Rest,
+                exchange_ts: at(7_000_000),
+                yes: vec![level],
+                no: vec![],
+                received_at: at(7_000_001),
+                pos: WirePos::default(),
+            }),
+            Record::Ticker(Ticker {
+                ticker: "T".into(),
+                exchange_ts: at(9),
+                price: Price::new(1).ok(),
+                yes_bid: None,
+                yes_ask: None,
+                volume: Some(Count::new(5)),
+                open_interest: None,
+                dollar_volume: Some(12),
+                dollar_open_interest: None,
+                yes_bid_size: None,
+                yes_ask_size: None,
+                last_trade_size: None,
+                received_at: at(10),
+                pos: WirePos::default(),
+            }),
+            Record::Lifecycle(Lifecycle {
+                subject: "EV".into(),
+                kind: "event".into(),
+                event_type: "created".into(),
+                exchange_ts: at(3),
+                payload: "{}".into(),
+                received_at: at(4),
+                pos: WirePos::default(),
+            }),
+            Record::Gap(Gap {
+                gatherer: "g".into(),
+                gap_id: "7".into(),
+                ticker: None,
+                channel: "trade".into(),
+                start: at(1),
+                end: at(2),
+                reason: "r".into(),
+                repair: "none".into(),
+            }),
+        ];
+        let keys: Vec<u128> = records.iter().map(record_key).collect();
+        for (r, k) in records.iter().zip(&keys) {
+            assert_eq!(*k, identity_key(&r.identity()), "{r:?}");
+        }
+        let distinct: HashSet<u128> = keys.iter().copied().collect();
+        assert_eq!(distinct.len(), keys.len());
     }
 
     #[test]

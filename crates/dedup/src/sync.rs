@@ -14,13 +14,15 @@
 //! - The writer takes whatever batches are waiting (up to `max_transaction_rows`; when current,
 //!   it waits up to `merge_window_ms` for the other gatherers' copies), merges them
 //!   dropping duplicate identities, and commits the survivors and the cursors of every gatherer
-//!   that contributed in one transaction. Production failures are retried forever with the
-//!   DATABASE backoff; meanwhile the bounded channel fills, pullers wait and the gatherers keep
-//!   buffering. Nothing is acknowledged before its commit, so a crash anywhere replays.
+//!   that contributed in one transaction. It is two tasks: a merger and a committer with one
+//!   merged batch between them, so batch n+1 is merged while batch n is being written.
+//!   Production failures are retried forever with the DATABASE backoff; meanwhile the bounded
+//!   channels fill, pullers wait and the gatherers keep buffering. Nothing is acknowledged
+//!   before its commit, so a crash anywhere replays.
 
 use crate::config::DedupConfig;
 use crate::health::Health;
-use crate::merge::{Batch, RecentIdentities, merge_with};
+use crate::merge::{Batch, Merged, RecentIdentities, merge_with};
 use crate::metrics as m;
 use crate::pull_client::PullClient;
 use crate::store::{CursorUpdate, InsertOutcome, Store};
@@ -172,11 +174,39 @@ async fn puller(
     }
 }
 
+/// Merged batches waiting for the committer: one, so the next batch is received and merged
+/// while the previous one is being written.
+const QUEUED_MERGED: usize = 1;
+
+/// One table's writer: a merger (receives and merges batches) feeding a committer (writes them),
+/// so merging batch n+1 overlaps with the transaction of batch n.
 async fn writer(
     ctx: Arc<SyncContext>,
     table: Table,
-    mut rx: mpsc::Receiver<Batch>,
+    rx: mpsc::Receiver<Batch>,
     committed: Vec<watch::Sender<u64>>,
+    shutdown: CancellationToken,
+) {
+    let (tx, merged_rx) = mpsc::channel::<Merged>(QUEUED_MERGED);
+    let merging = tokio::spawn(merger(Arc::clone(&ctx), rx, tx, shutdown.clone()));
+    committer(&ctx, table, merged_rx, &committed, &shutdown).await;
+    // The committer stops only on shutdown or when the merger is gone; either way the merger
+    // has nothing left to do.
+    merging.abort();
+    let _ = merging.await;
+}
+
+/// Takes whatever batches are waiting and merges them, dropping copies of identities already
+/// handed to the committer.
+///
+/// Why remembering before the commit is safe: merged batches are committed strictly in the order
+/// they leave here, each retried until it commits, and a batch's cursors are written only in its
+/// own transaction. So a copy dropped here because an earlier batch holds its identity is in
+/// production before (or in no case without) the cursor that skips it.
+async fn merger(
+    ctx: Arc<SyncContext>,
+    mut rx: mpsc::Receiver<Batch>,
+    out: mpsc::Sender<Merged>,
     shutdown: CancellationToken,
 ) {
     let max_rows = ctx.config.max_transaction_rows;
@@ -212,6 +242,28 @@ async fn writer(
             batches.push(b);
         }
         let merged = merge_with(batches, Some(&recent));
+        recent.remember(merged.keys.iter().copied());
+        tokio::select! {
+            sent = out.send(merged) => if sent.is_err() { return },
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Commits merged batches in order, then publishes the cursors they moved (the pullers
+/// acknowledge them to the gatherers).
+async fn committer(
+    ctx: &SyncContext,
+    table: Table,
+    mut rx: mpsc::Receiver<Merged>,
+    committed: &[watch::Sender<u64>],
+    shutdown: &CancellationToken,
+) {
+    loop {
+        let merged = tokio::select! {
+            m = rx.recv() => match m { Some(m) => m, None => return },
+            _ = shutdown.cancelled() => return,
+        };
         let cursors: Vec<CursorUpdate> = merged
             .cursors
             .iter()
@@ -221,11 +273,9 @@ async fn writer(
                 last_seq: c.last_seq,
             })
             .collect();
-        let Some(outcome) = commit(&ctx, table, &merged.records, &cursors, &shutdown).await else {
+        let Some(outcome) = commit(ctx, table, &merged.records, &cursors, shutdown).await else {
             return;
         };
-        // Every survivor is in production now (inserted or already there).
-        recent.remember(merged.keys.iter().copied());
         let now = TimestampUs::now();
         metrics::counter!(m::RECORDS_WRITTEN_TOTAL, "table" => table.name())
             .increment(outcome.inserted);

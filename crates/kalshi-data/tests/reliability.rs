@@ -1032,6 +1032,87 @@ fn exchange_errors_and_maintenance_lose_nothing() -> Res<()> {
     Ok(())
 }
 
+/// Seed: "Ping timeout — no heartbeat response: close connection, reconnect". Every 7 s the
+/// exchange goes silent on one random connection for 5 s (no data, no pings, no answers). The
+/// time scale is shrunk to fit the suite: the exchange pings every second instead of 10 s and
+/// the gatherers give a connection 3 s of silence instead of 30 s. Each silent connection must
+/// be replaced and resubscribed, and nothing may be lost.
+#[test]
+fn ping_timeout_replaces_the_silent_connection_and_loses_nothing() -> Res<()> {
+    let tmp = scratch()?;
+    let mut up = Up::start(
+        &data_dir(&tmp),
+        &UpOpts {
+            duration: 40,
+            faults: vec!["ws-stall:7:5".into()],
+            env: vec![
+                ("KALSHI_DATA_SIM_PING_INTERVAL".into(), "1s".into()),
+                (
+                    "KALSHI_DATA_GATHERER_SILENCE_TIMEOUT_SECS".into(),
+                    "3".into(),
+                ),
+            ],
+            ..UpOpts::default()
+        },
+    )?;
+    up.wait_ready(READY)?;
+    let lag = LagMonitor::start(&up.dir);
+    let silence_replacements = |up: &Up| -> f64 {
+        GATHERERS
+            .iter()
+            .filter_map(|g| up.metrics(g))
+            .map(|text| {
+                kd_ops::probe::Metrics::parse(&text)
+                    .all("connection_reconnects_total")
+                    .iter()
+                    .filter(|(labels, _)| labels.contains("reason=\"silence\""))
+                    .map(|(_, v)| *v)
+                    .sum::<f64>()
+            })
+            .sum()
+    };
+    let stalled = Instant::now();
+    let replaced = wait_for(
+        Duration::from_secs(30),
+        "a silent connection replaced",
+        || {
+            let n = silence_replacements(&up);
+            (n >= 1.0).then_some(n)
+        },
+    )?;
+    let first_replacement = stalled.elapsed();
+    // A stall every 7 s would outlast `up --duration`'s drain; clear it shortly before the
+    // end, as an operator would.
+    let end = up.started + Duration::from_secs(40);
+    std::thread::sleep(end.saturating_duration_since(Instant::now() + Duration::from_secs(3)));
+    let replaced_total = silence_replacements(&up);
+    let cleared = up
+        .url("sim", "/_sim/faults")
+        .and_then(|u| http_request("DELETE", &u, None))
+        .map(|r| r.0);
+    assert!(
+        cleared.is_some_and(|s| s < 300),
+        "clearing the faults: {cleared:?}"
+    );
+    let stalls = up
+        .url("sim", "/_sim/stats")
+        .and_then(|u| get_json(&u))
+        .and_then(|s| s["ws_stalls"].as_u64());
+    let (v, fig) = end_run(
+        &mut up,
+        lag,
+        "ping-timeout",
+        vec![("first_silent_connection_replaced".into(), first_replacement)],
+    )?;
+    println!(
+        "ping-timeout: stalls {stalls:?}, connections replaced for silence {replaced_total} \
+         (first seen {replaced})"
+    );
+    v.assert_ok()?;
+    assert_eq!(fig.duplicated, 0, "{}", v.text);
+    Ok(())
+}
+
 /// The end of a production fault: production is back since `since` and the deduplicator is
 /// committing; wait until it has caught up, let the run end, verify, and print the figures
 /// (the fault's own duration, time to commit again, time to catch up).

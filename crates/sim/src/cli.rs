@@ -55,8 +55,13 @@ pub struct SimArgs {
     /// Keep the trade-id counter here so a restart never reuses an id.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// Server ping interval.
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    /// Server ping interval (Kalshi: 10 s).
+    #[arg(
+        long,
+        default_value = "10s",
+        value_parser = duration,
+        env = "KALSHI_DATA_SIM_PING_INTERVAL"
+    )]
     pub ping_interval: Duration,
     /// Life of a market created while running (creation to close).
     #[arg(long, default_value = "10m", value_parser = duration)]

@@ -117,6 +117,9 @@ pub struct UpOpts {
     pub production: Option<String>,
     /// `up --config FILE`: supervise exactly these processes instead of the local plan.
     pub config: Option<PathBuf>,
+    /// Environment of `up` and so of every process it starts (e.g.
+    /// `KALSHI_DATA_GATHERER_<KEY>` overrides a gatherer configuration key).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for UpOpts {
@@ -128,6 +131,7 @@ impl Default for UpOpts {
             faults: Vec::new(),
             production: None,
             config: None,
+            env: Vec::new(),
         }
     }
 }
@@ -166,6 +170,7 @@ impl Up {
         if let Some(c) = &o.config {
             cmd.arg("--config").arg(c);
         }
+        cmd.envs(o.env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)

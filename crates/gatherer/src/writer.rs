@@ -103,6 +103,8 @@ impl Writer {
         queue_records: usize,
         health: Arc<Health>,
     ) -> std::io::Result<Writer> {
+        // Exported from the start, so an alert on it sees a series before the first failure.
+        metrics::gauge!(m::STORE_WRITE_FAILING).set(0.0);
         let (records_tx, records_rx) = mpsc::channel(queue_records);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (heads_tx, heads_rx) = watch::channel(conn.heads());

@@ -432,6 +432,74 @@ fn production_postgres_stopped_and_restarted() -> Res<()> {
     Ok(())
 }
 
+/// Seed: production storage full → write failure, "increase storage". The private
+/// PostgreSQL's data directory is on a 192 MiB tmpfs; mid-run a filler file takes every free
+/// byte for 10 s, then is removed (the storage "grown"). The deduplicator must show the
+/// server's refusal, commit nothing partial, retry, and catch up; nothing may be lost.
+#[test]
+fn production_storage_full_then_grown() -> Res<()> {
+    let tmp = scratch()?;
+    let disk_dir = tmp.path().join("pgdisk");
+    let disk = tmpfs::Tmpfs::mount(&disk_dir, "192m")?;
+    let pg = PrivatePg::start_in(&[], &disk_dir)?;
+    let mut up = Up::start(
+        &data_dir(&tmp),
+        &UpOpts {
+            production: Some(pg.url("postgres", "postgres")),
+            ..UpOpts::default()
+        },
+    )?;
+    up.wait_ready(READY)?;
+    wait_committing(&up, 0.0, Duration::from_secs(30))?;
+    let lag = LagMonitor::start(&up.dir);
+    let filler = disk_dir.join("filler");
+    let filled = tmpfs::fill(&filler)?;
+    let full_at = Instant::now();
+    let refusal = wait_for(
+        Duration::from_secs(30),
+        "dedup to report the full disk",
+        || {
+            up.health("dedup").and_then(|h| {
+                h["production"]["last_error"]
+                    .as_str()
+                    .filter(|e| e.contains("53100") || e.contains("No space left"))
+                    .map(String::from)
+            })
+        },
+    )?;
+    let noticed = full_at.elapsed();
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(full_at.elapsed()));
+    std::fs::remove_file(&filler)?;
+    let freed = Instant::now();
+    let full_for = full_at.elapsed();
+    // PostgreSQL stays up when a table cannot grow (the statement fails); a WAL write that
+    // cannot grow is a PANIC that takes the server down, and the operator starts it again.
+    let restarted = if pg.is_running() {
+        false
+    } else {
+        pg.start_server()?;
+        true
+    };
+    let before = dedup_transactions(&up);
+    wait_committing(&up, before, Duration::from_secs(90))?;
+    let (v, fig) = catch_up_and_verify(
+        &mut up,
+        lag,
+        "production-storage-full",
+        freed,
+        ("full", full_for),
+    )?;
+    println!(
+        "production-storage-full: filler {filled} bytes, refusal seen after {noticed:?}: \
+         {refusal}; server restarted by the test: {restarted}"
+    );
+    v.assert_ok()?;
+    assert_eq!(fig.duplicated, 0, "{}", v.text);
+    drop(pg);
+    drop(disk);
+    Ok(())
+}
+
 /// Seed: production connection exhaustion → partial writes, "connection pooling". A private
 /// PostgreSQL with `max_connections = 20`: other clients take every slot, the platform's
 /// sessions are ended and cannot come back for 12 s; then the slots are released.

@@ -9,6 +9,7 @@
 
 pub mod mangle;
 pub mod pg;
+pub mod tmpfs;
 
 use kd_core::Record;
 use kd_core::records::Identity;

@@ -43,7 +43,14 @@ fn is_root() -> bool {
 impl PrivatePg {
     /// `initdb` and start, with `conf` lines appended to `postgresql.conf`.
     pub fn start(conf: &[&str]) -> Res<PrivatePg> {
-        let tmp = tempfile::Builder::new().prefix("kd-pg-").tempdir()?;
+        Self::start_in(conf, &std::env::temp_dir())
+    }
+
+    /// [`PrivatePg::start`] with the server's directory inside `parent` (e.g. a small disk).
+    pub fn start_in(conf: &[&str], parent: &Path) -> Res<PrivatePg> {
+        let tmp = tempfile::Builder::new()
+            .prefix("kd-pg-")
+            .tempdir_in(parent)?;
         let as_postgres = is_root();
         if as_postgres {
             let st = Command::new("chown")
@@ -136,6 +143,12 @@ impl PrivatePg {
             &["-D", &d, "-m", "fast", "-w", "-t", "60", "stop"],
         )?;
         Ok(())
+    }
+
+    /// Whether the server is up (`pg_ctl status`); a PANIC can take it down by itself.
+    pub fn is_running(&self) -> bool {
+        let d = self.data.display().to_string();
+        self.run("pg_ctl", &["-D", &d, "status"]).is_ok()
     }
 
     pub fn url(&self, user: &str, db: &str) -> String {

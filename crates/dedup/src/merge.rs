@@ -306,60 +306,7 @@ mod tests {
 
     #[test]
     fn record_key_equals_the_key_of_the_built_identity() {
-        use kd_core::records::{Gap, Level, Lifecycle, OrderbookSnapshot, SnapshotSource, Ticker};
-        let at = TimestampUs::from_micros;
-        let level = Level {
-            price: Price::new(42_000).unwrap_or(Price::ZERO),
-            size: Count::new(700),
-        };
-        let records = [
-            trade("t-1", 5),
-            delta(10, 3, 11, 1),
-            Record::Snapshot(OrderbookSnapshot {
-                ticker: "S".into(),
-                source: SnapshotSource::Rest,
-                exchange_ts: at(7_000_000),
-                yes: vec![level],
-                no: vec![],
-                received_at: at(7_000_001),
-                pos: WirePos::default(),
-            }),
-            Record::Ticker(Ticker {
-                ticker: "T".into(),
-                exchange_ts: at(9),
-                price: Price::new(1).ok(),
-                yes_bid: None,
-                yes_ask: None,
-                volume: Some(Count::new(5)),
-                open_interest: None,
-                dollar_volume: Some(12),
-                dollar_open_interest: None,
-                yes_bid_size: None,
-                yes_ask_size: None,
-                last_trade_size: None,
-                received_at: at(10),
-                pos: WirePos::default(),
-            }),
-            Record::Lifecycle(Lifecycle {
-                subject: "EV".into(),
-                kind: "event".into(),
-                event_type: "created".into(),
-                exchange_ts: at(3),
-                payload: "{}".into(),
-                received_at: at(4),
-                pos: WirePos::default(),
-            }),
-            Record::Gap(Gap {
-                gatherer: "g".into(),
-                gap_id: "7".into(),
-                ticker: None,
-                channel: "trade".into(),
-                start: at(1),
-                end: at(2),
-                reason: "r".into(),
-                repair: "none".into(),
-            }),
-        ];
+        let records = kd_core::fixtures::one_of_each();
         let keys: Vec<u128> = records.iter().map(record_key).collect();
         for (r, k) in records.iter().zip(&keys) {
             assert_eq!(*k, identity_key(&r.identity()), "{r:?}");

@@ -7,6 +7,7 @@
 
 use crate::health::Health;
 use crate::metrics as m;
+use crate::store::read::RawPage;
 use crate::store::{Heads, ReadPool, StoreError};
 use crate::writer::WriterControl;
 use axum::Json;
@@ -16,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kd_core::Table;
-use kd_core::pull::{AckRequest, MAX_PULL_LIMIT, MAX_WAIT_MS, PullResponse};
+use kd_core::pull::{AckRequest, MAX_PULL_LIMIT, MAX_WAIT_MS};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,9 +120,10 @@ async fn pull(
         if head > q.after {
             let pool = state.pool.clone();
             let after = q.after;
-            let rows = tokio::task::spawn_blocking(move || pool.pull(table, after, limit)).await;
-            let records = match rows {
-                Ok(Ok(records)) => records,
+            let rows =
+                tokio::task::spawn_blocking(move || pool.pull_json(table, after, limit)).await;
+            let page = match rows {
+                Ok(Ok(page)) => page,
                 Ok(Err(e)) => return store_error(e),
                 Err(e) => {
                     return refuse(
@@ -132,52 +134,51 @@ async fn pull(
                 }
             };
             // A row can commit between reading the head and the query: report the larger.
-            let head = records.last().map_or(head, |r| r.seq.max(head));
-            if !records.is_empty() || tokio::time::Instant::now() >= deadline {
-                return answer(&state, table, records, head);
+            let head = page.last_seq.map_or(head, |seq| seq.max(head));
+            if page.rows > 0 || tokio::time::Instant::now() >= deadline {
+                return answer(&state, table, page, head);
             }
         } else if tokio::time::Instant::now() >= deadline {
-            return answer(&state, table, Vec::new(), head);
+            return answer(&state, table, RawPage::empty(), head);
         }
         // Nothing new: sleep until the writer commits or the wait ends.
         let woke = tokio::select! {
             w = tokio::time::timeout_at(deadline, heads.changed()) => w,
             _ = state.shutdown.cancelled() => {
                 let head = heads.borrow().get(table);
-                return answer(&state, table, Vec::new(), head);
+                return answer(&state, table, RawPage::empty(), head);
             }
         };
         match woke {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
                 let head = heads.borrow().get(table);
-                return answer(&state, table, Vec::new(), head);
+                return answer(&state, table, RawPage::empty(), head);
             }
             Err(_) => {
                 // One last look: the head may have moved without a wake-up being pending.
                 let head = heads.borrow().get(table);
                 if head <= q.after {
-                    return answer(&state, table, Vec::new(), head);
+                    return answer(&state, table, RawPage::empty(), head);
                 }
             }
         }
     }
 }
 
-fn answer(
-    state: &ApiState,
-    table: Table,
-    records: Vec<kd_core::pull::PulledRecord>,
-    head: u64,
-) -> Response {
-    metrics::counter!(m::PULL_ROWS_TOTAL, "table" => table.name()).increment(records.len() as u64);
-    Json(PullResponse {
-        gatherer: state.gatherer.clone(),
-        table,
-        records,
-        head,
-    })
-    .into_response()
+/// The [`kd_core::pull::PullResponse`] JSON around the stored rows' own JSON (see `ReadPool::pull_json`).
+fn answer(state: &ApiState, table: Table, page: RawPage, head: u64) -> Response {
+    metrics::counter!(m::PULL_ROWS_TOTAL, "table" => table.name()).increment(page.rows as u64);
+    let mut body = Vec::with_capacity(page.json.len() + 128);
+    body.extend_from_slice(b"{\"gatherer\":");
+    // A string and a unit enum always serialise.
+    let _ = serde_json::to_writer(&mut body, &state.gatherer);
+    body.extend_from_slice(b",\"table\":");
+    let _ = serde_json::to_writer(&mut body, &table);
+    body.extend_from_slice(b",\"records\":");
+    body.extend_from_slice(&page.json);
+    body.extend_from_slice(format!(",\"head\":{head}}}").as_bytes());
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn store_error(e: StoreError) -> Response {

@@ -6,6 +6,7 @@ use kd_core::pull::PulledRecord;
 use kd_core::{Record, Table};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, params};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -70,6 +71,18 @@ impl ReadPool {
         result
     }
 
+    /// [`ReadPool::pull`] as the JSON of the pulled records (`[{"seq":…,"record":{"table":…,
+    /// "record":…}},…]`, the serde form of `Vec<PulledRecord>`), with the number of rows and
+    /// the last `seq`. Each stored body is copied as it is, after a check that it is one JSON
+    /// value: decoding it into a record and encoding it again cost the gatherer more CPU than
+    /// anything else it does for the deduplicator. Blocking.
+    pub fn pull_json(&self, table: Table, after: u64, limit: usize) -> Result<RawPage, StoreError> {
+        let conn = self.take()?;
+        let result = pull_json_on(&conn, table, after, limit);
+        self.put(conn);
+        result
+    }
+
     /// The last stored row of `table` (downtime repair starts from it). Blocking.
     pub fn last(&self, table: Table) -> Result<Option<PulledRecord>, StoreError> {
         let conn = self.take()?;
@@ -127,6 +140,80 @@ fn pull_on(
         out.push(PulledRecord { seq, record });
     }
     Ok(out)
+}
+
+/// Pulled rows as JSON (see [`ReadPool::pull_json`]).
+#[derive(Debug, Default)]
+pub struct RawPage {
+    /// A JSON array of pulled records.
+    pub json: Vec<u8>,
+    pub rows: usize,
+    pub last_seq: Option<u64>,
+}
+
+impl RawPage {
+    /// No rows: `[]`.
+    pub fn empty() -> RawPage {
+        RawPage {
+            json: b"[]".to_vec(),
+            ..RawPage::default()
+        }
+    }
+}
+
+fn pull_json_on(
+    conn: &Connection,
+    table: Table,
+    after: u64,
+    limit: usize,
+) -> Result<RawPage, StoreError> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(schema::select_after(table))?;
+    let mut rows = stmt.query(params![after, limit])?;
+    let tag = record_tag(table);
+    let mut page = RawPage {
+        json: Vec::with_capacity(64 * 1024),
+        ..RawPage::default()
+    };
+    page.json.push(b'[');
+    while let Some(row) = rows.next()? {
+        let seq = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+        let body = match row.get_ref(1)? {
+            ValueRef::Blob(b) | ValueRef::Text(b) => b,
+            _ => &[][..],
+        };
+        // One well-formed JSON value, or the row is reported like any undecodable one (the
+        // deduplicator decodes it into its record).
+        serde_json::from_slice::<serde::de::IgnoredAny>(body)
+            .map_err(|source| StoreError::Decode { table, seq, source })?;
+        if page.rows > 0 {
+            page.json.push(b',');
+        }
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            page.json,
+            "{{\"seq\":{seq},\"record\":{{\"table\":\"{tag}\",\"record\":"
+        );
+        page.json.extend_from_slice(body);
+        page.json.extend_from_slice(b"}}");
+        page.rows += 1;
+        page.last_seq = Some(seq);
+    }
+    page.json.push(b']');
+    Ok(page)
+}
+
+/// The tag `Record` is serialised with for a table's records.
+fn record_tag(table: Table) -> &'static str {
+    match table {
+        Table::Trades => "trade",
+        Table::Deltas => "delta",
+        Table::Snapshots => "snapshot",
+        Table::Tickers => "ticker",
+        Table::Lifecycle => "lifecycle",
+        Table::Gaps => "gap",
+    }
 }
 
 /// Decodes a row's body into the record of its table.

@@ -234,8 +234,8 @@ fn check_books(
     let mut unseen: HashMap<&str, Vec<TimestampUs>> = HashMap::new();
     for p in &truth.published {
         if let Record::Delta(d) = &p.record
-            && (!p.delivered || gaps.covered_by_all(&d.ticker, channel::DELTA, d.exchange_ts))
             && !stored.contains(&p.record.identity())
+            && (!p.delivered || gaps.covered_by_all(&d.ticker, channel::DELTA, d.exchange_ts))
         {
             unseen
                 .entry(d.ticker.as_str())

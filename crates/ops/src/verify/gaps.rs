@@ -3,12 +3,37 @@
 //! from production without it being a loss of the platform (no copy can exist anywhere).
 
 use kd_core::{Gap, TimestampUs};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Gap records grouped by gatherer, against the set of gatherers that ran.
 #[derive(Debug, Clone, Default)]
 pub struct GapIndex {
-    by_gatherer: BTreeMap<String, Vec<Gap>>,
+    by_gatherer: BTreeMap<String, GathererGaps>,
+}
+
+/// One gatherer's gaps, by market: a long run records hundreds of thousands (one per market
+/// for every lost connection and fresh snapshot), and `verify` asks about millions of
+/// messages, so each question looks only at the gaps of its market and of the whole feed.
+#[derive(Debug, Clone, Default)]
+struct GathererGaps {
+    by_ticker: HashMap<String, Vec<Gap>>,
+    whole_feed: Vec<Gap>,
+}
+
+impl GathererGaps {
+    fn push(&mut self, gap: Gap) {
+        match &gap.ticker {
+            Some(t) => self.by_ticker.entry(t.clone()).or_default().push(gap),
+            None => self.whole_feed.push(gap),
+        }
+    }
+
+    fn covers(&self, ticker: &str, chan: &str, ts: TimestampUs) -> bool {
+        self.whole_feed
+            .iter()
+            .chain(self.by_ticker.get(ticker).into_iter().flatten())
+            .any(|g| covers(g, ticker, chan, ts))
+    }
 }
 
 /// Channel names as gatherers write them in gap records.
@@ -24,8 +49,10 @@ impl GapIndex {
     /// everything, so nothing it could have seen is excused. Gatherers named only in gap
     /// records are added.
     pub fn new(gatherers: &[String], gaps: &[Gap]) -> Self {
-        let mut by_gatherer: BTreeMap<String, Vec<Gap>> =
-            gatherers.iter().map(|g| (g.clone(), Vec::new())).collect();
+        let mut by_gatherer: BTreeMap<String, GathererGaps> = gatherers
+            .iter()
+            .map(|g| (g.clone(), GathererGaps::default()))
+            .collect();
         for gap in gaps {
             by_gatherer
                 .entry(gap.gatherer.clone())
@@ -45,7 +72,7 @@ impl GapIndex {
             && self
                 .by_gatherer
                 .values()
-                .all(|gaps| gaps.iter().any(|g| covers(g, ticker, chan, ts)))
+                .all(|gaps| gaps.covers(ticker, chan, ts))
     }
 }
 

@@ -1074,16 +1074,7 @@ fn exchange_errors_and_maintenance_lose_nothing() -> Res<()> {
     // `up --duration` drains until the gatherers' heads stop moving, and a close every few
     // seconds (each one re-subscribes: snapshots, gap records) would keep them moving for
     // ever; the faults are cleared just before the end, as an operator would.
-    let end = up.started + Duration::from_secs(45);
-    std::thread::sleep(end.saturating_duration_since(Instant::now() + Duration::from_secs(3)));
-    let cleared = up
-        .url("sim", "/_sim/faults")
-        .and_then(|u| http_request("DELETE", &u, None))
-        .map(|r| r.0);
-    assert!(
-        cleared.is_some_and(|s| s < 300),
-        "clearing the faults: {cleared:?}"
-    );
+    up.clear_faults_before_end(45)?;
     let (v, fig) = end_run(
         &mut up,
         lag,
@@ -1151,17 +1142,8 @@ fn ping_timeout_replaces_the_silent_connection_and_loses_nothing() -> Res<()> {
     let first_replacement = stalled.elapsed();
     // A stall every 7 s would outlast `up --duration`'s drain; clear it shortly before the
     // end, as an operator would.
-    let end = up.started + Duration::from_secs(40);
-    std::thread::sleep(end.saturating_duration_since(Instant::now() + Duration::from_secs(3)));
+    up.clear_faults_before_end(40)?;
     let replaced_total = silence_replacements(&up);
-    let cleared = up
-        .url("sim", "/_sim/faults")
-        .and_then(|u| http_request("DELETE", &u, None))
-        .map(|r| r.0);
-    assert!(
-        cleared.is_some_and(|s| s < 300),
-        "clearing the faults: {cleared:?}"
-    );
     let stalls = up
         .url("sim", "/_sim/stats")
         .and_then(|u| get_json(&u))

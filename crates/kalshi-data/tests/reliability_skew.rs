@@ -192,16 +192,7 @@ fn skewed_gatherer_clocks_lose_and_duplicate_nothing() -> Res<()> {
     wait_offset(&up, "gatherer-b", -45_000)?;
     // `up --duration` drains until the heads stop moving; a close every 13 s would keep them
     // moving, so the faults are cleared shortly before the end, as an operator would.
-    let end = up.started + Duration::from_secs(DURATION);
-    std::thread::sleep(end.saturating_duration_since(Instant::now() + Duration::from_secs(3)));
-    let cleared = up
-        .url("sim", "/_sim/faults")
-        .and_then(|u| http_request("DELETE", &u, None))
-        .map(|r| r.0);
-    assert!(
-        cleared.is_some_and(|s| s < 300),
-        "clearing the faults: {cleared:?}"
-    );
+    up.clear_faults_before_end(DURATION)?;
     up.wait_exit(EXIT)?;
     let max_lag = lag.finish();
     let v = verify(&up.dir, &up.production)?;

@@ -150,6 +150,24 @@ pub struct Up {
 pub const GATHERERS: [&str; 3] = ["gatherer-a", "gatherer-b", "gatherer-c"];
 
 impl Up {
+    /// Waits until 3 s before `up --duration` (`duration_secs`) ends, then clears the
+    /// simulator's faults, as an operator would: the drain waits for the gatherers' heads to
+    /// stop moving, and periodic closes or stalls (each one re-subscribes) would keep them
+    /// moving for ever.
+    pub fn clear_faults_before_end(&self, duration_secs: u64) -> Res<()> {
+        let end = self.started + Duration::from_secs(duration_secs);
+        std::thread::sleep(end.saturating_duration_since(Instant::now() + Duration::from_secs(3)));
+        let cleared = self
+            .url("sim", "/_sim/faults")
+            .and_then(|u| http_request("DELETE", &u, None))
+            .map(|r| r.0);
+        if cleared.is_some_and(|s| s < 300) {
+            Ok(())
+        } else {
+            Err(format!("clearing the faults: {cleared:?}").into())
+        }
+    }
+
     pub fn start(dir: &Path, o: &UpOpts) -> Res<Up> {
         std::fs::create_dir_all(dir)?;
         let log = dir.with_extension("up.log");

@@ -50,43 +50,31 @@ pub enum Command {
     Bench(kd_bench::BenchArgs),
 }
 
+/// Every subcommand is built; the match is exhaustive so a new one cannot be left unwired.
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
-    if let Command::Sim(args) = command {
-        kd_sim::cli::run(args).await?;
-        return Ok(ExitCode::SUCCESS);
+    match command {
+        Command::Up(args) => kd_ops_run::up(&args).await,
+        Command::Sim(args) => done(kd_sim::cli::run(args).await),
+        Command::Gatherer(args) => done(kd_gatherer::cli::run(args).await),
+        Command::Dedup(args) => done(kd_dedup::cli::run(args).await),
+        Command::Export(args) => done(kd_archive::cli::run(args).await),
+        Command::Status(args) => kd_ops_run::status(&args).await,
+        Command::Verify(args) => kd_ops_run::verify(&args).await,
+        Command::Book(args) => kd_ops_run::book(&args).await,
+        Command::Backfill(args) => backfill(args).await,
+        Command::Migrate(args) => done(kd_dedup::cli::run_migrate(args).await),
+        Command::Keygen(args) => keygen::run(&args),
+        Command::Bench(args) => done(kd_bench::run_and_print(&args).await),
     }
-    let command = match command {
-        Command::Up(args) => return kd_ops_run::up(&args).await,
-        Command::Status(args) => return kd_ops_run::status(&args).await,
-        Command::Verify(args) => return kd_ops_run::verify(&args).await,
-        Command::Book(args) => return kd_ops_run::book(&args).await,
-        Command::Keygen(args) => return keygen::run(&args),
-        Command::Gatherer(args) => {
-            kd_gatherer::cli::run(args).await?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Backfill(args) => return backfill(args).await,
-        Command::Dedup(args) => {
-            kd_dedup::cli::run(args).await?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Export(args) => {
-            kd_archive::cli::run(args).await?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Bench(args) => {
-            kd_bench::run_and_print(&args).await?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Migrate(args) => {
-            kd_dedup::cli::run_migrate(args).await?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        other => other,
-    };
-    let name = format!("{command:?}").to_lowercase();
-    eprintln!("kalshi-data {name}: not built yet — see the project's open issues");
-    Ok(ExitCode::from(2))
+}
+
+/// A component that ran to its end: success, or its error for `main` to print.
+fn done<T, E>(result: Result<T, E>) -> anyhow::Result<ExitCode>
+where
+    anyhow::Error: From<E>,
+{
+    result?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `kalshi-data backfill`: prints the report; progress is on stderr.

@@ -3,8 +3,8 @@
 //! covered, and every runbook link points at a real section of docs/runbook.md.
 //!
 //! promtool comes from Debian's `prometheus` package (scripts/test-deps.d/prometheus.sh). When
-//! it is missing the promtool checks are skipped with a loud message, unless
-//! `KALSHI_DATA_REQUIRE_PROMTOOL` is set (CI sets it), in which case they fail.
+//! it is missing the promtool checks are skipped with a loud message, except under CI (`CI=true`,
+//! set by `.ci/run`) or with `KALSHI_DATA_REQUIRE_PROMTOOL` set, where they fail.
 
 mod deploy_support;
 

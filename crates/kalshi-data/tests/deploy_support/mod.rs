@@ -26,13 +26,24 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Says loudly that a test did not run, so a skipped check is never mistaken for a pass.
+/// Says loudly that a test did not run, so a skipped check is never mistaken for a pass. Under
+/// CI (`CI=true`, which `.ci/run` sets) a skip is a failure: `scripts/test-deps` installs every
+/// tool these tests use, so a missing one means the set-up broke.
 pub fn skip(test: &str, reason: &str) {
+    assert!(
+        !in_ci(),
+        "{test} cannot run under CI: {reason} (scripts/test-deps should have provided it)"
+    );
     eprintln!();
     eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
     eprintln!("!!! SKIPPED {test}: {reason}");
     eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
     eprintln!();
+}
+
+/// True under CI (`CI=true` or `CI=1`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 /// Runs a command, returning its output; panics with both streams when it fails.

@@ -226,9 +226,18 @@ impl WriterLoop {
 
     /// Adds queued records to the batch until it is full or the oldest row has waited the
     /// flush interval. Returns false when the queue is closed.
+    ///
+    /// Gap records (and other control requests) queued meanwhile are taken too: they arrive on
+    /// the control channel, and taking one per commit let a burst of them (a lossy connection
+    /// refreshing the snapshots of whole subscriptions, thousands a second) fall minutes
+    /// behind the data they describe, at one commit per flush interval once data stopped.
     async fn fill(&mut self, batch: &mut Vec<Record>) -> bool {
         let deadline = tokio::time::Instant::now() + self.settings.flush_interval;
         while batch.len() < self.settings.batch_rows {
+            self.take_control(batch);
+            if batch.len() >= self.settings.batch_rows {
+                break;
+            }
             match self.records.try_recv() {
                 Ok(r) => batch.push(r),
                 Err(mpsc::error::TryRecvError::Disconnected) => return false,
@@ -362,6 +371,16 @@ impl WriterLoop {
         self.heads.send_replace(heads);
     }
 
+    /// Handles the control requests already queued, until the batch is full.
+    fn take_control(&mut self, batch: &mut Vec<Record>) {
+        while batch.len() < self.settings.batch_rows {
+            match self.control.try_recv() {
+                Ok(c) => self.handle_control(c, batch),
+                Err(_) => break,
+            }
+        }
+    }
+
     fn handle_control(&mut self, c: Control, batch: &mut Vec<Record>) {
         match c {
             Control::Gap(g) => batch.push(Record::Gap(g)),
@@ -486,5 +505,58 @@ impl WriterControl {
         if self.0.send(Control::Gap(gap)).is_err() {
             tracing::error!("gap not recorded: the writer has stopped");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gap(n: usize) -> Gap {
+        Gap {
+            gatherer: "g".into(),
+            gap_id: format!("burst-{n}"),
+            ticker: Some(format!("M-{}", n % 100)),
+            channel: "orderbook_delta".into(),
+            start: TimestampUs::from_micros(1_000_000 + n as i64),
+            end: TimestampUs::from_micros(2_000_000 + n as i64),
+            reason: "snapshot_refresh".into(),
+            repair: "snapshot".into(),
+        }
+    }
+
+    /// A burst of gap records with no data flowing is committed in a few batches, not one gap
+    /// per flush interval (10,000 gaps were once 10,000 commits, 100 s behind at the end).
+    #[tokio::test]
+    async fn a_burst_of_gaps_is_committed_in_batches() -> Result<(), Box<dyn std::error::Error>> {
+        const GAPS: usize = 10_000;
+        let dir = tempfile::tempdir()?;
+        let conn = WriteConn::open(dir.path())?;
+        let settings = WriterSettings {
+            data_dir: dir.path().to_path_buf(),
+            batch_rows: 5_000,
+            flush_interval: Duration::from_millis(10),
+            retention: Duration::from_secs(3_600),
+            retention_interval: Duration::from_secs(3_600),
+            clock: Arc::new(crate::clock::Clock::new(0)),
+        };
+        let writer = Writer::spawn(conn, settings, 10_000, Arc::new(Health::default()))?;
+        let (input, mut heads, join) = writer.into_parts();
+        for n in 0..GAPS {
+            input.control.gap(gap(n));
+        }
+        let mut commits_seen = 0;
+        while heads.borrow().get(Table::Gaps) < GAPS as u64 {
+            tokio::time::timeout(Duration::from_secs(60), heads.changed()).await??;
+            commits_seen += 1;
+        }
+        drop(input);
+        tokio::task::spawn_blocking(move || join.join()).await?;
+        // At most 5,000 rows a commit: two are enough; one per gap would be 10,000.
+        assert!(
+            commits_seen <= 20,
+            "{commits_seen} commits for {GAPS} gap records"
+        );
+        Ok(())
     }
 }

@@ -20,6 +20,10 @@ pub struct ScalePoint {
     pub subscribed_s: Option<f64>,
     pub rss_mb: f64,
     pub peak_rss_mb: f64,
+    /// WebSocket connections the simulator accepted (the pool's size when nothing reconnected).
+    pub connections_opened: u64,
+    /// Connections the simulator cut off for falling behind its feed (error 25, close 1011).
+    pub overflow_disconnects: u64,
 }
 
 fn free_port() -> Result<u16, BenchError> {
@@ -58,9 +62,14 @@ pub async fn point(
         .spawn()
         .map_err(|e| BenchError::stage("spawn gatherer", e))?;
     let pid = child.id().unwrap_or(0);
-    let result = observe(pid, port, start, markets, limit).await;
+    let mut result = observe(pid, port, start, markets, limit).await;
     let _ = child.start_kill();
     let _ = child.wait().await;
+    if let Ok(point) = result.as_mut() {
+        let stats = sim.stats().await;
+        point.connections_opened = stats.connections_total;
+        point.overflow_disconnects = stats.overflow_disconnects;
+    }
     shutdown.cancel();
     let _ = sim.join().await;
     result
@@ -125,6 +134,8 @@ async fn observe(
         subscribed_s,
         rss_mb: rss,
         peak_rss_mb: peak,
+        connections_opened: 0,
+        overflow_disconnects: 0,
     })
 }
 
@@ -158,6 +169,16 @@ pub async fn run(
                     &format!("subscribed_{label}_markets_s"),
                     p.subscribed_s,
                     "not every market subscribed within the limit",
+                );
+                report.set(
+                    &format!("ws_connections_{label}_markets"),
+                    Some(p.connections_opened as f64),
+                    "",
+                );
+                report.set(
+                    &format!("ws_overflow_disconnects_{label}_markets"),
+                    Some(p.overflow_disconnects as f64),
+                    "",
                 );
                 points.push(p);
             }

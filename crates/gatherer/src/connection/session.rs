@@ -30,6 +30,13 @@ use tokio_util::sync::CancellationToken;
 /// subscription becomes one request (its markets' books are all re-read).
 const SNAPSHOT_COOLDOWN: Duration = Duration::from_secs(1);
 
+/// Most `subscribe`/`add_markets` commands awaiting their reply on one connection. Each brings
+/// up to `per_sub_limit` snapshots back; sending a whole universe's worth at once (250 commands
+/// per connection at 1M markets) makes the exchange answer them all before it sends anything
+/// else, and a server that falls behind its own feed that way cuts the connection (1011),
+/// which then starts over. A few in flight keep the pipe full without that.
+const MAX_SUBSCRIBE_IN_FLIGHT: usize = 4;
+
 /// How often waiting markets are (re)requested when nothing else happens.
 const FLUSH_TICK: Duration = Duration::from_millis(250);
 
@@ -512,8 +519,18 @@ impl Session {
             return Ok(());
         }
         let limit = self.per_sub_limit;
+        let mut in_flight = self
+            .pending
+            .values()
+            .filter(|p| {
+                matches!(
+                    p,
+                    Pending::DeltaSubscribe { .. } | Pending::AddMarkets { .. }
+                )
+            })
+            .count();
         for index in 0..self.subs.len() {
-            if self.waiting.is_empty() {
+            if self.waiting.is_empty() || in_flight >= MAX_SUBSCRIBE_IN_FLIGHT {
                 break;
             }
             let sub = &self.subs[index];
@@ -537,12 +554,13 @@ impl Session {
                 },
             );
             ws.send(Message::text(cmd.to_string())).await?;
+            in_flight += 1;
         }
         // New subscriptions for what is left, unless one is still being created (its room is
         // used once it is confirmed).
         let creating = self.subs.iter().any(|s| s.sid.is_none());
         if !creating {
-            while !self.waiting.is_empty() {
+            while !self.waiting.is_empty() && in_flight < MAX_SUBSCRIBE_IN_FLIGHT {
                 let batch = take_some(&mut self.waiting, limit);
                 let index = self.subs.len();
                 self.subs.push(DeltaSub {
@@ -561,6 +579,7 @@ impl Session {
                     },
                 );
                 ws.send(Message::text(cmd.to_string())).await?;
+                in_flight += 1;
             }
         }
         Ok(())

@@ -113,6 +113,7 @@ async fn scenario(scale: Scale) -> TestResult {
             }
         }
     }
+    let subscribe_delays = new_market_subscribe_delays(&store, subscribed_at, stopped_at)?;
     // The rule `kalshi-data book` applies to production (DESIGN §1): exchange-time order, a
     // snapshot at the instant the router stamped on it; deltas of one instant in store order.
     for rows in rows_by_market.values_mut() {
@@ -222,8 +223,27 @@ async fn scenario(scale: Scale) -> TestResult {
     println!("store rows: {counts:?}; delivered data messages in truth: {delivered}");
     println!("book check points compared: {checked_books}, skipped after a gap: {skipped_books}");
     println!("metrics:\n{}", interesting_metrics());
-    if kept && (!wrong_books.is_empty() || !missing.is_empty()) {
+    if kept {
         let _ = dir.keep();
+    }
+    let slowest = subscribe_delays.iter().max().copied();
+    println!(
+        "markets created during the run: {}, lifecycle `created` → first order-book message: \
+         max {:?}, all: {subscribe_delays:?}",
+        subscribe_delays.len(),
+        slowest
+    );
+    // Under dropped messages the market's first messages may themselves be lost, so the 2 s
+    // promise is checked on the fault-free runs (the lossy runs print their figures).
+    if scale.faults.is_empty() {
+        assert!(
+            !subscribe_delays.is_empty(),
+            "no market was created during the run"
+        );
+        assert!(
+            slowest.is_some_and(|d| d < Duration::from_secs(2)),
+            "a market created during the run was not subscribed within 2 s: {subscribe_delays:?}"
+        );
     }
     assert!(delivered > 0, "the simulator delivered nothing");
     assert!(
@@ -233,6 +253,57 @@ async fn scenario(scale: Scale) -> TestResult {
     assert!(checked_books > 0, "no book check point could be compared");
     assert!(wrong_books.is_empty(), "books differ: {wrong_books:#?}");
     Ok(())
+}
+
+/// For each market whose `created` lifecycle message the gatherer received while the exchange
+/// ran (and at least 3 s before it stopped): the time from receiving that message to receiving
+/// the market's first order-book message (its subscription's snapshot, or a delta), i.e. to its
+/// subscription taking effect. Both stamps are the gatherer's own receive times. A market with
+/// no order-book message at all counts as 1 hour.
+fn new_market_subscribe_delays(
+    store: &std::path::Path,
+    from: TimestampUs,
+    stopped: TimestampUs,
+) -> Result<Vec<Duration>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut created: HashMap<String, TimestampUs> = HashMap::new();
+    for row in all_rows(store, Table::Lifecycle)? {
+        if let Record::Lifecycle(l) = row.record
+            && l.event_type == "created"
+            && l.kind == "market_lifecycle_v2"
+            && l.received_at >= from
+            && l.received_at.micros() + 3_000_000 <= stopped.micros()
+        {
+            created.entry(l.subject).or_insert(l.received_at);
+        }
+    }
+    let mut first_book_message: HashMap<String, TimestampUs> = HashMap::new();
+    let mut seen = |ticker: String, at: TimestampUs| {
+        if created.get(&ticker).is_some_and(|&c| at >= c) {
+            let first = first_book_message.entry(ticker).or_insert(at);
+            *first = (*first).min(at);
+        }
+    };
+    for row in all_rows(store, Table::Snapshots)? {
+        if let Record::Snapshot(s) = row.record
+            && s.source == kd_core::records::SnapshotSource::Ws
+        {
+            seen(s.ticker, s.received_at);
+        }
+    }
+    for row in all_rows(store, Table::Deltas)? {
+        if let Record::Delta(d) = row.record {
+            seen(d.ticker, d.received_at);
+        }
+    }
+    let mut delays: Vec<Duration> = created
+        .iter()
+        .map(|(ticker, at)| match first_book_message.get(ticker) {
+            Some(first) => Duration::from_micros((first.micros() - at.micros()).max(0) as u64),
+            None => Duration::from_secs(3_600),
+        })
+        .collect();
+    delays.sort();
+    Ok(delays)
 }
 
 /// The book of a market at exchange time `ts` from the stored rows (sorted by exchange time):

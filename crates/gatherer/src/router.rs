@@ -14,7 +14,7 @@ use crate::sequence::{GapNotice, GapReason, SeqCheck, SequenceTracker};
 use crate::writer::WriterControl;
 use kd_core::records::OccurrenceCounter;
 use kd_core::{Gap, OrderbookSnapshot, Record, TimestampUs};
-use kd_kalshi::parse::{MarketLifecycleInfo, WsEvent, parse_ws};
+use kd_kalshi::parse::{MarketLifecycleInfo, WsEvent, parse_ws, parse_ws_text};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +78,27 @@ pub struct Router {
     lost_at: HashMap<String, TimestampUs>,
     /// Exchange time of the connection's last data message.
     last_made: Option<TimestampUs>,
+}
+
+/// One WebSocket data frame. Text frames arrive already checked as UTF-8 by the WebSocket
+/// library, so they are parsed as text (their strings are not checked a second time).
+#[derive(Debug, Clone, Copy)]
+pub enum Frame<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+impl Frame<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Frame::Text(t) => t.len(),
+            Frame::Binary(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// How long a WebSocket snapshot waits for its market's next delta, on a connection that has
@@ -155,11 +176,11 @@ impl Router {
     /// `received_at` is the local clock. The records keep it as their `received_at`; what the
     /// parser derives from it as an exchange time (a snapshot's time, an undated lifecycle
     /// message's minute) and every gap window use it converted to the exchange's clock.
-    pub async fn route(&mut self, bytes: &[u8], received_at: TimestampUs) -> Option<WsEvent> {
-        if bytes.len() > self.shared.max_frame_bytes {
+    pub async fn route(&mut self, frame: Frame<'_>, received_at: TimestampUs) -> Option<WsEvent> {
+        if frame.len() > self.shared.max_frame_bytes {
             metrics::counter!(m::ROUTER_PARSE_ERRORS_TOTAL, "kind" => "oversized").increment(1);
             tracing::debug!(
-                bytes = bytes.len(),
+                bytes = frame.len(),
                 conn = self.conn,
                 "oversized frame refused"
             );
@@ -167,7 +188,11 @@ impl Router {
         }
         let clock = self.shared.clock.clone();
         let parsed_at = clock.to_exchange(received_at);
-        let event = match parse_ws(bytes, parsed_at) {
+        let parsed = match frame {
+            Frame::Text(text) => parse_ws_text(text, parsed_at),
+            Frame::Binary(bytes) => parse_ws(bytes, parsed_at),
+        };
+        let event = match parsed {
             Ok(mut e) => {
                 if parsed_at != received_at {
                     set_received_at(&mut e, received_at);

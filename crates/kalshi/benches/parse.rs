@@ -1,4 +1,5 @@
-//! Parse throughput of `parse_ws` on one core.
+//! Parse throughput on one core of `parse_ws` (bytes) and `parse_ws_text` (text frames, the
+//! gatherer's path).
 //!
 //! Run: `cargo bench -p kd-kalshi --bench parse` (criterion prints time per batch and
 //! elements/s; each batch is `BATCH` messages, so "thrpt" is messages per second).
@@ -10,7 +11,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kd_core::TimestampUs;
-use kd_kalshi::parse::parse_ws;
+use kd_kalshi::parse::{parse_ws, parse_ws_text};
 use std::hint::black_box;
 
 const BATCH: usize = 10_000;
@@ -138,6 +139,26 @@ fn bench_stream(c: &mut Criterion, name: &str, stream: &[Vec<u8>]) {
         b.iter(|| {
             for m in stream {
                 let _ = black_box(parse_ws(black_box(m), received));
+            }
+        })
+    });
+    group.finish();
+    // The gatherer's path: WebSocket text frames, whose UTF-8 the socket library has checked.
+    let texts: Vec<String> = stream
+        .iter()
+        .filter_map(|m| String::from_utf8(m.clone()).ok())
+        .collect();
+    assert_eq!(
+        texts.len(),
+        stream.len(),
+        "{name}: generated non-UTF-8 text"
+    );
+    let mut group = c.benchmark_group("parse_ws_text");
+    group.throughput(Throughput::Elements(texts.len() as u64));
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            for m in &texts {
+                let _ = black_box(parse_ws_text(black_box(m), received));
             }
         })
     });

@@ -223,6 +223,34 @@ proptest! {
         all_rest(&bytes);
     }
 
+    /// The text parser (the gatherer's path for text frames) gives exactly what the bytes
+    /// parser gives, for arbitrary text and for mutated samples that are still text.
+    #[test]
+    fn text_and_bytes_parsers_agree(text in any::<String>()) {
+        prop_assert_eq!(
+            format!("{:?}", parse::parse_ws_text(&text, AT)),
+            format!("{:?}", parse::parse_ws(text.as_bytes(), AT))
+        );
+    }
+
+    #[test]
+    fn text_and_bytes_parsers_agree_on_mutated_samples(
+        index in any::<prop::sample::Index>(),
+        mutations in prop::collection::vec(mutation(), 0..4),
+    ) {
+        let samples = sample_messages();
+        let (source, mut bytes) = index.get(&samples).clone();
+        for m in &mutations {
+            apply(&mut bytes, m);
+        }
+        if let (Ok(text), "ws") = (std::str::from_utf8(&bytes), source.as_str()) {
+            prop_assert_eq!(
+                format!("{:?}", parse::parse_ws_text(text, AT)),
+                format!("{:?}", parse::parse_ws(&bytes, AT))
+            );
+        }
+    }
+
     #[test]
     fn mutated_samples_never_panic(
         index in any::<prop::sample::Index>(),

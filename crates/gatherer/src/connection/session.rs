@@ -9,7 +9,7 @@ use super::socket::{self, WsStream};
 use crate::health::Health;
 use crate::metrics as m;
 use crate::registry::Ticker;
-use crate::router::Router;
+use crate::router::{Frame, Router};
 use futures::{SinkExt, StreamExt};
 use kd_core::TimestampUs;
 use kd_core::backoff::{Backoff, BackoffPolicy};
@@ -296,7 +296,7 @@ impl Session {
                         Message::Text(text) => {
                             metrics::counter!(m::CONNECTION_BYTES_TOTAL).increment(text.len() as u64);
                             let now = self.router.clock().now();
-                            if let Some(reply) = self.router.route(text.as_bytes(), now).await {
+                            if let Some(reply) = self.router.route(Frame::Text(text.as_str()), now).await {
                                 self.reply(reply, now);
                             }
                             if let Err(e) = self.request_snapshots(&mut ws).await {
@@ -307,7 +307,7 @@ impl Session {
                         Message::Binary(bytes) => {
                             metrics::counter!(m::CONNECTION_BYTES_TOTAL).increment(bytes.len() as u64);
                             let now = self.router.clock().now();
-                            if let Some(reply) = self.router.route(&bytes, now).await {
+                            if let Some(reply) = self.router.route(Frame::Binary(&bytes), now).await {
                                 self.reply(reply, now);
                             }
                         }

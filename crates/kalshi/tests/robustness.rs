@@ -214,6 +214,16 @@ fn market_ticker() -> impl Strategy<Value = String> {
     "[A-Z0-9]{1,10}(-[A-Z0-9.]{1,8}){0,3}"
 }
 
+/// One of the samples (its source, `ws` or a REST name, and its bytes) with `mutations` applied.
+fn mutated_sample(index: &prop::sample::Index, mutations: &[Mutation]) -> (String, Vec<u8>) {
+    let samples = sample_messages();
+    let (source, mut bytes) = index.get(&samples).clone();
+    for m in mutations {
+        apply(&mut bytes, m);
+    }
+    (source, bytes)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
 
@@ -238,11 +248,7 @@ proptest! {
         index in any::<prop::sample::Index>(),
         mutations in prop::collection::vec(mutation(), 0..4),
     ) {
-        let samples = sample_messages();
-        let (source, mut bytes) = index.get(&samples).clone();
-        for m in &mutations {
-            apply(&mut bytes, m);
-        }
+        let (source, bytes) = mutated_sample(&index, &mutations);
         if let (Ok(text), "ws") = (std::str::from_utf8(&bytes), source.as_str()) {
             prop_assert_eq!(
                 format!("{:?}", parse::parse_ws_text(text, AT)),
@@ -256,11 +262,7 @@ proptest! {
         index in any::<prop::sample::Index>(),
         mutations in prop::collection::vec(mutation(), 1..6),
     ) {
-        let samples = sample_messages();
-        let (source, mut bytes) = index.get(&samples).clone();
-        for m in &mutations {
-            apply(&mut bytes, m);
-        }
+        let (source, bytes) = mutated_sample(&index, &mutations);
         match source.as_str() {
             "ws" => { let _ = parse::parse_ws(&bytes, AT); }
             _ => all_rest(&bytes),

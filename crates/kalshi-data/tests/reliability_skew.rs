@@ -27,16 +27,13 @@ const SKEW: [(&str, i64); 3] = [
 /// or late by a gatherer lands among the book check points of the run.
 const DURATION: u64 = 55;
 
-fn free_port() -> Res<u16> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
-        .local_addr()?
-        .port())
-}
-
 /// The `up --config` plan: the simulator (with `faults`), the three gatherers with their
 /// clock offsets, the deduplicator.
 fn plan(dir: &std::path::Path, production: &str, faults: &[&str]) -> Res<std::path::PathBuf> {
     std::fs::create_dir_all(dir.join("config"))?;
+    // Distinct ports for the simulator, each gatherer and the deduplicator.
+    let mut ports = kd_ops::up::plan::free_ports(SKEW.len() + 2)?.into_iter();
+    let mut free_port = move || ports.next().ok_or("no free port left");
     let sim_port = free_port()?;
     let rest = format!("http://127.0.0.1:{sim_port}/trade-api/v2");
     let ws = format!("ws://127.0.0.1:{sim_port}/trade-api/ws/v2");

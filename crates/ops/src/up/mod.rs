@@ -190,21 +190,21 @@ pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(),
 /// The local plan: simulator, gatherers, deduplicator, exporter on fresh loopback ports.
 fn local_specs(args: &UpArgs, keys: &Keys) -> Result<Vec<ProcessSpec>, UpError> {
     let dir = &args.data_dir;
-    let sim_port = plan::free_port().map_err(UpError::Port)?;
+    let n_gatherers = args.gatherers.max(1);
+    // Simulator, gatherers, deduplicator, exporter: all distinct.
+    let ports = plan::free_ports(n_gatherers + 3).map_err(UpError::Port)?;
+    let (sim_port, dedup_port, export_port) = (ports[0], ports[1], ports[2]);
     let mut specs = vec![plan::sim(args, keys, sim_port)];
     let mut gatherers = Vec::new();
-    for i in 0..args.gatherers.max(1) {
+    for (i, &port) in ports[3..].iter().enumerate() {
         let name = plan::gatherer_name(i);
-        let port = plan::free_port().map_err(UpError::Port)?;
         let config_path = dir.join("config").join(format!("{name}.toml"));
         let text = plan::gatherer_config(&name, dir, port, sim_port, keys);
         std::fs::write(&config_path, text).map_err(io(&config_path))?;
         specs.push(plan::gatherer(args, &name, port));
         gatherers.push((name, port));
     }
-    let dedup_port = plan::free_port().map_err(UpError::Port)?;
     specs.push(plan::dedup(args, dedup_port, &gatherers, sim_port));
-    let export_port = plan::free_port().map_err(UpError::Port)?;
     specs.push(plan::exporter(args, export_port));
     Ok(specs)
 }

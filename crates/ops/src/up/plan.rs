@@ -53,9 +53,19 @@ pub struct Keys {
     pub public_pem: PathBuf,
 }
 
-/// A free port on 127.0.0.1 (bound then released; the child binds it a moment later).
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+/// `n` distinct free ports on 127.0.0.1, for the children to bind a moment later.
+///
+/// All `n` are held open until every one is chosen: a port bound and released at once is free
+/// again, and the next `bind(0)` may return it (a CI run gave gatherer-b and the deduplicator
+/// the same port; the deduplicator then failed to bind at every restart).
+pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind(("127.0.0.1", 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
 }
 
 /// Gatherer names: `gatherer-a`, `gatherer-b`, …

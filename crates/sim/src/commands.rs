@@ -136,6 +136,11 @@ impl Session {
         item.processed();
     }
 
+    /// Whether the connection has any subscription (items it skipped mattered to it).
+    pub fn is_subscribed(&self) -> bool {
+        !self.subs.is_empty()
+    }
+
     /// The connection fell behind: error 25 on every subscription, then it is closed.
     pub fn overflow(&mut self, out: &mut Vec<String>) {
         if self.overflowed {

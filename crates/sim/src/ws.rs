@@ -107,6 +107,10 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>, stop: CancellationTo
                     while n < 512 {
                         match rx.try_recv() {
                             Ok(item) => session.item(&item, &mut out),
+                            // Nothing was lost to a connection with no subscription yet (its
+                            // `subscribe` may still be in flight): it reads on from here.
+                            Err(broadcast::error::TryRecvError::Lagged(_))
+                                if !session.is_subscribed() => {}
                             Err(broadcast::error::TryRecvError::Lagged(_)) => {
                                 session.overflow(&mut out);
                                 let _ = flush(&mut sink, &mut out).await;
@@ -123,6 +127,7 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>, stop: CancellationTo
                         break None;
                     }
                 }
+                Err(broadcast::error::RecvError::Lagged(_)) if !session.is_subscribed() => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     session.overflow(&mut out);
                     let _ = flush(&mut sink, &mut out).await;

@@ -147,10 +147,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_by_name() {
-        let dir = std::env::temp_dir().join(format!("kd-config-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join("c.toml");
-        let _ = std::fs::write(&path, "name = \"a\"\nbatch_sise = 3\n");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "name = \"a\"\nbatch_sise = 3\n").expect("write config");
         let err = load::<Sample, _>(Some(&path), "KD_TEST_NONE_", &NoOverrides {});
         match err {
             Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "batch_sise"),
@@ -160,10 +159,9 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_key() {
-        let dir = std::env::temp_dir().join(format!("kd-config2-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join("c.toml");
-        let _ = std::fs::write(&path, "batch_size = \"many\"\n");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "batch_size = \"many\"\n").expect("write config");
         match load::<Sample, _>(Some(&path), "KD_TEST_NONE_", &NoOverrides {}) {
             Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "batch_size"),
             other => panic!("expected an invalid-key error, got {other:?}"),

@@ -9,7 +9,7 @@ use crate::measure::{cpu_time, per_second};
 use crate::report::Report;
 use kd_core::TimestampUs;
 use kd_core::records::{OccurrenceCounter, Record};
-use kd_kalshi::parse::{parse_ws, parse_ws_text};
+use kd_kalshi::parse::{WsFrame, parse_ws, parse_ws_frame};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -22,19 +22,15 @@ const BASELINE_BATCH: usize = 5_000;
 /// UTF-8 goes through `parse_ws` on its bytes, as a binary frame would.
 pub fn parse_only(messages: &[Vec<u8>], report: &mut Report) {
     let received = TimestampUs::now();
-    let frames: Vec<Result<&str, &[u8]>> = messages
+    let frames: Vec<WsFrame<'_>> = messages
         .iter()
-        .map(|m| std::str::from_utf8(m).map_err(|_| m.as_slice()))
+        .map(|m| std::str::from_utf8(m).map_or(WsFrame::Binary(m), WsFrame::Text))
         .collect();
     let mut best = Duration::MAX;
     for _ in 0..3 {
         let start = Instant::now();
         for frame in &frames {
-            let parsed = match std::hint::black_box(frame) {
-                Ok(text) => parse_ws_text(text, received),
-                Err(bytes) => parse_ws(bytes, received),
-            };
-            let _ = std::hint::black_box(parsed);
+            let _ = std::hint::black_box(parse_ws_frame(*std::hint::black_box(frame), received));
         }
         best = best.min(start.elapsed());
     }

@@ -14,7 +14,7 @@ use crate::sequence::{GapNotice, GapReason, SeqCheck, SequenceTracker};
 use crate::writer::WriterControl;
 use kd_core::records::OccurrenceCounter;
 use kd_core::{Gap, OrderbookSnapshot, Record, TimestampUs};
-use kd_kalshi::parse::{MarketLifecycleInfo, WsEvent, parse_ws, parse_ws_text};
+use kd_kalshi::parse::{MarketLifecycleInfo, WsEvent, WsFrame as Frame, parse_ws_frame};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,27 +78,6 @@ pub struct Router {
     lost_at: HashMap<String, TimestampUs>,
     /// Exchange time of the connection's last data message.
     last_made: Option<TimestampUs>,
-}
-
-/// One WebSocket data frame. Text frames arrive already checked as UTF-8 by the WebSocket
-/// library, so they are parsed as text (their strings are not checked a second time).
-#[derive(Debug, Clone, Copy)]
-pub enum Frame<'a> {
-    Text(&'a str),
-    Binary(&'a [u8]),
-}
-
-impl Frame<'_> {
-    pub fn len(&self) -> usize {
-        match self {
-            Frame::Text(t) => t.len(),
-            Frame::Binary(b) => b.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// How long a WebSocket snapshot waits for its market's next delta, on a connection that has
@@ -188,11 +167,7 @@ impl Router {
         }
         let clock = self.shared.clock.clone();
         let parsed_at = clock.to_exchange(received_at);
-        let parsed = match frame {
-            Frame::Text(text) => parse_ws_text(text, parsed_at),
-            Frame::Binary(bytes) => parse_ws(bytes, parsed_at),
-        };
-        let event = match parsed {
+        let event = match parse_ws_frame(frame, parsed_at) {
             Ok(mut e) => {
                 if parsed_at != received_at {
                     set_received_at(&mut e, received_at);

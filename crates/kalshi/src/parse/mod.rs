@@ -29,7 +29,7 @@ pub use rest::{
     parse_orderbook, parse_orderbooks, parse_series, parse_series_list, parse_trades_page,
     rest_trade_to_record,
 };
-pub use ws::{parse_ws, parse_ws_text};
+pub use ws::{WsFrame, parse_ws, parse_ws_frame, parse_ws_text};
 
 use kd_core::{
     Lifecycle, OrderbookDelta, OrderbookSnapshot, Price, Record, Ticker, TimestampUs, Trade,

@@ -31,6 +31,38 @@ pub fn parse_ws_text(text: &str, received_at: TimestampUs) -> Result<WsEvent, Ws
     parse_from(serde_json::Deserializer::from_str(text), received_at)
 }
 
+/// One WebSocket data frame as it came off the socket. Text frames are parsed as text (the
+/// WebSocket library has checked their UTF-8), binary ones as bytes.
+#[derive(Debug, Clone, Copy)]
+pub enum WsFrame<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+impl WsFrame<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            WsFrame::Text(t) => t.len(),
+            WsFrame::Binary(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Parses a frame with [`parse_ws_text`] or [`parse_ws`], whichever its kind calls for.
+pub fn parse_ws_frame(
+    frame: WsFrame<'_>,
+    received_at: TimestampUs,
+) -> Result<WsEvent, WsParseError> {
+    match frame {
+        WsFrame::Text(text) => parse_ws_text(text, received_at),
+        WsFrame::Binary(bytes) => parse_ws(bytes, received_at),
+    }
+}
+
 fn parse_from<'de, R: serde_json::de::Read<'de>>(
     mut de: serde_json::Deserializer<R>,
     received_at: TimestampUs,

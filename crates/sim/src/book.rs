@@ -120,6 +120,23 @@ impl Book {
         }
         out.push(']');
     }
+
+    /// The NO side's pairs in YES-leg pricing (`use_yes_price`): a NO bid at p is written at
+    /// 1 − p; pairs ascending by the price written, like every other list.
+    pub fn write_pairs_yes_leg(&self, out: &mut String) {
+        use std::fmt::Write;
+        out.push('[');
+        for (i, &(p, s)) in self.no.iter().rev().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let price = Price::new(100_000 - p)
+                .map(Price::to_dollars)
+                .unwrap_or_default();
+            let _ = write!(out, "[\"{price}\",\"{}\"]", Count::new(s).to_fp());
+        }
+        out.push(']');
+    }
 }
 
 #[cfg(test)]
@@ -139,5 +156,10 @@ mod tests {
         let mut s = String::new();
         b.write_pairs(Side::Yes, 0, &mut s);
         assert_eq!(s, r#"[["0.4000","5.00"]]"#);
+        assert!(b.apply(Side::No, 30_000, 100));
+        assert!(b.apply(Side::No, 35_000, 200));
+        let mut s = String::new();
+        b.write_pairs_yes_leg(&mut s);
+        assert_eq!(s, r#"[["0.6500","2.00"],["0.7000","1.00"]]"#);
     }
 }

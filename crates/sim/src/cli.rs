@@ -1,6 +1,6 @@
 //! `kalshi-data sim`: arguments and the run loop.
 
-use crate::config::{AuthMode, SimConfig, SimError};
+use crate::config::{AuthMode, SimConfig, SimError, YesPriceDefault};
 use crate::faults::{FaultParseError, FaultSpec, parse_fault};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -78,6 +78,47 @@ pub struct SimArgs {
     /// Rate multiplier during bursts (one second in ten).
     #[arg(long, default_value_t = 3)]
     pub burst_factor: u32,
+    /// Serve REST order books from an edge cache refreshed every N ms (0: always fresh).
+    #[arg(long, default_value_t = 0, env = "KALSHI_DATA_SIM_REST_BOOK_CACHE_MS")]
+    pub rest_book_cache_ms: u64,
+    /// Bursts per minute of repeated pauses of one market (deactivated, activated,
+    /// deactivated, activated within about 10 s). 0: none.
+    #[arg(long, default_value_t = 0, env = "KALSHI_DATA_SIM_LIFECYCLE_TOGGLES")]
+    pub lifecycle_toggles: u32,
+    /// Multivariate (combo) markets at start; their lifecycle is only on
+    /// `multivariate_market_lifecycle`.
+    #[arg(long, default_value_t = 0, env = "KALSHI_DATA_SIM_COMBO_MARKETS")]
+    pub combo_markets: usize,
+    /// Create a combo market this often while running (0s: never).
+    #[arg(long, default_value = "0s", value_parser = duration, env = "KALSHI_DATA_SIM_COMBO_CREATE_EVERY")]
+    pub combo_create_every: Duration,
+    /// Publish an `event_fee_update` this often (0s: never).
+    #[arg(long, default_value = "0s", value_parser = duration, env = "KALSHI_DATA_SIM_FEE_UPDATE_EVERY")]
+    pub fee_update_every: Duration,
+    /// NO-side pricing when a subscription sends no `use_yes_price`: `false` (today), `true`
+    /// (Kalshi's announced flip) or `forced` (the flag removed: YES-leg pricing always).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "false",
+        env = "KALSHI_DATA_SIM_YES_PRICE_DEFAULT"
+    )]
+    pub yes_price_default: YesPriceDefault,
+    /// How far behind now `GET /historical/cutoff` sits; older trades leave `/markets/trades`
+    /// for `/historical/trades`.
+    #[arg(
+        long,
+        default_value_t = 3_600,
+        env = "KALSHI_DATA_SIM_HISTORICAL_CUTOFF_LAG_S"
+    )]
+    pub historical_cutoff_lag_s: u64,
+    /// Commands per second per connection before error 27 "too many requests" (0: no limit).
+    #[arg(long, default_value_t = 0, env = "KALSHI_DATA_SIM_COMMAND_RATE_LIMIT")]
+    pub command_rate_limit: u32,
+    /// This often a market appears on REST without a `created` message and another closes
+    /// early without any message (0s: never).
+    #[arg(long, default_value = "0s", value_parser = duration, env = "KALSHI_DATA_SIM_SILENT_MARKET_EVERY")]
+    pub silent_market_every: Duration,
 }
 
 /// Why `kalshi-data sim` stopped with an error.
@@ -141,6 +182,15 @@ impl SimArgs {
             hot_markets: self.hot_markets,
             queue_capacity: self.queue_capacity,
             burst_factor: self.burst_factor,
+            rest_book_cache: Duration::from_millis(self.rest_book_cache_ms),
+            lifecycle_toggles: self.lifecycle_toggles,
+            combo_markets: self.combo_markets,
+            combo_create_every: self.combo_create_every,
+            fee_update_every: self.fee_update_every,
+            yes_price_default: self.yes_price_default,
+            historical_cutoff_lag: Duration::from_secs(self.historical_cutoff_lag_s),
+            command_rate_limit: self.command_rate_limit,
+            silent_market_every: self.silent_market_every,
             ..SimConfig::default()
         })
     }

@@ -15,6 +15,31 @@ pub enum AuthMode {
     Keys(Vec<(String, String)>),
 }
 
+/// How the NO side of `orderbook_delta` is priced when a subscription does not say
+/// (`use_yes_price`, asyncapi `subscribeCommandPayload`; WIRE.md "2026 changes").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum YesPriceDefault {
+    /// Today: NO levels in NO-bid pricing unless the subscription sends `use_yes_price: true`.
+    #[default]
+    False,
+    /// Kalshi's announced flip: YES-leg pricing unless the subscription sends `false`.
+    True,
+    /// The flag is gone: YES-leg pricing always, `use_yes_price: false` silently ignored.
+    Forced,
+}
+
+impl YesPriceDefault {
+    /// Whether a subscription that sent `asked` (or nothing) gets YES-leg pricing.
+    pub const fn yes_leg(self, asked: Option<bool>) -> bool {
+        match (self, asked) {
+            (YesPriceDefault::Forced, _) => true,
+            (_, Some(a)) => a,
+            (YesPriceDefault::True, None) => true,
+            (YesPriceDefault::False, None) => false,
+        }
+    }
+}
+
 /// Everything `start` needs. `Default` is the documented default of each field.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -53,6 +78,29 @@ pub struct SimConfig {
     pub burst_factor: u32,
     /// A ground-truth line waits at most this long to learn whether its message was delivered.
     pub truth_hold: Duration,
+    /// REST order books come from an edge cache refreshed this often (zero: always fresh).
+    /// A book served is up to this old — stale by design, as WIRE.md says Kalshi's edge is.
+    pub rest_book_cache: Duration,
+    /// Bursts per minute of repeated pauses of one market (`deactivated`, `activated`,
+    /// `deactivated`, `activated` within about 10 s). 0: none.
+    pub lifecycle_toggles: u32,
+    /// Multivariate (combo) markets at start (`KXMVESIM-…`, on `multivariate_market_lifecycle`).
+    pub combo_markets: usize,
+    /// A combo market is created this often while running (zero: never).
+    pub combo_create_every: Duration,
+    /// An `event_fee_update` (set or clear an event's fee override) this often (zero: never).
+    pub fee_update_every: Duration,
+    /// NO-side pricing of `orderbook_delta` subscriptions that do not send `use_yes_price`.
+    pub yes_price_default: YesPriceDefault,
+    /// `GET /historical/cutoff`'s `trades_created_ts` is this far behind now; older trades are
+    /// served only by `/historical/trades`, newer ones only by `/markets/trades`.
+    pub historical_cutoff_lag: Duration,
+    /// Commands per second one connection may send (a burst of as many is allowed); beyond,
+    /// error 27 "too many requests". 0: no limit.
+    pub command_rate_limit: u32,
+    /// This often a market appears on REST with no `created` message, and another closes early
+    /// with no message (zero: never).
+    pub silent_market_every: Duration,
 }
 
 impl Default for SimConfig {
@@ -77,6 +125,15 @@ impl Default for SimConfig {
             queue_capacity: 1 << 16,
             burst_factor: 3,
             truth_hold: Duration::from_secs(10),
+            rest_book_cache: Duration::ZERO,
+            lifecycle_toggles: 0,
+            combo_markets: 0,
+            combo_create_every: Duration::ZERO,
+            fee_update_every: Duration::ZERO,
+            yes_price_default: YesPriceDefault::False,
+            historical_cutoff_lag: Duration::from_secs(3_600),
+            command_rate_limit: 0,
+            silent_market_every: Duration::ZERO,
         }
     }
 }
@@ -132,6 +189,12 @@ impl SimConfig {
         }
         if self.ping_interval.is_zero() {
             return bad("ping_interval", "must be positive");
+        }
+        if self.lifecycle_toggles > 600 {
+            return bad("lifecycle_toggles", "at most 600 per minute");
+        }
+        if self.combo_markets > 1_000_000 {
+            return bad("combo_markets", "at most 1,000,000");
         }
         if self.market_life < Duration::from_secs(1) {
             return bad("market_life", "must be at least 1 s");

@@ -1,8 +1,10 @@
 //! Faults on demand: their spec language, and the set that is active now.
 //!
 //! Specs (exactly so spelled; times in seconds, probabilities 0..=1):
-//! - `http:STATUS:PATH_GLOB:PROB` — answer matching REST paths with STATUS (glob `*`/`?` over the
-//!   path with or without the `/trade-api/v2` prefix).
+//! - `http:STATUS:PATH_GLOB:PROB[:RETRY_AFTER_MS]` — answer matching REST paths with STATUS
+//!   (glob `*`/`?` over the path with or without the `/trade-api/v2` prefix); with
+//!   RETRY_AFTER_MS the error body carries `retry_after_ms` (and a `Retry-After` header), without
+//!   it neither (WIRE.md: 429s come both ways).
 //! - `maintenance:START_S:DURATION_S` — from START_S after the fault is added, for DURATION_S:
 //!   `exchange_active=false` with `exchange_estimated_resume_time`, other REST paths 503, and
 //!   the exchange publishes nothing.
@@ -14,6 +16,8 @@
 //!   (the sequence number still advances: a gap).
 //! - `ws-drop-all:PROB` — the exchange drops a message for everyone with PROB.
 //! - `sub-error:CODE:PROB` — each market in a subscribe/add_markets is refused with CODE with PROB.
+//! - `cmd-limit:PER_S` — each connection may send PER_S commands per second (a burst of as many);
+//!   beyond, error 27 "too many requests".
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -29,6 +33,8 @@ pub enum FaultSpec {
         status: u16,
         glob: String,
         prob: f64,
+        /// `retry_after_ms` in the error body (and `Retry-After` in whole seconds, rounded up).
+        retry_after_ms: Option<u64>,
     },
     Maintenance {
         start: Duration,
@@ -53,13 +59,17 @@ pub enum FaultSpec {
         code: u32,
         prob: f64,
     },
+    /// A per-connection command-rate limit (error 27 beyond it).
+    CmdLimit {
+        per_s: u32,
+    },
 }
 
 /// Why a fault spec was rejected; names the part that is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultParseError {
     #[error(
-        "unknown fault kind `{0}` (http, maintenance, ws-close, ws-stall, ws-drop, ws-drop-all, sub-error)"
+        "unknown fault kind `{0}` (http, maintenance, ws-close, ws-stall, ws-drop, ws-drop-all, sub-error, cmd-limit)"
     )]
     UnknownKind(String),
     #[error("fault `{kind}` takes {expected} fields after the kind")]
@@ -117,7 +127,9 @@ pub fn parse_fault(spec: &str) -> Result<FaultSpec, FaultParseError> {
     };
     match kind {
         "http" => {
-            need("http", 3)?;
+            if parts.len() != 4 {
+                need("http", 3)?;
+            }
             let status: u16 = field(parts[0], "STATUS")?;
             if !(100..=599).contains(&status) {
                 return Err(FaultParseError::Field {
@@ -125,10 +137,15 @@ pub fn parse_fault(spec: &str) -> Result<FaultSpec, FaultParseError> {
                     reason: "must be an HTTP status 100..=599".into(),
                 });
             }
+            let retry_after_ms = match parts.get(3) {
+                Some(ms) => Some(field(ms, "RETRY_AFTER_MS")?),
+                None => None,
+            };
             Ok(FaultSpec::Http {
                 status,
                 glob: parts[1].to_string(),
                 prob: prob(parts[2])?,
+                retry_after_ms,
             })
         }
         "maintenance" => {
@@ -188,6 +205,17 @@ pub fn parse_fault(spec: &str) -> Result<FaultSpec, FaultParseError> {
                 prob: prob(parts[1])?,
             })
         }
+        "cmd-limit" => {
+            need("cmd-limit", 1)?;
+            let per_s: u32 = field(parts[0], "PER_S")?;
+            if per_s == 0 {
+                return Err(FaultParseError::Field {
+                    field: "PER_S",
+                    reason: "must be at least 1".into(),
+                });
+            }
+            Ok(FaultSpec::CmdLimit { per_s })
+        }
         other => Err(FaultParseError::UnknownKind(other.to_string())),
     }
 }
@@ -196,7 +224,18 @@ impl fmt::Display for FaultSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = |d: &Duration| d.as_secs_f64();
         match self {
-            FaultSpec::Http { status, glob, prob } => write!(f, "http:{status}:{glob}:{prob}"),
+            FaultSpec::Http {
+                status,
+                glob,
+                prob,
+                retry_after_ms: None,
+            } => write!(f, "http:{status}:{glob}:{prob}"),
+            FaultSpec::Http {
+                status,
+                glob,
+                prob,
+                retry_after_ms: Some(ms),
+            } => write!(f, "http:{status}:{glob}:{prob}:{ms}"),
             FaultSpec::Maintenance { start, duration } => {
                 write!(f, "maintenance:{}:{}", s(start), s(duration))
             }
@@ -211,6 +250,7 @@ impl fmt::Display for FaultSpec {
             FaultSpec::WsDrop { prob } => write!(f, "ws-drop:{prob}"),
             FaultSpec::WsDropAll { prob } => write!(f, "ws-drop-all:{prob}"),
             FaultSpec::SubError { code, prob } => write!(f, "sub-error:{code}:{prob}"),
+            FaultSpec::CmdLimit { per_s } => write!(f, "cmd-limit:{per_s}"),
         }
     }
 }
@@ -330,22 +370,38 @@ impl FaultSet {
         f64::from_bits(self.drop_all_bits.load(Ordering::Relaxed))
     }
 
-    /// The status a REST path must fail with now, if any (`roll` is a uniform draw 0..1).
+    /// The status a REST path must fail with now, if any, and its `retry_after_ms` (`roll` is
+    /// a uniform draw 0..1).
     pub fn http_status(
         &self,
         path: &str,
         rel_path: &str,
         mut roll: impl FnMut() -> f64,
-    ) -> Option<u16> {
+    ) -> Option<(u16, Option<u64>)> {
         let active = self.active.read().unwrap_or_else(|e| e.into_inner());
         active.iter().find_map(|f| match &f.spec {
-            FaultSpec::Http { status, glob, prob }
-                if (glob_match(glob, rel_path) || glob_match(glob, path)) && roll() < *prob =>
-            {
-                Some(*status)
+            FaultSpec::Http {
+                status,
+                glob,
+                prob,
+                retry_after_ms,
+            } if (glob_match(glob, rel_path) || glob_match(glob, path)) && roll() < *prob => {
+                Some((*status, *retry_after_ms))
             }
             _ => None,
         })
+    }
+
+    /// The strictest `cmd-limit` fault, if any.
+    pub fn command_limit(&self) -> Option<u32> {
+        let active = self.active.read().unwrap_or_else(|e| e.into_inner());
+        active
+            .iter()
+            .filter_map(|f| match f.spec {
+                FaultSpec::CmdLimit { per_s } => Some(per_s),
+                _ => None,
+            })
+            .min()
     }
 
     /// If a maintenance window is on now: when it is expected to end.
@@ -392,6 +448,8 @@ mod tests {
             "ws-drop:0.01",
             "ws-drop-all:0.5",
             "sub-error:26:0.1",
+            "http:429:/markets*:0.5:250",
+            "cmd-limit:5",
         ] {
             let spec = parse_fault(text).unwrap();
             assert_eq!(parse_fault(&spec.to_string()).unwrap(), spec, "{text}");

@@ -5,7 +5,8 @@
 //! - [`config`]: [`SimConfig`] and [`AuthMode`], [`SimError`].
 //! - [`universe`]: series/events/markets derived from indices (names cost nothing until asked).
 //! - [`market`], [`book`]: compact per-market state; order books only for hot markets.
-//! - [`engine`]: the exchange — order flow, trades, tickers, market life — pure state.
+//! - [`engine`]: the exchange — order flow, trades, tickers, market life, combo markets, the
+//!   REST edge cache — pure state.
 //! - [`messages`]: WebSocket `msg` bodies and the records a correct gatherer makes of them.
 //! - [`publish`]: published items, serialised once and shared by all subscribers.
 //! - `runner`: the publisher thread and the fault driver; `ws` + `commands`: the WebSocket
@@ -38,11 +39,12 @@ pub mod truth;
 pub mod universe;
 mod ws;
 
-pub use config::{AuthMode, SimConfig, SimError};
+pub use config::{AuthMode, SimConfig, SimError, YesPriceDefault};
 pub use faults::{FaultParseError, FaultSpec, parse_fault};
 pub use kd_core::records::Level;
+pub use publish::Fate;
 pub use stats::SimStats;
-pub use truth::{TruthError, TruthLine, read_truth};
+pub use truth::{FullLine, TruthError, TruthLine, read_truth, read_truth_full};
 
 use engine::{EngineConfig, Exchange};
 use kd_core::{Side, TimestampUs};
@@ -108,6 +110,8 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<Sim
         life_s: config.market_life.as_secs().max(1) as i64,
         hot_markets: config.hot_markets,
         truth: config.truth.is_some(),
+        combo_markets: config.combo_markets as u32,
+        rest_cache_us: i64::try_from(config.rest_book_cache.as_micros()).unwrap_or(i64::MAX),
     };
     let uni = universe::Universe::new(config.series, config.events);
     let now_us = TimestampUs::now().micros();
@@ -163,10 +167,22 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<Sim
         verifier,
         cfg: config,
     });
+    let started = TimestampUs::now();
     shared.truth_line(TruthLine::Start {
-        ts: TimestampUs::now(),
+        ts: started,
         seed: shared.cfg.seed,
     });
+    if shared.cfg.truth.is_some() {
+        // Every market listed now: the platform could subscribe to it from this start on.
+        let lines = {
+            let ex = shared.exchange();
+            let all = (0..ex.market_count()).map(|m| (m, started.micros(), None));
+            runner::listed_lines(&ex, all.collect())
+        };
+        for line in lines {
+            shared.truth_line(line);
+        }
+    }
     for f in shared.cfg.faults.clone() {
         shared.fault_event("added", &f, None);
         shared.faults.add(f);
@@ -285,7 +301,17 @@ impl SimHandle {
         (0..ex.market_count())
             .filter(|&m| ex.markets[m as usize].status == market::Status::Active)
             .take(limit)
-            .map(|m| ex.uni.market_ticker(m))
+            .map(|m| ex.ticker(m))
+            .collect()
+    }
+
+    /// Tickers of combo (multivariate) markets that trade now, ascending by index.
+    pub fn active_combo_markets(&self, limit: usize) -> Vec<String> {
+        let ex = self.shared.exchange();
+        (0..ex.market_count())
+            .filter(|&m| ex.is_combo(m) && ex.markets[m as usize].status == market::Status::Active)
+            .take(limit)
+            .map(|m| ex.ticker(m))
             .collect()
     }
 

@@ -87,6 +87,8 @@ pub struct MarketState {
     pub volume: i64,
     pub open_interest: i64,
     pub hot: Option<Box<Hot>>,
+    /// A multivariate (combo) market: its index in the exchange's combo table.
+    pub combo: Option<u32>,
 }
 
 /// What the scheduler does when a market's time comes.
@@ -97,6 +99,8 @@ pub enum Action {
     Determine,
     Settle,
     Reactivate,
+    /// A pause of an active market (the repeated-toggle bursts).
+    Deactivate,
 }
 
 impl MarketState {
@@ -125,6 +129,7 @@ impl MarketState {
             volume: 0,
             open_interest: 0,
             hot: None,
+            combo: None,
         };
         st.open_s = st.created_s + 3_600;
         let next = if u < 2 {
@@ -180,6 +185,7 @@ impl MarketState {
             volume: 0,
             open_interest: 0,
             hot: None,
+            combo: None,
         }
     }
 }

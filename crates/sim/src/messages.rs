@@ -24,6 +24,11 @@ fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
 }
 
+/// The `"price_dollars":"…"` member of a delta body, as written (YES-leg repricing swaps it).
+pub fn price_field(units: i64) -> String {
+    format!("\"price_dollars\":\"{}\"", dollars(units))
+}
+
 /// `orderbook_delta` msg.
 pub fn delta_body(
     ticker: &str,
@@ -295,10 +300,16 @@ impl LifecycleOut {
     }
 
     pub fn record(&self, ticker: &str, body: &str, publish_us: i64) -> Lifecycle {
+        self.record_as("market_lifecycle_v2", ticker, body, publish_us)
+    }
+
+    /// The record, with `kind` the message type it came in (`market_lifecycle_v2`, or
+    /// `multivariate_market_lifecycle` for a combo market).
+    pub fn record_as(&self, kind: &str, ticker: &str, body: &str, publish_us: i64) -> Lifecycle {
         let ts = self.exchange_ts(publish_us);
         Lifecycle {
             subject: ticker.to_string(),
-            kind: "market_lifecycle_v2".to_string(),
+            kind: kind.to_string(),
             event_type: self.event_type().to_string(),
             exchange_ts: ts,
             payload: canonical(body),
@@ -308,6 +319,56 @@ impl LifecycleOut {
             received_at: TimestampUs::from_micros(publish_us),
             pos: WirePos::default(),
         }
+    }
+}
+
+/// An `event_lifecycle` msg (an event was created), keys sorted (asyncapi
+/// `eventLifecyclePayload`).
+pub fn event_created_body(event_ticker: &str, series_ticker: &str, title: &str) -> String {
+    format!(
+        "{{\"collateral_return_type\":\"\",\"event_ticker\":{},\"exchange_index\":0,\"series_ticker\":{},\"subtitle\":\"\",\"title\":{}}}",
+        json_str(event_ticker),
+        json_str(series_ticker),
+        json_str(title)
+    )
+}
+
+/// An `event_fee_update` msg, keys sorted (asyncapi `eventFeeUpdatePayload`): the override set
+/// to `(fee type, multiplier)`, or cleared (both `null`).
+pub fn fee_update_body(event_ticker: &str, set: Option<(&str, u32)>) -> String {
+    match set {
+        Some((fee_type, mult)) => format!(
+            "{{\"event_ticker\":{},\"fee_multiplier_override\":{mult},\"fee_type_override\":{}}}",
+            json_str(event_ticker),
+            json_str(fee_type)
+        ),
+        None => format!(
+            "{{\"event_ticker\":{},\"fee_multiplier_override\":null,\"fee_type_override\":null}}",
+            json_str(event_ticker)
+        ),
+    }
+}
+
+/// The record of a message about an event (`event_lifecycle`, `event_fee_update`): it carries
+/// no time of its own, so it is filed under the publish minute (kd-core's lifecycle rule);
+/// `received_at` keeps the publish instant, as for market lifecycle records.
+pub fn event_record(
+    kind: &str,
+    event_type: &str,
+    event_ticker: &str,
+    body: &str,
+    publish_us: i64,
+) -> Lifecycle {
+    Lifecycle {
+        subject: event_ticker.to_string(),
+        kind: kind.to_string(),
+        event_type: event_type.to_string(),
+        exchange_ts: TimestampUs::from_micros(
+            publish_us.div_euclid(LIFECYCLE_BUCKET_US) * LIFECYCLE_BUCKET_US,
+        ),
+        payload: canonical(body),
+        received_at: TimestampUs::from_micros(publish_us),
+        pos: WirePos::default(),
     }
 }
 
@@ -363,6 +424,13 @@ mod tests {
             LifecycleOut::Settled { settled_ts: 9 },
         ] {
             let body = l.body("M-1");
+            assert_eq!(canonical(&body), body);
+        }
+        for body in [
+            event_created_body("E", "S", "t"),
+            fee_update_body("E", Some(("flat", 2))),
+            fee_update_body("E", None),
+        ] {
             assert_eq!(canonical(&body), body);
         }
     }

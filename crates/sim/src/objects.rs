@@ -1,6 +1,8 @@
 //! REST objects (Market, EventData, Series, Trade, order books) as Kalshi shapes them: the union
 //! of the keys `openapi.yaml` requires and those `rest-fields-3.34.md` requires.
 
+use crate::book::Book;
+use crate::engine::combo::{COMBO_COLLECTION, COMBO_SERIES, combo_event_ticker};
 use crate::engine::{Exchange, TradeRow};
 use crate::market::{Status, initial_book};
 use crate::rng;
@@ -58,8 +60,8 @@ pub fn market(ex: &Exchange, m: u32) -> Value {
         None => "",
     };
     let mut v = json!({
-        "ticker": uni.market_ticker(m),
-        "event_ticker": uni.event_ticker(e),
+        "ticker": ex.ticker(m),
+        "event_ticker": ex.event_ticker_of(m),
         "market_type": "binary",
         "title": format!("Will simulated event {e} be above {strike}?"),
         "subtitle": format!("{strike}"),
@@ -93,7 +95,8 @@ pub fn market(ex: &Exchange, m: u32) -> Value {
         "can_close_early": true,
         "fractional_trading_enabled": true,
         "expiration_value": "",
-        "settlement_bounds_type": "",
+        // SDK 3.34 validates it: `default` or `floor` (rest-fields-3.34.md, WIRE.md).
+        "settlement_bounds_type": "default",
         "rules_primary": format!("Resolves Yes if simulated event {e} is above {strike}."),
         "rules_secondary": "",
         "price_level_structure": ticks.name(),
@@ -107,13 +110,40 @@ pub fn market(ex: &Exchange, m: u32) -> Value {
     if st.settled_s > 0 {
         v["settlement_ts"] = json!(secs_rfc(st.settled_s));
     }
+    if let Some(c) = ex.combo_of(m) {
+        v["mve_collection_ticker"] = json!(COMBO_COLLECTION);
+        let legs: Vec<Value> = c
+            .legs
+            .iter()
+            .map(|&(leg, side)| {
+                json!({
+                    "event_ticker": ex.event_ticker_of(leg),
+                    "market_ticker": ex.ticker(leg),
+                    "side": side.as_str(),
+                })
+            })
+            .collect();
+        v["mve_selected_legs"] = Value::Array(legs);
+    }
     v
 }
 
 /// The status an event shows: open if any market trades, else unopened, closed or settled.
 pub fn event_status(ex: &Exchange, e: u32) -> &'static str {
+    status_of(ex, regular_event_markets(ex, e))
+}
+
+/// Markets of regular event `e` (combo markets share the index space but not the events).
+pub fn regular_event_markets(ex: &Exchange, e: u32) -> impl Iterator<Item = u32> + '_ {
+    ex.uni
+        .markets_of_event(e, ex.market_count())
+        .filter(move |&m| !ex.is_combo(m))
+}
+
+/// The event-level status of a set of markets.
+fn status_of(ex: &Exchange, markets: impl Iterator<Item = u32>) -> &'static str {
     let mut best = None;
-    for m in ex.uni.markets_of_event(e, ex.market_count()) {
+    for m in markets {
         let s = ex.markets[m as usize].status;
         let rank = match s {
             Status::Active | Status::Inactive => return "open",
@@ -147,6 +177,10 @@ pub fn event(ex: &Exchange, e: u32, nested: bool) -> Value {
         "strike_period": "day",
         "last_updated_ts": TimestampUs::from_micros(0).to_rfc3339_secs(),
     });
+    if ex.fee_overrides.contains(&e) {
+        v["fee_type_override"] = json!("quadratic_with_maker_fees");
+        v["fee_multiplier_override"] = json!(2);
+    }
     if nested {
         v["markets"] = Value::Array(event_markets(ex, e));
     }
@@ -154,10 +188,59 @@ pub fn event(ex: &Exchange, e: u32, nested: bool) -> Value {
 }
 
 pub fn event_markets(ex: &Exchange, e: u32) -> Vec<Value> {
-    ex.uni
-        .markets_of_event(e, ex.market_count())
+    regular_event_markets(ex, e)
         .map(|m| market(ex, m))
         .collect()
+}
+
+/// The `EventData` of combo event `e`; `nested` adds its markets.
+pub fn combo_event(ex: &Exchange, e: u32, nested: bool) -> Value {
+    let mut v = json!({
+        "event_ticker": combo_event_ticker(e),
+        "series_ticker": COMBO_SERIES,
+        "sub_title": format!("Combo {e}"),
+        "title": format!("Simulated combo {}", combo_event_ticker(e)),
+        "collateral_return_type": "",
+        "mutually_exclusive": false,
+        "available_on_brokers": false,
+        "product_metadata": {},
+        "settlement_sources": [],
+        "category": "Simulated",
+        "last_updated_ts": TimestampUs::from_micros(0).to_rfc3339_secs(),
+    });
+    if nested {
+        v["markets"] = Value::Array(combo_event_markets(ex, e));
+    }
+    v
+}
+
+pub fn combo_event_markets(ex: &Exchange, e: u32) -> Vec<Value> {
+    ex.combo_event_markets(e).map(|m| market(ex, m)).collect()
+}
+
+/// The status of combo event `e` (as for regular events).
+pub fn combo_event_status(ex: &Exchange, e: u32) -> &'static str {
+    status_of(ex, ex.combo_event_markets(e))
+}
+
+/// The `Series` of every combo event.
+pub fn combo_series() -> Value {
+    json!({
+        "ticker": COMBO_SERIES,
+        "frequency": "custom",
+        "title": "Simulated combos",
+        "category": "Simulated",
+        "categories": ["Simulated"],
+        "tags": [],
+        "settlement_sources": [{"name": "Simulator", "url": "http://127.0.0.1/"}],
+        "contract_url": "http://127.0.0.1/contract",
+        "contract_terms_url": "http://127.0.0.1/terms",
+        // `quadratic_with_combo_maker_fees` is in SDK 3.34's enum but not openapi 3.13's.
+        "fee_type": "quadratic",
+        "fee_multiplier": 1,
+        "additional_prohibitions": [],
+        "product_metadata": {},
+    })
 }
 
 /// The `Series` object.
@@ -185,7 +268,7 @@ pub fn trade(ex: &Exchange, t: &TradeRow) -> Value {
     let taker = if t.taker_yes { "yes" } else { "no" };
     json!({
         "trade_id": rng::trade_id(ex.seed, t.counter),
-        "ticker": ex.uni.market_ticker(t.market),
+        "ticker": ex.ticker(t.market),
         "count_fp": fp(t.count),
         "yes_price_dollars": dollars(i64::from(t.yes_price)),
         "no_price_dollars": dollars(100_000 - i64::from(t.yes_price)),
@@ -197,15 +280,12 @@ pub fn trade(ex: &Exchange, t: &TradeRow) -> Value {
     })
 }
 
-/// `OrderbookCountFp` of a market, `depth` best levels per side (0: all).
-pub fn orderbook(ex: &mut Exchange, m: u32, depth: usize) -> Value {
-    let Some(hot) = ex.hot_mut(m) else {
-        return json!({"yes_dollars": [], "no_dollars": []});
-    };
+/// `OrderbookCountFp` of a book, `depth` best levels per side (0: all).
+pub fn orderbook(book: &Book, depth: usize) -> Value {
     let mut yes = String::new();
     let mut no = String::new();
-    hot.book.write_pairs(Side::Yes, depth, &mut yes);
-    hot.book.write_pairs(Side::No, depth, &mut no);
+    book.write_pairs(Side::Yes, depth, &mut yes);
+    book.write_pairs(Side::No, depth, &mut no);
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|_| json!([]));
     json!({"yes_dollars": parse(&yes), "no_dollars": parse(&no)})
 }

@@ -30,14 +30,57 @@ fn checkpoint_lines(
     if books.is_empty() {
         return;
     }
-    let uni = shared.exchange().uni;
-    for (m, ts, book) in books {
+    let tickers: Vec<String> = {
+        let ex = shared.exchange();
+        books.iter().map(|(m, _, _)| ex.ticker(*m)).collect()
+    };
+    for ((_, ts, book), ticker) in books.into_iter().zip(tickers) {
         let _ = tx.send(TruthMsg::Line(Box::new(TruthLine::Book {
-            ticker: uni.market_ticker(m),
+            ticker,
             ts: TimestampUs::from_micros(ts),
             yes: book.levels(Side::Yes),
             no: book.levels(Side::No),
         })));
+    }
+}
+
+/// `market` truth lines for markets that became listed (see [`TruthLine::Market`]).
+pub(crate) fn listed_lines(
+    ex: &crate::engine::Exchange,
+    listed: Vec<(u32, i64, Option<crate::publish::Channel>)>,
+) -> Vec<TruthLine> {
+    listed
+        .into_iter()
+        .map(|(m, at, announced)| TruthLine::Market {
+            ticker: ex.ticker(m),
+            event_ticker: ex.event_ticker_of(m),
+            listed_at: TimestampUs::from_micros(at),
+            combo: ex.is_combo(m),
+            announced: announced.map(|c| c.name().to_string()),
+        })
+        .collect()
+}
+
+/// A periodic action of market life: due when `next` has passed; `every` zero means never.
+struct Every {
+    every: Duration,
+    next: Instant,
+}
+
+impl Every {
+    fn new(every: Duration) -> Every {
+        Every {
+            every,
+            next: Instant::now() + every,
+        }
+    }
+
+    fn due(&mut self, now: Instant) -> bool {
+        if self.every.is_zero() || now < self.next {
+            return false;
+        }
+        self.next = now + self.every;
+        true
     }
 }
 
@@ -53,6 +96,16 @@ pub(crate) fn publisher(
     let mut last = Instant::now();
     let mut budget = 0.0_f64;
     let mut next_life = Instant::now() + cfg.create_every;
+    let mut combos = Every::new(cfg.combo_create_every);
+    let mut toggles = Every::new(match cfg.lifecycle_toggles {
+        0 => Duration::ZERO,
+        n => Duration::from_secs(60) / n,
+    });
+    let mut fees = Every::new(cfg.fee_update_every);
+    let mut silent = Every::new(cfg.silent_market_every);
+    let mut cache = Every::new(Duration::from_micros(
+        shared.exchange().rest_cache_period_us().max(0) as u64,
+    ));
     let mut next_ckpt = Instant::now() + cfg.checkpoint_every;
     let mut out: Vec<Item> = Vec::with_capacity(BATCH * 4);
     let mut was_publishing = true;
@@ -87,13 +140,29 @@ pub(crate) fn publisher(
         let n = (budget.floor() as usize).min(BATCH);
         let now_us = TimestampUs::now().micros();
         let mut books = Vec::new();
+        let mut listed = Vec::new();
         {
             let mut ex = shared.exchange();
+            if cache.due(now) {
+                ex.refresh_rest_cache(now_us);
+            }
             if publishing {
                 ex.run_due(now_us, &mut out);
                 if !cfg.create_every.is_zero() && now >= next_life {
                     ex.life_tick(now_us, &mut out);
                     next_life = now + cfg.create_every;
+                }
+                if combos.due(now) {
+                    ex.combo_tick(now_us, &mut out);
+                }
+                if toggles.due(now) {
+                    ex.toggle_tick(now_us, &mut out);
+                }
+                if fees.due(now) {
+                    ex.fee_tick(now_us, &mut out);
+                }
+                if silent.due(now) {
+                    ex.silent_tick(now_us);
                 }
                 if n > 0 {
                     ex.step(n, now_us, shared.faults.drop_all_prob(), &mut out);
@@ -108,6 +177,17 @@ pub(crate) fn publisher(
             }
             if let Some(ids) = ids.as_mut() {
                 ids.ensure(ex.next_trade);
+            }
+            if !ex.listed.is_empty() {
+                let new = std::mem::take(&mut ex.listed);
+                if truth.is_some() {
+                    listed = listed_lines(&ex, new);
+                }
+            }
+        }
+        if let Some(tx) = &truth {
+            for line in listed {
+                let _ = tx.send(TruthMsg::Line(Box::new(line)));
             }
         }
         if let Some(dir) = cfg.state_dir.as_ref()
@@ -126,7 +206,8 @@ pub(crate) fn publisher(
         }
         was_publishing = publishing;
         budget -= out.len() as f64;
-        for item in out.drain(..) {
+        for mut item in out.drain(..) {
+            item.sent_us = now_us;
             bump(&shared.stats.published[item.channel.index()]);
             if item.drop_all {
                 bump(&shared.stats.dropped_all);

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
-    pub published: [AtomicU64; 4],
-    pub delivered: [AtomicU64; 4],
+    pub published: [AtomicU64; 5],
+    pub delivered: [AtomicU64; 5],
     pub frames_sent: AtomicU64,
     pub dropped_per_conn: AtomicU64,
     pub dropped_all: AtomicU64,
@@ -22,6 +22,8 @@ pub(crate) struct Stats {
     pub http_faults: AtomicU64,
     pub sub_errors: AtomicU64,
     pub bad_commands: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub http_retry_after: AtomicU64,
 }
 
 fn get(a: &AtomicU64) -> u64 {
@@ -56,13 +58,19 @@ pub struct SimStats {
     pub http_faults: u64,
     pub sub_errors: u64,
     pub bad_commands: u64,
+    /// Commands refused with error 27 (the command-rate limit).
+    #[serde(default)]
+    pub rate_limited: u64,
+    /// Injected HTTP errors that carried `retry_after_ms`.
+    #[serde(default)]
+    pub http_retry_after: u64,
     pub markets: u64,
     pub trades: u64,
 }
 
 impl Stats {
     pub fn snapshot(&self, markets: u64, trades: u64) -> SimStats {
-        let per = |arr: &[AtomicU64; 4]| {
+        let per = |arr: &[AtomicU64; 5]| {
             Channel::ALL
                 .iter()
                 .map(|c| (c.name().to_string(), get(&arr[c.index()])))
@@ -84,6 +92,8 @@ impl Stats {
             http_faults: get(&self.http_faults),
             sub_errors: get(&self.sub_errors),
             bad_commands: get(&self.bad_commands),
+            rate_limited: get(&self.rate_limited),
+            http_retry_after: get(&self.http_retry_after),
             markets,
             trades,
         }

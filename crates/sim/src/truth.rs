@@ -4,7 +4,7 @@
 //! A data line is written once the simulator knows whether the message reached at least one
 //! subscriber (every connection has processed it, or `truth_hold` has passed).
 
-use crate::publish::Item;
+use crate::publish::{Fate, Item};
 use kd_core::records::Level;
 use kd_core::{Record, TimestampUs};
 use serde::{Deserialize, Serialize};
@@ -23,8 +23,23 @@ pub enum TruthLine {
     /// The simulator (re)started: ids and books continue from here.
     Start { ts: TimestampUs, seed: u64 },
     /// A published data message as a correct gatherer records it; `delivered` is false when no
-    /// subscriber received it (nobody subscribed, or a fault dropped it for everyone).
+    /// subscriber received it (nobody subscribed, or a fault dropped it for everyone). The line
+    /// also carries `fate` and `sent_at`, read with [`read_truth_full`] (this variant keeps its
+    /// two fields so existing readers and patterns stay as they are).
     Published { record: Record, delivered: bool },
+    /// A market became listed (REST and WebSocket know it) at `listed_at`: from then on the
+    /// platform could subscribe to it. `announced` names the lifecycle channel whose `created`
+    /// message told of it (`market_lifecycle_v2`, `multivariate_market_lifecycle`), or is absent
+    /// for markets listed at start and markets that appeared on REST without any message.
+    Market {
+        ticker: String,
+        event_ticker: String,
+        listed_at: TimestampUs,
+        #[serde(default)]
+        combo: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        announced: Option<String>,
+    },
     /// The full book of a market at `ts`: every delta with `exchange_ts <= ts` is applied, none
     /// later. Sides ascending by price.
     Book {
@@ -79,6 +94,62 @@ pub fn read_truth(
                 source,
             })
         }))
+}
+
+/// A truth line with every key of its JSON: for `published` lines, what became of the message
+/// and when the exchange sent it (both `None` on lines written before they existed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullLine {
+    pub line: TruthLine,
+    pub fate: Option<Fate>,
+    pub sent_at: Option<TimestampUs>,
+}
+
+#[derive(Deserialize)]
+struct Extras {
+    #[serde(default)]
+    fate: Option<Fate>,
+    #[serde(default)]
+    sent_at: Option<TimestampUs>,
+}
+
+/// Reads a ground-truth log like [`read_truth`], with each `published` line's `fate` and
+/// `sent_at`.
+pub fn read_truth_full(
+    path: &Path,
+) -> Result<impl Iterator<Item = Result<FullLine, TruthError>> + use<>, TruthError> {
+    let file = std::fs::File::open(path).map_err(|source| TruthError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(BufReader::new(file)
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .map(|(i, line)| {
+            let line = line.map_err(TruthError::Read)?;
+            let parse = |source| TruthError::Parse {
+                line: i + 1,
+                source,
+            };
+            let value: serde_json::Value = serde_json::from_str(&line).map_err(parse)?;
+            let extras: Extras = serde_json::from_value(value.clone()).map_err(parse)?;
+            Ok(FullLine {
+                line: serde_json::from_value(value).map_err(parse)?,
+                fate: extras.fate,
+                sent_at: extras.sent_at,
+            })
+        }))
+}
+
+/// A `published` line as written: [`TruthLine::Published`]'s keys plus `fate` and `sent_at`.
+#[derive(Serialize)]
+struct PublishedOut<'a> {
+    kind: &'static str,
+    record: &'a Record,
+    delivered: bool,
+    fate: Fate,
+    sent_at: TimestampUs,
 }
 
 /// What the publisher hands the truth writer.
@@ -143,18 +214,24 @@ pub fn run_writer(path: PathBuf, rx: Receiver<TruthMsg>, hold: Duration) -> std:
                 break;
             }
             written += 1;
-            let line = match pending.pop_front() {
-                Some(Pending::Line(l)) => *l,
-                Some(Pending::Item(i)) => match &i.record {
-                    Some(record) => TruthLine::Published {
-                        record: record.clone(),
-                        delivered: i.delivered.load(Ordering::Acquire),
-                    },
-                    None => continue,
-                },
+            match pending.pop_front() {
+                Some(Pending::Line(l)) => {
+                    serde_json::to_writer(&mut out, &*l).map_err(std::io::Error::other)?;
+                }
+                Some(Pending::Item(i)) => {
+                    let Some(record) = &i.record else { continue };
+                    let fate = i.fate();
+                    let line = PublishedOut {
+                        kind: "published",
+                        record,
+                        delivered: fate == Fate::Delivered,
+                        fate,
+                        sent_at: TimestampUs::from_micros(i.sent_us),
+                    };
+                    serde_json::to_writer(&mut out, &line).map_err(std::io::Error::other)?;
+                }
                 None => break,
-            };
-            serde_json::to_writer(&mut out, &line).map_err(std::io::Error::other)?;
+            }
             out.write_all(b"\n")?;
         }
         if force || pending.is_empty() || waiters.iter().any(|w| w.0 <= written) {

@@ -4,5 +4,7 @@ mod faults;
 mod helpers;
 mod rest;
 mod schema;
+mod sdk;
+mod today;
 mod truth;
 mod ws;

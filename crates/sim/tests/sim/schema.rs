@@ -1,8 +1,11 @@
 //! Every REST response validates against `openapi.yaml` and carries every required key of
 //! `rest-fields-3.34.md`; every WebSocket message validates against `asyncapi.yaml`.
 //!
-//! The specs are Kalshi's official files, copied unchanged into `crates/sim/tests/specs/` so the
-//! check runs on every machine (`$KALSHI_API_SPECS` points it at another copy, e.g. a newer one).
+//! The specs are Kalshi's official files, under Kalshi's licence: they are not copied into the
+//! project. The tests read them from `../shared/kalshi-api/` beside the workspace root (CI always
+//! has it), or from `$KALSHI_DATA_API_SPECS`. Where they are absent the tests skip with a message
+//! saying so — except under `CI=true`, where an absent spec is a failure, so these checks can
+//! never pass silently in CI.
 
 use crate::helpers::*;
 use serde_json::{Value, json};
@@ -10,16 +13,36 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn spec_dir() -> Result<PathBuf, Box<dyn std::error::Error + Send + Sync>> {
-    let dir = std::env::var_os("KALSHI_API_SPECS")
+const SPEC_FILES: [&str; 3] = ["openapi.yaml", "asyncapi.yaml", "rest-fields-3.34.md"];
+
+/// Where Kalshi's specs are: `Ok(None)` means "absent, skip" (never under `CI=true`).
+pub fn spec_dir() -> Result<Option<PathBuf>, Box<dyn std::error::Error + Send + Sync>> {
+    let dir = std::env::var_os("KALSHI_DATA_API_SPECS")
+        .or_else(|| std::env::var_os("KALSHI_API_SPECS"))
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/specs")));
-    for file in ["openapi.yaml", "asyncapi.yaml", "rest-fields-3.34.md"] {
-        if !dir.join(file).exists() {
-            return Err(format!("Kalshi API spec {file} not found in {}", dir.display()).into());
-        }
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/kalshi-api"
+            ))
+        });
+    let missing: Vec<&str> = SPEC_FILES
+        .into_iter()
+        .filter(|f| !dir.join(f).exists())
+        .collect();
+    if missing.is_empty() {
+        return Ok(Some(dir));
     }
-    Ok(dir)
+    let what = format!(
+        "Kalshi's API specs ({}) not found in {} (set KALSHI_DATA_API_SPECS to their folder)",
+        missing.join(", "),
+        dir.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        return Err(format!("{what}; under CI=true this is a failure").into());
+    }
+    eprintln!("SKIPPED: {what}");
+    Ok(None)
 }
 
 fn load_yaml(path: &std::path::Path) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
@@ -87,19 +110,27 @@ impl Checker<'_> {
         {
             errors.push(format!("{path}: {v} not in enum {e:?}"));
         }
-        let ty = schema.get("type").and_then(Value::as_str);
-        let type_ok = match ty {
-            None => true,
-            Some("string") => v.is_string(),
-            Some("integer") => v.is_i64() || v.is_u64(),
-            Some("number") => v.is_number(),
-            Some("boolean") => v.is_boolean(),
-            Some("array") => v.is_array(),
-            Some("object") => v.is_object(),
-            Some(_) => true,
+        let is = |ty: &str| match ty {
+            "string" => v.is_string(),
+            "integer" => v.is_i64() || v.is_u64(),
+            "number" => v.is_number(),
+            "boolean" => v.is_boolean(),
+            "array" => v.is_array(),
+            "object" => v.is_object(),
+            "null" => v.is_null(),
+            _ => true,
+        };
+        // `type` is a name, or (JSON Schema 2020, as asyncapi uses) a list of names.
+        let (type_ok, ty) = match schema.get("type") {
+            Some(Value::String(t)) => (is(t), t.clone()),
+            Some(Value::Array(ts)) => (
+                ts.iter().filter_map(Value::as_str).any(is),
+                format!("{ts:?}"),
+            ),
+            _ => (true, String::new()),
         };
         if !type_ok {
-            errors.push(format!("{path}: {v} is not of type {}", ty.unwrap_or("?")));
+            errors.push(format!("{path}: {v} is not of type {ty}"));
             return;
         }
         if let (Some(f), Some(s)) = (schema.get("format").and_then(Value::as_str), v.as_str()) {
@@ -243,13 +274,17 @@ fn nested_334(response: &str) -> Vec<(&'static str, &'static str, bool)> {
             ("/orderbooks", "MarketOrderbookFp", true),
         ],
         "GetTradesResponse" => vec![("", "GetTradesResponse", false), ("/trades", "Trade", true)],
+        // Not in the 3.34 list: its events are EventData like GetEventsResponse's.
+        "GetMultivariateEventsResponse" => vec![("/events", "EventData", true)],
         _ => vec![],
     }
 }
 
 #[tokio::test]
 async fn every_rest_response_validates_against_openapi_and_334() -> TestResult {
-    let dir = spec_dir()?;
+    let Some(dir) = spec_dir()? else {
+        return Ok(());
+    };
     let openapi = load_yaml(&dir.join("openapi.yaml"))?;
     let req = required_334(&dir)?;
     let checker = Checker { root: &openapi };
@@ -258,6 +293,11 @@ async fn every_rest_response_validates_against_openapi_and_334() -> TestResult {
         create_every: Duration::from_millis(200),
         market_life: Duration::from_secs(2),
         faults: vec![kd_sim::parse_fault("maintenance:3600:60")?],
+        combo_markets: 6,
+        combo_create_every: Duration::from_millis(300),
+        fee_update_every: Duration::from_millis(100),
+        historical_cutoff_lag: Duration::from_secs(1),
+        rest_book_cache: Duration::from_millis(500),
         ..config()
     })
     .await?;
@@ -274,6 +314,13 @@ async fn every_rest_response_validates_against_openapi_and_334() -> TestResult {
         .map(|(e, _)| e.to_string())
         .ok_or("ticker")?;
     let series = m0.split('-').next().ok_or("ticker")?.to_string();
+    // Older trades have moved to the historical tier; some combos and fee overrides exist.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let combo = sim.active_combo_markets(1).pop().ok_or("no combo market")?;
+    let combo_event = combo
+        .rsplit_once("-M")
+        .map(|(e, _)| e.to_string())
+        .ok_or("combo ticker")?;
     let cases: Vec<(String, &str)> = vec![
         ("/exchange/status".into(), "ExchangeStatus"),
         ("/exchange/schedule".into(), "GetExchangeScheduleResponse"),
@@ -314,6 +361,26 @@ async fn every_rest_response_validates_against_openapi_and_334() -> TestResult {
         (format!("/markets/trades?ticker={m0}"), "GetTradesResponse"),
         ("/historical/trades".into(), "GetTradesResponse"),
         ("/historical/cutoff".into(), "GetHistoricalCutoffResponse"),
+        ("/markets?mve_filter=only".into(), "GetMarketsResponse"),
+        ("/markets?mve_filter=exclude".into(), "GetMarketsResponse"),
+        (format!("/markets/{combo}"), "GetMarketResponse"),
+        (
+            format!("/markets/{combo}/orderbook"),
+            "GetMarketOrderbookResponse",
+        ),
+        (
+            format!("/markets/trades?ticker={combo}"),
+            "GetTradesResponse",
+        ),
+        (
+            "/events/multivariate?with_nested_markets=true".into(),
+            "GetMultivariateEventsResponse",
+        ),
+        (
+            format!("/events/{combo_event}?with_nested_markets=true"),
+            "GetEventResponse",
+        ),
+        ("/series/KXMVESIM".into(), "GetSeriesResponse"),
     ];
     let mut errors = Vec::new();
     for (path, schema_name) in &cases {
@@ -336,6 +403,13 @@ async fn every_rest_response_validates_against_openapi_and_334() -> TestResult {
         }
     }
     // Settled and determined markets carry their extra fields and still validate.
+    let (_, historical) = get_json(&format!("{base}/historical/trades")).await?;
+    assert!(
+        historical["trades"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "no historical trades"
+    );
     let (_, settled) = get_json(&format!("{base}/markets?status=settled&limit=5")).await?;
     assert!(
         settled["markets"].as_array().is_some_and(|a| !a.is_empty()),
@@ -366,13 +440,18 @@ async fn every_rest_response_validates_against_openapi_and_334() -> TestResult {
 
 #[tokio::test]
 async fn every_ws_message_validates_against_asyncapi() -> TestResult {
-    let dir = spec_dir()?;
+    let Some(dir) = spec_dir()? else {
+        return Ok(());
+    };
     let asyncapi = load_yaml(&dir.join("asyncapi.yaml"))?;
     let checker = Checker { root: &asyncapi };
     let sim = start(kd_sim::SimConfig {
         rate: 5_000,
         create_every: Duration::from_millis(100),
         market_life: Duration::from_secs(2),
+        combo_markets: 3,
+        combo_create_every: Duration::from_millis(200),
+        fee_update_every: Duration::from_millis(200),
         ..config()
     })
     .await?;
@@ -381,7 +460,22 @@ async fn every_ws_message_validates_against_asyncapi() -> TestResult {
     send(&mut ws, subscribe_cmd(1, &["orderbook_delta"], &tickers)).await?;
     send(
         &mut ws,
-        subscribe_cmd(2, &["trade", "ticker", "market_lifecycle_v2"], &[]),
+        subscribe_cmd(
+            2,
+            &[
+                "trade",
+                "ticker",
+                "market_lifecycle_v2",
+                "multivariate_market_lifecycle",
+            ],
+            &[],
+        ),
+    )
+    .await?;
+    let combos = sim.active_combo_markets(3);
+    send(
+        &mut ws,
+        json!({"id": 8, "cmd": "subscribe", "params": {"channels": ["orderbook_delta"], "market_tickers": combos, "use_yes_price": true}}),
     )
     .await?;
     send(&mut ws, json!({"id": 3, "cmd": "list_subscriptions"})).await?;
@@ -399,6 +493,9 @@ async fn every_ws_message_validates_against_asyncapi() -> TestResult {
             "trade" => "tradePayload",
             "ticker" => "tickerPayload",
             "market_lifecycle_v2" => "marketLifecycleV2Payload",
+            "multivariate_market_lifecycle" => "multivariateMarketLifecyclePayload",
+            "event_lifecycle" => "eventLifecyclePayload",
+            "event_fee_update" => "eventFeeUpdatePayload",
             "subscribed" => "subscribedResponsePayload",
             "unsubscribed" => "unsubscribedResponsePayload",
             "error" => "errorResponsePayload",
@@ -415,6 +512,9 @@ async fn every_ws_message_validates_against_asyncapi() -> TestResult {
         "trade",
         "ticker",
         "market_lifecycle_v2",
+        "multivariate_market_lifecycle",
+        "event_lifecycle",
+        "event_fee_update",
         "subscribed",
         "ok",
         "error",
@@ -475,7 +575,9 @@ async fn every_ws_message_validates_against_asyncapi() -> TestResult {
 
 #[test]
 fn the_checker_can_fail() -> TestResult {
-    let dir = spec_dir()?;
+    let Some(dir) = spec_dir()? else {
+        return Ok(());
+    };
     let openapi = load_yaml(&dir.join("openapi.yaml"))?;
     let checker = Checker { root: &openapi };
     let mut errors = Vec::new();

@@ -1,8 +1,24 @@
 //! The exchange itself: markets, books, trades and the schedule that moves markets through
 //! their lives. Pure state plus generation; no I/O (the publisher thread drives it).
+//!
+//! - this file: the exchange's state and its order flow (orders, cancels, trades, tickers);
+//! - [`life`]: market life — the schedule, creation, pauses, closes, determination;
+//! - [`life`]: market life — the schedule, creation, pauses, closes, determination, fee
+//!   updates, repeated toggles, markets that appear or close silently;
+//! - [`combo`]: multivariate (combo) events and markets;
+//! - [`rest_cache`]: the edge cache REST order books are served from;
+//! - [`save`]: what `--state-dir` keeps across restarts.
+
+pub mod combo;
+mod life;
+pub mod rest_cache;
+mod save;
+
+pub use combo::Combo;
+pub use save::{SavedBook, SavedMarket, SavedState};
 
 use crate::market::{Action, Hot, MarketState, Status, initial_book, random_size};
-use crate::messages::{self, CreatedMeta, LifecycleOut, TickerValues, TradeOut};
+use crate::messages::{self, TickerValues, TradeOut};
 use crate::publish::{Channel, Item};
 use crate::rng::{self, Rng};
 use crate::universe::Universe;
@@ -31,6 +47,10 @@ pub struct EngineConfig {
     pub life_s: i64,
     pub hot_markets: usize,
     pub truth: bool,
+    /// Combo markets at start (after the regular ones).
+    pub combo_markets: u32,
+    /// Age up to which REST order books are served from the edge cache (0: always fresh).
+    pub rest_cache_us: i64,
 }
 
 #[derive(Debug)]
@@ -52,16 +72,18 @@ pub struct Exchange {
     life_s: i64,
     /// Markets whose books changed since the last check point.
     pub dirty: Vec<u32>,
-}
-
-fn mk_hot(seed: u64, uni: &Universe, m: u32) -> Box<Hot> {
-    Box::new(Hot {
-        book: initial_book(seed, uni, m),
-        last_ts: 0,
-        dirty: false,
-        ticker: uni.market_ticker(m),
-        market_id: rng::market_id(seed, m),
-    })
+    /// Combo markets, by their `MarketState::combo` number.
+    pub combos: Vec<Combo>,
+    pub combo_events: u32,
+    /// Regular markets at start: combo legs are drawn from them.
+    regular_markets: u32,
+    /// Events whose fee override is set now (`event_fee_update`).
+    pub fee_overrides: std::collections::HashSet<u32>,
+    /// The REST edge cache (see [`rest_cache`]).
+    pub rest_cache: rest_cache::RestCache,
+    /// Markets that became listed since the publisher last looked: (market, when, the channel
+    /// that announced it — `None` for none). The publisher turns them into truth lines.
+    pub listed: Vec<(u32, i64, Option<Channel>)>,
 }
 
 impl Exchange {
@@ -91,7 +113,21 @@ impl Exchange {
             occ: cfg.truth.then(OccurrenceCounter::default),
             life_s: cfg.life_s.max(1),
             dirty: Vec::new(),
+            combos: Vec::new(),
+            combo_events: 0,
+            regular_markets: cfg.markets,
+            fee_overrides: Default::default(),
+            rest_cache: rest_cache::RestCache::new(cfg.rest_cache_us),
+            listed: Vec::new(),
         };
+        for _ in 0..cfg.combo_markets {
+            let m = ex.markets.len() as u32;
+            let (st, next) = MarketState::initial(cfg.seed, m, now_s, cfg.life_s);
+            if let Some((at_s, action)) = next {
+                ex.schedule.push(Reverse((at_s * 1_000_000, m, action)));
+            }
+            ex.push_combo(st);
+        }
         let n = ex.markets.len();
         if n <= ex.hot_target {
             ex.hot = (0..n as u32)
@@ -114,15 +150,19 @@ impl Exchange {
         self.markets.len() as u32
     }
 
-    pub fn market_index(&self, ticker: &str) -> Option<u32> {
-        self.uni.parse_market(ticker, self.market_count())
-    }
-
     /// The book of a market, materialised on first use (deterministic initial state).
     pub fn hot_mut(&mut self, m: u32) -> Option<&mut Hot> {
-        let (seed, uni) = (self.seed, self.uni);
-        let st = self.markets.get_mut(m as usize)?;
-        Some(st.hot.get_or_insert_with(|| mk_hot(seed, &uni, m)))
+        if self.markets.get(m as usize)?.hot.is_none() {
+            let hot = Box::new(Hot {
+                book: initial_book(self.seed, &self.uni, m),
+                last_ts: 0,
+                dirty: false,
+                ticker: self.ticker(m),
+                market_id: rng::market_id(self.seed, m),
+            });
+            self.markets[m as usize].hot = Some(hot);
+        }
+        self.markets[m as usize].hot.as_deref_mut()
     }
 
     /// Both sides of a market's book now, with the publish sequence it reflects.
@@ -193,7 +233,7 @@ impl Exchange {
             } else if roll < 97 {
                 self.trade(m, now_us, drop_all, out);
             } else {
-                self.ticker(m, now_us, 0, drop_all, out);
+                self.emit_ticker(m, now_us, 0, drop_all, out);
             }
         }
     }
@@ -267,6 +307,11 @@ impl Exchange {
             record,
             drop_all,
         );
+        if side == Side::No
+            && let Some(item) = out.last_mut()
+        {
+            item.no_price = Some(price);
+        }
     }
 
     fn add_order(&mut self, m: u32, now_us: i64, drop_all: bool, out: &mut Vec<Item>) {
@@ -392,10 +437,10 @@ impl Exchange {
             st.open_interest += count / 2;
         }
         self.emit_delta(m, maker, maker_price, -count, ts, drop_all, out);
-        self.ticker(m, now_us, count, drop_all, out);
+        self.emit_ticker(m, now_us, count, drop_all, out);
     }
 
-    fn ticker(
+    fn emit_ticker(
         &mut self,
         m: u32,
         now_us: i64,
@@ -428,163 +473,6 @@ impl Exchange {
         self.push(out, Channel::Ticker, "ticker", m, body, record, drop_all);
     }
 
-    fn lifecycle(&mut self, m: u32, what: LifecycleOut, now_us: i64, out: &mut Vec<Item>) {
-        let ticker = self.uni.market_ticker(m);
-        let body = what.body(&ticker);
-        let record = self
-            .occ
-            .is_some()
-            .then(|| Record::Lifecycle(what.record(&ticker, &body, now_us)));
-        if let Some(st) = self.markets.get_mut(m as usize) {
-            st.updated_us = now_us;
-        }
-        self.push(
-            out,
-            Channel::Lifecycle,
-            "market_lifecycle_v2",
-            m,
-            body,
-            record,
-            false,
-        );
-    }
-
-    /// Runs every scheduled transition due by `now_us`.
-    pub fn run_due(&mut self, now_us: i64, out: &mut Vec<Item>) {
-        while let Some(Reverse((due, m, action))) = self.schedule.peek().copied() {
-            if due > now_us {
-                break;
-            }
-            self.schedule.pop();
-            self.transition(m, action, now_us, out);
-        }
-    }
-
-    fn schedule_at(&mut self, at_us: i64, m: u32, action: Action) {
-        self.schedule.push(Reverse((at_us, m, action)));
-    }
-
-    fn transition(&mut self, m: u32, action: Action, now_us: i64, out: &mut Vec<Item>) {
-        let now_s = now_us.div_euclid(1_000_000);
-        let gap = (self.life_s / 20).max(1) * 1_000_000;
-        let Some(st) = self.markets.get_mut(m as usize) else {
-            return;
-        };
-        match (action, st.status) {
-            (Action::Open, Status::Initialized) => {
-                st.status = Status::Active;
-                let close_us = st.close_s * 1_000_000;
-                self.lifecycle(m, LifecycleOut::Activated, now_us, out);
-                self.schedule_at(close_us.max(now_us + 1), m, Action::Close);
-                if self.hot.len() < self.hot_target {
-                    self.hot.push(m);
-                } else if !self.hot.is_empty() {
-                    let slot = self.rng.below(self.hot.len() as u64) as usize;
-                    self.hot[slot] = m;
-                }
-            }
-            (Action::Reactivate, Status::Inactive) => {
-                st.status = Status::Active;
-                self.lifecycle(m, LifecycleOut::Activated, now_us, out);
-            }
-            (Action::Close, Status::Active | Status::Inactive) => {
-                // A stale entry (the close date moved) is ignored.
-                if st.close_s * 1_000_000 > now_us {
-                    return;
-                }
-                st.status = Status::Closed;
-                st.updated_us = now_us;
-                self.schedule_at(now_us + gap, m, Action::Determine);
-            }
-            (Action::Determine, Status::Closed) => {
-                let result = if self.rng.below(2) == 0 {
-                    Side::Yes
-                } else {
-                    Side::No
-                };
-                let st = &mut self.markets[m as usize];
-                st.status = Status::Determined;
-                st.result = Some(result);
-                st.determined_s = now_s;
-                self.lifecycle(
-                    m,
-                    LifecycleOut::Determined {
-                        result,
-                        determination_ts: now_s,
-                    },
-                    now_us,
-                    out,
-                );
-                self.schedule_at(now_us + gap, m, Action::Settle);
-            }
-            (Action::Settle, Status::Determined) => {
-                st.status = Status::Finalized;
-                st.settled_s = now_s;
-                self.lifecycle(m, LifecycleOut::Settled { settled_ts: now_s }, now_us, out);
-                if let Some(occ) = self.occ.as_mut() {
-                    occ.forget(&self.uni.market_ticker(m));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// One tick of market life: a new market, and now and then a pause or an early close.
-    pub fn life_tick(&mut self, now_us: i64, out: &mut Vec<Item>) {
-        let now_s = now_us.div_euclid(1_000_000);
-        if self.markets.len() < u32::MAX as usize - 1 {
-            let m = self.markets.len() as u32;
-            let st = MarketState::created(now_s, self.life_s);
-            let open_us = st.open_s * 1_000_000;
-            let e = self.uni.event_of(m);
-            let meta = CreatedMeta {
-                name: format!("Strike {}", self.uni.strike(m)),
-                title: format!("Will simulated event {e} be above {}?", self.uni.strike(m)),
-                yes_sub_title: format!("Above {}", self.uni.strike(m)),
-                no_sub_title: format!("Not above {}", self.uni.strike(m)),
-                rules_primary: format!(
-                    "Resolves Yes if simulated event {e} is above {}.",
-                    self.uni.strike(m)
-                ),
-                event_ticker: self.uni.event_ticker(e),
-                expected_expiration_ts: st.close_s + 600,
-                floor_strike: self.uni.strike(m),
-                open_ts: st.open_s,
-                close_ts: st.close_s,
-                price_level_structure: self.uni.ticks(m).name(),
-            };
-            self.markets.push(st);
-            self.lifecycle(m, LifecycleOut::Created(Box::new(meta)), now_us, out);
-            self.schedule_at(open_us, m, Action::Open);
-        }
-        if !self.hot.is_empty() && self.rng.below(4) == 0 {
-            let m = self.hot[self.rng.below(self.hot.len() as u64) as usize];
-            if self.markets[m as usize].status == Status::Active {
-                if self.rng.below(2) == 0 {
-                    self.markets[m as usize].status = Status::Inactive;
-                    self.lifecycle(m, LifecycleOut::Deactivated, now_us, out);
-                    self.schedule_at(
-                        now_us + (self.life_s / 30).max(1) * 1_000_000,
-                        m,
-                        Action::Reactivate,
-                    );
-                } else {
-                    let close_s = now_s + (self.life_s / 10).max(1);
-                    if close_s < self.markets[m as usize].close_s {
-                        self.markets[m as usize].close_s = close_s;
-                        self.lifecycle(
-                            m,
-                            LifecycleOut::CloseDateUpdated { close_ts: close_s },
-                            now_us,
-                            out,
-                        );
-                        self.schedule_at(close_s * 1_000_000, m, Action::Close);
-                    }
-                }
-            }
-        }
-    }
-
     /// Books of the markets that changed since the last call, each with a timestamp no delta of
     /// that market precedes or follows ambiguously (later deltas get strictly greater times).
     pub fn take_checkpoint(&mut self, now_us: i64) -> Vec<(u32, i64, crate::book::Book)> {
@@ -602,148 +490,5 @@ impl Exchange {
             }
         }
         books
-    }
-}
-
-/// One market's state as saved in `--state-dir` (a tuple keeps a million of them small).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SavedMarket(Status, Option<Side>, [i64; 6], [i64; 4]);
-
-/// A hot market's book as saved.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SavedBook {
-    pub market: u32,
-    pub last_ts: i64,
-    pub yes: crate::book::Levels,
-    pub no: crate::book::Levels,
-}
-
-/// Everything needed to continue an exchange after a restart.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SavedState {
-    pub seed: u64,
-    pub next_trade: u64,
-    pub markets: Vec<SavedMarket>,
-    pub books: Vec<SavedBook>,
-    pub trades: Vec<TradeRow>,
-    pub schedule: Vec<(i64, u32, Action)>,
-}
-
-impl Exchange {
-    /// The state to save (markets, books, trades, schedule).
-    pub fn save(&self) -> SavedState {
-        SavedState {
-            seed: self.seed,
-            next_trade: self.next_trade,
-            markets: self
-                .markets
-                .iter()
-                .map(|st| {
-                    SavedMarket(
-                        st.status,
-                        st.result,
-                        [
-                            st.created_s,
-                            st.open_s,
-                            st.close_s,
-                            st.determined_s,
-                            st.settled_s,
-                            st.updated_us,
-                        ],
-                        [
-                            st.last_price,
-                            st.previous_price,
-                            st.volume,
-                            st.open_interest,
-                        ],
-                    )
-                })
-                .collect(),
-            books: self
-                .markets
-                .iter()
-                .enumerate()
-                .filter_map(|(m, st)| {
-                    st.hot.as_deref().map(|h| SavedBook {
-                        market: m as u32,
-                        last_ts: h.last_ts,
-                        yes: h.book.yes.clone(),
-                        no: h.book.no.clone(),
-                    })
-                })
-                .collect(),
-            trades: self.trades.clone(),
-            schedule: self.schedule.iter().map(|Reverse(e)| *e).collect(),
-        }
-    }
-
-    /// Continues a saved exchange.
-    pub fn restore(cfg: EngineConfig, uni: Universe, saved: SavedState) -> Exchange {
-        let mut markets: Vec<MarketState> = saved
-            .markets
-            .into_iter()
-            .map(|SavedMarket(status, result, t, v)| MarketState {
-                status,
-                result,
-                created_s: t[0],
-                open_s: t[1],
-                close_s: t[2],
-                determined_s: t[3],
-                settled_s: t[4],
-                updated_us: t[5],
-                last_price: v[0],
-                previous_price: v[1],
-                volume: v[2],
-                open_interest: v[3],
-                hot: None,
-            })
-            .collect();
-        for b in saved.books {
-            if let Some(st) = markets.get_mut(b.market as usize) {
-                st.hot = Some(Box::new(Hot {
-                    book: crate::book::Book {
-                        yes: b.yes,
-                        no: b.no,
-                    },
-                    last_ts: b.last_ts,
-                    dirty: false,
-                    ticker: uni.market_ticker(b.market),
-                    market_id: rng::market_id(cfg.seed, b.market),
-                }));
-            }
-        }
-        let mut trades_by_market: HashMap<u32, Vec<u32>> = HashMap::new();
-        for (i, t) in saved.trades.iter().enumerate() {
-            trades_by_market.entry(t.market).or_default().push(i as u32);
-        }
-        let mut ex = Exchange {
-            seed: cfg.seed,
-            uni,
-            markets,
-            trades: saved.trades,
-            trades_by_market,
-            next_trade: saved.next_trade,
-            gseq: 0,
-            schedule: saved.schedule.into_iter().map(Reverse).collect(),
-            hot: Vec::new(),
-            hot_target: cfg.hot_markets.max(1),
-            rng: Rng::derive(cfg.seed ^ saved.next_trade, 0x000E_461E),
-            occ: cfg.truth.then(OccurrenceCounter::default),
-            life_s: cfg.life_s.max(1),
-            dirty: Vec::new(),
-        };
-        // Prefer markets that already had books, then fill up at random.
-        let n = ex.markets.len();
-        ex.hot = (0..n as u32)
-            .filter(|&m| {
-                let st = &ex.markets[m as usize];
-                st.status == Status::Active && st.hot.is_some()
-            })
-            .take(ex.hot_target)
-            .collect();
-        for _ in 0..64 {
-            ex.refill_hot();
-        }
-        ex
     }
 }

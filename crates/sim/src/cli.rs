@@ -211,3 +211,66 @@ pub async fn run(args: SimArgs) -> Result<(), SimCliError> {
     handle.join().await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn todays_kalshi_flags_reach_the_config() {
+        let cli = Cli::try_parse_from([
+            "sim",
+            "--no-auth",
+            "--rest-book-cache-ms",
+            "2000",
+            "--lifecycle-toggles",
+            "6",
+            "--combo-markets",
+            "9",
+            "--combo-create-every",
+            "2s",
+            "--fee-update-every",
+            "30s",
+            "--yes-price-default",
+            "forced",
+            "--historical-cutoff-lag-s",
+            "20",
+            "--command-rate-limit",
+            "10",
+            "--silent-market-every",
+            "15s",
+        ]);
+        let cfg = cli
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.sim.to_config().map_err(|e| e.to_string()));
+        let cfg = cfg.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.rest_book_cache, Duration::from_secs(2));
+        assert_eq!(cfg.lifecycle_toggles, 6);
+        assert_eq!(cfg.combo_markets, 9);
+        assert_eq!(cfg.combo_create_every, Duration::from_secs(2));
+        assert_eq!(cfg.fee_update_every, Duration::from_secs(30));
+        assert_eq!(cfg.yes_price_default, YesPriceDefault::Forced);
+        assert_eq!(cfg.historical_cutoff_lag, Duration::from_secs(20));
+        assert_eq!(cfg.command_rate_limit, 10);
+        assert_eq!(cfg.silent_market_every, Duration::from_secs(15));
+        // Defaults: everything new is off, the cutoff an hour back.
+        let cli = Cli::try_parse_from(["sim", "--no-auth"]).map_err(|e| e.to_string());
+        let cfg = cli
+            .and_then(|c| c.sim.to_config().map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.rest_book_cache, Duration::ZERO);
+        assert_eq!(cfg.yes_price_default, YesPriceDefault::False);
+        assert_eq!(cfg.historical_cutoff_lag, Duration::from_secs(3_600));
+        assert!(YesPriceDefault::True.yes_leg(None) && !YesPriceDefault::True.yes_leg(Some(false)));
+        assert!(
+            YesPriceDefault::Forced.yes_leg(Some(false)) && !YesPriceDefault::False.yes_leg(None)
+        );
+    }
+}

@@ -146,7 +146,6 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>, stop: CancellationTo
             .await;
         let _ = sink.close().await;
     }
-    session.closed();
     shared
         .conns
         .lock()
@@ -157,14 +156,15 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>, stop: CancellationTo
         .connections_open
         .fetch_sub(1, Ordering::Relaxed);
     // Items still queued for this connection will never be sent: say so now, so the truth log
-    // need not wait out its hold for them.
+    // need not wait out its hold for them (and knows which ones a subscription covered).
     loop {
         match rx.try_recv() {
-            Ok(item) => item.processed(),
+            Ok(item) => session.discard(&item),
             Err(broadcast::error::TryRecvError::Lagged(_)) => {}
             Err(_) => break,
         }
     }
+    session.closed();
 }
 
 async fn flush(

@@ -142,6 +142,23 @@ impl Session {
         item.processed();
     }
 
+    /// An item this connection will never send (it is closing): still record whether one of
+    /// its subscriptions covered it, so the truth calls it dropped, not unsubscribed.
+    pub fn discard(&self, item: &Item) {
+        let covered = self
+            .subs
+            .iter()
+            .filter(|s| s.channel == item.channel)
+            .any(|s| match &s.markets {
+                None => true,
+                Some(map) => map.get(&item.market).is_some_and(|&g| item.gseq > g),
+            });
+        if covered {
+            item.covered.store(true, Ordering::Release);
+        }
+        item.processed();
+    }
+
     /// Whether the connection has any subscription (items it skipped mattered to it).
     pub fn is_subscribed(&self) -> bool {
         !self.subs.is_empty()

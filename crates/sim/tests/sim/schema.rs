@@ -41,7 +41,7 @@ pub fn spec_dir() -> Result<Option<PathBuf>, Box<dyn std::error::Error + Send + 
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         return Err(format!("{what}; under CI=true this is a failure").into());
     }
-    eprintln!("SKIPPED: {what}");
+    eprintln!("\n*** SKIPPED SCHEMA TEST: {what} ***\n");
     Ok(None)
 }
 

@@ -49,7 +49,9 @@ async fn the_official_python_sdk_parses_every_response() -> TestResult {
     let out = match out {
         Ok(out) => out,
         Err(e) if !ci => {
-            eprintln!("SKIPPED: cannot run python3 ({e}); scripts/test-deps installs the SDK");
+            eprintln!(
+                "\n*** SKIPPED SDK TEST: cannot run python3 ({e}); run scripts/test-deps ***\n"
+            );
             return Ok(());
         }
         Err(e) => return Err(format!("cannot run python3 under CI=true: {e}").into()),
@@ -61,7 +63,7 @@ async fn the_official_python_sdk_parses_every_response() -> TestResult {
         if ci {
             return Err(format!("{what}; under CI=true this is a failure").into());
         }
-        eprintln!("SKIPPED: {what}");
+        eprintln!("\n*** SKIPPED SDK TEST: {what}; run scripts/test-deps ***\n");
         return Ok(());
     }
     println!("{stdout}");

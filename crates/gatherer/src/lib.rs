@@ -5,19 +5,25 @@
 //! # Layout
 //! - [`config`]: what the operator writes (`GathererConfig`), validated with the key named.
 //! - [`store`]: SQLite in WAL mode, one append-only table per record type, local sequences.
-//! - [`writer`]: the single writer thread: bounded queue in, batched commits out.
+//! - [`writer`]: the single writer thread: bounded queue in, batched commits out (`mod.rs`:
+//!   inputs and control; `commit_loop`: batching, retried commits, retention).
 //! - [`pull_api`]: `GET /v1/pull/{table}`, `POST /v1/ack/{table}`, `/health`, `/ready`, `/metrics`.
 //! - [`server`]: binds and serves those routes (TLS beyond loopback).
 //! - [`health`]: the shared liveness figures behind `/health`.
 //! - [`clock`]: the gatherer's wall clock and its measured offset from the exchange's.
 //! - [`metrics`]: every metric name the gatherer exports.
+//! - [`events`]: typed internal events (`emit()`): each writes its log line and its metrics.
 //! - [`registry`]: the market list (REST sync, lifecycle, reconciliation): what to subscribe.
-//! - [`connection`]: the WebSocket pool, subscriptions, reconnects.
+//! - [`connection`]: the WebSocket pool. [`connection::subscriptions`] is each connection's
+//!   pure subscription state machine (events in, `kd_kalshi::ws::Command`s out, every error
+//!   handled by its `ErrorCode`); [`connection::session`] the thin actor around it (socket,
+//!   router, reconnect by the close-code table).
 //! - [`repair`]: trade backfill over REST after gaps and downtime (books re-snapshot on their
 //!   connection).
 //! - [`poller`]: REST order books of every active market every N minutes.
-//! - [`router`]: parse once, check sequences, route records to the writer (backpressure, drops
-//!   counted and recorded as gaps).
+//! - [`router`]: parse once (receive time on both clocks), route records to the writer
+//!   (backpressure). Stages with their own state: [`router::gaps`] (sequence and gap tracking,
+//!   typed [`router::gaps::GapRepair`]), drop windows, the snapshot hold, unknown-label capping.
 //! - [`sequence`]: per-subscription sequence tracking and gap notices.
 //! - [`pipeline`]: the collecting side (registry, connections, router) wired together.
 //! - [`cli`]: the `kalshi-data gatherer` arguments.
@@ -26,6 +32,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod pipeline;

@@ -32,6 +32,8 @@ pub const CONNECTION_ERRORS_TOTAL: &str = "connection_errors_total";
 pub const CONNECTION_RETRIES_TOTAL: &str = "connection_retries_total";
 /// Subscribe command errors, by `code`.
 pub const CONNECTION_SUBSCRIBE_ERRORS_TOTAL: &str = "connection_subscribe_errors_total";
+/// Commands retried after a transient error (1, 18, 27, unknown codes), by `code`.
+pub const CONNECTION_SUBSCRIBE_RETRIES_TOTAL: &str = "connection_subscribe_retries_total";
 /// Connections the exchange closed with 1008 (policy violation: usually the credentials).
 /// Alert on any increase.
 pub const CONNECTION_POLICY_CLOSES_TOTAL: &str = "connection_policy_closes_total";

@@ -3,7 +3,7 @@
 
 use crate::clock::Clock;
 use crate::config::GathererConfig;
-use crate::connection::session::SessionError;
+use crate::connection::SessionError;
 use crate::connection::{ConnectionManager, PoolSettings};
 use crate::health::Health;
 use crate::poller;

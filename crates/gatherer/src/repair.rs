@@ -136,6 +136,18 @@ impl RecentTrades {
         true
     }
 
+    /// A trade arrived on the WebSocket: true when it is new (to be stored), false when a
+    /// backfill or an earlier copy stored it already.
+    pub fn received_live(&self, id: &str) -> bool {
+        self.insert(id)
+    }
+
+    /// A received trade was dropped before the writer stored it: its id is forgotten, so the
+    /// backfill of the drop window stores it.
+    pub fn not_stored(&self, id: &str) {
+        self.remove(id);
+    }
+
     /// Forgets an id whose record was not stored after all (dropped on the way to the
     /// writer), so a backfill stores it.
     pub fn remove(&self, id: &str) {

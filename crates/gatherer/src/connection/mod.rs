@@ -1,23 +1,31 @@
 //! The connection manager: a pool of authenticated WebSocket connections.
 //!
-//! - [`socket`]: opening one signed WebSocket.
-//! - [`session`]: one connection's task (subscribe, read, route, reconnect).
+//! - [`subscriptions`]: one connection's subscription state machine (pure: events in,
+//!   commands out), with its unit and property tests.
+//! - [`session`]: one connection's task, a thin actor around it (socket, router, reconnect).
+//! - `ended`: the close-code table deciding how to reconnect; `gauge`: the subscribed count.
 //! - this file: the pool, and the spreading of markets over it (least loaded first).
+//!
+//! Kalshi's vocabulary (channels, commands, error codes, `connect`) is `kd_kalshi::ws`.
 //!
 //! Channels: `orderbook_delta` needs market tickers, so markets are spread over the pool;
 //! `trade`, `ticker` and `market_lifecycle_v2` are subscribed for all markets, each on one
 //! connection (round-robin), so every trade and ticker of every market is received once.
 
+mod ended;
+mod gauge;
 pub mod session;
-pub mod socket;
+pub mod subscriptions;
 
 use crate::health::Health;
 use crate::metrics as m;
 use crate::registry::{MarketChange, Ticker};
 use crate::router::{Router, RouterShared};
+use kd_core::TimestampUs;
 use kd_core::backoff::BackoffPolicy;
 use kd_kalshi::auth::Signer;
-use session::{ConnCommand, Session, SessionError, SessionSettings};
+use kd_kalshi::ws::Channel;
+use session::Session;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,7 +35,39 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Channels subscribed for all markets.
-pub const GLOBAL_CHANNELS: [&str; 3] = ["market_lifecycle_v2", "trade", "ticker"];
+pub const GLOBAL_CHANNELS: [Channel; 3] =
+    [Channel::MarketLifecycleV2, Channel::Trade, Channel::Ticker];
+
+/// Orders from the manager to one connection.
+#[derive(Debug)]
+pub enum ConnCommand {
+    /// Collect these markets (with the time their lifecycle message arrived, when known).
+    Add(Vec<(Ticker, Option<TimestampUs>)>),
+    /// Stop collecting these markets.
+    Remove(Vec<Ticker>),
+}
+
+/// A connection's fixed settings.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub id: usize,
+    pub url: String,
+    pub signer: Option<Arc<Signer>>,
+    /// Channels subscribed for all markets on this connection.
+    pub global_channels: Vec<Channel>,
+    pub per_sub_limit: usize,
+    pub silence: Duration,
+    pub policy: BackoffPolicy,
+}
+
+/// Why a connection task stopped for good.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(
+        "connection {id}: WebSocket handshake refused with HTTP {status}; check key_id and private_key_path"
+    )]
+    AuthRefused { id: usize, status: u16 },
+}
 
 /// The pool's settings.
 #[derive(Debug, Clone)]
@@ -67,7 +107,7 @@ impl ConnectionManager {
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| i % n == id)
-                .map(|(_, c)| *c)
+                .map(|(_, c)| c.clone())
                 .collect();
             let (tx, rx) = mpsc::unbounded_channel();
             let session = Session::new(
@@ -140,7 +180,7 @@ impl ConnectionManager {
                 tickers,
                 noticed_at,
             } => {
-                let mut per_slot: Vec<Vec<(Ticker, Option<kd_core::TimestampUs>)>> =
+                let mut per_slot: Vec<Vec<(Ticker, Option<TimestampUs>)>> =
                     vec![Vec::new(); self.slots.len()];
                 for ticker in tickers {
                     if self.assigned.contains_key(&ticker) {

@@ -49,8 +49,9 @@ pub(crate) fn market(
     payload: Value,
     sid: Option<u64>,
     seq: Option<u64>,
-    received_at: TimestampUs,
+    times: super::ws::ReceiveTimes,
 ) -> Result<WsEvent, WsParseError> {
+    let received_at = times.received_at;
     let shape = |source| WsParseError::Shape {
         msg_type: MARKET_KIND,
         source,
@@ -71,7 +72,7 @@ pub(crate) fn market(
         subject: info.market_ticker.clone(),
         kind: MARKET_KIND.to_owned(),
         event_type: info.event_type.clone(),
-        exchange_ts: payload_time.unwrap_or_else(|| lifecycle_bucket(received_at)),
+        exchange_ts: payload_time.unwrap_or_else(|| lifecycle_bucket(times.exchange_now)),
         payload: canonical_json(&payload),
         received_at,
         pos: WirePos {
@@ -119,8 +120,9 @@ pub(crate) fn event(
     payload: Value,
     sid: Option<u64>,
     seq: Option<u64>,
-    received_at: TimestampUs,
+    times: super::ws::ReceiveTimes,
 ) -> Result<WsEvent, WsParseError> {
+    let received_at = times.received_at;
     let field = |e| WsParseError::field(EVENT_KIND, e);
     require_object(&payload, EVENT_KIND)?;
     let msg = EventLifecycleMsg::deserialize(&payload).map_err(|source| WsParseError::Shape {
@@ -136,7 +138,7 @@ pub(crate) fn event(
         subject: event_ticker.clone(),
         kind: EVENT_KIND.to_owned(),
         event_type: "created".to_owned(),
-        exchange_ts: lifecycle_bucket(received_at),
+        exchange_ts: lifecycle_bucket(times.exchange_now),
         payload: canonical_json(&payload),
         received_at,
         pos: WirePos {

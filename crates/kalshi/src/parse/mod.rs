@@ -1,6 +1,7 @@
 //! Pure functions from Kalshi's bytes to domain records (`kd_core::records`).
 //!
-//! - [`parse_ws`]: one WebSocket frame to one [`WsEvent`] (the gatherer's entry point).
+//! - [`parse_ws`]: one WebSocket frame to one [`WsEvent`]; [`parse_ws_frame_at`] (the
+//!   gatherer's entry point) takes the receive time on both clocks ([`ReceiveTimes`]).
 //! - `parse_*` for each REST response, plus [`orderbook_to_snapshot`] and
 //!   [`rest_trade_to_record`] for the two REST objects that become records.
 //!
@@ -29,7 +30,7 @@ pub use rest::{
     parse_orderbook, parse_orderbooks, parse_series, parse_series_list, parse_trades_page,
     rest_trade_to_record,
 };
-pub use ws::{WsFrame, parse_ws, parse_ws_frame, parse_ws_text};
+pub use ws::{ReceiveTimes, WsFrame, parse_ws, parse_ws_frame, parse_ws_frame_at, parse_ws_text};
 
 use kd_core::{
     Lifecycle, OrderbookDelta, OrderbookSnapshot, Price, Record, Ticker, TimestampUs, Trade,

@@ -21,14 +21,40 @@ use std::cell::Cell;
 /// `received_at` (and a snapshot's `exchange_ts`, which Kalshi does not send). Never panics: any
 /// input gives a value or a typed error; an unknown `type` is `Ok(WsEvent::Unknown)`.
 pub fn parse_ws(bytes: &[u8], received_at: TimestampUs) -> Result<WsEvent, WsParseError> {
-    parse_from(serde_json::Deserializer::from_slice(bytes), received_at)
+    parse_from(
+        serde_json::Deserializer::from_slice(bytes),
+        ReceiveTimes::same(received_at),
+    )
 }
 
 /// Parses one WebSocket text frame, as [`parse_ws`] does. The WebSocket library has already
 /// checked a text frame's UTF-8, so the strings inside are not checked again (a tenth of the
 /// parse time of a delta when read from bytes).
 pub fn parse_ws_text(text: &str, received_at: TimestampUs) -> Result<WsEvent, WsParseError> {
-    parse_from(serde_json::Deserializer::from_str(text), received_at)
+    parse_from(
+        serde_json::Deserializer::from_str(text),
+        ReceiveTimes::same(received_at),
+    )
+}
+
+/// When a frame arrived, on both clocks: the records keep `received_at` (the receiver's own
+/// clock); what the parser has to derive as an *exchange* time (a snapshot's `exchange_ts`,
+/// which Kalshi does not send; an undated lifecycle message's minute) uses `exchange_now`, the
+/// same instant on the exchange's clock. The caller converts; the parser never overwrites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiveTimes {
+    pub received_at: TimestampUs,
+    pub exchange_now: TimestampUs,
+}
+
+impl ReceiveTimes {
+    /// Both clocks taken as one (no offset known or wanted).
+    pub fn same(at: TimestampUs) -> Self {
+        ReceiveTimes {
+            received_at: at,
+            exchange_now: at,
+        }
+    }
 }
 
 /// One WebSocket data frame as it came off the socket. Text frames are parsed as text (the
@@ -57,15 +83,20 @@ pub fn parse_ws_frame(
     frame: WsFrame<'_>,
     received_at: TimestampUs,
 ) -> Result<WsEvent, WsParseError> {
+    parse_ws_frame_at(frame, ReceiveTimes::same(received_at))
+}
+
+/// [`parse_ws_frame`] with the receive time on both clocks (see [`ReceiveTimes`]).
+pub fn parse_ws_frame_at(frame: WsFrame<'_>, times: ReceiveTimes) -> Result<WsEvent, WsParseError> {
     match frame {
-        WsFrame::Text(text) => parse_ws_text(text, received_at),
-        WsFrame::Binary(bytes) => parse_ws(bytes, received_at),
+        WsFrame::Text(text) => parse_from(serde_json::Deserializer::from_str(text), times),
+        WsFrame::Binary(bytes) => parse_from(serde_json::Deserializer::from_slice(bytes), times),
     }
 }
 
 fn parse_from<'de, R: serde_json::de::Read<'de>>(
     mut de: serde_json::Deserializer<R>,
-    received_at: TimestampUs,
+    times: ReceiveTimes,
 ) -> Result<WsEvent, WsParseError> {
     let kind_seen: Cell<Option<MsgKind>> = Cell::new(None);
     let classify = |source: serde_json::Error| match kind_seen.get() {
@@ -81,10 +112,11 @@ fn parse_from<'de, R: serde_json::de::Read<'de>>(
     .deserialize(&mut de)
     .map_err(classify)?;
     de.end().map_err(classify)?;
-    build(envelope, received_at)
+    build(envelope, times)
 }
 
-fn build(env: Envelope<'_>, received_at: TimestampUs) -> Result<WsEvent, WsParseError> {
+fn build(env: Envelope<'_>, times: ReceiveTimes) -> Result<WsEvent, WsParseError> {
+    let received_at = times.received_at;
     let Some(type_name) = env.type_name else {
         return Err(WsParseError::MissingField {
             msg_type: "envelope",
@@ -116,7 +148,7 @@ fn build(env: Envelope<'_>, received_at: TimestampUs) -> Result<WsEvent, WsParse
         }
         (MsgKind::Snapshot, Body::Snapshot(m)) => {
             let sid = required(sid, "sid").map_err(field)?;
-            let snapshot = snapshot(&m, sid, seq, received_at).map_err(field)?;
+            let snapshot = snapshot(&m, sid, seq, times).map_err(field)?;
             Ok(WsEvent::Snapshot {
                 sid,
                 seq,
@@ -134,12 +166,8 @@ fn build(env: Envelope<'_>, received_at: TimestampUs) -> Result<WsEvent, WsParse
             let ticker = ticker(&m, sid, received_at).map_err(field)?;
             Ok(WsEvent::Ticker { sid, ticker })
         }
-        (MsgKind::MarketLifecycle, Body::Lifecycle(v)) => {
-            lifecycle::market(*v, sid, seq, received_at)
-        }
-        (MsgKind::EventLifecycle, Body::Lifecycle(v)) => {
-            lifecycle::event(*v, sid, seq, received_at)
-        }
+        (MsgKind::MarketLifecycle, Body::Lifecycle(v)) => lifecycle::market(*v, sid, seq, times),
+        (MsgKind::EventLifecycle, Body::Lifecycle(v)) => lifecycle::event(*v, sid, seq, times),
         (MsgKind::Subscribed, Body::Subscribed(m)) => subscribed(&m, id, sid).map_err(field),
         (MsgKind::Ok | MsgKind::ListSubscriptions, body) => Ok(ok(kind, body, id, sid, seq)),
         (MsgKind::Unsubscribed, _) => Ok(WsEvent::Unsubscribed { id, sid, seq }),
@@ -198,7 +226,7 @@ fn snapshot(
     m: &OrderbookSnapshotMsg<'_>,
     sid: u64,
     seq: Option<u64>,
-    received_at: TimestampUs,
+    times: ReceiveTimes,
 ) -> Result<OrderbookSnapshot, FieldError> {
     let ticker = required(text(&m.market_ticker), "market_ticker")?;
     // Per side: the current `_fp` form, else the transitional `*_dollars`, else legacy cents.
@@ -215,10 +243,10 @@ fn snapshot(
     Ok(OrderbookSnapshot {
         ticker: ticker.to_owned(),
         source: SnapshotSource::Ws,
-        exchange_ts: received_at,
+        exchange_ts: times.exchange_now,
         yes,
         no,
-        received_at,
+        received_at: times.received_at,
         pos: pos(sid, seq),
     })
 }

@@ -4,7 +4,7 @@
 //! The gatherer runs as a real child process: this test binary re-executes itself with
 //! `KD_GATHERER_CHILD` set, which makes `child_gatherer` run a gatherer until it is killed.
 
-mod common;
+use crate::common;
 
 use common::{TestResult, all_rows, gatherer_config, wait_until};
 use kd_core::records::Identity;
@@ -46,7 +46,7 @@ fn spawn_child(config: &GathererConfig) -> Result<Child, Box<dyn std::error::Err
     Ok(Command::new(exe)
         .args([
             "--exact",
-            "child_gatherer",
+            "kill9::child_gatherer",
             "--nocapture",
             "--test-threads",
             "1",
@@ -72,6 +72,8 @@ fn committed_rows(dir: &Path) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_at_most_the_unflushed_window_and_restart_resumes() -> TestResult {
+    // Runs a gatherer: never beside a test that asserts on process-wide counters.
+    let _shared = common::SERIAL.read().await;
     let dir = tempfile::tempdir()?;
     let truth_path = dir.path().join("truth.jsonl");
     let sim = kd_sim::start(

@@ -1,7 +1,7 @@
 //! Malformed frames, unknown message types and oversized frames are counted, and the
 //! connection stays up: a scripted WebSocket server sends them between valid trades.
 
-mod common;
+use crate::common;
 
 use common::{TestResult, all_rows, gatherer_config, wait_until};
 use futures::{SinkExt, StreamExt};
@@ -29,6 +29,8 @@ fn metric(text: &str, name_and_labels: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_are_counted_and_the_connection_stays_up() -> TestResult {
+    // Asserts on process-wide counters: alone in the test binary (see `common::SERIAL`).
+    let _serial = common::SERIAL.write().await;
     let _ = kd_core::telemetry::metrics_handle();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

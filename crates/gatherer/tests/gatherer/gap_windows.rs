@@ -8,7 +8,7 @@
 //! gaps, answered by `get_snapshot`, whose snapshot folds in changes the exchange has not sent
 //! yet) and connections closed (resubscribed with new snapshots).
 
-mod common;
+use crate::common;
 
 use common::{TestResult, all_rows, gatherer_config, wait_until};
 use kd_core::{Gap, OrderbookDelta, Record, Side, Table, TimestampUs};
@@ -97,6 +97,8 @@ impl Stored {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_change_a_gatherer_lacks_lies_inside_its_own_gaps() -> TestResult {
+    // Runs a gatherer: never beside a test that asserts on process-wide counters.
+    let _shared = common::SERIAL.read().await;
     let dir = tempfile::tempdir()?;
     let truth_path = dir.path().join("truth.jsonl");
     let sim = kd_sim::start(

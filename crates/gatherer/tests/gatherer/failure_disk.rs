@@ -8,7 +8,7 @@
 //! Needs root (or CAP_SYS_ADMIN) for `mount -t tmpfs`; without it the test fails and says so
 //! rather than pass without having tested anything.
 
-mod common;
+use crate::common;
 
 use common::{
     SERIAL, TestResult, all_rows, gatherer_config, metric, scrape, small_sim, wait_until,
@@ -168,7 +168,7 @@ fn channel_of(record: &Record) -> Option<(&str, &'static str)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_loudly_keeps_what_is_stored_and_recovers_when_space_returns()
 -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     let _ = kd_core::telemetry::metrics_handle();
     kd_core::telemetry::init_logging(kd_core::telemetry::LogFormat::Human);
     let dir = tempfile::tempdir()?;
@@ -460,7 +460,7 @@ async fn a_full_disk_fails_loudly_keeps_what_is_stored_and_recovers_when_space_r
 /// given up, and stores again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_on_a_full_disk_ends_and_the_restart_records_the_loss_as_downtime() -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     let _ = kd_core::telemetry::metrics_handle();
     let dir = tempfile::tempdir()?;
     let mnt = dir.path().join("mnt");

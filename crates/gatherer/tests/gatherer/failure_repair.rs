@@ -4,9 +4,9 @@
 //! are repaired; a retention run never deletes what the deduplicator has not acknowledged.
 //!
 //! The long versions (60 s downtime, 2-minute maintenance window) are `#[ignore]`d:
-//! `cargo test -p kd-gatherer --test failure_repair -- --ignored --nocapture`.
+//! `cargo test -p kd-gatherer --test gatherer -- --ignored --nocapture failure_repair::`.
 
-mod common;
+use crate::common;
 
 use common::{
     RestProxy, SERIAL, TestResult, all_rows, gatherer_config, metric, scrape, small_sim, wait_until,
@@ -110,7 +110,7 @@ async fn await_stored(store: &Path, ids: &[String], limit: Duration) -> Vec<Stri
 /// received it, both recover it over REST.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trade_dropped_for_every_subscriber_is_backfilled() -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     let _ = kd_core::telemetry::metrics_handle();
     let dir = tempfile::tempdir()?;
     let truth = dir.path().join("truth.jsonl");
@@ -395,7 +395,7 @@ async fn maintenance(window: Duration, short_waits: bool) -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_5s_maintenance_window_is_waited_out_then_repaired() -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     maintenance(Duration::from_secs(5), true).await
 }
 
@@ -403,7 +403,7 @@ async fn a_5s_maintenance_window_is_waited_out_then_repaired() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a 2-minute window; run with --ignored"]
 async fn a_2_minute_maintenance_window_is_waited_out_then_repaired() -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     maintenance(Duration::from_secs(120), false).await
 }
 

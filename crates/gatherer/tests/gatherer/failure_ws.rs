@@ -7,7 +7,7 @@
 //! Counters are process-wide, so the tests of this file run one at a time ([`SERIAL`]) and
 //! read deltas.
 
-mod common;
+use crate::common;
 
 use common::{SERIAL, TestResult, WsProxy, gatherer_config, metric, scrape, small_sim, wait_until};
 use kd_gatherer::GathererHandle;
@@ -102,7 +102,7 @@ impl Rig {
 
 /// Closes both connections with `code`; checks the reconnect delay and the counters.
 async fn close_row(code: u16, immediate: bool, reasons: &[&str]) -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     let rig = rig(MARKETS, 2, Some((BASE_MS, 4 * BASE_MS))).await?;
     assert!(rig.settled(2).await, "never subscribed");
     let before = scrape(rig.gatherer.addr()).await?;
@@ -183,7 +183,7 @@ async fn close_1008_is_counted_for_the_alert() -> TestResult {
 }
 
 async fn handshake_refused(connections: usize) -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     let _ = kd_core::telemetry::metrics_handle();
     let before = kd_core::telemetry::render_metrics();
     let (_private, public) = kd_kalshi::auth::generate_keypair(1024)?;
@@ -294,7 +294,7 @@ fn report(label: &str, delays: &[Duration]) -> (u128, usize) {
 /// close with backoff (1011: 1 s + 0–250 ms) and for a clean close (1000: 0–250 ms).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_connections_closed_at_once_reconnect_spread_by_jitter() -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     const N: usize = 50;
     let markets = 100;
     // The default connection backoff (DESIGN §6: 1 s → 5 min).

@@ -4,9 +4,9 @@
 //!
 //! The default run is small (200 markets, 2,000 msgs/s, ~8 s). The full-size run of issue 4
 //! (5,000 markets, 5,000 msgs/s, 60 s) is `#[ignore]`d:
-//! `cargo test -p kd-gatherer --release --test e2e_sim -- --ignored --nocapture`
+//! `cargo test -p kd-gatherer --release --test gatherer -- --ignored --nocapture e2e_sim::`
 
-mod common;
+use crate::common;
 
 use common::{Book, TestResult, all_rows, gatherer_config, wait_until};
 use kd_core::records::Identity;
@@ -375,6 +375,8 @@ fn interesting_metrics() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn store_matches_the_simulator_ground_truth() -> TestResult {
+    // Runs a gatherer: never beside a test that asserts on process-wide counters.
+    let _shared = common::SERIAL.read().await;
     scenario(Scale {
         markets: 200,
         rate: 2_000,
@@ -387,6 +389,8 @@ async fn store_matches_the_simulator_ground_truth() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "full size (60 s); run with --ignored --release"]
 async fn store_matches_the_simulator_ground_truth_full_size() -> TestResult {
+    // Runs a gatherer: never beside a test that asserts on process-wide counters.
+    let _shared = common::SERIAL.read().await;
     scenario(Scale {
         markets: 5_000,
         rate: 5_000,
@@ -400,6 +404,8 @@ async fn store_matches_the_simulator_ground_truth_full_size() -> TestResult {
 /// trade still ends in the store (REST backfill), books are right after each re-snapshot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dropped_messages_are_repaired() -> TestResult {
+    // Runs a gatherer: never beside a test that asserts on process-wide counters.
+    let _shared = common::SERIAL.read().await;
     scenario(Scale {
         markets: 200,
         rate: 2_000,
@@ -413,6 +419,8 @@ async fn dropped_messages_are_repaired() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "full size (60 s); run with --ignored --release"]
 async fn dropped_messages_are_repaired_full_size() -> TestResult {
+    // Runs a gatherer: never beside a test that asserts on process-wide counters.
+    let _shared = common::SERIAL.read().await;
     scenario(Scale {
         markets: 5_000,
         rate: 5_000,

@@ -101,10 +101,12 @@ impl Book {
     }
 }
 
-/// Serialises the tests of one binary that assert on process-wide metrics (every gatherer of a
-/// test process shares one Prometheus recorder, so counters must be read as deltas while no
-/// other test of the binary runs).
-pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Serialises the tests that assert on process-wide metrics (every gatherer of a test process
+/// shares one Prometheus recorder, so counters must be read as deltas while no other gatherer
+/// of the binary runs): they take it for writing; every other test that runs a gatherer or
+/// writes a store takes it for reading, so those still run in parallel with each other. (All
+/// integration tests are one binary, so the files no longer have a process each.)
+pub static SERIAL: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// The value of one series in Prometheus text (`name{labels}` exactly as rendered; 0 when absent).
 pub fn metric(text: &str, name_and_labels: &str) -> f64 {

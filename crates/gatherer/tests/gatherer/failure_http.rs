@@ -10,7 +10,7 @@
 //! Counters are process-wide, so the tests of this file run one at a time ([`SERIAL`]) and
 //! read deltas.
 
-mod common;
+use crate::common;
 
 use common::{
     RestProxy, SERIAL, Seen, TestResult, all_rows, gatherer_config, metric, scrape,
@@ -106,7 +106,7 @@ fn gaps_ms(seen: &[Seen]) -> Vec<u128> {
 /// Rows that are not retried (400) or skip the resource (404): exactly one request, the
 /// window abandoned and counted, the gatherer collecting on.
 async fn not_retried(status: u16, kind: &str) -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     let before = now_metrics();
     let policy = BackoffPolicy::new(Duration::from_millis(50), Duration::from_millis(100));
     let rig = rig(&format!("http:{status}:/markets/trades:1"), None, policy).await?;
@@ -154,7 +154,7 @@ async fn status_404_skips_the_resource() -> TestResult {
 /// 401/403: a critical log, `rest_auth_failures_total` + 1, the gatherer halts with one
 /// request made (no retry loop).
 async fn halts(status: u16, kind: &str) -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     let before = now_metrics();
     let policy = BackoffPolicy::new(Duration::from_millis(20), Duration::from_millis(40));
     let rig = rig(&format!("http:{status}:/markets:1"), None, policy).await?;
@@ -207,7 +207,7 @@ async fn status_403_halts_without_retrying() -> TestResult {
 /// the (much shorter) configured backoff; attempts are bounded and counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_429_waits_retry_after_ms_and_is_bounded() -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     let before = now_metrics();
     let retry_after = 250_u128;
     let policy = BackoffPolicy::new(Duration::from_millis(5), Duration::from_millis(10));
@@ -243,7 +243,7 @@ async fn status_429_waits_retry_after_ms_and_is_bounded() -> TestResult {
 /// ceiling for that attempt, at most 25 % more), each retry counted; once the exchange
 /// answers again, the backfill completes.
 async fn retried_with_backoff(status: u16) -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     let before = now_metrics();
     let policy = BackoffPolicy::new(Duration::from_millis(60), Duration::from_millis(240));
     let rig = rig(&format!("http:{status}:/markets/trades:1"), None, policy).await?;
@@ -313,7 +313,7 @@ async fn status_504_is_retried_with_backoff() -> TestResult {
 /// maintenance window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_503_checks_the_exchange_status() -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     let before = now_metrics();
     let policy = BackoffPolicy::new(Duration::from_millis(40), Duration::from_millis(80));
     let rig = rig("http:503:/markets/trades:1", None, policy).await?;
@@ -363,7 +363,7 @@ async fn status_503_checks_the_exchange_status() -> TestResult {
 /// retry counted; the list is synced once the exchange answers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_registry_retries_a_500_until_it_succeeds() -> TestResult {
-    let _serial = SERIAL.lock().await;
+    let _serial = SERIAL.write().await;
     let _ = kd_core::telemetry::metrics_handle();
     let before = now_metrics();
     let sim = small_sim(20, 300, None).await?;

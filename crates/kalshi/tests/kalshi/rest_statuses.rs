@@ -2,7 +2,7 @@
 //! one test per status row of DESIGN §6 (what the error says to do, and what the retry helper
 //! does about it: how many requests, how long).
 
-mod rest_fixture;
+use crate::rest_fixture;
 
 use kd_core::backoff::BackoffPolicy;
 use kd_kalshi::auth::{Signer, Verifier, generate_keypair};

@@ -2,6 +2,7 @@
 //! while writes continue; acknowledgements; retention keeps what is not acknowledged; sequence
 //! numbers never reused across restarts.
 
+use crate::common;
 use kd_core::pull::{PullResponse, PulledRecord};
 use kd_core::records::{TradeSource, WirePos};
 use kd_core::{Count, Price, Record, Table, TimestampUs, Trade};
@@ -47,6 +48,8 @@ fn test_config(dir: &std::path::Path) -> GathererConfig {
 
 #[test]
 fn records_round_trip_exactly_and_sequences_survive_reopen() -> TestResult {
+    // Writes a store: never beside a test that asserts on process-wide counters.
+    let _shared = common::SERIAL.blocking_read();
     let dir = tempfile::tempdir()?;
     let written: Vec<Record> = (0..50).map(trade).collect();
     {
@@ -83,6 +86,8 @@ fn records_round_trip_exactly_and_sequences_survive_reopen() -> TestResult {
 /// what it sends must decode to exactly the records a decoding read returns.
 #[test]
 fn raw_pull_pages_decode_to_the_stored_records() -> TestResult {
+    // Writes a store: never beside a test that asserts on process-wide counters.
+    let _shared = common::SERIAL.blocking_read();
     let dir = tempfile::tempdir()?;
     let written = kd_core::fixtures::one_of_each();
     let mut w = WriteConn::open(dir.path())?;
@@ -107,6 +112,8 @@ fn raw_pull_pages_decode_to_the_stored_records() -> TestResult {
 
 #[test]
 fn retention_never_deletes_unacknowledged_or_young_rows() -> TestResult {
+    // Writes a store: never beside a test that asserts on process-wide counters.
+    let _shared = common::SERIAL.blocking_read();
     let dir = tempfile::tempdir()?;
     let mut w = WriteConn::open(dir.path())?;
     let mut rows: Vec<Record> = (0..100).map(trade).collect();
@@ -136,6 +143,8 @@ fn retention_never_deletes_unacknowledged_or_young_rows() -> TestResult {
 
 #[test]
 fn a_store_belongs_to_one_gatherer() -> TestResult {
+    // Writes a store: never beside a test that asserts on process-wide counters.
+    let _shared = common::SERIAL.blocking_read();
     let dir = tempfile::tempdir()?;
     WriteConn::open(dir.path())?.claim_gatherer_id("a")?;
     WriteConn::open(dir.path())?.claim_gatherer_id("a")?;
@@ -163,6 +172,8 @@ async fn pull(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_returns_exactly_the_rows_after_a_cursor_while_writes_continue() -> TestResult {
+    // Writes a store: never beside a test that asserts on process-wide counters.
+    let _shared = common::SERIAL.read().await;
     let dir = tempfile::tempdir()?;
     let handle = kd_gatherer::start(test_config(dir.path()), CancellationToken::new()).await?;
     let base = format!("http://{}", handle.addr());

@@ -6,7 +6,7 @@ use futures::{SinkExt as _, StreamExt as _};
 use kd_kalshi::auth::{
     HEADER_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, Signer, Verifier, generate_keypair,
 };
-use kd_kalshi::ws_client::{self, CloseAction, WsError, channel};
+use kd_kalshi::ws::{self as ws_client, Channel, CloseAction, WsError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -151,7 +151,7 @@ async fn signed_handshake_is_accepted_and_commands_flow() -> TestResult {
     // A query string on the URL is not part of what is signed.
     let mut ws =
         ws_client::connect(&format!("{}?debug=1", url(server.addr)), Some(&signer)).await?;
-    let cmd = ws_client::subscribe(1, &[channel::TRADE], &[]);
+    let cmd = ws_client::subscribe(1, &[Channel::Trade], &[]);
     ws.send(Message::text(cmd.clone())).await?;
     let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
         .await?

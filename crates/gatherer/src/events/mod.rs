@@ -1,0 +1,17 @@
+//! The gatherer's internal events, in Vector's style: one type per observable event, whose
+//! [`InternalEvent::emit`] writes the log line and updates the counters together, so a log
+//! line and its metric cannot drift apart. Metric names live in [`crate::metrics`].
+//!
+//! - [`connection`]: the WebSocket pool (connects, closes, subscription errors and effects).
+
+pub mod connection;
+
+/// Something worth a log line and a metric.
+pub trait InternalEvent {
+    fn emit(self);
+}
+
+/// Emits an event (`emit(Event { .. })` reads like Vector's `emit!`).
+pub fn emit(event: impl InternalEvent) {
+    event.emit();
+}

@@ -1,0 +1,145 @@
+//! Holding WebSocket snapshots until their time is known.
+//!
+//! A WebSocket snapshot carries no exchange time, and stamping it with the receive time is
+//! wrong: a delta the exchange stamped *before* that instant can still arrive *after* the
+//! snapshot (it was in flight), and a reader rebuilding "snapshot + deltas after it" would
+//! skip it. A market's deltas arrive in time order, so the snapshot's book held from its last
+//! included delta until just before the first delta that follows it on this subscription: that
+//! instant minus 1 µs is its time. A snapshot whose market stays quiet for [`SNAPSHOT_HOLD`]
+//! keeps its receive time.
+
+use crate::clock::Clock;
+use crate::metrics as m;
+use kd_core::{OrderbookSnapshot, TimestampUs};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long a WebSocket snapshot waits for its market's next delta, on a connection that has
+/// delivered nothing since, before it is stored with its receive time.
+const SNAPSHOT_HOLD: Duration = Duration::from_secs(2);
+/// A message stamped this long after a held snapshot arrived proves the stream has passed that
+/// instant (exchange clocks of different markets differ by far less).
+const PASSED_MARGIN_US: i64 = 100_000;
+
+/// A snapshot ready to be stored, with its local receive time.
+pub(super) type Timed = (OrderbookSnapshot, TimestampUs);
+
+/// The held snapshots of one connection.
+#[derive(Debug, Default)]
+pub(super) struct SnapshotHold {
+    /// Per market, with when each arrived (local clock).
+    held: HashMap<String, Timed>,
+    /// When the connection last delivered a data message (local clock).
+    last_data_at: Option<TimestampUs>,
+}
+
+impl SnapshotHold {
+    /// Holds a snapshot. A snapshot already held shows the same book (no delta and no gap came
+    /// between them on this subscription); the newer one replaces it.
+    pub(super) fn hold(&mut self, snapshot: OrderbookSnapshot, received_at: TimestampUs) {
+        self.held
+            .insert(snapshot.ticker.clone(), (snapshot, received_at));
+    }
+
+    /// A data message arrived at local `received_at`.
+    pub(super) fn note_data(&mut self, received_at: TimestampUs) {
+        self.last_data_at = Some(received_at);
+    }
+
+    /// The first delta the market's held snapshot does not contain, made at `delta_ts`: the
+    /// book it shows held until just before this change.
+    pub(super) fn timed_by_delta(
+        &mut self,
+        ticker: &str,
+        delta_ts: TimestampUs,
+    ) -> Option<OrderbookSnapshot> {
+        let (mut snapshot, _) = self.held.remove(ticker)?;
+        snapshot.exchange_ts = TimestampUs::from_micros(delta_ts.micros().saturating_sub(1));
+        Some(snapshot)
+    }
+
+    /// A gap opened on `sid`: the delta that would have timed a held snapshot may be among the
+    /// lost messages, and no other instant is known to lie inside the window where the
+    /// snapshot's book held. Markets are not published in one time order (each has its own
+    /// clock), so a delta of another market does not bound it, and the receive time can fall
+    /// after a change the snapshot does not contain. A snapshot with a wrong time corrupts
+    /// every book rebuilt after it, while a missing one costs nothing: the same gap asks the
+    /// exchange for a fresh snapshot of the subscription's markets. So these are not stored,
+    /// and counted in `router_snapshots_untimed_total`.
+    pub(super) fn across_gap(&mut self, sid: u64) {
+        let before = self.held.len();
+        self.held.retain(|_, (s, _)| s.pos.sid != Some(sid));
+        let untimed = (before - self.held.len()) as u64;
+        if untimed > 0 {
+            metrics::counter!(m::ROUTER_SNAPSHOTS_UNTIMED_TOTAL, "why" => "gap").increment(untimed);
+        }
+    }
+
+    /// The held snapshots that a message stamped `ts` proves were not followed by a change of
+    /// their market before they arrived: messages arrive in the order the exchange sent them,
+    /// so a change made before a snapshot's arrival would have come ahead of a message made
+    /// [`PASSED_MARGIN_US`] after it. (Waiting a fixed time instead is wrong when the
+    /// connection runs seconds behind: found by the 60 s, 2 %-loss test.)
+    pub(super) fn passed(&mut self, ts: TimestampUs, clock: &Clock) -> Vec<Timed> {
+        if self.held.is_empty() {
+            return Vec::new();
+        }
+        let due: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, (_, at))| {
+                clock.to_exchange(*at).micros() + PASSED_MARGIN_US <= ts.micros()
+            })
+            .map(|(ticker, _)| ticker.clone())
+            .collect();
+        self.release(due, clock)
+    }
+
+    /// Held snapshots older than [`SNAPSHOT_HOLD`] when the connection has delivered no data
+    /// since they arrived or for [`SNAPSHOT_HOLD`]: an idle connection has nothing in flight
+    /// behind them. `now` is local. Before the clock's offset is known they wait (their time
+    /// could not be put on the exchange's clock).
+    pub(super) fn idle(&mut self, now: TimestampUs, clock: &Clock) -> Vec<Timed> {
+        if self.held.is_empty() || clock.offset_us().is_none() {
+            return Vec::new();
+        }
+        let hold = SNAPSHOT_HOLD.as_micros() as i64;
+        let last_data = self.last_data_at;
+        let due: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, (_, at))| {
+                now.micros() - at.micros() >= hold
+                    && last_data.is_none_or(|d| d <= *at || now.micros() - d.micros() >= hold)
+            })
+            .map(|(ticker, _)| ticker.clone())
+            .collect();
+        self.release(due, clock)
+    }
+
+    /// Stamps held snapshots with their receive time on the exchange's clock: converted with
+    /// the minimum-latency estimate it lies at or after the instant the exchange sent the book
+    /// (see `crate::clock`), so it never precedes a change the book contains.
+    fn release(&mut self, tickers: Vec<String>, clock: &Clock) -> Vec<Timed> {
+        tickers
+            .into_iter()
+            .filter_map(|t| self.held.remove(&t))
+            .map(|(mut snapshot, at)| {
+                snapshot.exchange_ts = clock.to_exchange(at);
+                (snapshot, at)
+            })
+            .collect()
+    }
+
+    /// The connection ended: a change a held snapshot lacks may have been lost with it, so the
+    /// snapshot cannot be timed (see [`SnapshotHold::across_gap`]); the next connection
+    /// subscribes again and receives fresh ones.
+    pub(super) fn discard(&mut self) {
+        let untimed = self.held.len() as u64;
+        self.held.clear();
+        if untimed > 0 {
+            metrics::counter!(m::ROUTER_SNAPSHOTS_UNTIMED_TOTAL, "why" => "closed")
+                .increment(untimed);
+        }
+    }
+}

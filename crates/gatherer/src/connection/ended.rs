@@ -1,6 +1,8 @@
 //! How one socket's life ended, and the close-code table of DESIGN §6 that decides it.
 
+use kd_core::backoff::{Backoff, BackoffPolicy};
 use kd_kalshi::ws::{self, CloseAction};
+use std::time::Duration;
 
 /// How a session ended.
 pub(super) enum Ended {
@@ -9,6 +11,27 @@ pub(super) enum Ended {
     Immediately(&'static str),
     /// Reconnect after the backoff.
     Backoff(&'static str),
+}
+
+impl Ended {
+    /// How long to wait before reconnecting, with the `reason` label and whether it follows a
+    /// failure; `None` after a shutdown.
+    pub(super) fn delay(
+        self,
+        backoff: &mut Backoff,
+        policy: &BackoffPolicy,
+    ) -> Option<(&'static str, bool, Duration)> {
+        match self {
+            Ended::Shutdown => None,
+            Ended::Immediately(reason) => {
+                backoff.reset();
+                // At once, but not all at the same instant: when the exchange closes every
+                // connection cleanly, a jitter of 0–25 % of the base spreads the reconnects.
+                Some((reason, false, policy.jitter()))
+            }
+            Ended::Backoff(reason) => Some((reason, true, backoff.next_delay())),
+        }
+    }
 }
 
 /// The close-code table (DESIGN §6) with the `reason` label of the reconnect.

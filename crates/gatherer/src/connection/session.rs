@@ -15,8 +15,8 @@ use crate::router::Router;
 use futures::{SinkExt, StreamExt};
 use kd_core::TimestampUs;
 use kd_core::backoff::Backoff;
-use kd_kalshi::parse::{WsEvent, WsFrame as Frame};
-use kd_kalshi::ws::{self, Channel, ConnectOptions, ErrorCode, WsError, WsStream};
+use kd_kalshi::parse::WsFrame as Frame;
+use kd_kalshi::ws::{self, ConnectOptions, WsError, WsStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -103,15 +103,10 @@ impl Session {
                     Ended::Backoff("connect_failed")
                 }
             };
-            let (reason, after_failure, delay) = match ended {
-                Ended::Shutdown => break,
-                Ended::Immediately(reason) => {
-                    backoff.reset();
-                    // At once, but not all at the same instant: when the exchange closes every
-                    // connection cleanly, a jitter of 0–25 % of the base spreads the reconnects.
-                    (reason, false, self.settings.policy.jitter())
-                }
-                Ended::Backoff(reason) => (reason, true, backoff.next_delay()),
+            let Some((reason, after_failure, delay)) =
+                ended.delay(&mut backoff, &self.settings.policy)
+            else {
+                break;
             };
             emit(ev::Reconnecting {
                 conn: id,
@@ -216,15 +211,9 @@ impl Session {
         self.share.set(&self.health, 0);
         if !matches!(ended, Ended::Shutdown) {
             let now = self.router.clock().now();
-            let since = self.last_frame_at;
-            if !markets.is_empty() {
-                let delta = Channel::OrderbookDelta;
-                self.router
-                    .disconnected(&markets, delta.as_str(), since, now);
-            }
-            for channel in &self.settings.global_channels {
-                self.router.disconnected(&[], channel.as_str(), since, now);
-            }
+            let globals = &self.settings.global_channels;
+            self.router
+                .connection_lost(&markets, globals, self.last_frame_at, now);
         }
         ended
     }
@@ -253,23 +242,10 @@ impl Session {
             _ => None,
         };
         if let Some(reply) = reply {
-            if let WsEvent::Error {
-                id,
-                sid,
-                code,
-                ref msg,
-                ..
-            } = reply
-            {
-                let code = ErrorCode::from_code(code);
-                emit(ev::ExchangeError {
-                    conn: self.settings.id,
-                    id,
-                    sid,
-                    code,
-                    msg,
-                });
-            }
+            emit(ev::ExchangeError {
+                conn: self.settings.id,
+                event: &reply,
+            });
             self.subs.on_reply(reply, Instant::now());
             self.effects();
         }

@@ -4,7 +4,8 @@ use super::InternalEvent;
 use crate::connection::subscriptions::Effect;
 use crate::metrics as m;
 use kd_core::TimestampUs;
-use kd_kalshi::ws::{ErrorCode, WsError};
+use kd_kalshi::parse::WsEvent;
+use kd_kalshi::ws::{self, CloseAction, ErrorCode, WsError};
 use std::time::Duration;
 
 /// The socket opened.
@@ -105,7 +106,7 @@ pub struct ClosedByServer {
 impl InternalEvent for ClosedByServer {
     fn emit(self) {
         tracing::info!(conn = self.conn, code = ?self.code, "closed by the server");
-        if self.code == Some(1008) {
+        if self.code.map(ws::close_action) == Some(CloseAction::CheckCredentials) {
             // The reconnect's handshake is the credential check: a refused one halts (no
             // retry loop), an accepted one goes on.
             metrics::counter!(m::CONNECTION_POLICY_CLOSES_TOTAL).increment(1);
@@ -155,25 +156,30 @@ impl InternalEvent for FrameReceived {
     }
 }
 
-/// The exchange answered a command (or a subscription) with `error`.
+/// The exchange answered a command (or a subscription) with `error` (other replies emit
+/// nothing).
 pub struct ExchangeError<'a> {
     pub conn: usize,
-    pub id: Option<u64>,
-    pub sid: Option<u64>,
-    pub code: ErrorCode,
-    pub msg: &'a str,
+    pub event: &'a WsEvent,
 }
 
 impl InternalEvent for ExchangeError<'_> {
     fn emit(self) {
-        metrics::counter!(m::CONNECTION_SUBSCRIBE_ERRORS_TOTAL, "code" => self.code.label())
+        let WsEvent::Error {
+            id, sid, code, msg, ..
+        } = self.event
+        else {
+            return;
+        };
+        let code = ErrorCode::from_code(*code);
+        metrics::counter!(m::CONNECTION_SUBSCRIBE_ERRORS_TOTAL, "code" => code.label())
             .increment(1);
         tracing::warn!(
             conn = self.conn,
-            id = ?self.id,
-            sid = ?self.sid,
-            code = self.code.code(),
-            msg = self.msg,
+            id = ?id,
+            sid = ?sid,
+            code = code.code(),
+            msg = msg.as_str(),
             "error from the exchange"
         );
     }

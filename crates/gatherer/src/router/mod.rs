@@ -32,7 +32,7 @@ use kd_core::{Record, TimestampUs};
 use kd_kalshi::parse::{
     MarketLifecycleInfo, ReceiveTimes, WsEvent, WsFrame as Frame, parse_ws_frame_at,
 };
-use kd_kalshi::ws::ErrorCode;
+use kd_kalshi::ws::{Channel, ErrorCode};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -327,6 +327,24 @@ impl Router {
             self.occurrences.forget(ticker);
         }
         self.gaps.disconnected(markets, channel, since, now);
+    }
+
+    /// A connection was lost: whatever it carried between its last message (`since`, local) and
+    /// the next snapshot is unknown — one gap per market, and one per global channel.
+    pub fn connection_lost(
+        &mut self,
+        markets: &[String],
+        global_channels: &[Channel],
+        since: TimestampUs,
+        now: TimestampUs,
+    ) {
+        if !markets.is_empty() {
+            let delta = Channel::OrderbookDelta;
+            self.disconnected(markets, delta.as_str(), since, now);
+        }
+        for channel in global_channels {
+            self.disconnected(&[], channel.as_str(), since, now);
+        }
     }
 
     /// Stores held snapshots whose market stayed quiet (see `hold`). Called on the

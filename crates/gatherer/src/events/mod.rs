@@ -3,8 +3,10 @@
 //! line and its metric cannot drift apart. Metric names live in [`crate::metrics`].
 //!
 //! - [`connection`]: the WebSocket pool (connects, closes, subscription errors and effects).
+//! - [`router`]: gaps, refused frames, drop windows.
 
 pub mod connection;
+pub mod router;
 
 /// Something worth a log line and a metric.
 pub trait InternalEvent {

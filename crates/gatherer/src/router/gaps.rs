@@ -2,7 +2,8 @@
 //! windows, the markets of a lost connection, and the recording of every gap (a gap row for
 //! the writer, a notice for repair, a fresh-snapshot request where that is the repair).
 
-use crate::metrics as m;
+use crate::events::emit;
+use crate::events::router::GapRecorded;
 use crate::sequence::{GapNotice, GapReason, SeqCheck, SequenceTracker};
 use crate::writer::WriterControl;
 use kd_core::{Gap, TimestampUs};
@@ -237,7 +238,6 @@ impl GapTracker {
 
     /// Records a gap row and hands the notice to repair.
     pub(super) fn record(&mut self, notice: GapNotice) {
-        metrics::counter!(m::SEQUENCE_GAPS_TOTAL, "reason" => notice.reason.as_str()).increment(1);
         self.counter += 1;
         let repair = GapRepair::of(&notice.channel, notice.reason);
         if repair == GapRepair::GetSnapshot
@@ -260,16 +260,11 @@ impl GapTracker {
             reason: notice.reason.as_str().to_string(),
             repair: repair.as_str().to_string(),
         };
-        tracing::info!(
-            conn = self.sink.conn,
-            sid = ?notice.sid,
-            ticker = ?notice.ticker,
-            channel = %notice.channel,
-            reason = notice.reason.as_str(),
-            expected = ?notice.expected,
-            got = ?notice.got,
-            "gap"
-        );
+        emit(GapRecorded {
+            conn: self.sink.conn,
+            notice: &notice,
+            repair,
+        });
         self.sink.control.gap(gap);
         let _ = self.sink.gaps.send(notice);
     }

@@ -20,6 +20,8 @@ mod hold;
 mod unknown;
 
 use crate::clock::Clock;
+use crate::events::emit;
+use crate::events::router::{DropWindowsClosed, FrameNotParsed, FrameOversized};
 use crate::health::Health;
 use crate::metrics as m;
 use crate::sequence::{GapNotice, SeqCheck, SequenceTracker};
@@ -116,12 +118,10 @@ impl Router {
     /// minute) and every gap window use it converted to the exchange's clock.
     pub async fn route(&mut self, frame: Frame<'_>, received_at: TimestampUs) -> Option<WsEvent> {
         if frame.len() > self.shared.max_frame_bytes {
-            metrics::counter!(m::ROUTER_PARSE_ERRORS_TOTAL, "kind" => "oversized").increment(1);
-            tracing::debug!(
-                bytes = frame.len(),
-                conn = self.conn,
-                "oversized frame refused"
-            );
+            emit(FrameOversized {
+                conn: self.conn,
+                bytes: frame.len(),
+            });
             return None;
         }
         let clock = self.shared.clock.clone();
@@ -132,8 +132,11 @@ impl Router {
         let event = match parse_ws_frame_at(frame, times) {
             Ok(e) => e,
             Err(e) => {
-                metrics::counter!(m::ROUTER_PARSE_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
-                tracing::debug!(error = %e, conn = self.conn, "frame not parsed");
+                emit(FrameNotParsed {
+                    conn: self.conn,
+                    kind: e.kind(),
+                    error: &e,
+                });
                 return None;
             }
         };
@@ -297,10 +300,9 @@ impl Router {
     fn close_drop_windows(&mut self, received_at: TimestampUs) {
         let at = self.shared.clock.to_exchange(received_at);
         let windows = self.drops.close(at);
-        tracing::warn!(
-            markets = windows.len(),
-            "writer queue was full; dropped records recorded as gaps"
-        );
+        emit(DropWindowsClosed {
+            markets: windows.len(),
+        });
         for notice in windows {
             self.gaps.record(notice);
         }

@@ -143,3 +143,61 @@ impl StoredRow for Row<'_> {
         Ok((yes, no, 2))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::open;
+    use kd_core::records::{TradeSource, WirePos};
+    use kd_core::{Count, Price, Record, Table, TimestampUs, Trade};
+
+    fn trade(id: &str, ts: i64) -> Record {
+        Record::Trade(Trade {
+            trade_id: id.into(),
+            ticker: "M".into(),
+            exchange_ts: TimestampUs::from_micros(ts),
+            yes_price: Price::new(40_000).unwrap_or(Price::ZERO),
+            no_price: Price::new(60_000).unwrap_or(Price::ZERO),
+            count: Count::new(100),
+            taker_side: None,
+            is_block_trade: false,
+            source: TradeSource::Ws,
+            received_at: TimestampUs::from_micros(ts + 1),
+            pos: WirePos::default(),
+        })
+    }
+
+    #[tokio::test]
+    async fn oldest_is_the_minimum_exchange_time_or_none_when_empty()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("p.sqlite").display());
+        let store = open(&url).await?;
+        store.migrate().await?;
+        assert_eq!(store.oldest(Table::Trades).await?, None);
+        store
+            .insert_batch(
+                Table::Trades,
+                &[trade("b", 2_000), trade("a", 1_000), trade("c", 3_000)],
+                &[],
+            )
+            .await?;
+        assert_eq!(
+            store.oldest(Table::Trades).await?,
+            Some(TimestampUs::from_micros(1_000))
+        );
+        assert_eq!(store.oldest(Table::Gaps).await?, None);
+        // Read back through the shared decoder: every field survives.
+        let back = store
+            .read_window(
+                Table::Trades,
+                TimestampUs::from_micros(0),
+                TimestampUs::from_micros(10_000),
+            )
+            .await?;
+        assert_eq!(
+            back,
+            vec![trade("a", 1_000), trade("b", 2_000), trade("c", 3_000)]
+        );
+        Ok(())
+    }
+}

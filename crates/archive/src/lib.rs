@@ -8,17 +8,23 @@
 //! - [`encode`]: Parquet encoding (zstd, row groups, key-value metadata).
 //! - [`store`]: the object store (local folder or S3) and atomic puts.
 //! - [`source`]: what the exporter reads ([`WindowSource`]) and an in-memory source.
+//! - `production`: the production store (`kd-production`) as a [`WindowSource`] (feature
+//!   `production`, on by default).
 //! - [`processed`]: validation, deduplication, consistency flags, enrichment.
 //! - [`aggregates`]: hourly OHLC, daily volume, market stats.
-//! - [`exporter`]: planning, window export, watermarks, the continuous loop.
+//! - [`exporter`]: planning, window export, watermarks, the continuous loop (`config`: what
+//!   the operator writes; `encode_window`: a window's records → Parquet files).
 //! - [`lifecycle`]: the S3 lifecycle document and its signed `PutBucketLifecycleConfiguration`.
-//! - [`metrics`]: the `export_*` metrics.
+//! - [`events`]: every observable event as a type whose `emit()` logs and counts it together,
+//!   and the typed failure [`events::Stage`].
+//! - [`metrics`]: the `export_*` metric names.
 //! - [`server`]: `/health` and `/metrics` of the continuous exporter.
 //! - [`cli`]: `kalshi-data export` arguments and the hand-run command with a progress bar.
 
 pub mod aggregates;
 pub mod cli;
 pub mod encode;
+pub mod events;
 pub mod exporter;
 pub mod layout;
 pub mod lifecycle;

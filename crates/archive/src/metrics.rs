@@ -1,4 +1,4 @@
-//! The exporter's metrics, named in one place (DESIGN §7).
+//! The exporter's metrics, named in one place (DESIGN §7); written by [`crate::events`].
 //!
 //! | metric | kind | labels |
 //! |---|---|---|
@@ -9,32 +9,24 @@
 //! | `export_lag_seconds` | gauge | `table` — now minus the table's watermark |
 //! | `export_duplicates_removed_total` | counter | `table` — dropped by the processed tier |
 
-use kd_core::Table;
+use crate::events::Stage;
 
-pub fn rows(table: &str, tier: &'static str, n: usize) {
-    metrics::counter!("export_rows_total", "table" => table.to_string(), "tier" => tier)
-        .increment(n as u64);
+pub const ROWS_TOTAL: &str = "export_rows_total";
+pub const BYTES_TOTAL: &str = "export_bytes_total";
+pub const DURATION_SECONDS: &str = "export_duration_seconds";
+pub const ERRORS_TOTAL: &str = "export_errors_total";
+pub const LAG_SECONDS: &str = "export_lag_seconds";
+pub const DUPLICATES_REMOVED_TOTAL: &str = "export_duplicates_removed_total";
+
+/// The `tier` label of the aggregates (the raw and processed tiers use [`crate::layout::Tier`]).
+pub const AGGREGATES_TIER: &str = "aggregates";
+
+pub(crate) fn rows(table: &str, tier: &'static str, n: usize) {
+    metrics::counter!(ROWS_TOTAL, "table" => table.to_string(), "tier" => tier).increment(n as u64);
 }
 
-pub fn bytes(table: &str, tier: &'static str, n: usize) {
-    metrics::counter!("export_bytes_total", "table" => table.to_string(), "tier" => tier)
-        .increment(n as u64);
-}
-
-pub fn duration(table: Table, seconds: f64) {
-    metrics::histogram!("export_duration_seconds", "table" => table.name()).record(seconds);
-}
-
-pub fn error(stage: &'static str) {
-    metrics::counter!("export_errors_total", "stage" => stage).increment(1);
-}
-
-pub fn lag(table: Table, seconds: f64) {
-    metrics::gauge!("export_lag_seconds", "table" => table.name()).set(seconds);
-}
-
-pub fn duplicates(table: Table, n: usize) {
-    metrics::counter!("export_duplicates_removed_total", "table" => table.name())
+pub(crate) fn bytes(table: &str, tier: &'static str, n: usize) {
+    metrics::counter!(BYTES_TOTAL, "table" => table.to_string(), "tier" => tier)
         .increment(n as u64);
 }
 
@@ -47,20 +39,20 @@ pub fn register(processed: bool, aggregates: bool) {
         rows(table.name(), Tier::Raw.prefix(), 0);
         bytes(table.name(), Tier::Raw.prefix(), 0);
         // Creating the handle registers the series (rendered with count 0 until a sample).
-        let _ = metrics::histogram!("export_duration_seconds", "table" => table.name());
+        let _ = metrics::histogram!(DURATION_SECONDS, "table" => table.name());
         if processed && crate::processed::PROCESSED_TABLES.contains(&table) {
             rows(table.name(), Tier::Processed.prefix(), 0);
             bytes(table.name(), Tier::Processed.prefix(), 0);
-            duplicates(table, 0);
+            metrics::counter!(DUPLICATES_REMOVED_TOTAL, "table" => table.name()).increment(0);
         }
     }
     if aggregates {
         for aggregate in Aggregate::ALL {
-            rows(aggregate.name(), "aggregates", 0);
-            bytes(aggregate.name(), "aggregates", 0);
+            rows(aggregate.name(), AGGREGATES_TIER, 0);
+            bytes(aggregate.name(), AGGREGATES_TIER, 0);
         }
     }
-    for stage in ["read", "encode", "write", "watermark", "metadata"] {
-        metrics::counter!("export_errors_total", "stage" => stage).increment(0);
+    for stage in Stage::ALL {
+        metrics::counter!(ERRORS_TOTAL, "stage" => stage.as_str()).increment(0);
     }
 }

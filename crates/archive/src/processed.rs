@@ -18,8 +18,9 @@ use crate::source::MarketRef;
 use arrow::array::{ArrayRef, BooleanArray, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use kd_core::book::Book;
 use kd_core::records::Level;
-use kd_core::{Price, Record, Side, Table};
+use kd_core::{Price, Record, Table};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -68,14 +69,11 @@ pub fn dedup_sorted(records: &mut Vec<Record>) -> usize {
         {
             run_start = out.len();
         }
-        // Most runs hold one record: identities (which allocate) are built only on a tie.
+        // Most runs hold one record: identities are compared only on a tie (borrowed, so
+        // comparing copies no string).
         let run = &out[run_start..];
-        if run.is_empty() {
-            out.push(r);
-            continue;
-        }
-        let identity = r.identity();
-        if !run.iter().any(|seen| seen.identity() == identity) {
+        let identity = r.identity_ref();
+        if !run.iter().any(|seen| seen.identity_ref() == identity) {
             out.push(r);
         }
     }
@@ -83,45 +81,9 @@ pub fn dedup_sorted(records: &mut Vec<Record>) -> usize {
     before - records.len()
 }
 
-/// One market's book while replaying a window: price → size, per side.
-#[derive(Default)]
-struct Book {
-    yes: HashMap<i64, i64>,
-    no: HashMap<i64, i64>,
-}
-
-impl Book {
-    fn from_levels(yes: &[Level], no: &[Level]) -> Book {
-        let side = |levels: &[Level]| {
-            levels
-                .iter()
-                .map(|l| (l.price.units(), l.size.hundredths()))
-                .collect()
-        };
-        Book {
-            yes: side(yes),
-            no: side(no),
-        }
-    }
-
-    /// Applies a delta; `false` when the level would go negative (then it is clamped to 0).
-    fn apply(&mut self, side: Side, price: Price, delta: i64) -> bool {
-        let levels = match side {
-            Side::Yes => &mut self.yes,
-            Side::No => &mut self.no,
-        };
-        let size = levels.get(&price.units()).copied().unwrap_or(0) + delta;
-        if size <= 0 {
-            levels.remove(&price.units());
-        } else {
-            levels.insert(price.units(), size);
-        }
-        size >= 0
-    }
-}
-
 /// `book_consistent` for each delta of a sorted window, replayed against the window's
-/// snapshots (any order; they are merged by time per market).
+/// snapshots (any order; they are merged by time per market) with the one book rebuild of
+/// [`kd_core::book`]: a delta is consistent when applying it leaves its level non-negative.
 pub fn delta_flags(deltas: &[Record], snapshots: &[Record]) -> Vec<Option<bool>> {
     let mut by_market: HashMap<&str, Vec<(i64, &kd_core::OrderbookSnapshot)>> = HashMap::new();
     for r in snapshots {
@@ -159,14 +121,11 @@ pub fn delta_flags(deltas: &[Record], snapshots: &[Record]) -> Vec<Option<bool>>
                 if *ts > d.exchange_ts.micros() {
                     break;
                 }
-                *book = Some(Book::from_levels(&s.yes, &s.no));
+                *book = Some(Book::from_snapshot(s));
                 *next_snap += 1;
             }
         }
-        flags.push(
-            book.as_mut()
-                .map(|b| b.apply(d.side, d.price, d.delta.hundredths())),
-        );
+        flags.push(book.as_mut().map(|b| b.apply(d.side, d.price, d.delta)));
     }
     flags
 }
@@ -245,7 +204,7 @@ pub fn processed_batch(
 mod tests {
     use super::*;
     use kd_core::records::{OrderbookDelta, OrderbookSnapshot, SnapshotSource, WirePos};
-    use kd_core::{Count, TimestampUs};
+    use kd_core::{Count, Side, TimestampUs};
 
     fn price(u: i64) -> Price {
         Price::new(u).unwrap_or(Price::ONE_DOLLAR)

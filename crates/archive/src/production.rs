@@ -1,39 +1,35 @@
-//! Production as a [`WindowSource`]: the deduplicator's store (PostgreSQL or SQLite), opened
-//! by URL with `kd_dedup::open`.
+//! Production as a [`WindowSource`]: the production store (PostgreSQL or SQLite) of
+//! `kd-production`, opened by URL with `kd_production::open`.
 //!
-//! Two things the store does not offer yet are derived here:
-//! - **where the first export starts** (no watermark yet): the store has no "oldest record"
-//!   query, so a non-empty table starts `initial_lookback` before now (default 30 days; empty
-//!   windows write no object, so the cost is one indexed query per empty window);
-//! - **series of a market**: markets carry their event; the series is the event ticker's part
-//!   before the first `-` (Kalshi's naming: `KXHIGHNY-25NOV27` belongs to `KXHIGHNY`).
+//! - **Where the first export starts** (no watermark yet): the store's oldest record of the
+//!   table ([`Store::oldest`]), unless [`ProductionSource::start`] says otherwise.
+//! - **Series of a market**, derived here: markets carry their event; the series is the event
+//!   ticker's part before the first `-` (Kalshi's naming: `KXHIGHNY-25NOV27` belongs to
+//!   `KXHIGHNY`).
 
 use crate::source::{MarketRef, SourceError, WindowSource};
 use kd_core::{Record, Table, TimestampUs};
-use kd_dedup::Store;
+use kd_production::Store;
 use std::collections::HashMap;
-
-/// Default look-back of the first export when a table has no watermark.
-pub const INITIAL_LOOKBACK_US: i64 = 30 * 24 * 3_600_000_000;
 
 /// Why production could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ProductionError {
     #[error("production store: {0}")]
-    Open(#[from] kd_dedup::StoreError),
+    Open(#[from] kd_production::StoreError),
 }
 
 /// The production store as the exporter reads it.
 #[derive(Debug, Clone)]
 pub struct ProductionSource {
     store: Store,
-    /// Where a table without a watermark starts; `None`: [`INITIAL_LOOKBACK_US`] before now.
+    /// Where a non-empty table without a watermark starts; `None`: at its oldest record.
     pub start: Option<TimestampUs>,
 }
 
 /// Opens the production store `url` names (`postgres://…`, `sqlite://PATH`).
 pub async fn open(url: &str) -> Result<ProductionSource, ProductionError> {
-    Ok(ProductionSource::new(kd_dedup::open(url).await?))
+    Ok(ProductionSource::new(kd_production::open(url).await?))
 }
 
 impl ProductionSource {
@@ -68,20 +64,15 @@ impl WindowSource for ProductionSource {
     }
 
     async fn earliest(&self, table: Table) -> Result<Option<TimestampUs>, SourceError> {
-        let n = self
+        let oldest = self
             .store
-            .count(table)
+            .oldest(table)
             .await
             .map_err(|e| SourceError::Read {
                 table,
                 source: Box::new(e),
             })?;
-        if n == 0 {
-            return Ok(None);
-        }
-        Ok(Some(self.start.unwrap_or_else(|| {
-            TimestampUs::from_micros(TimestampUs::now().micros() - INITIAL_LOOKBACK_US)
-        })))
+        Ok(oldest.map(|ts| self.start.unwrap_or(ts)))
     }
 
     async fn watermark(&self, name: &str) -> Result<Option<TimestampUs>, SourceError> {

@@ -6,7 +6,7 @@ mod support;
 use kd_archive::production::ProductionSource;
 use kd_archive::{Archive, ExportConfig, Exporter, MemorySource, S3Options, WindowSource};
 use kd_core::{Table, TimestampUs};
-use kd_dedup::store::{MarketRow, ProductionStatus};
+use kd_production::{MarketRow, ProductionStatus};
 use support::{HOUR, MARKETS, TestResult, check_parquet, day0, synthetic};
 
 /// ticker, hour, open, high, low, close, volume, trades, notional.
@@ -21,7 +21,7 @@ async fn postgres_production_export_matches_sql_aggregates() -> TestResult {
 }
 
 async fn run(url: &str) -> TestResult {
-    let store = kd_dedup::open(url).await?;
+    let store = kd_production::open(url).await?;
     store.migrate().await?;
     let generated = synthetic(3, 2000, 21);
     for table in Table::ALL {

@@ -10,7 +10,7 @@
 //! - [`pacer`]: the client-side request rate limit.
 //! - [`run`]: the loop: list markets, fetch each chunk page by page (retrying 429/5xx with the
 //!   REST client's helpers, honouring `retry_after_ms`), insert through the production store
-//!   (`ON CONFLICT DO NOTHING`), advance the chunk watermark.
+//!   (`kd-production`, `ON CONFLICT DO NOTHING`), advance the chunk watermark.
 //! - [`metrics`]: the counters it keeps.
 //!
 //! # Guarantees

@@ -10,10 +10,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kd_core::backoff::{Backoff, BackoffPolicy};
 use kd_core::records::Record;
 use kd_core::{Table, TimestampUs};
-use kd_dedup::{Store, StoreError};
 use kd_kalshi::auth::{AuthError, Signer};
 use kd_kalshi::rest::{MarketsQuery, RestClient, RestConfig, RestError, TradesQuery};
 use kd_kalshi::wire::rest::TradesPage;
+use kd_production::{Store, StoreError};
 use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
@@ -95,7 +95,7 @@ pub async fn run(args: BackfillArgs) -> Result<Report, BackfillError> {
         _ => None,
     };
     let rest = RestClient::new(RestConfig::new(args.rest_url.clone()), signer)?;
-    let store = kd_dedup::open(&args.production).await?;
+    let store = kd_production::open(&args.production).await?;
     store.migrate().await?;
     let shutdown = kd_core::shutdown::on_signal();
     let progress = ProgressBar::new(0);

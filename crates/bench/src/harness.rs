@@ -100,7 +100,7 @@ pub fn committed(g: &GathererHandle) -> u64 {
 }
 
 /// Rows in production over the tables the corpus fills.
-pub async fn production_rows(store: &kd_dedup::Store) -> Result<u64, BenchError> {
+pub async fn production_rows(store: &kd_production::Store) -> Result<u64, BenchError> {
     let mut n = 0;
     for t in [
         Table::Trades,

@@ -9,7 +9,8 @@
 //!   identical copies (PostgreSQL and SQLite), the exporter.
 //! - [`live`]: latency exchange → local commit and exchange → production at a steady rate.
 //! - [`scale`]: a gatherer process at 10k / 100k / 1M markets: sync time and RSS.
-//! - [`harness`]: starting the real components in-process.
+//! - [`harness`]: starting the real components in-process (the deduplicator is why this
+//!   crate depends on `kd-dedup`; production is read through `kd-production`).
 //! - [`measure`]: CPU (getrusage), RSS (/proc), quantiles; [`report`]: the figures.
 //!
 //! A stage that fails leaves its figures `null` with the error as the reason; the run goes on.

@@ -46,7 +46,7 @@ async fn run_inner(
     report: &mut Report,
     shutdown: &CancellationToken,
 ) -> Result<(), BenchError> {
-    let store = kd_dedup::open(production)
+    let store = kd_production::open(production)
         .await
         .map_err(|e| BenchError::stage("production open", e))?;
     store

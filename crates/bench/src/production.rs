@@ -209,7 +209,7 @@ pub async fn dedup(
     report: &mut Report,
 ) -> Result<(), BenchError> {
     // Migrate first so schema creation is not timed.
-    let store = kd_dedup::open(production)
+    let store = kd_production::open(production)
         .await
         .map_err(|e| BenchError::stage("production open", e))?;
     store

@@ -2,7 +2,11 @@
 //!
 //! # Layout
 //! - [`units`]: exact fixed-point price, count and time types, parsed straight from text.
-//! - [`records`]: the time-series records every stage passes along, and their identities.
+//! - [`records`]: the time-series records every stage passes along.
+//! - [`identity`]: what makes two copies one record ([`identity::Identity`], and its borrowing
+//!   twin for hashing without copies) — the one implementation the merge and stores use.
+//! - [`book`]: the order-book rebuild (snapshot + deltas) that `book`, `verify` and the
+//!   archive share.
 //! - [`pull`]: the gatherer pull API contract the deduplicator speaks.
 //! - [`table`]: the closed set of record tables (never built from input).
 //! - [`backoff`]: the one exponential backoff with jitter of DESIGN §6.
@@ -12,10 +16,13 @@
 //! - [`fixtures`]: example records for tests.
 
 pub mod backoff;
+pub mod book;
 pub mod config;
 pub mod fixtures;
 pub mod pull;
 pub mod records;
+// After `records`, whose types it is built from.
+pub mod identity;
 pub mod shutdown;
 pub mod table;
 pub mod telemetry;

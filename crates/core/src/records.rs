@@ -4,7 +4,7 @@
 //! carries its exchange time, the gatherer's `received_at`, and `sid`/`seq` for diagnosis only —
 //! never part of an identity, because they differ between gatherers.
 //!
-//! # Identities (what makes two copies the same record)
+//! # Identities (what makes two copies the same record; built in [`crate::identity`])
 //! | record | identity |
 //! |---|---|
 //! | trade | `trade_id` |
@@ -24,6 +24,7 @@
 //! gatherer's receive time truncated to [`LIFECYCLE_BUCKET_US`]; the payload hash keeps different
 //! changes apart.
 
+pub use crate::identity::{Identity, IdentityRef};
 use crate::units::{Count, Price, TimestampUs};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
@@ -212,41 +213,6 @@ pub enum Record {
     Gap(Gap),
 }
 
-/// An exact, hashable identity for in-memory deduplication.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Identity {
-    Trade(String),
-    Delta {
-        ticker: String,
-        exchange_ts: i64,
-        side: Side,
-        price: i64,
-        delta: i64,
-        occurrence: u32,
-    },
-    Snapshot {
-        ticker: String,
-        source: SnapshotSource,
-        bucket: i64,
-        book_hash: i64,
-    },
-    Ticker {
-        ticker: String,
-        exchange_ts: i64,
-        values_hash: i64,
-    },
-    Lifecycle {
-        subject: String,
-        event_type: String,
-        exchange_ts: i64,
-        payload_hash: i64,
-    },
-    Gap {
-        gatherer: String,
-        gap_id: String,
-    },
-}
-
 /// xxh3 is stable across versions and platforms (its output is specified), so hashes stored in
 /// production stay comparable forever. Stored as `i64` (bit-cast) for PostgreSQL's `bigint`.
 fn finish(h: &Xxh3) -> i64 {
@@ -317,41 +283,6 @@ impl Record {
             Record::Ticker(_) => Table::Tickers,
             Record::Lifecycle(_) => Table::Lifecycle,
             Record::Gap(_) => Table::Gaps,
-        }
-    }
-
-    pub fn identity(&self) -> Identity {
-        match self {
-            Record::Trade(t) => Identity::Trade(t.trade_id.clone()),
-            Record::Delta(d) => Identity::Delta {
-                ticker: d.ticker.clone(),
-                exchange_ts: d.exchange_ts.micros(),
-                side: d.side,
-                price: d.price.units(),
-                delta: d.delta.hundredths(),
-                occurrence: d.occurrence,
-            },
-            Record::Snapshot(s) => Identity::Snapshot {
-                ticker: s.ticker.clone(),
-                source: s.source,
-                bucket: s.bucket(),
-                book_hash: s.book_hash(),
-            },
-            Record::Ticker(t) => Identity::Ticker {
-                ticker: t.ticker.clone(),
-                exchange_ts: t.exchange_ts.micros(),
-                values_hash: t.values_hash(),
-            },
-            Record::Lifecycle(l) => Identity::Lifecycle {
-                subject: l.subject.clone(),
-                event_type: l.event_type.clone(),
-                exchange_ts: l.exchange_ts.micros(),
-                payload_hash: l.payload_hash(),
-            },
-            Record::Gap(g) => Identity::Gap {
-                gatherer: g.gatherer.clone(),
-                gap_id: g.gap_id.clone(),
-            },
         }
     }
 

@@ -117,7 +117,7 @@ pub struct MigrateArgs {
 
 /// Runs `kalshi-data migrate`: applies pending migrations, prints the schema version.
 pub async fn run_migrate(args: MigrateArgs) -> Result<i64, crate::StoreError> {
-    let store = crate::store::open(&args.production).await?;
+    let store = kd_production::open(&args.production).await?;
     let before = store.schema_version().await?;
     store.migrate().await?;
     store

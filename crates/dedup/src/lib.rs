@@ -3,33 +3,40 @@
 //!
 //! # Layout
 //! - [`config`]: what the operator writes (`DedupConfig`), validated with the key named.
-//! - [`store`]: the production stores (PostgreSQL, SQLite) behind one interface, migrations,
-//!   bulk insert with the cursors in the same transaction, and the read API the exporter,
-//!   `verify` and `book` use.
+//! - [`store`]: the production store, re-exported from `kd-production` (which owns the
+//!   schema, migrations, both backends, reads and writes), so `kd_dedup::store::…` paths keep
+//!   working.
 //! - [`pull_client`]: the gatherer pull API, client side.
 //! - [`merge`]: batches of several gatherers → unique records + cursor moves (pure).
 //! - `sync`: pullers and writers per table; retries; acknowledgements after commit.
 //! - [`metadata`]: series/events/markets from Kalshi REST, upserted latest-wins.
 //! - [`health`]: the state behind `/health` and the gauges; [`server`]: the HTTP routes.
+//! - [`events`]: every observable event as a type whose `emit()` logs and counts it together,
+//!   and the typed `kind` of each counted failure.
 //! - [`metrics`]: every metric name.
 //! - [`cli`]: `kalshi-data dedup` and `kalshi-data migrate`.
 //! - [`testing`]: a PostgreSQL database per test.
 
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod health;
 pub mod merge;
 pub mod metadata;
 pub mod metrics;
 pub mod pull_client;
 pub mod server;
-pub mod store;
+pub use kd_production as store;
 mod sync;
 pub mod testing;
 
 pub use config::{DedupConfig, GathererEndpoint};
-pub use store::{ConnectionUsage, CursorUpdate, InsertOutcome, Store, StoreError, open};
+pub use kd_production::{ConnectionUsage, CursorUpdate, InsertOutcome, Store, StoreError, open};
 
+use crate::events::{
+    ConnectionSampleFailed, ConnectionsSampled, InternalEvent, PartitionsFailed, PingFailed,
+    PrepareFailed,
+};
 use crate::health::Health;
 use crate::pull_client::PullClient;
 use kd_core::backoff::{Backoff, BackoffPolicy};
@@ -128,7 +135,7 @@ pub async fn start(
     config.validate()?;
     let _ = kd_core::telemetry::metrics_handle();
     let shutdown = shutdown.child_token();
-    let store = store::open(config.production.expose()).await?;
+    let store = kd_production::open(config.production.expose()).await?;
     let slack = Duration::from_millis(config.pull_timeout_ms);
     let clients = config
         .gatherers
@@ -212,9 +219,8 @@ async fn main_loop(
         if config.migrate_on_start {
             store.migrate().await?;
         } else if store.schema_version().await? == 0 {
-            return Err(StoreError::InvalidUrl(
-                "production schema missing: run `kalshi-data migrate` or set migrate_on_start"
-                    .into(),
+            return Err(StoreError::SchemaMissing(
+                "run `kalshi-data migrate` or set migrate_on_start",
             ));
         }
         store
@@ -284,11 +290,14 @@ where
                 return Some(v);
             }
             Err(e) => {
-                metrics::error(e.kind());
-                ::metrics::counter!(metrics::RETRIES_TOTAL).increment(1);
                 health.production_failed(e.to_string());
                 let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "{what} failed; retrying");
+                PrepareFailed {
+                    what,
+                    error: &e,
+                    retry_in: delay,
+                }
+                .emit();
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.cancelled() => return None,
@@ -307,20 +316,13 @@ const CONNECTION_SAMPLE_EVERY: Duration = Duration::from_secs(15);
 async fn connection_gauges(store: Store, shutdown: CancellationToken) {
     loop {
         match store.connection_usage().await {
-            Ok(Some(usage)) => {
-                // Gauges are f64; connection counts are far below 2^53, so this is exact.
-                ::metrics::gauge!(metrics::PG_CONNECTIONS).set(usage.in_use as f64);
-                ::metrics::gauge!(metrics::PG_MAX_CONNECTIONS).set(usage.max as f64);
+            Ok(Some(usage)) => ConnectionsSampled {
+                in_use: usage.in_use,
+                max: usage.max,
             }
+            .emit(),
             Ok(None) => return,
-            Err(e) => {
-                metrics::error(if e.is_connection() {
-                    "database_unreachable"
-                } else {
-                    "pg_stats"
-                });
-                tracing::warn!(error = %e, "sampling production connections failed");
-            }
+            Err(e) => ConnectionSampleFailed { error: &e }.emit(),
         }
         tokio::select! {
             _ = tokio::time::sleep(CONNECTION_SAMPLE_EVERY) => {}
@@ -346,7 +348,7 @@ async fn housekeeping(
         match store.ping().await {
             Ok(()) => health.production_ok(),
             Err(e) => {
-                metrics::error(e.kind());
+                PingFailed { error: &e }.emit();
                 health.production_failed(e.to_string());
                 continue;
             }
@@ -354,8 +356,7 @@ async fn housekeeping(
         if tick.is_multiple_of(360)
             && let Err(e) = store.ensure_partitions_ahead(days_ahead).await
         {
-            metrics::error(e.kind());
-            tracing::warn!(error = %e, "creating partitions ahead failed; retrying next hour");
+            PartitionsFailed { error: &e }.emit();
         }
     }
 }

@@ -23,85 +23,13 @@ pub fn identity_key(identity: &Identity) -> u128 {
     h.digest128()
 }
 
-/// [`identity_key`] of `record.identity()` without building the identity: the same fields in
-/// the same order through a borrowing twin of [`Identity`] (so no string is copied per row).
+/// [`identity_key`] of `record.identity()` without building the identity: core's
+/// [`IdentityRef`](kd_core::records::IdentityRef) borrows the record's strings and hashes
+/// exactly as the owned identity does, so no string is copied per row.
 pub fn record_key(record: &Record) -> u128 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
-    IdentityRef::of(record).hash(&mut h);
+    record.identity_ref().hash(&mut h);
     h.digest128()
-}
-
-/// [`Identity`] with borrowed strings. Its derived `Hash` feeds a hasher exactly what
-/// `Identity`'s does (same variant order, `&str` hashes as `String`), which the tests check.
-#[derive(Hash)]
-enum IdentityRef<'a> {
-    Trade(&'a str),
-    Delta {
-        ticker: &'a str,
-        exchange_ts: i64,
-        side: kd_core::Side,
-        price: i64,
-        delta: i64,
-        occurrence: u32,
-    },
-    Snapshot {
-        ticker: &'a str,
-        source: kd_core::records::SnapshotSource,
-        bucket: i64,
-        book_hash: i64,
-    },
-    Ticker {
-        ticker: &'a str,
-        exchange_ts: i64,
-        values_hash: i64,
-    },
-    Lifecycle {
-        subject: &'a str,
-        event_type: &'a str,
-        exchange_ts: i64,
-        payload_hash: i64,
-    },
-    Gap {
-        gatherer: &'a str,
-        gap_id: &'a str,
-    },
-}
-
-impl<'a> IdentityRef<'a> {
-    fn of(record: &'a Record) -> Self {
-        match record {
-            Record::Trade(t) => IdentityRef::Trade(&t.trade_id),
-            Record::Delta(d) => IdentityRef::Delta {
-                ticker: &d.ticker,
-                exchange_ts: d.exchange_ts.micros(),
-                side: d.side,
-                price: d.price.units(),
-                delta: d.delta.hundredths(),
-                occurrence: d.occurrence,
-            },
-            Record::Snapshot(s) => IdentityRef::Snapshot {
-                ticker: &s.ticker,
-                source: s.source,
-                bucket: s.bucket(),
-                book_hash: s.book_hash(),
-            },
-            Record::Ticker(t) => IdentityRef::Ticker {
-                ticker: &t.ticker,
-                exchange_ts: t.exchange_ts.micros(),
-                values_hash: t.values_hash(),
-            },
-            Record::Lifecycle(l) => IdentityRef::Lifecycle {
-                subject: &l.subject,
-                event_type: &l.event_type,
-                exchange_ts: l.exchange_ts.micros(),
-                payload_hash: l.payload_hash(),
-            },
-            Record::Gap(g) => IdentityRef::Gap {
-                gatherer: &g.gatherer,
-                gap_id: &g.gap_id,
-            },
-        }
-    }
 }
 
 /// Hashes an identity key by taking its low 64 bits. The keys are already xxh3-128 digests, so

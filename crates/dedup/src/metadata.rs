@@ -4,13 +4,13 @@
 //! A failed cycle is logged and counted; the next cycle retries (the gatherers' registries keep
 //! collecting regardless — metadata never gates the time-series path).
 
+use crate::events::{InternalEvent, MetadataFailed, MetadataSynced, UnknownMarketStatus};
 use crate::health::Health;
-use crate::metrics as m;
-use crate::store::{EventRow, MarketRow, ProductionStatus, SeriesRow, Store, StoreError};
 use kd_core::TimestampUs;
 use kd_core::backoff::BackoffPolicy;
 use kd_kalshi::rest::{EventsQuery, MarketsQuery, RestClient, RestError, SeriesQuery};
 use kd_kalshi::wire::rest::{Event, Market, Series};
+use kd_production::{EventRow, MarketRow, ProductionStatus, SeriesRow, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -61,8 +61,11 @@ pub fn market_row(mk: &Market) -> MarketRow {
     let kalshi_status = mk.status.clone().unwrap_or_default();
     let status = ProductionStatus::from_kalshi(&kalshi_status);
     if status.is_none() {
-        m::error("unknown_status");
-        tracing::warn!(ticker = %mk.ticker, status = %kalshi_status, "unknown Kalshi market status");
+        UnknownMarketStatus {
+            ticker: &mk.ticker,
+            status: &kalshi_status,
+        }
+        .emit();
     }
     let time = |t: &Option<String>| {
         t.as_deref()
@@ -110,9 +113,12 @@ pub async fn sync_once(
         events: store.upsert_events(&event_rows).await?,
         markets: store.upsert_markets(&market_rows).await?,
     };
-    metrics::counter!(m::METADATA_UPSERTED_TOTAL, "kind" => "series").increment(counts.series);
-    metrics::counter!(m::METADATA_UPSERTED_TOTAL, "kind" => "events").increment(counts.events);
-    metrics::counter!(m::METADATA_UPSERTED_TOTAL, "kind" => "markets").increment(counts.markets);
+    MetadataSynced {
+        series: counts.series,
+        events: counts.events,
+        markets: counts.markets,
+    }
+    .emit();
     Ok(counts)
 }
 
@@ -126,19 +132,13 @@ pub async fn run(
 ) {
     loop {
         match sync_once(&rest, &store, &shutdown).await {
-            Ok(c) => tracing::info!(
-                series = c.series,
-                events = c.events,
-                markets = c.markets,
-                "metadata synced"
-            ),
+            Ok(_) => {}
             Err(MetadataError::Rest(RestError::Cancelled)) => return,
             Err(e) => {
-                m::error("metadata");
                 if let MetadataError::Store(s) = &e {
                     health.production_failed(s.to_string());
                 }
-                tracing::warn!(error = %e, "metadata sync failed; retrying next cycle");
+                MetadataFailed { error: &e }.emit();
             }
         }
         tokio::select! {

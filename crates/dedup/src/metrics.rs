@@ -1,4 +1,4 @@
-//! Every metric the deduplicator exports, named in one place.
+//! Every metric the deduplicator exports, named in one place (written by [`crate::events`]).
 
 /// Rows received from a gatherer (`gatherer`, `table`).
 pub const RECORDS_POLLED_TOTAL: &str = "dedup_records_polled_total";
@@ -18,9 +18,10 @@ pub const RDS_CONNECTED: &str = "dedup_rds_connected";
 pub const PG_CONNECTIONS: &str = "dedup_pg_connections";
 /// The production PostgreSQL server's `max_connections`, sampled with [`PG_CONNECTIONS`].
 pub const PG_MAX_CONNECTIONS: &str = "dedup_pg_max_connections";
-/// Failures by kind: `gatherer_unreachable`, `gatherer_status`, `gatherer_decode`,
-/// `gatherer_identity`, `ack`, `database`, `database_unreachable`, `database_timeout`,
-/// `metadata`, `unknown_status`, `pg_stats` (a connection sample refused by the server).
+/// Failures by kind ([`crate::events::ErrorKind`]): `gatherer_unreachable`, `gatherer_status`,
+/// `gatherer_decode`, `gatherer_identity`, `ack`, `database`, `database_unreachable`,
+/// `database_timeout`, `metadata`, `unknown_status`, `pg_stats` (a connection sample refused
+/// by the server).
 pub const ERRORS_TOTAL: &str = "dedup_errors_total";
 /// Production transactions retried.
 pub const RETRIES_TOTAL: &str = "dedup_retries_total";
@@ -32,8 +33,3 @@ pub const COMMIT_LATENCY_SECONDS: &str = "dedup_commit_latency_seconds";
 pub const METADATA_UPSERTED_TOTAL: &str = "dedup_metadata_upserted_total";
 /// Gatherers whose sequence restarted below our cursor (their store was replaced).
 pub const GATHERER_RESETS_TOTAL: &str = "dedup_gatherer_resets_total";
-
-/// Counts one error of `kind`.
-pub fn error(kind: &'static str) {
-    metrics::counter!(ERRORS_TOTAL, "kind" => kind).increment(1);
-}

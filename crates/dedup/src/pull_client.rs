@@ -1,6 +1,7 @@
 //! The client side of the gatherer pull API (`kd_core::pull`).
 
 use crate::config::GathererEndpoint;
+use crate::events::ErrorKind;
 use kd_core::Table;
 use kd_core::pull::{AckRequest, PullResponse};
 use std::time::Duration;
@@ -22,13 +23,15 @@ pub enum PullError {
 }
 
 impl PullError {
-    /// Label for `dedup_errors_total{kind}`.
-    pub fn kind(&self) -> &'static str {
+    /// The `kind` it is counted under in `dedup_errors_total`.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            PullError::Unreachable(_) => "gatherer_unreachable",
-            PullError::Status { .. } => "gatherer_status",
-            PullError::Decode(_) => "gatherer_decode",
-            PullError::WrongGatherer { .. } | PullError::WrongTable { .. } => "gatherer_identity",
+            PullError::Unreachable(_) => ErrorKind::GathererUnreachable,
+            PullError::Status { .. } => ErrorKind::GathererStatus,
+            PullError::Decode(_) => ErrorKind::GathererDecode,
+            PullError::WrongGatherer { .. } | PullError::WrongTable { .. } => {
+                ErrorKind::GathererIdentity
+            }
         }
     }
 }

@@ -21,13 +21,16 @@
 //!   before its commit, so a crash anywhere replays.
 
 use crate::config::DedupConfig;
+use crate::events::{
+    AckFailed, BatchCommitted, ErrorKind, GathererReachable, GathererReset, InternalEvent,
+    ProductionReachable, ProductionWriteFailed, PullFailed, RecordsPolled,
+};
 use crate::health::Health;
 use crate::merge::{Batch, Merged, RecentIdentities, merge_with};
-use crate::metrics as m;
 use crate::pull_client::PullClient;
-use crate::store::{CursorUpdate, InsertOutcome, Store};
 use kd_core::backoff::{Backoff, BackoffPolicy};
 use kd_core::{Table, TimestampUs};
+use kd_production::{CursorUpdate, InsertOutcome, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,10 +114,12 @@ async fn puller(
             match client.ack(table, done).await {
                 Ok(()) => acked = done,
                 // Harmless: the next ack covers it, and until then the gatherer keeps the rows.
-                Err(e) => {
-                    m::error("ack");
-                    tracing::debug!(gatherer = %gatherer, table = %table, error = %e, "ack failed");
+                Err(e) => AckFailed {
+                    gatherer: &gatherer,
+                    table,
+                    error: &e,
                 }
+                .emit(),
             }
         }
         let wait_ms = if behind { 0 } else { cfg.long_poll_ms };
@@ -125,23 +130,35 @@ async fn puller(
         match pulled {
             Ok(resp) => {
                 if backoff.attempts() > 0 {
-                    tracing::info!(gatherer = %gatherer, table = %table, "gatherer reachable again");
+                    GathererReachable {
+                        gatherer: &gatherer,
+                        table,
+                    }
+                    .emit();
                 }
                 backoff.reset();
                 ctx.health.pull_ok(g, table, resp.head);
                 if resp.head < after && resp.records.is_empty() {
                     // The gatherer's sequence restarted below our cursor (its store was
                     // replaced): read it again from the start; duplicates are absorbed.
-                    metrics::counter!(m::GATHERER_RESETS_TOTAL).increment(1);
-                    tracing::warn!(gatherer = %gatherer, table = %table, head = resp.head, cursor = after,
-                        "gatherer head below our cursor; re-reading it from the start");
+                    GathererReset {
+                        gatherer: &gatherer,
+                        table,
+                        head: resp.head,
+                        cursor: after,
+                    }
+                    .emit();
                     after = 0;
                     behind = true;
                     continue;
                 }
                 let n = resp.records.len();
-                metrics::counter!(m::RECORDS_POLLED_TOTAL, "gatherer" => gatherer.clone(), "table" => table.name())
-                    .increment(n as u64);
+                RecordsPolled {
+                    gatherer: &gatherer,
+                    table,
+                    rows: n,
+                }
+                .emit();
                 let Some(last) = resp.records.last().map(|r| r.seq) else {
                     behind = false;
                     continue;
@@ -158,13 +175,16 @@ async fn puller(
                 }
             }
             Err(e) => {
-                m::error(e.kind());
                 ctx.health.pull_failed(g, table, e.to_string());
                 let delay = backoff.next_delay();
-                if backoff.attempts() <= 1 || backoff.attempts().is_multiple_of(10) {
-                    tracing::warn!(gatherer = %gatherer, table = %table, error = %e,
-                        retry_in_ms = delay.as_millis() as u64, "pull failed; skipping this gatherer for now");
+                PullFailed {
+                    gatherer: &gatherer,
+                    table,
+                    error: &e,
+                    retry_in: delay,
+                    log: backoff.attempts() <= 1 || backoff.attempts().is_multiple_of(10),
                 }
+                .emit();
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.cancelled() => return,
@@ -276,17 +296,14 @@ async fn committer(
         let Some(outcome) = commit(ctx, table, &merged.records, &cursors, shutdown).await else {
             return;
         };
-        let now = TimestampUs::now();
-        metrics::counter!(m::RECORDS_WRITTEN_TOTAL, "table" => table.name())
-            .increment(outcome.inserted);
-        metrics::counter!(m::DUPLICATES_TOTAL, "table" => table.name())
-            .increment(outcome.duplicates + merged.duplicates);
-        metrics::counter!(m::TRANSACTIONS_TOTAL, "table" => table.name()).increment(1);
-        let latency = metrics::histogram!(m::COMMIT_LATENCY_SECONDS, "table" => table.name());
-        for r in &merged.records {
-            // Display only (a histogram of seconds); never feeds back into data.
-            latency.record((now.micros() - r.exchange_ts().micros()).max(0) as f64 / 1e6);
+        BatchCommitted {
+            table,
+            inserted: outcome.inserted,
+            duplicates: outcome.duplicates + merged.duplicates,
+            records: &merged.records,
+            now: TimestampUs::now(),
         }
+        .emit();
         ctx.health.synced();
         for c in &merged.cursors {
             ctx.health.committed(c.gatherer, table, c.last_seq);
@@ -314,28 +331,34 @@ async fn commit(
             r = attempt => r,
             _ = shutdown.cancelled() => return None,
         };
-        let error = match result {
+        let (kind, error) = match result {
             Ok(Ok(outcome)) => {
                 if backoff.attempts() > 0 {
-                    tracing::info!(table = %table, attempts = backoff.attempts(), "production reachable again");
+                    ProductionReachable {
+                        table,
+                        attempts: backoff.attempts(),
+                    }
+                    .emit();
                 }
                 ctx.health.production_ok();
                 return Some(outcome);
             }
-            Ok(Err(e)) => {
-                m::error(e.kind());
-                e.to_string()
-            }
-            Err(_) => {
-                m::error("database_timeout");
-                format!("transaction took longer than {} s", timeout.as_secs())
-            }
+            Ok(Err(e)) => (ErrorKind::from(e.kind()), e.to_string()),
+            Err(_) => (
+                ErrorKind::DatabaseTimeout,
+                format!("transaction took longer than {} s", timeout.as_secs()),
+            ),
         };
         ctx.health.production_failed(error.clone());
-        metrics::counter!(m::RETRIES_TOTAL).increment(1);
         let delay = backoff.next_delay();
-        tracing::warn!(table = %table, rows = records.len(), error = %error,
-            retry_in_ms = delay.as_millis() as u64, "production write failed; retrying (nothing acknowledged)");
+        ProductionWriteFailed {
+            table,
+            rows: records.len(),
+            kind,
+            error: &error,
+            retry_in: delay,
+        }
+        .emit();
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => return None,

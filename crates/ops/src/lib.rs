@@ -6,11 +6,13 @@
 //! - [`status`]: one screen of a running deployment's health and the alerts that would fire.
 //! - [`verify`]: production against the simulator's ground truth, or a coverage report.
 //! - [`book_command`]: `book`, a market's order book at an instant.
-//! - [`book`]: the one order-book rebuild `book` and `verify` share.
-//! - [`production`]: reading production windows for `verify` and `book`.
+//! - [`book`]: the one order-book rebuild, `kd_core::book` (shared with the archive),
+//!   re-exported under its old path.
+//! - [`production`]: reading production windows for `verify` and `book` (through
+//!   `kd-production`).
 //! - [`time_arg`]: time flags.
 
-pub mod book;
+pub use kd_core::book;
 pub mod book_command;
 pub mod probe;
 pub mod production;

@@ -9,7 +9,7 @@ use kd_core::{
 #[derive(Debug, thiserror::Error)]
 pub enum ProductionError {
     #[error("production store: {0}")]
-    Store(String),
+    Store(#[from] kd_production::StoreError),
 }
 
 /// Every record of a window, split by table.
@@ -60,26 +60,16 @@ pub async fn load(
     from: TimestampUs,
     to: TimestampUs,
 ) -> Result<ProductionData, ProductionError> {
-    let store = kd_dedup::open(url).await.map_err(store_error)?;
+    let store = kd_production::open(url).await?;
     // The store's window is half-open; one microsecond more makes `to` inclusive.
     let end = TimestampUs::from_micros(to.micros().saturating_add(1));
     let mut data = ProductionData::default();
     for &table in tables {
-        for record in store
-            .read_window(table, from, end)
-            .await
-            .map_err(store_error)?
-        {
+        for record in store.read_window(table, from, end).await? {
             data.push(record);
         }
     }
-    let mut gatherers: Vec<String> = store
-        .cursors()
-        .await
-        .map_err(store_error)?
-        .into_keys()
-        .map(|(g, _)| g)
-        .collect();
+    let mut gatherers: Vec<String> = store.cursors().await?.into_keys().map(|(g, _)| g).collect();
     gatherers.sort();
     gatherers.dedup();
     data.gatherers = gatherers;
@@ -88,17 +78,10 @@ pub async fn load(
 
 /// Rows per table (progress and `status`).
 pub async fn counts(url: &str) -> Result<Vec<(String, u64)>, ProductionError> {
-    let store = kd_dedup::open(url).await.map_err(store_error)?;
+    let store = kd_production::open(url).await?;
     let mut out = Vec::new();
     for table in Table::ALL {
-        out.push((
-            table.name().to_string(),
-            store.count(table).await.map_err(store_error)?,
-        ));
+        out.push((table.name().to_string(), store.count(table).await?));
     }
     Ok(out)
-}
-
-fn store_error(e: kd_dedup::StoreError) -> ProductionError {
-    ProductionError::Store(e.to_string())
 }

@@ -123,7 +123,7 @@ pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(),
     }
     print_summary(args, &specs);
 
-    let production = kd_dedup::open(&args.production_url()).await.ok();
+    let production = kd_production::open(&args.production_url()).await.ok();
     let client = crate::probe::client();
     let started = Instant::now();
     let deadline = args.duration.map(|s| started + Duration::from_secs(s));
@@ -311,7 +311,7 @@ async fn drain(
     children: &[(ProcessSpec, CancellationToken, tokio::task::JoinHandle<()>)],
     shared: &Shared,
     client: &reqwest::Client,
-    production: Option<&kd_dedup::Store>,
+    production: Option<&kd_production::Store>,
     shutdown: &CancellationToken,
 ) {
     shared.update(|s| s.phase = "draining".into());

@@ -29,7 +29,7 @@ pub struct Reading {
 pub async fn read(
     client: &reqwest::Client,
     state: &UpState,
-    production: Option<&kd_dedup::Store>,
+    production: Option<&kd_production::Store>,
 ) -> Reading {
     let mut r = Reading::default();
     for p in &state.processes {

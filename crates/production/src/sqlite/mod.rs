@@ -7,11 +7,10 @@
 mod read;
 mod schema;
 
-use super::rows::{levels_json, trade_source_str};
-use super::{
-    CursorUpdate, EventRow, InsertOutcome, MarketRow, ProductionStatus, SeriesRow, StoreError,
-    seq_to_i64,
-};
+use crate::error::StoreError;
+use crate::metadata::{EventRow, MarketRow, ProductionStatus, SeriesRow};
+use crate::rows::{levels_json, trade_source_str};
+use crate::store::{CursorUpdate, InsertOutcome, seq_to_i64};
 use kd_core::{Record, Table, TimestampUs};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;

@@ -1,95 +1,12 @@
-//! Production stores: one interface, two backends chosen by URL.
-//!
-//! - `postgres://…` / `postgresql://…` → [`PgStore`]: a pooled PostgreSQL (or any compatible
-//!   service), time-series tables partitioned by day, bulk inserts by binary `COPY` into a
-//!   staging table and `INSERT … SELECT … ON CONFLICT DO NOTHING`.
-//! - `sqlite://PATH` → [`SqliteStore`]: the embedded default, WAL mode, `INSERT OR IGNORE`.
-//!
-//! Both keep the promise the deduplicator depends on: [`Store::insert_batch`] inserts the
-//! records and advances the gatherer cursors in **one transaction**, so a crash either keeps
-//! both or neither. Table names come only from [`Table`] (static SQL); every value is bound.
+//! The production store: one interface over the two backends, chosen by URL.
 
-mod metadata;
-pub mod postgres;
-mod rows;
-pub mod sqlite;
-
-pub use metadata::{EventRow, MarketRow, ProductionStatus, SeriesRow};
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
-
+use crate::error::StoreError;
+use crate::metadata::{EventRow, MarketRow, SeriesRow};
+use crate::postgres::PgStore;
+use crate::sqlite::SqliteStore;
 use kd_core::records::{Identity, Record};
 use kd_core::{Table, TimestampUs};
 use std::collections::{HashMap, HashSet};
-
-/// A production-store failure. The deduplicator retries every variant (DESIGN §6: production
-/// unreachable → retry forever); [`StoreError::is_connection`] tells outages from bad data.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("unsupported production URL `{0}` (expected postgres://… or sqlite://PATH)")]
-    UnsupportedUrl(String),
-    #[error("invalid production URL: {0}")]
-    InvalidUrl(String),
-    #[error("PostgreSQL: {}", pg_message(.0))]
-    Postgres(#[from] tokio_postgres::Error),
-    #[error("PostgreSQL connection pool: {}", pool_message(.0))]
-    Pool(#[from] deadpool_postgres::PoolError),
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("SQLite worker stopped: {0}")]
-    Worker(String),
-    #[error("production schema is at version {found}, newer than this binary ({known})")]
-    SchemaTooNew { found: i64, known: i64 },
-    #[error("stored value out of range in {table}: {reason}")]
-    Corrupt { table: &'static str, reason: String },
-    #[error("value does not fit production storage: {0}")]
-    OutOfRange(String),
-}
-
-/// The server's own words: `tokio_postgres::Error` displays only "db error" for everything the
-/// server refused (e.g. "remaining connection slots are reserved…"), which an operator needs.
-fn pg_message(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
-        None => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            text
-        }
-    }
-}
-
-fn pool_message(e: &deadpool_postgres::PoolError) -> String {
-    match e {
-        deadpool_postgres::PoolError::Backend(pg) => pg_message(pg),
-        other => other.to_string(),
-    }
-}
-
-impl StoreError {
-    /// True when the error says the database could not be reached (rather than refusing data).
-    pub fn is_connection(&self) -> bool {
-        match self {
-            StoreError::Pool(_) | StoreError::Worker(_) => true,
-            StoreError::Postgres(e) => e.is_closed() || e.code().is_none(),
-            _ => false,
-        }
-    }
-
-    /// A short label for the `dedup_errors_total{kind}` counter.
-    pub fn kind(&self) -> &'static str {
-        if self.is_connection() {
-            "database_unreachable"
-        } else {
-            "database"
-        }
-    }
-}
 
 /// What one [`Store::insert_batch`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -214,7 +131,7 @@ impl Store {
     }
 
     /// [`Store::insert_batch`] for records already unique by identity (the output of
-    /// [`crate::merge::merge`]): skips the in-batch duplicate check.
+    /// the deduplicator's merge): skips the in-batch duplicate check.
     pub async fn insert_unique(
         &self,
         table: Table,
@@ -276,6 +193,12 @@ impl Store {
         dispatch!(self, s => s.count(table).await)
     }
 
+    /// The exchange time of the oldest record of `table` (gaps: the earliest `start`), `None`
+    /// when the table is empty: where a first export starts.
+    pub async fn oldest(&self, table: Table) -> Result<Option<TimestampUs>, StoreError> {
+        dispatch!(self, s => s.oldest(table).await)
+    }
+
     /// An export watermark by name (the exporter uses one per table).
     pub async fn watermark(&self, name: &str) -> Result<Option<TimestampUs>, StoreError> {
         dispatch!(self, s => s.watermark(name).await)
@@ -310,6 +233,6 @@ fn unique_of_table(table: Table, records: &[Record]) -> Result<(Vec<&Record>, u6
 }
 
 /// A u64 cursor as PostgreSQL/SQLite `bigint`.
-fn seq_to_i64(seq: u64) -> Result<i64, StoreError> {
+pub(crate) fn seq_to_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::OutOfRange(format!("cursor {seq} above i64::MAX")))
 }

@@ -14,9 +14,9 @@ mod insert;
 mod read;
 pub mod schema;
 
-use super::{
-    ConnectionUsage, EventRow, MarketRow, ProductionStatus, SeriesRow, StoreError, seq_to_i64,
-};
+use crate::error::StoreError;
+use crate::metadata::{EventRow, MarketRow, ProductionStatus, SeriesRow};
+use crate::store::{ConnectionUsage, CursorUpdate, seq_to_i64};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use kd_core::{Table, TimestampUs};
 use std::collections::{HashMap, HashSet};
@@ -406,7 +406,7 @@ const CURSOR_SQL: &str = "INSERT INTO sync_cursors (gatherer, table_name, last_s
     ON CONFLICT (gatherer, table_name) DO UPDATE SET last_seq = EXCLUDED.last_seq,
       updated_at = EXCLUDED.updated_at";
 
-fn cursor_params(c: &super::CursorUpdate) -> Result<(i64, i64), StoreError> {
+fn cursor_params(c: &CursorUpdate) -> Result<(i64, i64), StoreError> {
     Ok((seq_to_i64(c.last_seq)?, TimestampUs::now().micros()))
 }
 

@@ -1,6 +1,6 @@
 //! Conversions between records and stored column values shared by both backends.
 
-use super::StoreError;
+use crate::error::StoreError;
 use kd_core::records::{Level, SnapshotSource, TradeSource};
 use kd_core::{Count, Price, Side, Table};
 

@@ -7,80 +7,40 @@
 //! watermark: a crash replays the window, which rewrites the same keys (idempotent). After
 //! downtime every missed window is exported in order. Daily aggregates follow once every
 //! table's watermark has passed the day's end (`archive.aggregates`).
+//!
+//! - `config`: [`ExportConfig`], what the operator writes.
+//! - `encode_window`: a window's records → its Parquet files (CPU only).
+//! - this file: planning, the steps, watermarks, the continuous loop.
+
+mod config;
+mod encode_window;
+
+pub use config::ExportConfig;
 
 use crate::aggregates::{AggregateError, DayAggregator};
 use crate::encode::{self, EncodeError, FileMeta};
+use crate::events::{
+    CycleExported, CycleFailed, InternalEvent, LagMeasured, ObjectWritten, Stage, StepFailed,
+    WindowExported,
+};
 use crate::layout::{self, Tier};
 use crate::metrics;
-use crate::processed::{self, PROCESSED_TABLES};
+use crate::processed::PROCESSED_TABLES;
 use crate::schema::{self, SchemaError};
 use crate::server::Health;
 use crate::source::{SourceError, WindowSource};
-use crate::store::{Archive, S3Options, StoreError};
+use crate::store::{Archive, StoreError};
 use crate::window::{self, Window, WindowLen};
+use encode_window::encode_window;
 use kd_core::backoff::BackoffPolicy;
-use kd_core::{Record, Table, TimestampUs};
-use serde::{Deserialize, Serialize};
+use kd_core::{Table, TimestampUs};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// The tables exported, in export order.
 pub const EXPORT_TABLES: [Table; 6] = Table::ALL;
-
-/// Exporter settings (`[export]` in the config file, `KALSHI_DATA_EXPORT_…` in the environment).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ExportConfig {
-    /// Production store URL (`postgres://…` or `sqlite://PATH`).
-    pub production_url: String,
-    /// Archive URL: `file://PATH` or `s3://BUCKET/PREFIX`.
-    pub archive_url: String,
-    /// S3 settings (endpoint, region, credentials); unset ones come from the AWS environment.
-    pub s3: S3Options,
-    /// One window length for every table (`5m`, `1h`, `1d`); unset: hourly for deltas and
-    /// tickers, daily for the others.
-    pub window: Option<WindowLen>,
-    /// How long after a window's end to wait for late records before exporting it.
-    pub settle_secs: u64,
-    /// How often the continuous exporter looks for closed windows.
-    pub poll_interval_secs: u64,
-    /// Rows per Parquet row group.
-    pub row_group_rows: usize,
-    /// Write `processed/` besides `raw/`.
-    pub processed: bool,
-    /// Write the daily `aggregates/`.
-    pub aggregates: bool,
-    /// Address of `/health` and `/metrics` while exporting continuously (port 0: any free
-    /// port). `--once`, `--from/--to` and `--apply-lifecycle` serve nothing.
-    pub listen: SocketAddr,
-}
-
-impl Default for ExportConfig {
-    fn default() -> Self {
-        ExportConfig {
-            production_url: String::new(),
-            archive_url: "file://./data/archive".to_string(),
-            s3: S3Options::default(),
-            window: None,
-            settle_secs: 300,
-            poll_interval_secs: 30,
-            row_group_rows: encode::DEFAULT_ROW_GROUP_ROWS,
-            processed: true,
-            aggregates: true,
-            listen: SocketAddr::from(([127, 0, 0, 1], 8730)),
-        }
-    }
-}
-
-impl ExportConfig {
-    /// The window length of `table`.
-    pub fn window_for(&self, table: Table) -> WindowLen {
-        self.window.unwrap_or(WindowLen::default_for(table))
-    }
-}
 
 /// Why an export step failed.
 #[derive(Debug, thiserror::Error)]
@@ -100,13 +60,14 @@ pub enum ExportError {
 }
 
 impl ExportError {
-    fn stage(&self) -> &'static str {
+    /// Where it failed, by variant.
+    pub fn stage(&self) -> Stage {
         match self {
-            ExportError::Source(SourceError::Read { .. }) => "read",
-            ExportError::Source(SourceError::Watermark { .. }) => "watermark",
-            ExportError::Source(SourceError::Metadata(_)) => "metadata",
-            ExportError::Store(_) => "write",
-            _ => "encode",
+            ExportError::Source(SourceError::Read { .. }) => Stage::Read,
+            ExportError::Source(SourceError::Watermark { .. }) => Stage::Watermark,
+            ExportError::Source(SourceError::Metadata(_)) => Stage::Metadata,
+            ExportError::Store(_) => Stage::Write,
+            _ => Stage::Encode,
         }
     }
 }
@@ -278,7 +239,7 @@ impl<S: WindowSource> Exporter<S> {
         let report = match result {
             Ok(r) => r,
             Err(e) => {
-                metrics::error(e.stage());
+                StepFailed { stage: e.stage() }.emit();
                 return Err(e);
             }
         };
@@ -291,12 +252,15 @@ impl<S: WindowSource> Exporter<S> {
             if current.is_none_or(|c| c < end)
                 && let Err(e) = self.source.set_watermark(&name, end).await
             {
-                metrics::error("watermark");
+                StepFailed {
+                    stage: Stage::Watermark,
+                }
+                .emit();
                 return Err(e.into());
             }
             if let Step::Window(table, w) = step {
-                let lag = (TimestampUs::now().micros() - w.end.micros()) as f64 / 1e6;
-                metrics::lag(table, lag.max(0.0));
+                let seconds = (TimestampUs::now().micros() - w.end.micros()) as f64 / 1e6;
+                LagMeasured { table, seconds }.emit();
             }
         }
         Ok(report)
@@ -350,23 +314,30 @@ impl<S: WindowSource> Exporter<S> {
         for (tier, data) in encoded.files {
             let key = layout::table_key(tier, table, &w);
             report.bytes += data.len();
-            metrics::bytes(table.name(), tier.prefix(), data.len());
-            metrics::rows(
-                table.name(),
-                tier.prefix(),
-                if tier == Tier::Raw {
+            ObjectWritten {
+                dataset: table.name(),
+                tier: tier.prefix(),
+                rows: if tier == Tier::Raw {
                     rows
                 } else {
                     rows - encoded.duplicates
                 },
-            );
+                bytes: data.len(),
+            }
+            .emit();
             self.archive.put_atomic(&key, data).await?;
             report.keys.push(key.to_string());
         }
         report.duplicates = encoded.duplicates;
-        metrics::duplicates(table, encoded.duplicates);
-        metrics::duration(table, started.elapsed().as_secs_f64());
-        tracing::debug!(table = %table, window = %w.start, rows, bytes = report.bytes, "window exported");
+        WindowExported {
+            table,
+            window_start: w.start,
+            rows,
+            bytes: report.bytes,
+            duplicates: encoded.duplicates,
+            elapsed: started.elapsed(),
+        }
+        .emit();
         Ok(report)
     }
 
@@ -428,8 +399,13 @@ impl<S: WindowSource> Exporter<S> {
         for (aggregate, agg_rows, data) in files {
             let key = layout::aggregate_key(aggregate, &day);
             report.bytes += data.len();
-            metrics::bytes(aggregate.name(), "aggregates", data.len());
-            metrics::rows(aggregate.name(), "aggregates", agg_rows);
+            ObjectWritten {
+                dataset: aggregate.name(),
+                tier: metrics::AGGREGATES_TIER,
+                rows: agg_rows,
+                bytes: data.len(),
+            }
+            .emit();
             self.archive.put_atomic(&key, data).await?;
             report.keys.push(key.to_string());
         }
@@ -465,12 +441,12 @@ impl<S: WindowSource> Exporter<S> {
                 Ok(report) => {
                     attempt = 0;
                     if report.rows > 0 || !report.keys.is_empty() {
-                        tracing::info!(
-                            rows = report.rows,
-                            bytes = report.bytes,
-                            objects = report.keys.len(),
-                            "archive export"
-                        );
+                        CycleExported {
+                            rows: report.rows,
+                            bytes: report.bytes,
+                            objects: report.keys.len(),
+                        }
+                        .emit();
                     }
                     let watermarks = self.update_lag().await;
                     if let Some(health) = &self.health {
@@ -479,7 +455,7 @@ impl<S: WindowSource> Exporter<S> {
                     Duration::from_secs(self.config.poll_interval_secs.max(1))
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retriable = true, "archive export failed; retrying");
+                    CycleFailed { error: &e }.emit();
                     if let Some(health) = &self.health {
                         health.cycle_failed(e.to_string());
                     }
@@ -502,93 +478,14 @@ impl<S: WindowSource> Exporter<S> {
         let mut watermarks = BTreeMap::new();
         for table in EXPORT_TABLES {
             if let Ok(Some(wm)) = self.source.watermark(&layout::watermark_name(table)).await {
-                metrics::lag(table, ((now.micros() - wm.micros()) as f64 / 1e6).max(0.0));
+                LagMeasured {
+                    table,
+                    seconds: (now.micros() - wm.micros()) as f64 / 1e6,
+                }
+                .emit();
                 watermarks.insert(table, wm);
             }
         }
         watermarks
     }
-}
-
-/// The encoded files of a window.
-struct Encoded {
-    files: Vec<(Tier, Vec<u8>)>,
-    duplicates: usize,
-}
-
-fn window_meta(
-    table: Table,
-    tier: Tier,
-    w: &Window,
-    rows: usize,
-    row_group_rows: usize,
-) -> FileMeta {
-    FileMeta {
-        dataset: format!("{}.{}", tier.prefix(), table.name()),
-        extra: vec![
-            ("kalshi_data.window_start".into(), w.start.to_rfc3339()),
-            ("kalshi_data.window_end".into(), w.end.to_rfc3339()),
-            ("kalshi_data.rows".into(), rows.to_string()),
-        ],
-        sorted_by_first_two: true,
-        row_group_rows,
-    }
-}
-
-/// Sorts, converts and encodes a window (CPU work, run off the async threads).
-fn encode_window(
-    table: Table,
-    w: Window,
-    mut records: Vec<Record>,
-    snapshots: &[Record],
-    markets: &std::collections::HashMap<String, crate::source::MarketRef>,
-    want_processed: bool,
-    row_group_rows: usize,
-) -> Result<Encoded, ExportError> {
-    schema::sort_records(&mut records);
-    let mut files = Vec::with_capacity(2);
-    let raw = encode_chunks(table, &records, row_group_rows, |chunk| {
-        schema::raw_batch(table, chunk)
-    })?;
-    let raw_schema = schema::raw_schema(table);
-    files.push((
-        Tier::Raw,
-        encode::encode(
-            &raw_schema,
-            &raw,
-            &window_meta(table, Tier::Raw, &w, records.len(), row_group_rows),
-        )?,
-    ));
-    drop(raw);
-    let mut duplicates = 0;
-    if want_processed {
-        duplicates = processed::dedup_sorted(&mut records);
-        // Flags need whole-window state (the book), so they are computed before chunking.
-        let batch = processed::processed_batch(table, &records, snapshots, markets)?;
-        let meta = window_meta(table, Tier::Processed, &w, records.len(), row_group_rows);
-        let mut meta = meta;
-        meta.extra.push((
-            "kalshi_data.duplicates_removed".into(),
-            duplicates.to_string(),
-        ));
-        files.push((
-            Tier::Processed,
-            encode::encode(&processed::processed_schema(table), &[batch], &meta)?,
-        ));
-    }
-    Ok(Encoded { files, duplicates })
-}
-
-/// Converts records to batches of at most one row group each, so the Arrow copy of a window
-/// is built and dropped piecewise inside the writer.
-fn encode_chunks(
-    _table: Table,
-    records: &[Record],
-    row_group_rows: usize,
-    to_batch: impl Fn(&[Record]) -> Result<arrow::record_batch::RecordBatch, SchemaError>,
-) -> Result<Vec<arrow::record_batch::RecordBatch>, SchemaError> {
-    records
-        .chunks(row_group_rows.max(1))
-        .map(to_batch)
-        .collect()
 }

@@ -7,8 +7,9 @@
 
 use super::schema::day_of;
 use super::{CURSOR_SQL, PgStore, cursor_params};
-use crate::store::rows::{level_arrays, trade_source_str};
-use crate::store::{CursorUpdate, InsertOutcome, StoreError};
+use crate::error::StoreError;
+use crate::rows::{level_arrays, trade_source_str};
+use crate::store::{CursorUpdate, InsertOutcome};
 use futures::pin_mut;
 use kd_core::records::SNAPSHOT_BUCKET_US;
 use kd_core::{Record, Table, TimestampUs};

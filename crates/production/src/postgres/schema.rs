@@ -7,7 +7,7 @@
 //! partition exists: a default partition holding a day's rows would make creating that day's
 //! partition fail later, wedging inserts, which is worse than creating on demand.
 
-use crate::store::rows::DAY_US;
+use crate::rows::DAY_US;
 use kd_core::TimestampUs;
 
 /// One migration: applied once, in order, recorded in `schema_migrations`.

@@ -1,4 +1,5 @@
-//! Order-book rebuild: the one implementation `book` and `verify` share.
+//! Order-book rebuild: the one implementation `book`, `verify` and the archive's
+//! `book_consistent` flag share (pure, so it lives here beside the records it reads).
 //!
 //! Rule (DESIGN §1 `book`): the book of a market at time `T` is its last snapshot with
 //! `exchange_ts ≤ T`, plus every delta with `snapshot.exchange_ts < exchange_ts ≤ T`, applied
@@ -6,8 +7,8 @@
 //! reaches zero disappears. A delta that would drive a level below zero is counted as an
 //! inconsistency (it means a delta is missing or duplicated) and the level is removed.
 
-use kd_core::records::Level;
-use kd_core::{Count, OrderbookDelta, OrderbookSnapshot, Price, Side, TimestampUs};
+use crate::records::{Level, OrderbookDelta, OrderbookSnapshot, Side};
+use crate::units::{Count, Price, TimestampUs};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -202,8 +203,7 @@ pub fn histories(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kd_core::SnapshotSource;
-    use kd_core::records::WirePos;
+    use crate::records::{SnapshotSource, WirePos};
 
     fn p(units: i64) -> Price {
         Price::new(units).unwrap_or(Price::ZERO)

@@ -1,0 +1,60 @@
+//! What the operator writes for the exporter (`[export]`).
+
+use crate::encode;
+use crate::store::S3Options;
+use crate::window::WindowLen;
+use kd_core::Table;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// Exporter settings (`[export]` in the config file, `KALSHI_DATA_EXPORT_…` in the environment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    /// Production store URL (`postgres://…` or `sqlite://PATH`).
+    pub production_url: String,
+    /// Archive URL: `file://PATH` or `s3://BUCKET/PREFIX`.
+    pub archive_url: String,
+    /// S3 settings (endpoint, region, credentials); unset ones come from the AWS environment.
+    pub s3: S3Options,
+    /// One window length for every table (`5m`, `1h`, `1d`); unset: hourly for deltas and
+    /// tickers, daily for the others.
+    pub window: Option<WindowLen>,
+    /// How long after a window's end to wait for late records before exporting it.
+    pub settle_secs: u64,
+    /// How often the continuous exporter looks for closed windows.
+    pub poll_interval_secs: u64,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// Write `processed/` besides `raw/`.
+    pub processed: bool,
+    /// Write the daily `aggregates/`.
+    pub aggregates: bool,
+    /// Address of `/health` and `/metrics` while exporting continuously (port 0: any free
+    /// port). `--once`, `--from/--to` and `--apply-lifecycle` serve nothing.
+    pub listen: SocketAddr,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            production_url: String::new(),
+            archive_url: "file://./data/archive".to_string(),
+            s3: S3Options::default(),
+            window: None,
+            settle_secs: 300,
+            poll_interval_secs: 30,
+            row_group_rows: encode::DEFAULT_ROW_GROUP_ROWS,
+            processed: true,
+            aggregates: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8730)),
+        }
+    }
+}
+
+impl ExportConfig {
+    /// The window length of `table`.
+    pub fn window_for(&self, table: Table) -> WindowLen {
+        self.window.unwrap_or(WindowLen::default_for(table))
+    }
+}

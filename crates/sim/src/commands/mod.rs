@@ -203,6 +203,12 @@ impl Session {
     }
 
     /// Handles one command text, appending the responses.
+    ///
+    /// Parsed from a `Value` by hand, not into kd-kalshi's `Command`: those types only
+    /// serialise what our client sends (`market_tickers`, `sids: [sid]`), while the simulator
+    /// models what Kalshi accepts and refuses — `market_ticker` as well as `market_tickers`,
+    /// `sid` as well as `sids`, `use_yes_price`, unknown fields ignored, and a specific error
+    /// code for each missing or malformed part, which a serde parse would collapse into one.
     pub fn command(&mut self, text: &str, out: &mut Vec<String>) {
         let Ok(v) = serde_json::from_str::<Value>(text) else {
             bump(&self.shared.stats.bad_commands);
@@ -257,7 +263,8 @@ impl Session {
         let ex = self.shared.exchange();
         let mut ok = Vec::with_capacity(tickers.len());
         let mut errors: Refusals = Vec::new();
-        let mut push_err = |code: ErrorCode, t: &str| match errors.iter_mut().find(|e| e.0 == code) {
+        let mut push_err = |code: ErrorCode, t: &str| match errors.iter_mut().find(|e| e.0 == code)
+        {
             Some(e) => e.1.push(t.to_string()),
             None => errors.push((code, vec![t.to_string()])),
         };

@@ -1,8 +1,8 @@
 //! `subscribe` and `unsubscribe`.
 
 use super::{Session, Sub, with_id};
-use kd_kalshi::ws::ErrorCode;
 use crate::publish::Channel;
+use kd_kalshi::ws::ErrorCode;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;

@@ -1,8 +1,8 @@
 //! `update_subscription`: `add_markets`, `delete_markets`, `get_snapshot`.
 
 use super::{Session, with_id};
-use kd_kalshi::ws::ErrorCode;
 use crate::publish::Channel;
+use kd_kalshi::ws::{ErrorCode, UpdateAction};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -31,9 +31,16 @@ impl Session {
         let Some(action) = params.get("action").and_then(Value::as_str) else {
             return self.error(id, ErrorCode::ActionRequired, &[], out);
         };
-        if !matches!(action, "add_markets" | "delete_markets" | "get_snapshot") {
+        // The action names are kd-kalshi's (`UpdateAction`); any other is error 13.
+        let Some(action) = [
+            UpdateAction::AddMarkets,
+            UpdateAction::DeleteMarkets,
+            UpdateAction::GetSnapshot,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == action) else {
             return self.error(id, ErrorCode::UnsupportedAction, &[], out);
-        }
+        };
         let Some(idx) = self.subs.iter().position(|s| s.sid == sid) else {
             return self.error(id, ErrorCode::UnknownSid, &[], out);
         };
@@ -43,7 +50,7 @@ impl Session {
         }
         let tickers = Self::tickers_param(params);
         match action {
-            "get_snapshot" => {
+            UpdateAction::GetSnapshot => {
                 if self.subs[idx].channel != Channel::OrderbookDelta {
                     return self.error(id, ErrorCode::UnsupportedAction, &[], out);
                 }
@@ -75,7 +82,7 @@ impl Session {
                     }
                 }
             }
-            "add_markets" => {
+            UpdateAction::AddMarkets => {
                 let Some(t) = tickers else {
                     return self.error(id, ErrorCode::MarketTickerRequired, &[], out);
                 };
@@ -119,7 +126,7 @@ impl Session {
                     }
                 }
             }
-            _ => {
+            UpdateAction::DeleteMarkets => {
                 let Some(t) = tickers else {
                     return self.error(id, ErrorCode::MarketTickerRequired, &[], out);
                 };

@@ -2,6 +2,7 @@
 //! subscriber (only the envelope's `sid`/`seq` differ per subscription).
 
 use kd_core::Record;
+use kd_kalshi::ws::Channel as WireChannel;
 use std::fmt::Write;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -28,18 +29,37 @@ impl Channel {
         Channel::MultivariateLifecycle,
     ];
 
-    pub const fn name(self) -> &'static str {
-        match self {
-            Channel::OrderbookDelta => "orderbook_delta",
-            Channel::Trade => "trade",
-            Channel::Ticker => "ticker",
-            Channel::Lifecycle => "market_lifecycle_v2",
-            Channel::MultivariateLifecycle => "multivariate_market_lifecycle",
-        }
+    /// The channel in kd-kalshi's vocabulary (issue 15: kd-kalshi owns the channel names; this
+    /// enum stays because the hot path wants a `Copy` value with an array index, and the sim
+    /// serves only these five, so `Other` has no place here).
+    pub fn wire(self) -> &'static WireChannel {
+        // A static so `name` can hand out `&'static str` without copying kd-kalshi's names.
+        static WIRE: [WireChannel; 5] = [
+            WireChannel::OrderbookDelta,
+            WireChannel::Trade,
+            WireChannel::Ticker,
+            WireChannel::MarketLifecycleV2,
+            WireChannel::MultivariateMarketLifecycle,
+        ];
+        &WIRE[self.index()]
     }
 
+    /// Kalshi's name of the channel.
+    pub fn name(self) -> &'static str {
+        self.wire().as_str()
+    }
+
+    /// The channel a `subscribe` names; `None` for any channel the simulator does not serve
+    /// (error 8), including names kd-kalshi keeps as `Other`.
     pub fn parse(name: &str) -> Option<Channel> {
-        Channel::ALL.into_iter().find(|c| c.name() == name)
+        match WireChannel::parse(name) {
+            WireChannel::OrderbookDelta => Some(Channel::OrderbookDelta),
+            WireChannel::Trade => Some(Channel::Trade),
+            WireChannel::Ticker => Some(Channel::Ticker),
+            WireChannel::MarketLifecycleV2 => Some(Channel::Lifecycle),
+            WireChannel::MultivariateMarketLifecycle => Some(Channel::MultivariateLifecycle),
+            WireChannel::Other(_) => None,
+        }
     }
 
     /// `ticker` messages carry no `seq`; the others do.
@@ -185,5 +205,22 @@ impl Item {
         if !self.delivered.load(Ordering::Relaxed) {
             self.delivered.store(true, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_are_kd_kalshis() {
+        for c in Channel::ALL {
+            // `wire` indexes a table by discriminant: a reordered enum must fail here.
+            assert_eq!(Channel::parse(c.name()), Some(c));
+            assert_eq!(WireChannel::parse(c.name()).as_str(), c.name());
+        }
+        assert_eq!(Channel::Lifecycle.name(), "market_lifecycle_v2");
+        assert_eq!(Channel::parse("fill"), None);
+        assert_eq!(Channel::parse(""), None);
     }
 }

@@ -1,44 +1,74 @@
-//! Kalshi's WebSocket error codes (asyncapi `x-error-codes`, WIRE.md) and their texts.
+//! The texts of the `error` replies the simulator sends. The codes themselves are
+//! [`kd_kalshi::ws::ErrorCode`] (issue 15: kd-kalshi owns the vocabulary); the texts stay here
+//! because `ErrorCode` carries none, and they are the asyncapi `x-error-codes` names exactly.
 
-/// The codes the simulator answers with.
-pub mod code {
-    pub const PROCESSING: u32 = 1;
-    pub const PARAMS_REQUIRED: u32 = 2;
-    pub const CHANNELS_REQUIRED: u32 = 3;
-    pub const SIDS_REQUIRED: u32 = 4;
-    pub const UNKNOWN_COMMAND: u32 = 5;
-    pub const UNKNOWN_SID: u32 = 7;
-    pub const UNKNOWN_CHANNEL: u32 = 8;
-    pub const INVALID_PARAMETER: u32 = 11;
-    pub const EXACTLY_ONE_SID: u32 = 12;
-    pub const UNSUPPORTED_ACTION: u32 = 13;
-    pub const MARKET_REQUIRED: u32 = 14;
-    pub const ACTION_REQUIRED: u32 = 15;
-    pub const BUFFER_OVERFLOW: u32 = 25;
-    pub const MARKET_LIMIT: u32 = 26;
-    pub const TOO_MANY_REQUESTS: u32 = 27;
+use kd_kalshi::ws::ErrorCode;
+
+/// The `msg.msg` of an error reply: the asyncapi `x-error-codes` name of the code. Codes the
+/// simulator never chooses by itself (shard, match/index/underlying ids, retired, unknown; a
+/// `sub-error` fault can still pick them) get the generic "Error" the simulator has always sent.
+pub fn error_text(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::Processing => "Unable to process message",
+        ErrorCode::ParamsRequired => "Params required",
+        ErrorCode::ChannelsRequired => "Channels required",
+        ErrorCode::SidsRequired => "Subscription IDs required",
+        ErrorCode::UnknownCommand => "Unknown command",
+        ErrorCode::UnknownSid => "Unknown subscription ID",
+        ErrorCode::UnknownChannel => "Unknown channel name",
+        ErrorCode::AuthenticationRequired => "Authentication required",
+        ErrorCode::ChannelError => "Channel error",
+        ErrorCode::InvalidParameter => "Invalid parameter",
+        ErrorCode::ExactlyOneSid => "Exactly one subscription ID is required",
+        ErrorCode::UnsupportedAction => "Unsupported action",
+        ErrorCode::MarketTickerRequired => "Market Ticker required",
+        ErrorCode::ActionRequired => "Action required",
+        ErrorCode::CommandTimeout => "Command timeout",
+        ErrorCode::BufferOverflow => "Subscription buffer overflow",
+        ErrorCode::MarketLimit => "Subscription market limit exceeded",
+        ErrorCode::TooManyRequests => "Too many requests",
+        ErrorCode::Shard(_)
+        | ErrorCode::MatchIdsRequired
+        | ErrorCode::IndexIdsRequired
+        | ErrorCode::UnderlyingTickersRequired
+        | ErrorCode::Retired(_)
+        | ErrorCode::Other(_) => "Error",
+    }
 }
 
-pub fn error_text(code: u32) -> &'static str {
-    match code {
-        1 => "Unable to process message",
-        2 => "Params required",
-        3 => "Channels required",
-        4 => "Subscription IDs required",
-        5 => "Unknown command",
-        7 => "Unknown subscription ID",
-        8 => "Unknown channel name",
-        9 => "Authentication required",
-        10 => "Channel error",
-        11 => "Invalid parameter",
-        12 => "Exactly one subscription ID is required",
-        13 => "Unsupported action",
-        14 => "Market Ticker required",
-        15 => "Action required",
-        18 => "Command timeout",
-        25 => "Subscription buffer overflow",
-        26 => "Subscription market limit exceeded",
-        27 => "Too many requests",
-        _ => "Error",
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The texts the simulator sent by bare number before issue 15, unchanged.
+    #[test]
+    fn texts_are_unchanged() {
+        let expected = [
+            (1, "Unable to process message"),
+            (2, "Params required"),
+            (3, "Channels required"),
+            (4, "Subscription IDs required"),
+            (5, "Unknown command"),
+            (7, "Unknown subscription ID"),
+            (8, "Unknown channel name"),
+            (9, "Authentication required"),
+            (10, "Channel error"),
+            (11, "Invalid parameter"),
+            (12, "Exactly one subscription ID is required"),
+            (13, "Unsupported action"),
+            (14, "Market Ticker required"),
+            (15, "Action required"),
+            (18, "Command timeout"),
+            (25, "Subscription buffer overflow"),
+            (26, "Subscription market limit exceeded"),
+            (27, "Too many requests"),
+        ];
+        for code in 0..=40u32 {
+            let want = expected
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map_or("Error", |(_, t)| *t);
+            assert_eq!(error_text(ErrorCode::from_code(code)), want, "{code}");
+        }
     }
 }

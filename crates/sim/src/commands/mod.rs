@@ -3,13 +3,12 @@
 //!
 //! - this file: the session's state, the per-item filter and command dispatch;
 //! - `subscribe`: `subscribe` / `unsubscribe`; `update`: `update_subscription`;
-//! - [`codes`]: error codes and their texts.
+//! - [`codes`]: the texts of the error codes ([`ErrorCode`], kd-kalshi's).
 
 pub mod codes;
 mod subscribe;
 mod update;
 
-pub use codes::code;
 use codes::error_text;
 
 use crate::publish::{Channel, Item};
@@ -17,6 +16,7 @@ use crate::rng::Rng;
 use crate::shared::Shared;
 use crate::stats::bump;
 use kd_core::Side;
+use kd_kalshi::ws::ErrorCode;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering;
 /// Markets accepted by a subscription command: (index, ticker).
 type Accepted = Vec<(u32, String)>;
 /// Markets refused, grouped by error code.
-type Refusals = Vec<(u32, Vec<String>)>;
+type Refusals = Vec<(ErrorCode, Vec<String>)>;
 
 struct Sub {
     sid: u64,
@@ -174,9 +174,10 @@ impl Session {
         for sub in &mut self.subs {
             let seq = sub.next_seq();
             out.push(format!(
-                "{{\"type\":\"error\",\"sid\":{},\"seq\":{seq},\"msg\":{{\"code\":25,\"msg\":\"{}\"}}}}",
+                "{{\"type\":\"error\",\"sid\":{},\"seq\":{seq},\"msg\":{{\"code\":{},\"msg\":\"{}\"}}}}",
                 sub.sid,
-                error_text(code::BUFFER_OVERFLOW)
+                ErrorCode::BufferOverflow.code(),
+                error_text(ErrorCode::BufferOverflow)
             ));
         }
     }
@@ -190,8 +191,8 @@ impl Session {
         self.subs.clear();
     }
 
-    fn error(&self, id: Option<u64>, code: u32, tickers: &[String], out: &mut Vec<String>) {
-        let mut msg = json!({"code": code, "msg": error_text(code)});
+    fn error(&self, id: Option<u64>, code: ErrorCode, tickers: &[String], out: &mut Vec<String>) {
+        let mut msg = json!({"code": code.code(), "msg": error_text(code)});
         if !tickers.is_empty() {
             msg["market_tickers"] = json!(tickers);
         }
@@ -202,10 +203,16 @@ impl Session {
     }
 
     /// Handles one command text, appending the responses.
+    ///
+    /// Parsed from a `Value` by hand, not into kd-kalshi's `Command`: those types only
+    /// serialise what our client sends (`market_tickers`, `sids: [sid]`), while the simulator
+    /// models what Kalshi accepts and refuses — `market_ticker` as well as `market_tickers`,
+    /// `sid` as well as `sids`, `use_yes_price`, unknown fields ignored, and a specific error
+    /// code for each missing or malformed part, which a serde parse would collapse into one.
     pub fn command(&mut self, text: &str, out: &mut Vec<String>) {
         let Ok(v) = serde_json::from_str::<Value>(text) else {
             bump(&self.shared.stats.bad_commands);
-            return self.error(None, code::PROCESSING, &[], out);
+            return self.error(None, ErrorCode::Processing, &[], out);
         };
         let id = v.get("id").and_then(Value::as_u64).filter(|&i| i > 0);
         let cmd = v.get("cmd").and_then(Value::as_str).unwrap_or("");
@@ -213,7 +220,7 @@ impl Session {
         if !self.admit_command() {
             bump(&self.shared.stats.rate_limited);
             let named = params.and_then(Self::tickers_param).unwrap_or_default();
-            return self.error(id, code::TOO_MANY_REQUESTS, &named, out);
+            return self.error(id, ErrorCode::TooManyRequests, &named, out);
         }
         match cmd {
             "subscribe" => self.subscribe(id, params, out),
@@ -233,7 +240,7 @@ impl Session {
             }
             _ => {
                 bump(&self.shared.stats.bad_commands);
-                self.error(id, code::UNKNOWN_COMMAND, &[], out);
+                self.error(id, ErrorCode::UnknownCommand, &[], out);
             }
         }
     }
@@ -255,18 +262,19 @@ impl Session {
         let faults = self.shared.faults.sub_errors();
         let ex = self.shared.exchange();
         let mut ok = Vec::with_capacity(tickers.len());
-        let mut errors: Vec<(u32, Vec<String>)> = Vec::new();
-        let mut push_err = |code: u32, t: &str| match errors.iter_mut().find(|e| e.0 == code) {
+        let mut errors: Refusals = Vec::new();
+        let mut push_err = |code: ErrorCode, t: &str| match errors.iter_mut().find(|e| e.0 == code)
+        {
             Some(e) => e.1.push(t.to_string()),
             None => errors.push((code, vec![t.to_string()])),
         };
         for t in tickers {
             match ex.market_index(t) {
-                None => push_err(code::INVALID_PARAMETER, t),
+                None => push_err(ErrorCode::InvalidParameter, t),
                 Some(m) => {
                     if let Some(&(c, _)) = faults.iter().find(|(_, p)| self.rng.chance(*p)) {
                         bump(&self.shared.stats.sub_errors);
-                        push_err(c, t);
+                        push_err(ErrorCode::from_code(c), t);
                     } else {
                         ok.push((m, t.clone()));
                     }

@@ -1,7 +1,8 @@
 //! `subscribe` and `unsubscribe`.
 
-use super::{Session, Sub, code, with_id};
+use super::{Session, Sub, with_id};
 use crate::publish::Channel;
+use kd_kalshi::ws::ErrorCode;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -14,7 +15,7 @@ impl Session {
         out: &mut Vec<String>,
     ) {
         let Some(params) = params.filter(|p| p.is_object()) else {
-            return self.error(id, code::PARAMS_REQUIRED, &[], out);
+            return self.error(id, ErrorCode::ParamsRequired, &[], out);
         };
         let channels: Vec<&str> = params
             .get("channels")
@@ -22,25 +23,25 @@ impl Session {
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         if channels.is_empty() {
-            return self.error(id, code::CHANNELS_REQUIRED, &[], out);
+            return self.error(id, ErrorCode::ChannelsRequired, &[], out);
         }
         let tickers = Self::tickers_param(params);
         // `use_yes_price` (orderbook_delta only): a boolean or absent; anything else is error 11.
         let asked = match params.get("use_yes_price") {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),
-            Some(_) => return self.error(id, code::INVALID_PARAMETER, &[], out),
+            Some(_) => return self.error(id, ErrorCode::InvalidParameter, &[], out),
         };
         let yes_leg = self.shared.cfg.yes_price_default.yes_leg(asked);
         for name in channels {
             let Some(channel) = Channel::parse(name) else {
-                self.error(id, code::UNKNOWN_CHANNEL, &[], out);
+                self.error(id, ErrorCode::UnknownChannel, &[], out);
                 continue;
             };
             let wants_markets = !channel.all_markets();
             let markets = match (&tickers, channel) {
                 (None, Channel::OrderbookDelta) => {
-                    self.error(id, code::MARKET_REQUIRED, &[], out);
+                    self.error(id, ErrorCode::MarketTickerRequired, &[], out);
                     continue;
                 }
                 (Some(t), _) if wants_markets => Some(t.clone()),
@@ -49,7 +50,7 @@ impl Session {
             if let Some(t) = &markets
                 && t.len() > self.shared.cfg.market_limit_per_sub
             {
-                self.error(id, code::MARKET_LIMIT, &[], out);
+                self.error(id, ErrorCode::MarketLimit, &[], out);
                 continue;
             }
             let (accepted, errors) = match &markets {
@@ -108,7 +109,7 @@ impl Session {
         out: &mut Vec<String>,
     ) {
         let Some(params) = params.filter(|p| p.is_object()) else {
-            return self.error(id, code::PARAMS_REQUIRED, &[], out);
+            return self.error(id, ErrorCode::ParamsRequired, &[], out);
         };
         let sids: Vec<u64> = params
             .get("sids")
@@ -116,11 +117,11 @@ impl Session {
             .map(|a| a.iter().filter_map(Value::as_u64).collect())
             .unwrap_or_default();
         if sids.is_empty() {
-            return self.error(id, code::SIDS_REQUIRED, &[], out);
+            return self.error(id, ErrorCode::SidsRequired, &[], out);
         }
         for sid in sids {
             match self.subs.iter().position(|s| s.sid == sid) {
-                None => self.error(id, code::UNKNOWN_SID, &[], out),
+                None => self.error(id, ErrorCode::UnknownSid, &[], out),
                 Some(i) => {
                     let mut sub = self.subs.remove(i);
                     let seq = sub.next_seq();

@@ -1,7 +1,8 @@
 //! `update_subscription`: `add_markets`, `delete_markets`, `get_snapshot`.
 
-use super::{Session, code, with_id};
+use super::{Session, with_id};
 use crate::publish::Channel;
+use kd_kalshi::ws::{ErrorCode, UpdateAction};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -13,7 +14,7 @@ impl Session {
         out: &mut Vec<String>,
     ) {
         let Some(params) = params.filter(|p| p.is_object()) else {
-            return self.error(id, code::PARAMS_REQUIRED, &[], out);
+            return self.error(id, ErrorCode::ParamsRequired, &[], out);
         };
         let sid = match (
             params.get("sid").and_then(Value::as_u64),
@@ -22,29 +23,36 @@ impl Session {
             (Some(s), None) => s,
             (None, Some(a)) if a.len() == 1 => match a[0].as_u64() {
                 Some(s) => s,
-                None => return self.error(id, code::INVALID_PARAMETER, &[], out),
+                None => return self.error(id, ErrorCode::InvalidParameter, &[], out),
             },
-            (None, None) => return self.error(id, code::SIDS_REQUIRED, &[], out),
-            _ => return self.error(id, code::EXACTLY_ONE_SID, &[], out),
+            (None, None) => return self.error(id, ErrorCode::SidsRequired, &[], out),
+            _ => return self.error(id, ErrorCode::ExactlyOneSid, &[], out),
         };
         let Some(action) = params.get("action").and_then(Value::as_str) else {
-            return self.error(id, code::ACTION_REQUIRED, &[], out);
+            return self.error(id, ErrorCode::ActionRequired, &[], out);
         };
-        if !matches!(action, "add_markets" | "delete_markets" | "get_snapshot") {
-            return self.error(id, code::UNSUPPORTED_ACTION, &[], out);
-        }
+        // The action names are kd-kalshi's (`UpdateAction`); any other is error 13.
+        let Some(action) = [
+            UpdateAction::AddMarkets,
+            UpdateAction::DeleteMarkets,
+            UpdateAction::GetSnapshot,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == action) else {
+            return self.error(id, ErrorCode::UnsupportedAction, &[], out);
+        };
         let Some(idx) = self.subs.iter().position(|s| s.sid == sid) else {
-            return self.error(id, code::UNKNOWN_SID, &[], out);
+            return self.error(id, ErrorCode::UnknownSid, &[], out);
         };
         if self.subs[idx].markets.is_none() {
             // An all-markets subscription has no market list to change.
-            return self.error(id, code::INVALID_PARAMETER, &[], out);
+            return self.error(id, ErrorCode::InvalidParameter, &[], out);
         }
         let tickers = Self::tickers_param(params);
         match action {
-            "get_snapshot" => {
+            UpdateAction::GetSnapshot => {
                 if self.subs[idx].channel != Channel::OrderbookDelta {
-                    return self.error(id, code::UNSUPPORTED_ACTION, &[], out);
+                    return self.error(id, ErrorCode::UnsupportedAction, &[], out);
                 }
                 let markets: Vec<u32> = match &tickers {
                     Some(t) => {
@@ -74,9 +82,9 @@ impl Session {
                     }
                 }
             }
-            "add_markets" => {
+            UpdateAction::AddMarkets => {
                 let Some(t) = tickers else {
-                    return self.error(id, code::MARKET_REQUIRED, &[], out);
+                    return self.error(id, ErrorCode::MarketTickerRequired, &[], out);
                 };
                 let current = self.subs[idx].markets.as_ref().map_or(0, HashMap::len);
                 let (accepted, errors) = self.resolve(&t);
@@ -90,7 +98,7 @@ impl Session {
                     })
                     .collect();
                 if current + new.len() > self.shared.cfg.market_limit_per_sub {
-                    return self.error(id, code::MARKET_LIMIT, &[], out);
+                    return self.error(id, ErrorCode::MarketLimit, &[], out);
                 }
                 let channel = self.subs[idx].channel;
                 let seq = self.subs[idx].next_seq();
@@ -118,9 +126,9 @@ impl Session {
                     }
                 }
             }
-            _ => {
+            UpdateAction::DeleteMarkets => {
                 let Some(t) = tickers else {
-                    return self.error(id, code::MARKET_REQUIRED, &[], out);
+                    return self.error(id, ErrorCode::MarketTickerRequired, &[], out);
                 };
                 let gone: Vec<u32> = {
                     let ex = self.shared.exchange();

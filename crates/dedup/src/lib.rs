@@ -13,7 +13,6 @@
 //! - [`health`]: the state behind `/health` and the gauges; [`server`]: the HTTP routes.
 //! - [`metrics`]: every metric name.
 //! - [`cli`]: `kalshi-data dedup` and `kalshi-data migrate`.
-//! - [`testing`]: a PostgreSQL database per test.
 
 pub mod cli;
 pub mod config;
@@ -25,7 +24,6 @@ pub mod pull_client;
 pub mod server;
 pub mod store;
 mod sync;
-pub mod testing;
 
 pub use config::{DedupConfig, GathererEndpoint};
 pub use store::{ConnectionUsage, CursorUpdate, InsertOutcome, Store, StoreError, open};

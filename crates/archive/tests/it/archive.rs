@@ -436,7 +436,8 @@ async fn kill_rounds(url: &str, endpoint: Option<&str>, archive: &Archive) -> Te
         cmd.args([
             "--ignored",
             "--exact",
-            "child_exporter_loop",
+            // The child's test by its path in the one test binary (`--exact` needs the module).
+            "archive::child_exporter_loop",
             "--test-threads=1",
         ])
         .env("KD_ARCHIVE_CHILD_URL", url)

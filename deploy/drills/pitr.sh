@@ -9,7 +9,7 @@
 #   5. point-in-time recovery: base backup + archived WAL up to the instant before the accident,
 #   6. pg_restore of the logical snapshot into a fresh database.
 # Checks the row counts at each step and prints the recovery time. Exit status 0 = the drill
-# passed. Run by crates/kalshi-data/tests/deploy_runbook.rs; by hand:
+# passed. Run by crates/kalshi-data/tests/it/deploy_runbook.rs; by hand:
 #   deploy/drills/pitr.sh            (PG_BIN=/usr/lib/postgresql/15/bin to choose a version)
 # As root the cluster runs as the `postgres` user (PostgreSQL refuses to run as root).
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# promtool, for crates/kalshi-data/tests/deploy_prometheus.rs (`promtool check rules` and
+# promtool, for crates/kalshi-data/tests/it/deploy_prometheus.rs (`promtool check rules` and
 # `promtool test rules` on deploy/prometheus/). Debian's `prometheus` package ships it.
 # Idempotent: does nothing when promtool is already on PATH.
 set -euo pipefail

@@ -13,12 +13,10 @@
 //! - [`config`]: TOML + environment + flag layering with errors that name the key.
 //! - [`telemetry`]: tracing and the Prometheus recorder every process installs.
 //! - [`shutdown`]: Ctrl-C / SIGTERM to a cancellation token.
-//! - [`fixtures`]: example records for tests.
 
 pub mod backoff;
 pub mod book;
 pub mod config;
-pub mod fixtures;
 pub mod pull;
 pub mod records;
 // After `records`, whose types it is built from.

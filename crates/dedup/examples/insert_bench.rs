@@ -12,7 +12,7 @@ use kd_core::records::{OrderbookDelta, WirePos};
 use kd_core::{Count, Price, Record, Side, Table, TimestampUs};
 use kd_dedup::merge::{Batch, RecentIdentities, merge, merge_with};
 use kd_dedup::store::{self, CursorUpdate, Store};
-use kd_dedup::testing::TestDb;
+use kd_testkit::pg::TestDb;
 use std::time::Instant;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;

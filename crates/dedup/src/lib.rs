@@ -15,7 +15,6 @@
 //!   and the typed `kind` of each counted failure.
 //! - [`metrics`]: every metric name.
 //! - [`cli`]: `kalshi-data dedup` and `kalshi-data migrate`.
-//! - [`testing`]: a PostgreSQL database per test.
 
 pub mod cli;
 pub mod config;
@@ -28,7 +27,6 @@ pub mod pull_client;
 pub mod server;
 pub use kd_production as store;
 mod sync;
-pub mod testing;
 
 pub use config::{DedupConfig, GathererEndpoint};
 pub use kd_production::{ConnectionUsage, CursorUpdate, InsertOutcome, Store, StoreError, open};

@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn record_key_equals_the_key_of_the_built_identity() {
-        let records = kd_core::fixtures::one_of_each();
+        let records = kd_testkit::fixtures::one_of_each();
         let keys: Vec<u128> = records.iter().map(record_key).collect();
         for (r, k) in records.iter().zip(&keys) {
             assert_eq!(*k, identity_key(&r.identity()), "{r:?}");

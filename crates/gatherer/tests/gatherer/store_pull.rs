@@ -89,7 +89,7 @@ fn raw_pull_pages_decode_to_the_stored_records() -> TestResult {
     // Writes a store: never beside a test that asserts on process-wide counters.
     let _shared = common::SERIAL.blocking_read();
     let dir = tempfile::tempdir()?;
-    let written = kd_core::fixtures::one_of_each();
+    let written = kd_testkit::fixtures::one_of_each();
     let mut w = WriteConn::open(dir.path())?;
     w.insert_batch(&written)?;
     w.insert_batch(&written)?;

@@ -2,6 +2,7 @@
 //! connection stays up: a scripted WebSocket server sends them between valid trades.
 
 use crate::common;
+use kd_testkit::prom::value as metric;
 
 use common::{TestResult, all_rows, gatherer_config, wait_until};
 use futures::{SinkExt, StreamExt};
@@ -17,14 +18,6 @@ fn trade(n: u32) -> String {
         r#"{{"type":"trade","sid":1,"seq":{seq},"msg":{{"trade_id":"bad-frames-{n}","market_ticker":"KX-T{n}","yes_price_dollars":"0.4200","no_price_dollars":"0.5800","count_fp":"3.00","taker_outcome_side":"yes","taker_book_side":"bid","is_block_trade":false,"ts_ms":1780096775004}}}}"#,
         seq = n + 1
     )
-}
-
-fn metric(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name_and_labels))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,89 +16,17 @@ use common::{
 use kd_core::pull::{PullResponse, PulledRecord};
 use kd_core::{Gap, Record, Table, TimestampUs};
 use kd_sim::{TruthLine, read_truth};
+use kd_testkit::tmpfs::{Tmpfs, fill};
+use kd_testkit::wait::until;
 use std::collections::HashSet;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// A tmpfs mounted on a directory for the life of the value; unmounted on drop, whatever
-/// happened (a failed assertion unwinds through it).
-struct Tmpfs {
-    dir: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, Error> {
-        let uid = Command::new("id").arg("-u").output()?;
-        let uid = String::from_utf8_lossy(&uid.stdout).trim().to_string();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()?;
-        if !out.status.success() {
-            return Err(format!(
-                "THIS TEST NEEDS ROOT (or CAP_SYS_ADMIN) TO MOUNT A SMALL TMPFS and could not \
-                 (uid {uid}): `mount -t tmpfs` said: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )
-            .into());
-        }
-        Ok(Tmpfs {
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    fn resize(&self, size: &str) -> Result<(), Error> {
-        let out = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.dir)
-            .output()?;
-        if !out.status.success() {
-            return Err(format!(
-                "remount of {:?} failed: {}",
-                self.dir,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )
-            .into());
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        // Lazy: a store connection still open in a leaked task must not keep it mounted.
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-    }
-}
-
-/// Writes a file until the filesystem refuses (ENOSPC); returns the bytes written.
-fn fill(path: &Path) -> Result<u64, Error> {
-    let mut f = std::fs::File::create(path)?;
-    let chunk = vec![0xA5_u8; 16 * 1024];
-    let mut written = 0_u64;
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(n) => written += n as u64,
-            Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // A page-sized tail may still fit: fill it byte-wise so nothing is left.
-    for _ in 0..64 * 1024 {
-        match f.write(&[0]) {
-            Ok(1) => written += 1,
-            _ => break,
-        }
-    }
-    Ok(written)
-}
+/// How often the waits below poll.
+const POLL: Duration = Duration::from_millis(100);
 
 async fn health(addr: SocketAddr) -> Result<serde_json::Value, Error> {
     Ok(reqwest::get(format!("http://{addr}/health"))
@@ -135,24 +63,6 @@ async fn pull_all(addr: SocketAddr, table: Table) -> Result<Vec<PulledRecord>, E
             None => return Ok(out),
         }
         out.extend(page.records);
-    }
-}
-
-/// Polls an async condition every 100 ms until it holds or `limit` passes.
-async fn wait_for<F, Fut>(limit: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if f().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -215,7 +125,7 @@ async fn a_full_disk_fails_loudly_keeps_what_is_stored_and_recovers_when_space_r
     let filled = fill(&mnt.join("filler"))?;
     let full_at = TimestampUs::now();
     println!("filled the 4 MiB tmpfs with {filled} bytes of filler");
-    let loud = wait_for(Duration::from_secs(30), || async {
+    let loud = until(Duration::from_secs(30), POLL, || async {
         health(addr)
             .await
             .is_ok_and(|h| h["status"] == "store_failing")
@@ -280,7 +190,7 @@ async fn a_full_disk_fails_loudly_keeps_what_is_stored_and_recovers_when_space_r
     }
 
     // Stay full until the router had to drop (the queue overflowed), so gaps are exercised.
-    let dropped = wait_for(Duration::from_secs(60), || async {
+    let dropped = until(Duration::from_secs(60), POLL, || async {
         scrape(addr)
             .await
             .is_ok_and(|m| m.lines().any(|l| l.starts_with("router_dropped_total{")))
@@ -332,7 +242,7 @@ async fn a_full_disk_fails_loudly_keeps_what_is_stored_and_recovers_when_space_r
     // Space returns: the gatherer resumes by itself.
     tmpfs.resize("64m")?;
     let grown_at = Instant::now();
-    let recovered = wait_for(Duration::from_secs(60), || async {
+    let recovered = until(Duration::from_secs(60), POLL, || async {
         health(addr)
             .await
             .is_ok_and(|h| h["status"] != "store_failing" && h["store"]["error"].is_null())
@@ -348,7 +258,7 @@ async fn a_full_disk_fails_loudly_keeps_what_is_stored_and_recovers_when_space_r
     })
     .await;
     assert!(resumed, "no new rows after the disk grew");
-    let ready = wait_for(Duration::from_secs(30), || async {
+    let ready = until(Duration::from_secs(30), POLL, || async {
         ready_status(addr).await.is_ok_and(|s| s == 200)
     })
     .await;
@@ -480,7 +390,7 @@ async fn a_stop_on_a_full_disk_ends_and_the_restart_records_the_loss_as_downtime
     assert!(started, "the gatherer stored too little");
     let dropped_before = metric(&scrape(addr).await?, "writer_dropped_total");
     fill(&mnt.join("filler"))?;
-    let loud = wait_for(Duration::from_secs(30), || async {
+    let loud = until(Duration::from_secs(30), POLL, || async {
         health(addr)
             .await
             .is_ok_and(|h| h["status"] == "store_failing")

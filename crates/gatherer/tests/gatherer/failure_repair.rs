@@ -14,6 +14,7 @@ use common::{
 use kd_core::{Record, Table, TimestampUs};
 use kd_gatherer::GathererHandle;
 use kd_sim::{SimHandle, TruthLine, read_truth};
+use kd_testkit::wait::until;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -22,23 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// Polls the async condition `f` every 50 ms until it is true or `limit` passes.
-async fn wait_for<F, Fut>(limit: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if f().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How often the waits below poll.
+const POLL: Duration = Duration::from_millis(50);
 
 /// Every open market subscribed and every connection up.
 async fn settled(gatherer: &GathererHandle) -> bool {
@@ -131,7 +117,7 @@ async fn a_trade_dropped_for_every_subscriber_is_backfilled() -> TestResult {
     }
     let from = TimestampUs::now();
     sim.add_fault(kd_sim::parse_fault("ws-drop-all:0.05")?);
-    let dropped = wait_for(Duration::from_secs(20), || async {
+    let dropped = until(Duration::from_secs(20), POLL, || async {
         sim.stats().await.dropped_for_all >= 60
     })
     .await;
@@ -145,7 +131,7 @@ async fn a_trade_dropped_for_every_subscriber_is_backfilled() -> TestResult {
         .get("trade")
         .copied()
         .unwrap_or(0);
-    let later = wait_for(Duration::from_secs(20), || async {
+    let later = until(Duration::from_secs(20), POLL, || async {
         sim.stats()
             .await
             .published
@@ -280,7 +266,7 @@ async fn maintenance(window: Duration, short_waits: bool) -> TestResult {
     sim.add_fault(kd_sim::parse_fault("ws-drop-all:0.2")?);
     let addr = gatherer.addr();
     // Until a trade has been dropped for everyone…
-    let dropped = wait_for(Duration::from_secs(20), || async {
+    let dropped = until(Duration::from_secs(20), POLL, || async {
         truth_trades(&sim, &truth, from, TimestampUs::now())
             .await
             .is_ok_and(|t| t.iter().any(|(_, delivered)| !delivered))
@@ -296,7 +282,7 @@ async fn maintenance(window: Duration, short_waits: bool) -> TestResult {
         .get("trade")
         .copied()
         .unwrap_or(0);
-    let revealed = wait_for(Duration::from_secs(20), || async {
+    let revealed = until(Duration::from_secs(20), POLL, || async {
         sim.stats()
             .await
             .published

@@ -48,16 +48,7 @@ pub fn all_rows(
 
 /// Polls `f` every 20 ms until it is true or `limit` passes.
 pub async fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if f() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    kd_testkit::wait::until(limit, Duration::from_millis(20), async || f()).await
 }
 
 /// A book as two price → size maps.
@@ -108,18 +99,7 @@ impl Book {
 /// integration tests are one binary, so the files no longer have a process each.)
 pub static SERIAL: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-/// The value of one series in Prometheus text (`name{labels}` exactly as rendered; 0 when absent).
-pub fn metric(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| {
-            l.strip_prefix(name_and_labels)
-                .is_some_and(|rest| rest.starts_with(' '))
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
+pub use kd_testkit::prom::value as metric;
 
 /// The gatherer's `/metrics` text, over HTTP.
 pub async fn scrape(

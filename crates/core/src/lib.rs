@@ -7,6 +7,7 @@
 //!   twin for hashing without copies) — the one implementation the merge and stores use.
 //! - [`book`]: the order-book rebuild (snapshot + deltas) that `book`, `verify` and the
 //!   archive share.
+//! - [`prom_text`]: Prometheus text format read back (`status`, `up`, the tests).
 //! - [`pull`]: the gatherer pull API contract the deduplicator speaks.
 //! - [`table`]: the closed set of record tables (never built from input).
 //! - [`backoff`]: the one exponential backoff with jitter of DESIGN §6.
@@ -17,6 +18,7 @@
 pub mod backoff;
 pub mod book;
 pub mod config;
+pub mod prom_text;
 pub mod pull;
 pub mod records;
 // After `records`, whose types it is built from.

@@ -1,7 +1,6 @@
 //! HTTP probes of running processes: `/health` JSON and `/metrics` text, with a short timeout
 //! so one hung process never stalls a status screen.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Per-request timeout.
@@ -35,64 +34,8 @@ pub async fn text(client: &reqwest::Client, url: &str) -> Option<String> {
     resp.text().await.ok()
 }
 
-/// Prometheus text parsed to `name → [(labels, value)]`. Values are display figures (rates,
-/// gauges), never prices or counts of the data, so `f64` is the format's own type here.
-#[derive(Debug, Clone, Default)]
-pub struct Metrics {
-    series: BTreeMap<String, Vec<(String, f64)>>,
-}
-
-impl Metrics {
-    pub fn parse(text: &str) -> Metrics {
-        let mut series: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (head, value) = match line.rsplit_once(' ') {
-                Some(x) => x,
-                None => continue,
-            };
-            let Ok(value) = value.parse::<f64>() else {
-                continue;
-            };
-            let (name, labels) = match head.find('{') {
-                Some(i) => (&head[..i], head[i..].to_string()),
-                None => (head, String::new()),
-            };
-            series
-                .entry(name.to_string())
-                .or_default()
-                .push((labels, value));
-        }
-        Metrics { series }
-    }
-
-    /// Sum over every label set of `name`; `None` when absent.
-    pub fn sum(&self, name: &str) -> Option<f64> {
-        self.series
-            .get(name)
-            .map(|v| v.iter().map(|(_, x)| x).sum())
-    }
-
-    /// Values of `name` whose labels contain `needle` (e.g. `gatherer="gatherer-a"`).
-    pub fn with_label(&self, name: &str, needle: &str) -> Vec<(String, f64)> {
-        self.series
-            .get(name)
-            .map(|v| {
-                v.iter()
-                    .filter(|(l, _)| l.contains(needle))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    pub fn all(&self, name: &str) -> &[(String, f64)] {
-        self.series.get(name).map_or(&[], Vec::as_slice)
-    }
-}
+/// Prometheus text parsed to series: the one parser, in kd-core.
+pub use kd_core::prom_text::Metrics;
 
 /// Reads a JSON path like `store.disk_bytes` as u64.
 pub fn u64_at(v: &serde_json::Value, path: &str) -> Option<u64> {
@@ -105,20 +48,4 @@ pub fn i64_at(v: &serde_json::Value, path: &str) -> Option<i64> {
 
 pub fn str_at<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a str> {
     path.split('.').try_fold(v, |v, k| v.get(k))?.as_str()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prometheus_text_sums_over_labels() {
-        let m = Metrics::parse(
-            "# TYPE router_messages_total counter\nrouter_messages_total{type=\"trade\"} 3\nrouter_messages_total{type=\"delta\"} 4\nup 1\n",
-        );
-        assert_eq!(m.sum("router_messages_total"), Some(7.0));
-        assert_eq!(m.sum("up"), Some(1.0));
-        assert_eq!(m.sum("nope"), None);
-        assert_eq!(m.with_label("router_messages_total", "trade").len(), 1);
-    }
 }

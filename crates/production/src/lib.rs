@@ -30,6 +30,7 @@ mod decode;
 pub mod error;
 pub mod metadata;
 pub mod postgres;
+mod queries;
 mod rows;
 pub mod sqlite;
 pub mod store;

@@ -3,6 +3,7 @@
 use super::SqliteStore;
 use crate::decode::{StoredRow, decode};
 use crate::error::StoreError;
+use crate::queries::{count_sql, oldest_sql};
 use crate::rows::levels_from_json;
 use kd_core::records::Level;
 use kd_core::{Record, Table, TimestampUs};
@@ -43,29 +44,6 @@ const fn window_sql(table: Table) -> &'static str {
              FROM gaps WHERE start_ts >= ?1 AND start_ts < ?2
              ORDER BY ticker NULLS FIRST, start_ts, gatherer, gap_id"
         }
-    }
-}
-
-const fn count_sql(table: Table) -> &'static str {
-    match table {
-        Table::Trades => "SELECT count(*) FROM trades",
-        Table::Deltas => "SELECT count(*) FROM orderbook_deltas",
-        Table::Snapshots => "SELECT count(*) FROM orderbook_snapshots",
-        Table::Tickers => "SELECT count(*) FROM tickers",
-        Table::Lifecycle => "SELECT count(*) FROM lifecycle",
-        Table::Gaps => "SELECT count(*) FROM gaps",
-    }
-}
-
-/// The oldest record's time; every time-series table has an index on its time key.
-const fn oldest_sql(table: Table) -> &'static str {
-    match table {
-        Table::Trades => "SELECT min(exchange_ts) FROM trades",
-        Table::Deltas => "SELECT min(exchange_ts) FROM orderbook_deltas",
-        Table::Snapshots => "SELECT min(exchange_ts) FROM orderbook_snapshots",
-        Table::Tickers => "SELECT min(exchange_ts) FROM tickers",
-        Table::Lifecycle => "SELECT min(exchange_ts) FROM lifecycle",
-        Table::Gaps => "SELECT min(start_ts) FROM gaps",
     }
 }
 

@@ -472,19 +472,32 @@ impl<S: WindowSource> Exporter<S> {
         tracing::info!("archive exporter stopped");
     }
 
-    /// Sets `export_lag_seconds` from the watermarks, and returns them.
+    /// Sets `export_lag_seconds` from the watermarks (or, before the first export, from where it
+    /// starts), and returns the watermarks.
     async fn update_lag(&self) -> BTreeMap<Table, TimestampUs> {
         let now = TimestampUs::now();
         let mut watermarks = BTreeMap::new();
         for table in EXPORT_TABLES {
-            if let Ok(Some(wm)) = self.source.watermark(&layout::watermark_name(table)).await {
-                LagMeasured {
-                    table,
-                    seconds: (now.micros() - wm.micros()) as f64 / 1e6,
+            let since = match self.source.watermark(&layout::watermark_name(table)).await {
+                Ok(Some(wm)) => {
+                    watermarks.insert(table, wm);
+                    wm
                 }
-                .emit();
-                watermarks.insert(table, wm);
+                // Nothing exported yet: the lag runs from where the first export starts (the
+                // oldest record's window), so an exporter that never gets its first window out
+                // shows a growing lag instead of no series at all; an empty table waits on
+                // nothing (0).
+                Ok(None) => match self.next_start(table).await {
+                    Ok(start) => start.unwrap_or(now),
+                    Err(_) => continue,
+                },
+                Err(_) => continue,
+            };
+            LagMeasured {
+                table,
+                seconds: (now.micros() - since.micros()) as f64 / 1e6,
             }
+            .emit();
         }
         watermarks
     }

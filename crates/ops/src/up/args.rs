@@ -43,6 +43,15 @@ pub struct UpArgs {
     /// Print progress lines instead of a live bar even on a terminal.
     #[arg(long)]
     pub plain: bool,
+    /// Extra simulator flag (repeatable, one argument each), to rehearse an exchange
+    /// behaviour: e.g. `--sim-arg=--rest-book-cache-ms --sim-arg=2000` (see `kalshi-data sim
+    /// --help`).
+    #[arg(long = "sim-arg", allow_hyphen_values = true, value_name = "ARG")]
+    pub sim_args: Vec<String>,
+    /// Extra line of every gatherer's configuration (repeatable), a `key = value` of
+    /// `docs/configuration.md`, e.g. `--gatherer-setting 'poll_interval_secs = 60'`.
+    #[arg(long = "gatherer-setting", value_name = "KEY = VALUE")]
+    pub gatherer_settings: Vec<String>,
 }
 
 impl UpArgs {

@@ -199,7 +199,7 @@ fn local_specs(args: &UpArgs, keys: &Keys) -> Result<Vec<ProcessSpec>, UpError> 
     for (i, &port) in ports[3..].iter().enumerate() {
         let name = plan::gatherer_name(i);
         let config_path = dir.join("config").join(format!("{name}.toml"));
-        let text = plan::gatherer_config(&name, dir, port, sim_port, keys);
+        let text = plan::gatherer_config(&name, dir, port, sim_port, keys, &args.gatherer_settings);
         std::fs::write(&config_path, text).map_err(io(&config_path))?;
         specs.push(plan::gatherer(args, &name, port));
         gatherers.push((name, port));

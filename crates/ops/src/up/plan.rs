@@ -105,6 +105,7 @@ pub fn sim(args: &UpArgs, keys: &Keys, port: u16) -> ProcessSpec {
         argv.push("--fault".into());
         argv.push(fault.into());
     }
+    argv.extend(args.sim_args.iter().map(OsString::from));
     ProcessSpec {
         name: "sim".into(),
         kind: Kind::Sim,
@@ -116,8 +117,16 @@ pub fn sim(args: &UpArgs, keys: &Keys, port: u16) -> ProcessSpec {
     }
 }
 
-/// The TOML configuration of one gatherer (flat keys of `GathererConfig`).
-pub fn gatherer_config(name: &str, dir: &Path, port: u16, sim_port: u16, keys: &Keys) -> String {
+/// The TOML configuration of one gatherer (flat keys of `GathererConfig`), then the
+/// `--gatherer-setting` lines as given.
+pub fn gatherer_config(
+    name: &str,
+    dir: &Path,
+    port: u16,
+    sim_port: u16,
+    keys: &Keys,
+    extra: &[String],
+) -> String {
     let esc = |p: &Path| {
         p.display()
             .to_string()
@@ -132,10 +141,11 @@ pub fn gatherer_config(name: &str, dir: &Path, port: u16, sim_port: u16, keys: &
          key_id = \"{}\"\n\
          private_key_path = \"{}\"\n\
          data_dir = \"{}\"\n\
-         listen = \"127.0.0.1:{port}\"\n",
+         listen = \"127.0.0.1:{port}\"\n{}",
         keys.key_id,
         esc(&keys.private_pem),
         esc(&dir.join(name)),
+        extra.iter().map(|line| format!("{line}\n")).collect::<String>(),
     )
 }
 
@@ -246,7 +256,7 @@ mod tests {
             private_pem: PathBuf::from("a\"b.pem"),
             public_pem: PathBuf::from("p"),
         };
-        let text = gatherer_config("gatherer-a", Path::new("d"), 1, 2, &keys);
+        let text = gatherer_config("gatherer-a", Path::new("d"), 1, 2, &keys, &[]);
         assert!(text.contains("private_key_path = \"a\\\"b.pem\""));
         assert!(text.contains("listen = \"127.0.0.1:1\""));
     }

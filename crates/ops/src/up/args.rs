@@ -49,7 +49,7 @@ pub struct UpArgs {
     #[arg(long = "sim-arg", allow_hyphen_values = true, value_name = "ARG")]
     pub sim_args: Vec<String>,
     /// Extra line of every gatherer's configuration (repeatable), a `key = value` of
-    /// `docs/configuration.md`, e.g. `--gatherer-setting 'poll_interval_secs = 60'`.
+    /// `docs/gatherer.md`, e.g. `--gatherer-setting 'snapshot_poll_interval_mins = 1'`.
     #[arg(long = "gatherer-setting", value_name = "KEY = VALUE")]
     pub gatherer_settings: Vec<String>,
 }

@@ -33,7 +33,8 @@
 //! `clock_offset_ms` shifts every reading of [`Clock::now`] (tests of a skewed host without
 //! changing the machine's clock); the estimate then measures it like a real offset.
 
-use crate::metrics as m;
+use crate::events::emit;
+use crate::events::serving::ClockOffsetChanged;
 use kd_core::TimestampUs;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -137,29 +138,18 @@ impl Clock {
         if previous == estimate {
             return;
         }
-        metrics::gauge!(m::GATHERER_CLOCK_OFFSET_SECONDS).set(estimate as f64 / 1e6);
-        if previous == UNKNOWN {
-            tracing::info!(
-                offset_ms = estimate / 1_000,
-                "clock offset from the exchange estimated"
-            );
-            self.first.notify_waiters();
-        }
+        let first = previous == UNKNOWN;
         let beyond = estimate.abs() > WARN_OFFSET_US;
-        if beyond != self.warned.swap(beyond, Ordering::Relaxed) {
-            if beyond {
-                tracing::warn!(
-                    offset_ms = estimate / 1_000,
-                    limit_ms = WARN_OFFSET_US / 1_000,
-                    "this host's clock is off from the exchange's; exchange times are corrected \
-                     with the estimate, but check NTP"
-                );
-            } else {
-                tracing::info!(
-                    offset_ms = estimate / 1_000,
-                    "clock offset back within limit"
-                );
-            }
+        let crossed_limit =
+            (beyond != self.warned.swap(beyond, Ordering::Relaxed)).then_some(beyond);
+        emit(ClockOffsetChanged {
+            offset_us: estimate,
+            first,
+            crossed_limit,
+            limit_us: WARN_OFFSET_US,
+        });
+        if first {
+            self.first.notify_waiters();
         }
     }
 

@@ -5,8 +5,9 @@
 //! `tokio::sync::watch` of the table heads) — no polling of the database. Authentication: a
 //! bearer token when configured (always when listening beyond loopback, where TLS is served).
 
+use crate::events::emit;
+use crate::events::serving::{AckServed, PullFailed, PullRefused, PullRequested, PullServed};
 use crate::health::Health;
-use crate::metrics as m;
 use crate::store::read::RawPage;
 use crate::store::{Heads, ReadPool, StoreError};
 use crate::writer::WriterControl;
@@ -64,7 +65,7 @@ struct PullQuery {
 
 /// An error answer: status and a short reason in JSON.
 fn refuse(status: StatusCode, kind: &'static str, reason: String) -> Response {
-    metrics::counter!(m::PULL_ERRORS_TOTAL, "kind" => kind).increment(1);
+    emit(PullRefused { kind });
     (status, Json(serde_json::json!({ "error": reason }))).into_response()
 }
 
@@ -114,7 +115,7 @@ async fn pull(
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_PULL_LIMIT);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms.min(MAX_WAIT_MS));
     let mut heads = state.heads.clone();
-    metrics::counter!(m::PULL_REQUESTS_TOTAL, "table" => table.name()).increment(1);
+    emit(PullRequested { table });
     loop {
         let head = heads.borrow_and_update().get(table);
         if head > q.after {
@@ -168,7 +169,10 @@ async fn pull(
 
 /// The [`kd_core::pull::PullResponse`] JSON around the stored rows' own JSON (see `ReadPool::pull_json`).
 fn answer(state: &ApiState, table: Table, page: RawPage, head: u64) -> Response {
-    metrics::counter!(m::PULL_ROWS_TOTAL, "table" => table.name()).increment(page.rows as u64);
+    emit(PullServed {
+        table,
+        rows: page.rows,
+    });
     let mut body = Vec::with_capacity(page.json.len() + 128);
     body.extend_from_slice(b"{\"gatherer\":");
     // A string and a unit enum always serialise.
@@ -182,7 +186,7 @@ fn answer(state: &ApiState, table: Table, page: RawPage, head: u64) -> Response 
 }
 
 fn store_error(e: StoreError) -> Response {
-    tracing::error!(error = %e, "pull failed");
+    emit(PullFailed { error: &e });
     refuse(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
 }
 
@@ -210,7 +214,7 @@ async fn ack(
     };
     match state.control.ack(table, request.cursor).await {
         Some(Ok(())) => {
-            metrics::counter!(m::PULL_ACKS_TOTAL, "table" => table.name()).increment(1);
+            emit(AckServed { table });
             StatusCode::NO_CONTENT.into_response()
         }
         Some(Err(e @ StoreError::AckBeyondHead { .. })) => {

@@ -4,9 +4,13 @@
 //!
 //! - [`connection`]: the WebSocket pool (connects, closes, subscription errors and effects).
 //! - [`router`]: gaps, refused frames, drop windows.
+//! - [`writer`]: commits, store failures and recovery, acknowledgements, retention.
+//! - [`serving`]: the pull API's requests and refusals, the clock-offset estimate.
 
 pub mod connection;
 pub mod router;
+pub mod serving;
+pub mod writer;
 
 /// Something worth a log line and a metric.
 pub trait InternalEvent {

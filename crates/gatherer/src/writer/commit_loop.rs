@@ -3,11 +3,15 @@
 //! refresh the gauges.
 
 use super::{COMMIT_RETRY, Control, LOUD_EVERY, SHUTDOWN_GRACE, STATS_INTERVAL, WriterSettings};
+use crate::events::emit;
+use crate::events::writer::{
+    AckRefused, Acknowledged, BatchCommitted, CommitFailed, QueueDepth, RetentionDeleted,
+    RetentionFailed, RowsLostAtShutdown, StoreRecovered, StoreStats, WriterStopped,
+};
 use crate::health::Health;
-use crate::metrics as m;
 use crate::store::{Heads, StoreError, WriteConn, db_path, disk_bytes, index};
 use kd_core::backoff::Backoff;
-use kd_core::{Record, Table, TimestampUs};
+use kd_core::{Record, TimestampUs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -67,11 +71,12 @@ impl WriterLoop {
                 self.commit(&mut batch, true).await;
             }
         }
-        if let Err(e) = self.conn.checkpoint() {
-            tracing::warn!(error = %e, "checkpoint at shutdown failed (the WAL is replayed next start)");
-        }
+        let checkpoint_error = self.conn.checkpoint().err().map(|e| e.to_string());
         self.refresh_stats();
-        tracing::info!(heads = ?self.conn.heads(), "writer stopped; everything received is committed");
+        emit(WriterStopped {
+            heads: self.conn.heads(),
+            checkpoint_error,
+        });
     }
 
     /// Adds queued records to the batch until it is full or the oldest row has waited the
@@ -100,7 +105,7 @@ impl WriterLoop {
                 }
             }
         }
-        metrics::gauge!(m::WRITER_QUEUE_DEPTH).set(self.records.len() as f64);
+        emit(QueueDepth(self.records.len()));
         true
     }
 
@@ -129,9 +134,6 @@ impl WriterLoop {
                 }
                 Err(e) => {
                     let kind = e.kind();
-                    metrics::counter!(m::WRITER_ERRORS_TOTAL).increment(1);
-                    metrics::counter!(m::STORE_WRITE_ERRORS_TOTAL, "kind" => kind).increment(1);
-                    metrics::gauge!(m::STORE_WRITE_FAILING).set(1.0);
                     let store = db_path(&self.settings.data_dir);
                     let cause = if kind == "disk_full" {
                         "disk full"
@@ -141,9 +143,12 @@ impl WriterLoop {
                     self.health
                         .set_store_error(Some(format!("{cause}: {}: {e}", store.display())));
                     if stopping.is_some_and(|at| self.giving_up || at.elapsed() >= SHUTDOWN_GRACE) {
-                        tracing::error!(store = %store.display(), kind, error = %e, rows = batch.len(),
-                            "{cause}: commit failed at shutdown; rows lost (the next start records a downtime gap from the last stored row)");
-                        metrics::counter!(m::WRITER_DROPPED_TOTAL).increment(batch.len() as u64);
+                        emit(RowsLostAtShutdown {
+                            store: &store,
+                            kind,
+                            error: &e,
+                            rows: batch.len(),
+                        });
                         batch.clear();
                         self.giving_up = true;
                         return;
@@ -155,15 +160,20 @@ impl WriterLoop {
                     }
                     let now = Instant::now();
                     let (since, loud_at) = failing.get_or_insert((now, now));
-                    if *loud_at == now || now.duration_since(*loud_at) >= LOUD_EVERY {
+                    let loud = *loud_at == now || now.duration_since(*loud_at) >= LOUD_EVERY;
+                    if loud {
                         *loud_at = now;
-                        tracing::error!(store = %store.display(), kind, error = %e, rows = batch.len(),
-                            failing_for = ?now.duration_since(*since), queued = self.records.len(),
-                            "{cause}: store commit failed; the batch is kept and retried, committed rows stay pullable");
-                    } else {
-                        tracing::debug!(kind, error = %e, retry_in = ?delay, "commit failed; retrying");
                     }
-                    metrics::counter!(m::WRITER_RETRIES_TOTAL).increment(1);
+                    emit(CommitFailed {
+                        store: &store,
+                        kind,
+                        error: &e,
+                        rows: batch.len(),
+                        failing_for: now.duration_since(*since),
+                        queued: self.records.len(),
+                        retry_in: delay,
+                        loud,
+                    });
                     self.wait_answering(delay, batch).await;
                 }
             }
@@ -192,30 +202,30 @@ impl WriterLoop {
 
     /// The first commit after failures: clears the alarm.
     fn recovered(&mut self, since: Instant, rows: usize) {
-        metrics::gauge!(m::STORE_WRITE_FAILING).set(0.0);
         self.health.set_store_error(None);
-        tracing::warn!(store = %db_path(&self.settings.data_dir).display(), failed_for = ?since.elapsed(), rows,
-            queued = self.records.len(), "store takes writes again; the kept batch is committed");
+        emit(StoreRecovered {
+            store: &db_path(&self.settings.data_dir),
+            failed_for: since.elapsed(),
+            rows,
+            queued: self.records.len(),
+        });
     }
 
     fn committed(&mut self, batch: &mut Vec<Record>, heads: Heads, started: Instant) {
         let now = self.settings.clock.now();
-        metrics::histogram!(m::WRITER_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
-        metrics::histogram!(m::WRITER_BATCH_ROWS).record(batch.len() as f64);
-        metrics::counter!(m::WRITER_BATCHES_TOTAL).increment(1);
         let mut per_table = [0_u64; 6];
-        let delay = metrics::histogram!(m::WRITER_RECEIVE_TO_COMMIT_SECONDS);
         for r in batch.iter() {
             per_table[index(r.table())] += 1;
-            delay.record((now.micros() - r.received_at().micros()).max(0) as f64 / 1e6);
         }
-        for t in Table::ALL {
-            let n = per_table[index(t)];
-            if n > 0 {
-                metrics::counter!(m::WRITER_ROWS_TOTAL, "table" => t.name()).increment(n);
-                metrics::gauge!(m::STORE_HEAD, "table" => t.name()).set(heads.get(t) as f64);
-            }
-        }
+        emit(BatchCommitted {
+            commit_time: started.elapsed(),
+            rows: batch.len(),
+            per_table: &per_table,
+            heads,
+            delays_us: &mut batch
+                .iter()
+                .map(|r| now.micros() - r.received_at().micros()),
+        });
         batch.clear();
         self.health.set_heads(heads);
         self.heads.send_replace(heads);
@@ -246,18 +256,14 @@ impl WriterLoop {
                         if cursor > self.acks.get(table) {
                             self.acks.set(table, cursor);
                         }
-                        let depth = self
+                        let unacked = self
                             .conn
                             .heads()
                             .get(table)
                             .saturating_sub(self.acks.get(table));
-                        metrics::gauge!(m::STORE_UNACKED_ROWS, "table" => table.name())
-                            .set(depth as f64);
+                        emit(Acknowledged { table, unacked });
                     }
-                    Err(e) => {
-                        metrics::counter!(m::STORE_ERRORS_TOTAL, "kind" => "ack").increment(1);
-                        tracing::warn!(error = %e, "acknowledgement refused");
-                    }
+                    Err(e) => emit(AckRefused { error: e }),
                 }
                 let _ = reply.send(result);
             }
@@ -283,20 +289,13 @@ impl WriterLoop {
                 .saturating_sub(retention_us),
         );
         if let Err(e) = self.retention_at(cutoff) {
-            metrics::counter!(m::STORE_ERRORS_TOTAL, "kind" => "retention").increment(1);
-            tracing::warn!(error = %e, "retention pass failed; retried next interval");
+            emit(RetentionFailed { error: &e });
         }
     }
 
     fn retention_at(&mut self, cutoff: TimestampUs) -> Result<[u64; 6], StoreError> {
         let deleted = self.conn.retention(cutoff)?;
-        for t in Table::ALL {
-            let n = deleted[index(t)];
-            if n > 0 {
-                metrics::counter!(m::STORE_RETENTION_DELETED_TOTAL, "table" => t.name())
-                    .increment(n);
-            }
-        }
+        emit(RetentionDeleted { deleted: &deleted });
         self.refresh_stats();
         Ok(deleted)
     }
@@ -304,12 +303,11 @@ impl WriterLoop {
     fn refresh_stats(&self) {
         let heads = self.conn.heads();
         let disk = disk_bytes(&self.settings.data_dir);
-        metrics::gauge!(m::STORE_DISK_BYTES).set(disk as f64);
-        for t in Table::ALL {
-            let depth = heads.get(t).saturating_sub(self.acks.get(t));
-            metrics::gauge!(m::STORE_UNACKED_ROWS, "table" => t.name()).set(depth as f64);
-            metrics::gauge!(m::STORE_HEAD, "table" => t.name()).set(heads.get(t) as f64);
-        }
+        emit(StoreStats {
+            heads,
+            acks: self.acks,
+            disk_bytes: disk,
+        });
         self.health.set_store(heads, self.acks, disk);
     }
 }

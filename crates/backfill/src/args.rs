@@ -11,7 +11,7 @@ use std::time::Duration;
 #[command(group(clap::ArgGroup::new("target").required(true).args(["ticker", "event", "series"])))]
 pub struct BackfillArgs {
     /// Production store URL (`postgres://…` or `sqlite://PATH`).
-    #[arg(long, env = "KALSHI_DATA_PRODUCTION")]
+    #[arg(long, env = "KALSHI_DATA_PRODUCTION", hide_env_values = true)]
     pub production: String,
     /// Kalshi REST base URL, including `/trade-api/v2`.
     #[arg(long, env = "KALSHI_DATA_REST_URL", default_value = kd_kalshi::rest::PRODUCTION_BASE_URL)]

@@ -73,9 +73,53 @@ fn from_figment(err: figment::Error) -> ConfigError {
 }
 
 /// A secret value (password, token, key path contents): `Debug` and `Display` never show it.
-#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
+/// It is read from any scalar (`token = 987654321012` from TOML or a numeric environment
+/// variable is a token, not a type error), and a value of the wrong shape is refused without
+/// echoing it.
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Scalar;
+        impl serde::de::Visitor<'_> for Scalar {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret (a string or another scalar)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Secret, E> {
+                Ok(Secret(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            // A float would have lost digits already (`1e3` is not the token `1000`): refused
+            // without the value, which serde's default message would echo.
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(E::custom(
+                    "a secret must be a string (quote it; the number shown here is withheld)",
+                ))
+            }
+        }
+        d.deserialize_any(Scalar)
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -108,25 +152,89 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Hides the password of a database URL for logs (`postgres://u:pw@h/db` → `postgres://u:***@h/db`).
+/// Query parameters and connection-string keywords whose value is a secret.
+const SECRET_KEYS: [&str; 4] = ["password", "sslpassword", "token", "secret"];
+
+fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k))
+}
+
+/// Hides every secret of a database URL, for logs, errors, files and screens: the password of
+/// the user info (`postgres://u:pw@h/db` → `postgres://u:***@h/db`), secret query parameters
+/// (`?password=…`, `sslpassword`, `token`), and the same keywords of a libpq key=value string
+/// (`host=h password=pw`). The user info ends at the LAST `@` before the query, so a password
+/// holding an unescaped `/` or `@` is still hidden whole: over-redacting is harmless, a leak
+/// is not.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
+        return redact_keywords(url);
     };
-    let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.find('@') else {
-        return url.to_string();
+    let (scheme, rest) = (&url[..scheme_end], &url[scheme_end + 3..]);
+    let (base, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
     };
-    let userinfo = &rest[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}://{}:***@{}",
-            &url[..scheme_end],
-            &userinfo[..colon],
-            &rest[at + 1..]
-        ),
-        None => url.to_string(),
+    let mut out = format!("{scheme}://");
+    match base.rfind('@') {
+        Some(at) => {
+            let userinfo = &base[..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => out.push_str(&format!("{user}:***")),
+                None => out.push_str(userinfo),
+            }
+            out.push_str(&base[at..]);
+        }
+        None => out.push_str(base),
     }
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if is_secret_key(k) => format!("{k}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+/// libpq's `key=value key='quoted value'` form: secret keywords' values become `***`.
+fn redact_keywords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(eq) = rest.find('=') {
+        let key_start = rest[..eq]
+            .rfind(|c: char| c.is_whitespace())
+            .map_or(0, |i| i + 1);
+        let key = rest[key_start..eq].trim();
+        out.push_str(&rest[..=eq]);
+        let after = &rest[eq + 1..];
+        // The value: quoted (to the closing quote, `\'` escapes) or to the next whitespace.
+        let end = if after.starts_with('\'') {
+            let mut escaped = false;
+            after
+                .char_indices()
+                .skip(1)
+                .find(|&(_, c)| {
+                    let close = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    close
+                })
+                .map_or(after.len(), |(i, _)| i + 1)
+        } else {
+            after.find(char::is_whitespace).unwrap_or(after.len())
+        };
+        if is_secret_key(key) {
+            out.push_str("***");
+        } else {
+            out.push_str(&after[..end]);
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -180,5 +288,48 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact_url("sqlite:///tmp/x"), "sqlite:///tmp/x");
+    }
+
+    #[test]
+    fn redaction_covers_every_form_of_password() {
+        let cases = [
+            ("postgres://u:p/w@d@h:5432/db", "postgres://u:***@h:5432/db"),
+            (
+                "postgres://u@h/db?sslmode=verify-full&password=pw&application_name=x",
+                "postgres://u@h/db?sslmode=verify-full&password=***&application_name=x",
+            ),
+            (
+                "postgres://u:pw@h/db?PassWord=pw2",
+                "postgres://u:***@h/db?PassWord=***",
+            ),
+            (
+                "host=h password=pw dbname=d",
+                "host=h password=*** dbname=d",
+            ),
+            (
+                "host=h password='p w\\' x' user=u",
+                "host=h password=*** user=u",
+            ),
+            ("postgres://h/db", "postgres://h/db"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn secrets_accept_any_scalar_and_never_echo() {
+        #[derive(Debug, Deserialize)]
+        struct T {
+            token: Secret,
+        }
+        let read = |text: &str| Figment::from(Toml::string(text)).extract::<T>();
+        let t = read("token = 987654321012").expect("a number is a token");
+        assert_eq!(t.token.expose(), "987654321012");
+        let t = read("token = true").expect("a bool is a token");
+        assert_eq!(t.token.expose(), "true");
+        let shown = read("token = 98765.4321").err().map(|e| e.to_string());
+        let shown = shown.unwrap_or_default();
+        assert!(!shown.is_empty() && !shown.contains("98765"), "{shown}");
     }
 }

@@ -108,7 +108,7 @@ pub async fn run(args: DedupArgs) -> Result<(), crate::DedupError> {
 #[derive(Debug, Clone, clap::Args)]
 pub struct MigrateArgs {
     /// Production store: `postgres://…` or `sqlite://PATH`.
-    #[arg(long, env = "KALSHI_DATA_DEDUP_PRODUCTION")]
+    #[arg(long, env = "KALSHI_DATA_DEDUP_PRODUCTION", hide_env_values = true)]
     pub production: String,
     /// Days of time partitions to create ahead (PostgreSQL).
     #[arg(long, default_value_t = 3)]

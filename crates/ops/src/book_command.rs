@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, clap::Args)]
 pub struct BookArgs {
     /// Production store URL (`sqlite://PATH` or `postgres://…`).
-    #[arg(long, env = "KALSHI_DATA_PRODUCTION")]
+    #[arg(long, env = "KALSHI_DATA_PRODUCTION", hide_env_values = true)]
     pub production: String,
     /// Market ticker.
     #[arg(long)]

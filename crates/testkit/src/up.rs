@@ -91,6 +91,16 @@ impl Up {
     /// Starts `bin up --plain` on `dir` (created), its output in `DIR.up.log`; production is
     /// `o.production`, else SQLite in `dir`.
     pub fn start(bin: &Path, dir: &Path, o: &UpOpts) -> Result<Up> {
+        Up::start_as(bin, dir, o, false)
+    }
+
+    /// Like [`Up::start`], but the production URL goes to `up` through `KALSHI_DATA_PRODUCTION`
+    /// instead of its command line (as an operator with a password in the URL would).
+    pub fn start_with_production_env(bin: &Path, dir: &Path, o: &UpOpts) -> Result<Up> {
+        Up::start_as(bin, dir, o, true)
+    }
+
+    fn start_as(bin: &Path, dir: &Path, o: &UpOpts, production_env: bool) -> Result<Up> {
         std::fs::create_dir_all(dir)?;
         let log = dir.with_extension("up.log");
         let out = std::fs::File::create(&log)?;
@@ -103,8 +113,12 @@ impl Up {
             .arg(dir)
             .args(["--markets", &o.markets.to_string()])
             .args(["--rate", &o.rate.to_string()])
-            .args(["--duration", &o.duration.to_string()])
-            .args(["--production", &production]);
+            .args(["--duration", &o.duration.to_string()]);
+        if production_env {
+            cmd.env("KALSHI_DATA_PRODUCTION", &production);
+        } else {
+            cmd.args(["--production", &production]);
+        }
         for f in &o.faults {
             cmd.args(["--fault", f]);
         }

@@ -29,6 +29,9 @@ pub struct StatusArgs {
     /// Refresh every 30 s until interrupted.
     #[arg(long)]
     pub watch: bool,
+    /// Production store URL, when `up.json`'s (which never holds a password) cannot log in.
+    #[arg(long, env = "KALSHI_DATA_PRODUCTION", hide_env_values = true)]
+    pub production: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,10 +57,14 @@ pub fn deployment(args: &StatusArgs) -> Result<Deployment, StatusError> {
     }
     let state =
         UpState::read(&args.data_dir).map_err(|e| StatusError::NoDeployment(e.to_string()))?;
-    Ok(Deployment::from_up_state(
+    let mut dep = Deployment::from_up_state(
         &state,
         &args.data_dir.join(crate::up::state::FILE_NAME),
-    ))
+    );
+    if args.production.is_some() {
+        dep.production.clone_from(&args.production);
+    }
+    Ok(dep)
 }
 
 fn toml_from_str(text: &str) -> Result<StatusConfig, String> {

@@ -27,8 +27,10 @@ pub struct UpArgs {
     /// Ground-truth log of the simulator. Default: `DATA_DIR/truth.jsonl`.
     #[arg(long)]
     pub truth: Option<PathBuf>,
-    /// Production store URL. Default: `sqlite://DATA_DIR/production.db`.
-    #[arg(long)]
+    /// Production store URL. Default: `sqlite://DATA_DIR/production.db`. A URL with a
+    /// password is better given through the environment (a command line is world-readable);
+    /// `up` hands it to its children the same way and writes it to `up.json` redacted.
+    #[arg(long, env = "KALSHI_DATA_PRODUCTION", hide_env_values = true)]
     pub production: Option<String>,
     /// Archive URL. Default: `file://DATA_DIR/archive`.
     #[arg(long)]

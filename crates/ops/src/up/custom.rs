@@ -57,6 +57,7 @@ pub fn specs(path: &Path, data_dir: &Path) -> Result<Vec<ProcessSpec>, UpError> 
             kind: p.kind,
             port: p.port,
             args: p.args.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
             data_dir: p.data_dir,
         })
         .collect())

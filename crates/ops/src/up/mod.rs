@@ -93,7 +93,8 @@ pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(),
         pid: std::process::id(),
         started_at: kd_core::TimestampUs::now().to_rfc3339(),
         data_dir: dir.clone(),
-        production: args.production_url(),
+        // Never the password: up.json is read by `status` and by people.
+        production: kd_core::config::redact_url(&args.production_url()),
         archive: args.archive_url(),
         truth: args.config.is_none().then(|| args.truth_path()),
         processes: specs.iter().map(process_state).collect(),
@@ -275,7 +276,8 @@ async fn migrate(exe: &Path, url: &str, dir: &Path, shutdown: &CancellationToken
             .append(true)
             .open(&log);
         let mut cmd = tokio::process::Command::new(exe);
-        cmd.args(["migrate", "--production", url]);
+        // The URL may hold a password: through the environment, not the command line.
+        cmd.arg("migrate").env(plan::PRODUCTION_ENV_DEDUP, url);
         if let Ok(f) = out {
             if let Ok(e) = f.try_clone() {
                 cmd.stderr(e);

@@ -15,8 +15,12 @@ pub struct ProcessSpec {
     pub name: String,
     pub kind: Kind,
     pub port: u16,
-    /// Arguments after the binary (the subcommand first).
+    /// Arguments after the binary (the subcommand first). Never a secret: command lines are
+    /// world-readable (`/proc/PID/cmdline`); secrets go in [`ProcessSpec::env`].
     pub args: Vec<OsString>,
+    /// Environment variables set for the child (the production URL, which may hold a
+    /// password).
+    pub env: Vec<(OsString, OsString)>,
     pub data_dir: Option<PathBuf>,
     pub log: PathBuf,
     /// Path of `/health` (the simulator has its stats endpoint instead).
@@ -111,6 +115,7 @@ pub fn sim(args: &UpArgs, keys: &Keys, port: u16) -> ProcessSpec {
         kind: Kind::Sim,
         port,
         args: argv,
+        env: Vec::new(),
         data_dir: Some(dir.join("sim")),
         log: dir.join("logs").join("sim.log"),
         health_path: "/_sim/stats",
@@ -161,20 +166,28 @@ pub fn gatherer(args: &UpArgs, name: &str, port: u16) -> ProcessSpec {
         kind: Kind::Gatherer,
         port,
         args: vec!["gatherer".into(), "--config".into(), config.into()],
+        env: Vec::new(),
         data_dir: Some(dir.join(name)),
         log: dir.join("logs").join(format!("{name}.log")),
         health_path: "/health",
     }
 }
 
+/// The variable the deduplicator (and `migrate`) read the production URL from.
+pub const PRODUCTION_ENV_DEDUP: &str = "KALSHI_DATA_DEDUP_PRODUCTION";
+/// The variable the exporter reads the production URL from (`production_url` of its config).
+pub const PRODUCTION_ENV_EXPORT: &str = "KALSHI_DATA_EXPORT_PRODUCTION_URL";
+
+/// The production URL as a child's environment variable: it may hold a password, and a
+/// command line is readable by every user of the machine.
+fn production_env(var: &str, args: &UpArgs) -> (OsString, OsString) {
+    (var.into(), args.production_url().into())
+}
+
 /// The deduplicator's command line.
 pub fn dedup(args: &UpArgs, port: u16, gatherers: &[(String, u16)], sim_port: u16) -> ProcessSpec {
     let dir = &args.data_dir;
-    let mut argv: Vec<OsString> = vec![
-        "dedup".into(),
-        "--production".into(),
-        args.production_url().into(),
-    ];
+    let mut argv: Vec<OsString> = vec!["dedup".into()];
     argv.push("--listen".into());
     argv.push(format!("127.0.0.1:{port}").into());
     for (name, gport) in gatherers {
@@ -188,6 +201,7 @@ pub fn dedup(args: &UpArgs, port: u16, gatherers: &[(String, u16)], sim_port: u1
         kind: Kind::Dedup,
         port,
         args: argv,
+        env: vec![production_env(PRODUCTION_ENV_DEDUP, args)],
         data_dir: None,
         log: dir.join("logs").join("dedup.log"),
         health_path: "/health",
@@ -199,8 +213,6 @@ pub fn exporter(args: &UpArgs, port: u16) -> ProcessSpec {
     let dir = &args.data_dir;
     let argv: Vec<OsString> = vec![
         "export".into(),
-        "--production".into(),
-        args.production_url().into(),
         "--archive".into(),
         args.archive_url().into(),
         "--listen".into(),
@@ -211,6 +223,7 @@ pub fn exporter(args: &UpArgs, port: u16) -> ProcessSpec {
         kind: Kind::Exporter,
         port,
         args: argv,
+        env: vec![production_env(PRODUCTION_ENV_EXPORT, args)],
         data_dir: Some(dir.join("archive")),
         log: dir.join("logs").join("exporter.log"),
         health_path: "/health",

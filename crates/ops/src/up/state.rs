@@ -76,7 +76,7 @@ impl UpState {
             path: path.clone(),
             source,
         })?;
-        std::fs::write(&tmp, text).map_err(io)?;
+        write_private(&tmp, text.as_bytes()).map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)
     }
 
@@ -88,6 +88,20 @@ impl UpState {
         })?;
         serde_json::from_str(&text).map_err(|source| StateError::Json { path, source })
     }
+}
+
+/// Writes a file only its owner can read (0600 from creation, not chmod after: no window).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// True when a process with this pid exists (signal 0).

@@ -112,6 +112,7 @@ fn spawn(exe: &std::path::Path, spec: &ProcessSpec) -> std::io::Result<Child> {
     let err = log.try_clone()?;
     let mut cmd = Command::new(exe);
     cmd.args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())
         .stdout(log)
         .stderr(err)

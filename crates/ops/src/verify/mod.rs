@@ -23,7 +23,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub truth: Option<PathBuf>,
     /// Production store URL (`sqlite://PATH` or `postgres://…`).
-    #[arg(long, env = "KALSHI_DATA_PRODUCTION")]
+    #[arg(long, env = "KALSHI_DATA_PRODUCTION", hide_env_values = true)]
     pub production: String,
     /// Start of the window (RFC 3339 or µs since the epoch). Default: the first message the
     /// exchange delivered to anyone.

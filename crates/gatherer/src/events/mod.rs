@@ -4,8 +4,10 @@
 //!
 //! - [`connection`]: the WebSocket pool (connects, closes, subscription errors and effects).
 //! - [`router`]: gaps, refused frames, drop windows.
+//! - [`poller`]: the REST snapshot poller's cycles, books and skips.
 
 pub mod connection;
+pub mod poller;
 pub mod router;
 
 /// Something worth a log line and a metric.

@@ -4,9 +4,12 @@
 //!   already deduplicates; this is the archive's own guarantee, and it counts what it removed).
 //! - **Consistency flags**, one per table, nullable where the answer is unknown:
 //!   - trades `prices_consistent`: `yes_price + no_price = $1`;
-//!   - deltas `book_consistent`: applying the delta to the book rebuilt from the latest snapshot
-//!     of the same window leaves a non-negative size (null before the market's first snapshot in
-//!     the window — the book is not known there);
+//!   - deltas `book_consistent`: applying the delta to the book rebuilt from the window's
+//!     snapshots by the one rule of [`kd_core::book::replay`] leaves a non-negative size (null
+//!     where the book is not known: before the market's first snapshot in the window, and on a
+//!     REST snapshot base — a window without a WebSocket snapshot — until a later REST snapshot
+//!     agrees with it). REST snapshots are audit points: the processed deltas file's metadata
+//!     says how many agreed or disagreed with the rebuilt book (`kalshi_data.rest_snapshots_*`);
 //!   - snapshots `book_valid`: levels strictly ascending, sizes positive, and the book not
 //!     crossed (best YES bid + best NO bid ≤ $1);
 //!   - tickers `quote_consistent`: `yes_bid ≤ yes_ask` (null when either is missing).
@@ -18,9 +21,9 @@ use crate::source::MarketRef;
 use arrow::array::{ArrayRef, BooleanArray, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use kd_core::book::Book;
-use kd_core::records::Level;
-use kd_core::{Price, Record, Table};
+use kd_core::book::{MAX_REST_STALENESS_US, RestAudit, replay};
+use kd_core::records::{Level, OrderbookDelta, OrderbookSnapshot};
+use kd_core::{Price, Record, Table, TimestampUs};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -82,52 +85,74 @@ pub fn dedup_sorted(records: &mut Vec<Record>) -> usize {
 }
 
 /// `book_consistent` for each delta of a sorted window, replayed against the window's
-/// snapshots (any order; they are merged by time per market) with the one book rebuild of
-/// [`kd_core::book`]: a delta is consistent when applying it leaves its level non-negative.
+/// snapshots (any order) with the one book rebuild of [`kd_core::book`], and the audit of the
+/// window's REST snapshots against the rebuilt books.
 pub fn delta_flags(deltas: &[Record], snapshots: &[Record]) -> Vec<Option<bool>> {
-    let mut by_market: HashMap<&str, Vec<(i64, &kd_core::OrderbookSnapshot)>> = HashMap::new();
+    replay_window(deltas, snapshots).0
+}
+
+/// [`delta_flags`] and the REST audit of the window, in one replay per market.
+pub fn replay_window(deltas: &[Record], snapshots: &[Record]) -> (Vec<Option<bool>>, RestAudit) {
+    let mut by_market: HashMap<&str, Vec<&OrderbookSnapshot>> = HashMap::new();
     for r in snapshots {
         if let Record::Snapshot(s) = r {
-            by_market
-                .entry(s.ticker.as_str())
-                .or_default()
-                .push((s.exchange_ts.micros(), s));
+            by_market.entry(s.ticker.as_str()).or_default().push(s);
         }
     }
     for list in by_market.values_mut() {
-        list.sort_by_key(|(ts, _)| *ts);
+        list.sort_by_key(|s| s.exchange_ts);
     }
-    let mut flags = Vec::with_capacity(deltas.len());
-    let mut current: Option<(&str, Option<Book>, usize)> = None;
-    for r in deltas {
-        let Record::Delta(d) = r else {
-            flags.push(None);
+    let until = TimestampUs::from_micros(i64::MAX);
+    let mut flags = vec![None; deltas.len()];
+    let mut audit = RestAudit::default();
+    let mut i = 0;
+    while i < deltas.len() {
+        let Some(Record::Delta(first)) = deltas.get(i) else {
+            i += 1;
             continue;
         };
-        if current
-            .as_ref()
-            .is_none_or(|(t, _, _)| *t != d.ticker.as_str())
+        // One market's run (the window is sorted by ticker, then time).
+        let mut run: Vec<(usize, &OrderbookDelta)> = Vec::new();
+        while let Some(Record::Delta(d)) = deltas.get(i)
+            && d.ticker == first.ticker
         {
-            current = Some((d.ticker.as_str(), None, 0));
+            run.push((i, d));
+            i += 1;
         }
-        let Some((ticker, book, next_snap)) = current.as_mut() else {
-            flags.push(None);
-            continue;
-        };
-        // Snapshots at or before this delta's time replace the book (a snapshot at the same
-        // instant is taken to include the books state before the delta).
-        if let Some(snaps) = by_market.get(*ticker) {
-            while let Some((ts, s)) = snaps.get(*next_snap) {
-                if *ts > d.exchange_ts.micros() {
-                    break;
-                }
-                *book = Some(Book::from_snapshot(s));
-                *next_snap += 1;
+        run.sort_by_key(|(_, d)| d.exchange_ts);
+        let refs: Vec<&OrderbookDelta> = run.iter().map(|(_, d)| *d).collect();
+        let snaps = by_market.remove(first.ticker.as_str()).unwrap_or_default();
+        let r = replay(&snaps, &refs, until, MAX_REST_STALENESS_US, |k, flag| {
+            if let Some(slot) = run.get(k).and_then(|(j, _)| flags.get_mut(*j)) {
+                *slot = flag;
             }
-        }
-        flags.push(book.as_mut().map(|b| b.apply(d.side, d.price, d.delta)));
+        });
+        audit.add(&r.audit);
     }
-    flags
+    // Markets with snapshots but no delta in the window: their REST snapshots are audited too.
+    for snaps in by_market.values() {
+        let none: [&OrderbookDelta; 0] = [];
+        audit.add(&replay(snaps, &none, until, MAX_REST_STALENESS_US, |_, _| {}).audit);
+    }
+    (flags, audit)
+}
+
+/// The processed file's metadata a table adds (the deltas file: the REST audit).
+pub fn audit_meta(audit: &RestAudit) -> Vec<(String, String)> {
+    vec![
+        (
+            "kalshi_data.rest_snapshots_agreed".into(),
+            audit.agreed.to_string(),
+        ),
+        (
+            "kalshi_data.rest_snapshots_disagreed".into(),
+            audit.disagreed.to_string(),
+        ),
+        (
+            "kalshi_data.rest_snapshots_unchecked".into(),
+            audit.unchecked.to_string(),
+        ),
+    ]
 }
 
 fn levels_valid(levels: &[Level]) -> bool {
@@ -135,9 +160,16 @@ fn levels_valid(levels: &[Level]) -> bool {
         && levels.iter().all(|l| l.size.hundredths() > 0)
 }
 
-/// The flag column of a window (deltas need the window's snapshots).
-fn flags(table: Table, records: &[Record], snapshots: &[Record]) -> Option<Vec<Option<bool>>> {
-    Some(match table {
+/// The flag column of a window (deltas need the window's snapshots) and the file metadata it
+/// adds.
+type Flags = (Option<Vec<Option<bool>>>, Vec<(String, String)>);
+
+fn flags(table: Table, records: &[Record], snapshots: &[Record]) -> Flags {
+    if table == Table::Deltas {
+        let (flags, audit) = replay_window(records, snapshots);
+        return (Some(flags), audit_meta(&audit));
+    }
+    let flags = match table {
         Table::Trades => records
             .iter()
             .map(|r| match r {
@@ -147,7 +179,7 @@ fn flags(table: Table, records: &[Record], snapshots: &[Record]) -> Option<Vec<O
                 _ => None,
             })
             .collect(),
-        Table::Deltas => delta_flags(records, snapshots),
+        Table::Deltas => return (None, Vec::new()),
         Table::Snapshots => records
             .iter()
             .map(|r| match r {
@@ -172,17 +204,18 @@ fn flags(table: Table, records: &[Record], snapshots: &[Record]) -> Option<Vec<O
                 _ => None,
             })
             .collect(),
-        Table::Lifecycle | Table::Gaps => return None,
-    })
+        Table::Lifecycle | Table::Gaps => return (None, Vec::new()),
+    };
+    (Some(flags), Vec::new())
 }
 
-/// The processed batch of a sorted, deduplicated window.
+/// The processed batch of a sorted, deduplicated window, and the metadata its file adds.
 pub fn processed_batch(
     table: Table,
     records: &[Record],
     snapshots: &[Record],
     markets: &HashMap<String, MarketRef>,
-) -> Result<RecordBatch, SchemaError> {
+) -> Result<(RecordBatch, Vec<(String, String)>), SchemaError> {
     let mut columns = schema::raw_columns(table, records)?;
     let refs: Vec<Option<&MarketRef>> = records
         .iter()
@@ -194,10 +227,14 @@ pub fn processed_batch(
     columns.push(Arc::new(StringArray::from_iter(
         refs.iter().map(|m| m.map(|m| m.series_ticker.as_str())),
     )));
-    if let Some(f) = flags(table, records, snapshots) {
+    let (flags, meta) = flags(table, records, snapshots);
+    if let Some(f) = flags {
         columns.push(Arc::new(BooleanArray::from(f)));
     }
-    Ok(RecordBatch::try_new(processed_schema(table), columns)?)
+    Ok((
+        RecordBatch::try_new(processed_schema(table), columns)?,
+        meta,
+    ))
 }
 
 #[cfg(test)]
@@ -235,20 +272,24 @@ mod tests {
         assert_eq!(v.len(), 3);
     }
 
-    #[test]
-    fn deltas_are_flagged_against_the_latest_snapshot() {
-        let snap = Record::Snapshot(OrderbookSnapshot {
+    fn snapshot(source: SnapshotSource, ts: i64, size: i64) -> Record {
+        Record::Snapshot(OrderbookSnapshot {
             ticker: "M".into(),
-            source: SnapshotSource::Ws,
-            exchange_ts: TimestampUs::from_micros(10),
+            source,
+            exchange_ts: TimestampUs::from_micros(ts),
             yes: vec![Level {
                 price: price(50_000),
-                size: Count::new(100),
+                size: Count::new(size),
             }],
             no: vec![],
-            received_at: TimestampUs::from_micros(10),
+            received_at: TimestampUs::from_micros(ts),
             pos: WirePos::default(),
-        });
+        })
+    }
+
+    #[test]
+    fn deltas_are_flagged_against_the_latest_snapshot() {
+        let snap = snapshot(SnapshotSource::Ws, 10, 100);
         let deltas = vec![
             delta(5, 50_000, -500, 0),
             delta(11, 50_000, -100, 0),
@@ -258,5 +299,39 @@ mod tests {
             delta_flags(&deltas, &[snap]),
             vec![None, Some(true), Some(false)]
         );
+    }
+
+    /// A REST book stamped after a delta it does not show (stale by 1 s) changes no flag of a
+    /// WebSocket-based window, and is counted as agreeing.
+    #[test]
+    fn a_stale_rest_snapshot_is_an_audit_point_not_a_base() {
+        let s = 1_000_000;
+        let snaps = [
+            snapshot(SnapshotSource::Ws, 10 * s, 100),
+            // Shows the book before the −60 at 20 s.
+            snapshot(SnapshotSource::Rest, 21 * s, 100),
+        ];
+        let deltas = vec![delta(20 * s, 50_000, -60, 0), delta(22 * s, 50_000, -40, 0)];
+        let (flags, audit) = replay_window(&deltas, &snaps);
+        assert_eq!(flags, vec![Some(true), Some(true)]);
+        assert_eq!((audit.agreed, audit.disagreed, audit.unchecked), (1, 0, 0));
+        // (The old rule, the REST book as a base, would have left 60 where the exchange has 0.)
+        let meta = audit_meta(&audit);
+        assert!(meta.contains(&("kalshi_data.rest_snapshots_agreed".into(), "1".into())));
+    }
+
+    /// A window without a WebSocket snapshot: the REST base is unknown until a later REST book
+    /// agrees with it, so its deltas are flagged null until then.
+    #[test]
+    fn a_rest_base_is_unknown_until_confirmed() {
+        let s = 1_000_000;
+        let snaps = [
+            snapshot(SnapshotSource::Rest, 10 * s, 100),
+            snapshot(SnapshotSource::Rest, 30 * s, 150),
+        ];
+        let deltas = vec![delta(20 * s, 50_000, 50, 0), delta(40 * s, 50_000, -200, 0)];
+        let (flags, audit) = replay_window(&deltas, &snaps);
+        assert_eq!(flags, vec![None, Some(false)]);
+        assert_eq!((audit.agreed, audit.disagreed, audit.unchecked), (1, 0, 1));
     }
 }

@@ -1,13 +1,19 @@
 //! Order-book rebuild: the one implementation `book`, `verify` and the archive's
 //! `book_consistent` flag share (pure, so it lives here beside the records it reads).
 //!
-//! Rule (DESIGN §1 `book`): the book of a market at time `T` is its last snapshot with
-//! `exchange_ts ≤ T`, plus every delta with `snapshot.exchange_ts < exchange_ts ≤ T`, applied
-//! in exchange-time order. Both sides are bids (YES bids and NO bids); a level whose size
-//! reaches zero disappears. A delta that would drive a level below zero is counted as an
+//! Rule (DESIGN §1 `book`, refined for stale REST books in [`replay`]): the book of a market at
+//! time `T` is its last **WebSocket** snapshot with `exchange_ts ≤ T`, plus every delta with
+//! `snapshot.exchange_ts < exchange_ts ≤ T`, applied in exchange-time order. REST snapshots
+//! (stamped at receipt, showing an earlier instant) are audit points, and a base only where no
+//! WebSocket snapshot precedes `T`. Both sides are bids (YES bids and NO bids); a level whose
+//! size reaches zero disappears. A delta that would drive a level below zero is counted as an
 //! inconsistency (it means a delta is missing or duplicated) and the level is removed.
 
-use crate::records::{Level, OrderbookDelta, OrderbookSnapshot, Side};
+pub mod replay;
+
+pub use replay::{MAX_REST_STALENESS_US, Replayed, RestAudit, replay};
+
+use crate::records::{Level, OrderbookDelta, OrderbookSnapshot, Side, SnapshotSource};
 use crate::units::{Count, Price, TimestampUs};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -25,6 +31,8 @@ pub struct Rebuilt {
     pub book: Book,
     /// Exchange time of the snapshot the rebuild started from.
     pub snapshot_ts: TimestampUs,
+    /// Its source: `Rest` only where no WebSocket snapshot precedes the instant.
+    pub base_source: SnapshotSource,
     /// Deltas applied on top of the snapshot.
     pub deltas_applied: usize,
     /// Deltas that would have made a level negative (a sign of a missing or extra delta).
@@ -127,6 +135,8 @@ pub struct LevelView {
 #[derive(Debug, Clone, Default)]
 pub struct MarketHistory {
     snapshots: Vec<OrderbookSnapshot>,
+    /// Indices into `snapshots` of the WebSocket ones (the exact bases).
+    ws: Vec<usize>,
     deltas: Vec<OrderbookDelta>,
 }
 
@@ -137,13 +147,41 @@ impl MarketHistory {
         // Stable sort: deltas sharing a timestamp keep their stored order, and `occurrence`
         // orders identical ones — order within one instant does not change the sum anyway.
         deltas.sort_by_key(|d| (d.exchange_ts, d.occurrence));
-        MarketHistory { snapshots, deltas }
+        let ws = (0..snapshots.len())
+            .filter(|&i| {
+                snapshots
+                    .get(i)
+                    .is_some_and(|s| s.source == SnapshotSource::Ws)
+            })
+            .collect();
+        MarketHistory {
+            snapshots,
+            ws,
+            deltas,
+        }
     }
 
     /// The book at `at`, or `None` when no snapshot precedes it.
     pub fn at(&self, at: TimestampUs) -> Option<Rebuilt> {
-        let idx = self.snapshots.partition_point(|s| s.exchange_ts <= at);
-        let snapshot = self.snapshots.get(idx.checked_sub(1)?)?;
+        let last_ws = self
+            .ws
+            .partition_point(|&i| self.snapshots.get(i).is_some_and(|s| s.exchange_ts <= at));
+        let Some(snapshot) = last_ws
+            .checked_sub(1)
+            .and_then(|k| self.ws.get(k))
+            .and_then(|&i| self.snapshots.get(i))
+        else {
+            // No WebSocket base: only the replay knows which REST snapshot is the base.
+            let r = self.replay(at);
+            let (base_source, snapshot_ts) = r.base?;
+            return Some(Rebuilt {
+                book: r.book?,
+                snapshot_ts,
+                base_source,
+                deltas_applied: r.deltas_applied,
+                negative_levels: r.negative_levels,
+            });
+        };
         let mut book = Book::from_snapshot(snapshot);
         let start = self
             .deltas
@@ -159,9 +197,22 @@ impl MarketHistory {
         Some(Rebuilt {
             book,
             snapshot_ts: snapshot.exchange_ts,
+            base_source: SnapshotSource::Ws,
             deltas_applied: applied.len(),
             negative_levels,
         })
+    }
+
+    /// The whole replay up to `until`: the book (equal to [`MarketHistory::at`]'s) and the
+    /// audit of every REST snapshot stamped up to then.
+    pub fn replay(&self, until: TimestampUs) -> Replayed {
+        replay(
+            &self.snapshots,
+            &self.deltas,
+            until,
+            MAX_REST_STALENESS_US,
+            |_, _| {},
+        )
     }
 
     pub fn snapshot_count(&self) -> usize {

@@ -1,9 +1,14 @@
 //! The snapshot poller: every N minutes, the REST order book of every active market, with
 //! bounded concurrency, stored as snapshots with source `rest`. A market that fails is skipped
 //! and counted; the next cycle tries it again.
+//!
+//! A REST book is stamped at receipt but shows an earlier instant (Kalshi's edge caches it for
+//! up to 2 s, WIRE.md): it is never a rebuild base where a WebSocket snapshot precedes it, only
+//! an audit point of the rebuilt book ([`kd_core::book::replay`], docs/decisions.md).
 
 use crate::clock::Clock;
-use crate::metrics as m;
+use crate::events::emit;
+use crate::events::poller::{BookEmpty, BookFetchFailed, BookNotParsed, BookPolled, PollCycleDone};
 use futures::StreamExt;
 use kd_core::backoff::BackoffPolicy;
 use kd_core::{Record, SnapshotSource};
@@ -41,6 +46,7 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         let list: Vec<Arc<str>> = markets.read().map(|l| l.clone()).unwrap_or_default();
+        let count = list.len();
         let rest = &rest;
         let records = &records;
         let shutdown_ref = &shutdown;
@@ -53,8 +59,10 @@ pub async fn run(
             .filter(|ok| std::future::ready(*ok))
             .count()
             .await;
-        metrics::counter!(m::POLLER_CYCLES_TOTAL).increment(1);
-        tracing::info!(stored, "snapshot poll cycle done");
+        emit(PollCycleDone {
+            markets: count,
+            stored,
+        });
     }
 }
 
@@ -74,14 +82,16 @@ async fn poll_one(
     let book = match book {
         Ok(b) => b,
         Err(RestError::Cancelled) => return false,
-        Err(e) => {
-            metrics::counter!(m::POLLER_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
-            tracing::debug!(%ticker, error = %e, "order book skipped this cycle");
+        Err(error) => {
+            emit(BookFetchFailed {
+                ticker,
+                error: &error,
+            });
             return false;
         }
     };
     let Some(fp) = book.orderbook_fp.as_ref().or(book.orderbook.as_ref()) else {
-        metrics::counter!(m::POLLER_ERRORS_TOTAL, "kind" => "empty").increment(1);
+        emit(BookEmpty { ticker });
         return false;
     };
     let received_at = clock.now();
@@ -89,11 +99,14 @@ async fn poll_one(
         Ok(mut snapshot) => {
             // The book's time is the exchange's, its receipt ours (see `crate::clock`).
             snapshot.exchange_ts = clock.to_exchange(received_at);
-            metrics::counter!(m::POLLER_SNAPSHOTS_TOTAL).increment(1);
+            emit(BookPolled);
             records.send(Record::Snapshot(snapshot)).await.is_ok()
         }
-        Err(e) => {
-            metrics::counter!(m::POLLER_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
+        Err(error) => {
+            emit(BookNotParsed {
+                ticker,
+                error: &error,
+            });
             false
         }
     }

@@ -1,7 +1,8 @@
 //! `kalshi-data book`: a market's order book at a given time, rebuilt from production by the
-//! same code `verify` uses ([`crate::book`]).
+//! same code `verify` uses ([`crate::book`]), with the audit of the REST snapshots up to then
+//! (each agrees or disagrees with the rebuilt book within its staleness window).
 
-use crate::book::{BookView, MarketHistory};
+use crate::book::{BookView, MAX_REST_STALENESS_US, MarketHistory, RestAudit};
 use crate::production::{self, ProductionError};
 use crate::time_arg::parse_time;
 use kd_core::{Table, TimestampUs};
@@ -42,8 +43,14 @@ pub struct BookDocument {
     pub ticker: String,
     pub at: String,
     pub snapshot_ts: String,
+    /// `ws`, or `rest` where no WebSocket snapshot precedes the instant.
+    pub snapshot_source: String,
     pub deltas_applied: usize,
     pub negative_levels: usize,
+    /// The REST snapshots stamped up to the instant, audited against the rebuilt book.
+    pub rest_snapshots: RestAudit,
+    /// Receipt stamps of the disagreeing ones (at most 10).
+    pub rest_disagreed_at: Vec<String>,
     #[serde(flatten)]
     pub book: BookView,
 }
@@ -67,16 +74,24 @@ pub async fn run(args: &BookArgs) -> Result<String, BookError> {
         .into_iter()
         .filter(|d| d.ticker == args.ticker)
         .collect();
-    let rebuilt = MarketHistory::new(snapshots, deltas)
-        .at(args.at)
-        .ok_or_else(|| BookError::NoSnapshot {
-            ticker: args.ticker.clone(),
-            at: args.at,
-        })?;
+    let history = MarketHistory::new(snapshots, deltas);
+    let audit = history.replay(args.at).audit;
+    let rebuilt = history.at(args.at).ok_or_else(|| BookError::NoSnapshot {
+        ticker: args.ticker.clone(),
+        at: args.at,
+    })?;
     let doc = BookDocument {
         ticker: args.ticker.clone(),
         at: args.at.to_rfc3339(),
         snapshot_ts: rebuilt.snapshot_ts.to_rfc3339(),
+        snapshot_source: rebuilt.base_source.as_str().to_string(),
+        rest_disagreed_at: audit
+            .disagreed_at
+            .iter()
+            .take(10)
+            .map(|t| t.to_rfc3339())
+            .collect(),
+        rest_snapshots: audit,
         deltas_applied: rebuilt.deltas_applied,
         negative_levels: rebuilt.negative_levels,
         book: rebuilt.book.top(args.depth),
@@ -93,13 +108,31 @@ pub fn render(doc: &BookDocument) -> String {
     let _ = writeln!(out, "{} at {}", doc.ticker, doc.at);
     let _ = writeln!(
         out,
-        "from snapshot {} + {} deltas{}",
+        "from {} snapshot {} + {} deltas{}",
+        doc.snapshot_source,
         doc.snapshot_ts,
         doc.deltas_applied,
         if doc.negative_levels > 0 {
             format!(
                 " ({} would have gone negative: a delta is missing or extra)",
                 doc.negative_levels
+            )
+        } else {
+            String::new()
+        }
+    );
+    let a = &doc.rest_snapshots;
+    let _ = writeln!(
+        out,
+        "REST snapshots: {} agreed, {} disagreed, {} unchecked (staleness window {} s){}",
+        a.agreed,
+        a.disagreed,
+        a.unchecked,
+        MAX_REST_STALENESS_US / 1_000_000,
+        if a.disagreed > 0 {
+            format!(
+                ": deltas lost or extra before {}",
+                doc.rest_disagreed_at.join(", ")
             )
         } else {
             String::new()

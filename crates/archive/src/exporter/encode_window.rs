@@ -63,9 +63,9 @@ pub(super) fn encode_window(
     if want_processed {
         duplicates = processed::dedup_sorted(&mut records);
         // Flags need whole-window state (the book), so they are computed before chunking.
-        let batch = processed::processed_batch(table, &records, snapshots, markets)?;
-        let meta = window_meta(table, Tier::Processed, &w, records.len(), row_group_rows);
-        let mut meta = meta;
+        let (batch, extra) = processed::processed_batch(table, &records, snapshots, markets)?;
+        let mut meta = window_meta(table, Tier::Processed, &w, records.len(), row_group_rows);
+        meta.extra.extend(extra);
         meta.extra.push((
             "kalshi_data.duplicates_removed".into(),
             duplicates.to_string(),

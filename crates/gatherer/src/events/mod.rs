@@ -6,8 +6,10 @@
 //! - [`router`]: gaps, refused frames, drop windows.
 //! - [`writer`]: commits, store failures and recovery, acknowledgements, retention.
 //! - [`serving`]: the pull API's requests and refusals, the clock-offset estimate.
+//! - [`poller`]: the REST snapshot poller's cycles, books and skips.
 
 pub mod connection;
+pub mod poller;
 pub mod router;
 pub mod serving;
 pub mod writer;

@@ -13,6 +13,7 @@
 //! - `reliability*`: the seed's failure tables made to happen against the real binary;
 //!   `reliability_support` drives `up` (through `kd_testkit::up`), `verify` and the figures.
 //! - `secrets`: no password, token or key id on a command line, in `up.json`, a log or `--help`.
+//! - `rest_books`: REST books from a 2 s edge cache, polled every minute: `verify` and `book`.
 
 mod cli_help;
 mod deploy_backfill;
@@ -26,4 +27,5 @@ mod reliability;
 mod reliability_disk;
 mod reliability_skew;
 mod reliability_support;
+mod rest_books;
 mod secrets;

@@ -145,7 +145,10 @@ pub fn gatherer_config(
         keys.key_id,
         esc(&keys.private_pem),
         esc(&dir.join(name)),
-        extra.iter().map(|line| format!("{line}\n")).collect::<String>(),
+        extra
+            .iter()
+            .map(|line| format!("{line}\n"))
+            .collect::<String>(),
     )
 }
 

@@ -132,7 +132,10 @@ fn no_market_lost_under(code: u32) -> Result<(), Box<dyn std::error::Error>> {
         stored.len(),
         lost.len()
     );
-    assert!(listed.len() >= 50 && active.len() >= 40, "{listed:?} {active:?}");
+    assert!(
+        listed.len() >= 50 && active.len() >= 40,
+        "{listed:?} {active:?}"
+    );
     assert!(lost.is_empty(), "markets never captured: {lost:?}\n{text}");
     Ok(())
 }
@@ -167,7 +170,9 @@ fn a_market_no_gatherer_subscribes_fails_verify_naming_it() -> Result<(), Box<dy
     let last = text.lines().last().unwrap_or_default();
     assert!(!passed && last.starts_with("verify: FAIL"), "{text}");
     assert!(
-        text.contains(&format!("markets not captured: {IGNORED} (stored/expected: deltas 0/")),
+        text.contains(&format!(
+            "markets not captured: {IGNORED} (stored/expected: deltas 0/"
+        )),
         "{text}"
     );
     assert!(text.contains(", not captured 1"), "{text}");

@@ -94,6 +94,10 @@ pub struct GathererConfig {
     /// production. Exchange times are corrected by the measured offset either way
     /// (`gatherer_clock_offset_seconds`); `received_at` shows the shifted clock.
     pub clock_offset_ms: i64,
+    /// Diagnostic, for tests only: market tickers whose order book this gatherer never
+    /// subscribes (their trades and tickers still arrive on the all-market channels), so a test
+    /// can show that `verify` names a market no gatherer subscribed to. Leave empty.
+    pub ignore_markets: Vec<String>,
 }
 
 /// Fields the command line may override (only the `Some` ones apply).
@@ -151,6 +155,7 @@ impl Default for GathererConfig {
             maintenance_min_wait_ms: 30_000,
             maintenance_status_retry_ms: 30_000,
             clock_offset_ms: 0,
+            ignore_markets: Vec::new(),
         }
     }
 }

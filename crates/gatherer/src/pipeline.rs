@@ -95,6 +95,7 @@ pub async fn run(
             per_sub_limit: config.markets_per_subscription,
             silence: Duration::from_secs(config.silence_timeout_secs),
             policy: config.connection_backoff(),
+            ignore_markets: config.ignore_markets.clone(),
         },
         shared,
         health.clone(),

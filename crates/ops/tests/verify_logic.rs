@@ -9,9 +9,9 @@ use kd_core::{
 };
 use kd_ops::book::{Book, MarketHistory, histories};
 use kd_ops::production::ProductionData;
-use kd_ops::verify::check::{compare, compare_trades_from};
+use kd_ops::verify::check::{Expect, compare, compare_trades_from, compare_with, describe};
 use kd_ops::verify::report::{render, verdict};
-use kd_ops::verify::truth::{Published, Truth, TruthBook};
+use kd_ops::verify::truth::{Fate, Published, Truth, TruthBook};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::BTreeMap;
@@ -93,23 +93,20 @@ fn world(seed: u64, markets: usize, steps: usize) -> World {
             received_at: TimestampUs::from_micros(ts + 300),
             pos: WirePos::default(),
         };
-        truth.published.push(Published {
-            record: Record::Delta(d.clone()),
-            delivered: true,
-        });
+        truth
+            .published
+            .push(Published::new(Record::Delta(d.clone()), true));
         production.deltas.push(d);
         if step % 7 == 0 {
             let t = trade(&format!("trade-{step:05}"), ticker, ts, &mut rng);
-            truth.published.push(Published {
-                record: Record::Trade(t.clone()),
-                delivered: step % 21 != 0,
-            });
+            truth
+                .published
+                .push(Published::new(Record::Trade(t.clone()), step % 21 != 0));
             production.trades.push(t);
             let tk = ticker_record(ticker, ts, step as i64);
-            truth.published.push(Published {
-                record: Record::Ticker(tk.clone()),
-                delivered: true,
-            });
+            truth
+                .published
+                .push(Published::new(Record::Ticker(tk.clone()), true));
             production.tickers.push(tk);
         }
         if step % 50 == 49 {
@@ -231,7 +228,7 @@ fn world_without_an_undelivered_trade() -> (World, Trade) {
         .truth
         .published
         .iter()
-        .position(|p| matches!(&p.record, Record::Trade(_)) && !p.delivered);
+        .position(|p| matches!(&p.record, Record::Trade(_)) && !p.delivered());
     let Some(Record::Trade(t)) = idx.map(|i| w.truth.published[i].record.clone()) else {
         panic!("the constructed world has an undelivered trade");
     };
@@ -333,18 +330,31 @@ fn a_delta_missing_inside_every_gatherers_gap_is_excused_not_hidden() {
 
 /// A production delta followed by a check point of its market before any newer snapshot.
 fn delta_before_a_check_point(w: &World) -> Option<usize> {
-    w.production.deltas.iter().position(|d| {
-        let next_snap = w
-            .production
-            .snapshots
-            .iter()
-            .filter(|s| s.ticker == d.ticker && s.exchange_ts >= d.exchange_ts)
-            .map(|s| s.exchange_ts)
-            .min();
-        w.truth.books.iter().any(|b| {
-            b.ticker == d.ticker && b.ts > d.exchange_ts && next_snap.is_none_or(|s| b.ts < s)
-        })
-    })
+    w.production
+        .deltas
+        .iter()
+        .position(|d| followed_by_a_check_point(w, d))
+}
+
+fn last_delta_before_a_check_point(w: &World) -> Option<usize> {
+    w.production
+        .deltas
+        .iter()
+        .rposition(|d| followed_by_a_check_point(w, d))
+}
+
+fn followed_by_a_check_point(w: &World, d: &OrderbookDelta) -> bool {
+    let next_snap = w
+        .production
+        .snapshots
+        .iter()
+        .filter(|s| s.ticker == d.ticker && s.exchange_ts >= d.exchange_ts)
+        .map(|s| s.exchange_ts)
+        .min();
+    w.truth
+        .books
+        .iter()
+        .any(|b| b.ticker == d.ticker && b.ts > d.exchange_ts && next_snap.is_none_or(|s| b.ts < s))
 }
 
 #[test]
@@ -362,27 +372,133 @@ fn a_book_after_a_lost_delta_mismatches() {
     assert!(render(&report).contains("books mismatched: "));
 }
 
-#[test]
-fn a_book_after_a_delta_sent_to_nobody_is_set_apart_not_mismatched() {
-    // The same loss as above, but the exchange sent that delta to no subscriber (before the
-    // platform subscribed, or dropped for everyone): the book cannot match and says why.
+/// A world whose production lacks one delta followed by a check point of its market, the
+/// truth saying the exchange sent that delta to no subscriber; and the delta's send time.
+fn world_with_a_delta_sent_to_nobody() -> (World, Record) {
     let mut w = world(7, 3, 600);
-    let idx = delta_before_a_check_point(&w);
+    // The last one: far from the first delivery, so a run's warm-up of a few ms never reaches it.
+    let idx = last_delta_before_a_check_point(&w);
     let Some(idx) = idx else {
         panic!("no delta followed by a check point")
     };
-    let lost = w.production.deltas.remove(idx);
-    let lost_id = Record::Delta(lost).identity();
+    let lost = Record::Delta(w.production.deltas.remove(idx));
+    let lost_id = lost.identity();
     for p in &mut w.truth.published {
         if p.record.identity() == lost_id {
-            p.delivered = false;
+            p.fate = Fate::Unsubscribed;
         }
     }
+    (w, lost)
+}
+
+#[test]
+fn a_delta_sent_to_nobody_is_missing_and_its_book_set_apart_not_mismatched() {
+    // Nobody was subscribed to the market when the delta was sent, long after the platform
+    // could have been: a loss (issue 16), named; the book after it cannot match and says why.
+    let (w, lost) = world_with_a_delta_sent_to_nobody();
     let (from, to) = window(&w);
     let report = compare(&w.truth, &w.production, from, to);
-    assert_eq!(report.books.mismatched.count, 0, "{}", render(&report));
-    assert!(report.books.in_gap.count > 0, "{}", render(&report));
+    let text = render(&report);
+    assert_eq!(report.books.mismatched.count, 0, "{text}");
+    assert!(report.books.in_gap.count > 0, "{text}");
+    assert_eq!(report.deltas.missing.count, 1, "{text}");
+    assert!(
+        text.contains(&format!("deltas missing: {}", describe(&lost))),
+        "{text}"
+    );
+    assert!(!report.passed(), "{text}");
+}
+
+fn expect(w: &World, allowance_us: i64) -> Expect {
+    let (from, to) = window(w);
+    Expect {
+        from,
+        to,
+        trades_from: from,
+        allowance_us,
+    }
+}
+
+#[test]
+fn a_delta_sent_to_nobody_within_the_allowance_of_its_listing_is_not_expected() {
+    let (mut w, lost) = world_with_a_delta_sent_to_nobody();
+    let Record::Delta(d) = &lost else { panic!() };
+    let at = d.exchange_ts.micros();
+    // Listed 1.5 ms before the delta: within a 2 ms allowance, not within 1 ms (the world
+    // lasts 0.6 s, the first delivery is at its start).
+    w.truth
+        .markets
+        .insert(d.ticker.clone(), TimestampUs::from_micros(at - 1_500));
+    let report = compare_with(&w.truth, &w.production, &expect(&w, 2_000));
     assert!(report.passed(), "{}", render(&report));
+    assert_eq!(report.deltas.unreachable, 1);
+    assert!(render(&report).contains("deltas not expected (sent while nobody was subscribed"));
+    let report = compare_with(&w.truth, &w.production, &expect(&w, 1_000));
+    assert_eq!(report.deltas.missing.count, 1, "{}", render(&report));
+}
+
+#[test]
+fn nothing_sent_to_nobody_is_excused_after_the_runs_first_subscription_plus_allowance() {
+    let (mut w, lost) = world_with_a_delta_sent_to_nobody();
+    let at = match &lost {
+        Record::Delta(d) => d.exchange_ts.micros(),
+        _ => panic!(),
+    };
+    // The simulator (re)started just before the delta; the first delivery after that start
+    // is the next message: the delta lies in that run's warm-up.
+    w.truth.starts = vec![
+        TimestampUs::from_micros(T0 - 1),
+        TimestampUs::from_micros(at - 1),
+    ];
+    let report = compare_with(&w.truth, &w.production, &expect(&w, 5_000));
+    assert!(report.passed(), "{}", render(&report));
+    assert_eq!(report.deltas.unreachable, 1);
+    // Dropped on the wire instead (a subscription existed): expected whatever the warm-up.
+    for p in &mut w.truth.published {
+        if p.record.identity() == lost.identity() {
+            p.fate = Fate::Dropped;
+        }
+    }
+    let report = compare_with(&w.truth, &w.production, &expect(&w, 5_000));
+    assert_eq!(report.deltas.missing.count, 1, "{}", render(&report));
+}
+
+#[test]
+fn a_market_nobody_subscribed_to_is_named_with_its_counts() {
+    let mut w = world(10, 4, 800);
+    let gone = "KX-M002";
+    w.production.deltas.retain(|d| d.ticker != gone);
+    for p in &mut w.truth.published {
+        if matches!(&p.record, Record::Delta(d) if d.ticker == gone) {
+            p.fate = Fate::Unsubscribed;
+        }
+    }
+    let n = w
+        .truth
+        .published
+        .iter()
+        .filter(|p| matches!(&p.record, Record::Delta(d) if d.ticker == gone))
+        .count();
+    for t in ["KX-M000", "KX-M001", gone, "KX-M003"] {
+        w.truth
+            .markets
+            .insert(t.into(), TimestampUs::from_micros(T0));
+    }
+    let report = compare_with(&w.truth, &w.production, &expect(&w, 0));
+    let text = render(&report);
+    assert!(!report.passed());
+    assert_eq!(report.markets.not_captured.count, 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "markets not captured: {gone} (stored/expected: deltas 0/{n}, trades "
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("markets: 4 known, 4 with expected records, 3 captured, not captured 1"),
+        "{text}"
+    );
+    assert_eq!(report.deltas.missing.count, n);
 }
 
 #[test]
@@ -418,7 +534,7 @@ fn truth_file_lines_are_read() -> Result<(), Box<dyn std::error::Error>> {
     let mut text = String::from("{\"kind\":\"start\",\"ts\":1,\"seed\":1}\n");
     for p in &w.truth.published {
         text.push_str(
-            &serde_json::json!({"kind": "published", "record": p.record, "delivered": p.delivered})
+            &serde_json::json!({"kind": "published", "record": p.record, "delivered": p.delivered()})
                 .to_string(),
         );
         text.push('\n');
@@ -427,9 +543,31 @@ fn truth_file_lines_are_read() -> Result<(), Box<dyn std::error::Error>> {
         text.push_str(&serde_json::json!({"kind": "book", "ticker": b.ticker, "ts": b.ts, "yes": levels(&b.book.yes), "no": levels(&b.book.no)}).to_string());
         text.push('\n');
     }
+    // What the simulator writes since issue 16: each message's fate and send time, the
+    // markets it listed (a restart lists them again: the first listing counts).
+    let first = &w.truth.published[0];
+    text.push_str(
+        &serde_json::json!({"kind": "published", "record": first.record, "delivered": false,
+            "fate": "dropped", "sent_at": 42})
+        .to_string(),
+    );
+    text.push('\n');
+    for at in [7, 5, 9] {
+        text.push_str(&format!(
+            "{{\"kind\":\"market\",\"ticker\":\"KX-M000\",\"event_ticker\":\"KX\",\"listed_at\":{at}}}\n"
+        ));
+    }
     std::fs::write(&path, text)?;
     let read = kd_ops::verify::truth::load(&path)?;
-    assert_eq!(read.published, w.truth.published);
+    let (last, published) = read.published.split_last().ok_or("empty truth")?;
+    assert_eq!(published, w.truth.published.as_slice());
     assert_eq!(read.books, w.truth.books);
+    assert_eq!(last.fate, Fate::Dropped);
+    assert_eq!(last.sent_at, TimestampUs::from_micros(42));
+    assert_eq!(
+        read.markets.get("KX-M000"),
+        Some(&TimestampUs::from_micros(5))
+    );
+    assert_eq!(read.starts, vec![TimestampUs::from_micros(1)]);
     Ok(())
 }

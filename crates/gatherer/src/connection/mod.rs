@@ -78,11 +78,15 @@ pub struct PoolSettings {
     pub per_sub_limit: usize,
     pub silence: Duration,
     pub policy: BackoffPolicy,
+    /// Diagnostic: markets whose order book is never subscribed (`ignore_markets`).
+    pub ignore_markets: Vec<String>,
 }
 
 /// The pool: its connections' command queues and which market lives where.
 pub struct ConnectionManager {
     slots: Vec<mpsc::UnboundedSender<ConnCommand>>,
+    /// `ignore_markets`: never handed to a connection.
+    ignored: std::collections::HashSet<String>,
     load: Vec<usize>,
     /// Which connection each market lives on (a `u32` keeps the entry at 24 bytes).
     assigned: HashMap<Ticker, u32>,
@@ -127,8 +131,12 @@ impl ConnectionManager {
             tasks.spawn(session.run(shutdown.clone()));
             slots.push(tx);
         }
+        if !settings.ignore_markets.is_empty() {
+            tracing::warn!(markets = ?settings.ignore_markets, "diagnostic ignore_markets set: these order books are never subscribed");
+        }
         ConnectionManager {
             slots,
+            ignored: settings.ignore_markets.into_iter().collect(),
             load: vec![0; n],
             assigned: HashMap::new(),
             tasks,
@@ -183,7 +191,7 @@ impl ConnectionManager {
                 let mut per_slot: Vec<Vec<(Ticker, Option<TimestampUs>)>> =
                     vec![Vec::new(); self.slots.len()];
                 for ticker in tickers {
-                    if self.assigned.contains_key(&ticker) {
+                    if self.assigned.contains_key(&ticker) || self.ignored.contains(&*ticker) {
                         continue;
                     }
                     let slot = least_loaded(&self.load);

@@ -203,8 +203,8 @@ impl InternalEvent for SubscriptionEffect<'_> {
                 }
             }
             Effect::Unsubscribed { .. } => {}
-            Effect::Dropped { markets } => {
-                tracing::info!(conn, markets = markets.len(), first = ?markets.first(), "markets unknown to the exchange (error 11); dropped");
+            Effect::NotFound { markets, retry_in } => {
+                tracing::info!(conn, markets = markets.len(), first = ?markets.first(), retry_in_ms = retry_in.as_millis() as u64, "markets unknown to the exchange (error 11); tried again later while the registry lists them");
             }
             Effect::Shrunk { limit } => {
                 tracing::error!(conn, limit, "subscription market limit hit; shrinking");

@@ -1,19 +1,33 @@
 //! The exact comparison of production with the ground truth.
 //!
-//! Per table the expected set is: trades — every trade published in the window (delivered or
-//! not: a gatherer recovers missed trades over REST); deltas, tickers, lifecycle — every message
-//! delivered to at least one subscriber, except those inside a gap window recorded by EVERY
-//! gatherer (counted as `excused` and listed, never hidden). A record is `ok` when production
-//! holds exactly one row with its identity (for trades: and every field equal). Production rows
-//! whose identity the truth does not know are `extra`; both `extra` and `duplicated` fail.
+//! Per table the expected set is every message of every market the exchange had, whatever
+//! became of it (delivered, dropped on the wire for everyone, sent while nobody was
+//! subscribed), from the moment the platform could have subscribed to it ([`Expect`]):
+//! - trades: every trade from the platform's first trade subscription on (`trades_from`),
+//!   whatever its fate — a gatherer recovers missed trades over REST, so "not subscribed" never
+//!   excuses one, and neither does a gap;
+//! - deltas: every delta, except one sent while nobody was subscribed before its market could
+//!   have been: within `allowance` of the market's listing or of the first subscription of the
+//!   simulator run (the first gatherer's start);
+//! - tickers and lifecycle (channels for all markets, one subscription each): every message
+//!   except one sent while nobody was subscribed within `allowance` of the run's first
+//!   subscription;
+//! - deltas, tickers and lifecycle absent from production inside a gap window recorded by
+//!   EVERY gatherer are `excused` (counted and listed, never hidden).
+//!
+//! A message delivered to somebody is always expected. A record is `ok` when production holds
+//! exactly one row with its identity (for trades: and every field equal). Production rows whose
+//! identity the truth does not know are `extra`; both `extra` and `duplicated` fail. Per market,
+//! a market with expected records of a kind and not one of them stored is named as not
+//! captured (a market no gatherer subscribed to).
 
 use super::gaps::{GapIndex, channel};
-use super::truth::Truth;
+use super::truth::{Fate, Published, Truth};
 use crate::book::{self, Book};
 use crate::production::ProductionData;
 use kd_core::records::Identity;
 use kd_core::{Record, TimestampUs, Trade};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// How many names of each kind of problem are kept for the report.
 pub const SHOWN: usize = 5;
@@ -29,6 +43,8 @@ pub struct Category {
     pub extra: Problems,
     /// Absent from production but inside a gap window of every gatherer.
     pub excused: Problems,
+    /// Sent while nobody was subscribed, before the platform could have been (not expected).
+    pub unreachable: usize,
 }
 
 /// A count and the first few names.
@@ -73,6 +89,35 @@ impl BookCheck {
     }
 }
 
+/// Per market: did production capture it at all?
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MarketCheck {
+    /// Markets the truth knows (listed, or named by a published record).
+    pub known: usize,
+    /// Markets with at least one expected trade, delta or ticker.
+    pub active: usize,
+    /// Markets with expected records of a kind and none of them stored, with their counts.
+    pub not_captured: Problems,
+}
+
+/// Expected and stored records of one market, per kind (trades, deltas, tickers).
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    expected: [usize; 3],
+    ok: [usize; 3],
+}
+
+/// What is expected: the window, and since when the platform could hold what nobody received.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect {
+    pub from: TimestampUs,
+    pub to: TimestampUs,
+    /// Trades that reached nobody are expected from here on (the first trade subscription).
+    pub trades_from: TimestampUs,
+    /// Time a just listed market (or a just started platform) may take to be subscribed, µs.
+    pub allowance_us: i64,
+}
+
 /// The whole comparison.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -84,11 +129,13 @@ pub struct Report {
     pub tickers: Category,
     pub lifecycle: Category,
     pub books: BookCheck,
+    pub markets: MarketCheck,
 }
 
 impl Report {
     pub fn passed(&self) -> bool {
-        self.trades.passed()
+        self.markets.not_captured.count == 0
+            && self.trades.passed()
             && self.deltas.passed()
             && self.tickers.passed()
             && self.lifecycle.passed()
@@ -116,6 +163,68 @@ pub fn compare_trades_from(
     to: TimestampUs,
     trades_from: TimestampUs,
 ) -> Report {
+    compare_with(
+        truth,
+        production,
+        &Expect {
+            from,
+            to,
+            trades_from,
+            allowance_us: 0,
+        },
+    )
+}
+
+/// When the platform could have held a message nobody received (see the module text).
+struct Reach<'a> {
+    /// Per simulator run: (run start, first subscription + allowance).
+    warm_up: Vec<(TimestampUs, TimestampUs)>,
+    listed: &'a BTreeMap<String, TimestampUs>,
+    allowance_us: i64,
+}
+
+impl<'a> Reach<'a> {
+    fn new(truth: &'a Truth, allowance_us: i64) -> Self {
+        let warm_up = truth
+            .first_subscribed()
+            .into_iter()
+            .map(|(start, first)| (start, plus(first, allowance_us)))
+            .collect();
+        Reach {
+            warm_up,
+            listed: &truth.markets,
+            allowance_us,
+        }
+    }
+
+    /// Whether a message sent while nobody was subscribed was sent too early for anyone to be.
+    fn too_early(&self, p: &Published) -> bool {
+        let at = p.sent_at;
+        let in_warm_up = self.warm_up.iter().any(|(s, e)| *s <= at && at < *e);
+        let before_listed = match &p.record {
+            Record::Delta(d) => self
+                .listed
+                .get(&d.ticker)
+                .is_some_and(|l| at < plus(*l, self.allowance_us)),
+            _ => false,
+        };
+        in_warm_up || before_listed
+    }
+}
+
+fn plus(t: TimestampUs, us: i64) -> TimestampUs {
+    TimestampUs::from_micros(t.micros().saturating_add(us))
+}
+
+/// [`compare`] under explicit [`Expect`]ations.
+pub fn compare_with(truth: &Truth, production: &ProductionData, expect: &Expect) -> Report {
+    let (from, to, trades_from) = (expect.from, expect.to, expect.trades_from);
+    let reach = Reach::new(truth, expect.allowance_us);
+    let mut tallies: BTreeMap<&str, Tally> = truth
+        .markets
+        .keys()
+        .map(|t| (t.as_str(), Tally::default()))
+        .collect();
     let in_window = |ts: TimestampUs| from <= ts && ts <= to;
     let gaps = GapIndex::new(&production.gatherers, &production.gaps);
 
@@ -153,23 +262,39 @@ pub fn compare_trades_from(
         };
         let copies = stored.get(&id).map_or(&[][..], Vec::as_slice);
         let is_trade = matches!(record, Record::Trade(_));
-        if !published.delivered && (!is_trade || record.exchange_ts() < trades_from) {
-            // Nobody received it: production cannot hold it. A copy would be counted `extra`
-            // only if its identity were unknown, and it is known — so it is simply not expected.
+        let expected = match (published.fate, is_trade) {
+            (Fate::Delivered, _) => true,
+            // Recovered over REST once a trade subscription existed, whatever its fate.
+            (_, true) => record.exchange_ts() >= trades_from,
+            (Fate::Dropped, false) => true,
+            (Fate::Unsubscribed, false) => !reach.too_early(published),
+        };
+        if !expected {
+            // Nobody could have received it: production cannot hold it. A copy would be
+            // counted `extra` only if its identity were unknown, and it is known — so it is
+            // simply not expected.
+            category.unreachable += 1;
             continue;
         }
-        // When the exchange sent it: a lifecycle record's own time is the event's (a market's
-        // `created` carries its future open time); the simulator's truth keeps the send time
-        // in `received_at`.
-        let sent_at = match record {
-            Record::Lifecycle(l) => l.received_at,
-            other => other.exchange_ts(),
-        };
+        let sent_at = published.sent_at;
         if copies.is_empty() && !is_trade && gaps.covered_by_all(subject(record), chan, sent_at) {
             category.excused.push(|| describe(record));
             continue;
         }
         category.expected += 1;
+        let kind = match record {
+            Record::Trade(_) => Some(0),
+            Record::Delta(_) => Some(1),
+            Record::Ticker(_) => Some(2),
+            _ => None,
+        };
+        if let Some(k) = kind {
+            let tally = tallies.entry(subject(record)).or_default();
+            tally.expected[k] += 1;
+            if !copies.is_empty() {
+                tally.ok[k] += 1;
+            }
+        }
         match copies {
             [] => category.missing.push(|| describe(record)),
             [one] => match (record, one) {
@@ -209,7 +334,31 @@ pub fn compare_trades_from(
             .push(|| format!("{} ×{}", describe(first), copies.len()));
     }
     report.books = check_books(truth, production, &gaps, from, to);
+    report.markets = check_markets(&tallies);
     report
+}
+
+fn check_markets(tallies: &BTreeMap<&str, Tally>) -> MarketCheck {
+    let mut check = MarketCheck {
+        known: tallies.len(),
+        ..MarketCheck::default()
+    };
+    for (ticker, t) in tallies {
+        if t.expected.iter().all(|n| *n == 0) {
+            continue;
+        }
+        check.active += 1;
+        let lost = (0..3).any(|k| t.expected[k] > 0 && t.ok[k] == 0);
+        if lost {
+            check.not_captured.push(|| {
+                format!(
+                    "{ticker} (stored/expected: deltas {}/{}, trades {}/{}, tickers {}/{})",
+                    t.ok[1], t.expected[1], t.ok[0], t.expected[0], t.ok[2], t.expected[2]
+                )
+            });
+        }
+    }
+    check
 }
 
 fn check_books(
@@ -235,7 +384,7 @@ fn check_books(
     for p in &truth.published {
         if let Record::Delta(d) = &p.record
             && !stored.contains(&p.record.identity())
-            && (!p.delivered || gaps.covered_by_all(&d.ticker, channel::DELTA, d.exchange_ts))
+            && (!p.delivered() || gaps.covered_by_all(&d.ticker, channel::DELTA, d.exchange_ts))
         {
             unseen
                 .entry(d.ticker.as_str())

@@ -36,7 +36,19 @@ pub struct VerifyArgs {
     /// cursors for, plus any named in gap records.
     #[arg(long, value_delimiter = ',')]
     pub gatherers: Vec<String>,
+    /// How long after a market's listing, or after the first subscription of a simulator run
+    /// (the first gatherer's start), a message sent while nobody was subscribed is not
+    /// expected: the time the platform may take to subscribe (a registry page, a subscribe
+    /// round trip, a transient refusal's first retry). Later, "nobody was subscribed" is a
+    /// loss. See docs/operations.md.
+    #[arg(long, default_value_t = DEFAULT_ALLOWANCE_MS)]
+    pub subscribe_allowance_ms: u64,
 }
+
+/// The default of `--subscribe-allowance-ms`: the issue's own bar (a market is captured within
+/// 2 s of its announcement), and four times the first retry of a refused subscription (0.5 s),
+/// so two retries fit with room; a local platform subscribes in milliseconds.
+pub const DEFAULT_ALLOWANCE_MS: u64 = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -95,7 +107,14 @@ pub async fn run(args: &VerifyArgs) -> Result<Outcome, VerifyError> {
             .unwrap_or(from)
             .max(from),
     };
-    let report = check::compare_trades_from(&truth, &data, from, to, trades_from);
+    let expect = check::Expect {
+        from,
+        to,
+        trades_from,
+        allowance_us: i64::try_from(args.subscribe_allowance_ms.saturating_mul(1_000))
+            .unwrap_or(i64::MAX),
+    };
+    let report = check::compare_with(&truth, &data, &expect);
     Ok(Outcome {
         text: report::render(&report),
         passed: report.passed(),

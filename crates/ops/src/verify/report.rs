@@ -1,7 +1,7 @@
 //! Rendering of a [`Report`]: problems first (first few of each), the verdict last, on a line
 //! scripts can match: `verify: OK trades=N/N deltas=N/N tickers=N/N books=N/N`.
 
-use super::check::{BookCheck, Category, Problems, Report};
+use super::check::{BookCheck, Category, MarketCheck, Problems, Report};
 use std::fmt::Write as _;
 
 /// The full text, ending with the verdict line (no trailing newline).
@@ -18,6 +18,7 @@ pub fn render(report: &Report) -> String {
         category(&mut out, name, c);
     }
     books(&mut out, &report.books);
+    markets(&mut out, &report.markets);
     out.push_str(&verdict(report));
     out
 }
@@ -55,6 +56,25 @@ fn category(out: &mut String, name: &str, c: &Category) {
     problems(out, name, "altered", &c.altered);
     problems(out, name, "extra", &c.extra);
     problems(out, name, "excused", &c.excused);
+    if c.unreachable > 0 {
+        let _ = writeln!(
+            out,
+            "  {name} not expected (sent while nobody was subscribed, before the platform could have been): {}",
+            c.unreachable
+        );
+    }
+}
+
+fn markets(out: &mut String, m: &MarketCheck) {
+    let _ = writeln!(
+        out,
+        "markets: {} known, {} with expected records, {} captured, not captured {}",
+        m.known,
+        m.active,
+        m.active - m.not_captured.count,
+        m.not_captured.count
+    );
+    problems(out, "markets", "not captured", &m.not_captured);
 }
 
 fn books(out: &mut String, b: &BookCheck) {

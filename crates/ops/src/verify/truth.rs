@@ -1,15 +1,69 @@
-//! The simulator's ground truth, as `verify` needs it: every published record with whether it
-//! reached at least one subscriber, and the exchange's full books at check points.
+//! The simulator's ground truth, as `verify` needs it: every published record with what became
+//! of it (delivered, dropped on the wire for everyone, sent while nobody was subscribed) and
+//! when it was sent, the markets the exchange listed and when, the simulator's (re)starts, and
+//! the exchange's full books at check points.
 
 use crate::book::Book;
 use kd_core::{Record, TimestampUs};
+use std::collections::BTreeMap;
+
+/// What became of a published message (the simulator's `fate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fate {
+    /// Written to at least one subscriber's socket.
+    Delivered,
+    /// A subscription covered it and a fault dropped it for every one of them.
+    Dropped,
+    /// No subscription covered its market and channel when it was sent.
+    Unsubscribed,
+}
+
+impl Fate {
+    fn parse(s: &str) -> Option<Fate> {
+        match s {
+            "delivered" => Some(Fate::Delivered),
+            "dropped" => Some(Fate::Dropped),
+            "unsubscribed" => Some(Fate::Unsubscribed),
+            _ => None,
+        }
+    }
+}
 
 /// One record the exchange published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
     pub record: Record,
-    /// Reached at least one subscriber (a fault that dropped it for everyone leaves `false`).
-    pub delivered: bool,
+    pub fate: Fate,
+    /// When the exchange sent it. A lifecycle record's own time is the event's (a `created`
+    /// carries the market's future open time), so this is what windows are measured in.
+    pub sent_at: TimestampUs,
+}
+
+impl Published {
+    /// A record delivered (or, with `false`, sent while nobody was subscribed), sent at its
+    /// own time (a lifecycle record: at its `received_at`, which the simulator sets to the
+    /// send time). What truths written before `fate`/`sent_at` existed amount to.
+    pub fn new(record: Record, delivered: bool) -> Published {
+        let sent_at = match &record {
+            Record::Lifecycle(l) => l.received_at,
+            other => other.exchange_ts(),
+        };
+        let fate = if delivered {
+            Fate::Delivered
+        } else {
+            Fate::Unsubscribed
+        };
+        Published {
+            record,
+            fate,
+            sent_at,
+        }
+    }
+
+    /// Reached at least one subscriber.
+    pub fn delivered(&self) -> bool {
+        self.fate == Fate::Delivered
+    }
 }
 
 /// The exchange's book of one market at a check point.
@@ -25,6 +79,12 @@ pub struct TruthBook {
 pub struct Truth {
     pub published: Vec<Published>,
     pub books: Vec<TruthBook>,
+    /// Every market the exchange listed: when it first became listed (REST and WebSocket
+    /// know it; from then on the platform could subscribe to it).
+    pub markets: BTreeMap<String, TimestampUs>,
+    /// When the simulator (re)started, ascending: each start is a new exchange process that
+    /// nobody could have been subscribed to before.
+    pub starts: Vec<TimestampUs>,
 }
 
 impl Truth {
@@ -35,7 +95,7 @@ impl Truth {
     pub fn first_delivered(&self) -> Option<TimestampUs> {
         self.published
             .iter()
-            .filter(|p| p.delivered)
+            .filter(|p| p.delivered())
             .filter(|p| {
                 matches!(
                     p.record,
@@ -50,7 +110,7 @@ impl Truth {
     pub fn first_delivered_of(&self, table: kd_core::Table) -> Option<TimestampUs> {
         self.published
             .iter()
-            .filter(|p| p.delivered && p.record.table() == table)
+            .filter(|p| p.delivered() && p.record.table() == table)
             .map(|p| p.record.exchange_ts())
             .min()
     }
@@ -59,6 +119,36 @@ impl Truth {
     pub fn last(&self) -> Option<TimestampUs> {
         let records = self.published.iter().map(|p| p.record.exchange_ts());
         records.chain(self.books.iter().map(|b| b.ts)).max()
+    }
+
+    /// Per simulator run, the instant the platform first had a subscription: the send time of
+    /// the first message delivered to anyone after that start (the first gatherer's first
+    /// subscription; nothing reached anybody earlier). (start of the run, first delivery);
+    /// a run nothing was delivered in has none. A truth without start lines is one run.
+    pub fn first_subscribed(&self) -> Vec<(TimestampUs, TimestampUs)> {
+        let mut starts = self.starts.clone();
+        starts.sort_unstable();
+        starts.dedup();
+        if starts
+            .first()
+            .is_none_or(|s| *s > TimestampUs::from_micros(i64::MIN))
+        {
+            starts.insert(0, TimestampUs::from_micros(i64::MIN));
+        }
+        let mut first: Vec<Option<TimestampUs>> = vec![None; starts.len()];
+        for p in self.published.iter().filter(|p| p.delivered()) {
+            let run = starts
+                .partition_point(|s| *s <= p.sent_at)
+                .saturating_sub(1);
+            if let Some(slot) = first.get_mut(run) {
+                *slot = Some(slot.map_or(p.sent_at, |f| f.min(p.sent_at)));
+            }
+        }
+        starts
+            .into_iter()
+            .zip(first)
+            .filter_map(|(s, f)| f.map(|f| (s, f)))
+            .collect()
     }
 }
 
@@ -99,7 +189,36 @@ fn parse_line(value: &serde_json::Value, truth: &mut Truth) -> Result<(), String
                 .get("delivered")
                 .and_then(serde_json::Value::as_bool)
                 .unwrap_or(true);
-            truth.published.push(Published { record, delivered });
+            let mut published = Published::new(record, delivered);
+            if let Some(fate) = body.get("fate").and_then(|v| v.as_str()) {
+                published.fate = Fate::parse(fate).ok_or_else(|| format!("unknown fate {fate}"))?;
+            }
+            if let Some(at) = body.get("sent_at").and_then(serde_json::Value::as_i64) {
+                published.sent_at = TimestampUs::from_micros(at);
+            }
+            truth.published.push(published);
+        }
+        Some("market") => {
+            let ticker = body
+                .get("ticker")
+                .and_then(|v| v.as_str())
+                .ok_or("market without ticker")?;
+            let at = body
+                .get("listed_at")
+                .and_then(serde_json::Value::as_i64)
+                .ok_or("market without listed_at")?;
+            let at = TimestampUs::from_micros(at);
+            // A restarted simulator lists its markets again: the first listing counts.
+            truth
+                .markets
+                .entry(ticker.to_string())
+                .and_modify(|t| *t = (*t).min(at))
+                .or_insert(at);
+        }
+        Some("start") => {
+            if let Some(ts) = body.get("ts").and_then(serde_json::Value::as_i64) {
+                truth.starts.push(TimestampUs::from_micros(ts));
+            }
         }
         Some("book") => {
             let ticker = body

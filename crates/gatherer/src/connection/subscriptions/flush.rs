@@ -17,6 +17,7 @@ impl Subscriptions {
             return Vec::new();
         }
         self.snapshots(now);
+        self.retry_not_found(now);
         let gated = self.retry_at.is_some_and(|at| now < at);
         if !gated {
             self.retry_at = None;

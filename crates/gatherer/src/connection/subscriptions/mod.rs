@@ -15,8 +15,16 @@
 //!   one subscription.
 //! - An error is handled by its [`ErrorCode`]'s action: transient codes (1, 18, 27, unknown)
 //!   put the command's markets back and retry after a backoff — they never lose a market; only
-//!   11 with named markets drops markets (they do not exist); 26 shrinks the batch; 7/10/25
-//!   resubscribe.
+//!   11 with named markets takes markets out ("market not found"), and only for a while: they
+//!   stay wanted and are tried again after [`NOT_FOUND_POLICY`]'s backoff for as long as the
+//!   registry lists them (it removes them when they close or leave the REST listing); 26
+//!   shrinks the batch; 8 (and our other malformed commands) are not retried on this socket;
+//!   7/10/25 resubscribe.
+//! - An error naming only some of a command's markets refuses just those: the exchange takes
+//!   the rest (the simulator, like Kalshi, answers `subscribed`/`ok` for them and an `error`
+//!   with the same id naming the refused ones, in either order). Commands answered recently
+//!   are remembered for that ([`ANSWER_MEMORY`]); before issue 16 such an error was ignored
+//!   and the refused markets were believed subscribed — lost until the gatherer restarted.
 //!
 //! - [`flush`]: building the commands owed ([`Subscriptions::poll`]).
 //! - [`replies`]: applying replies and errors.
@@ -52,10 +60,31 @@ pub const SNAPSHOT_COOLDOWN: Duration = Duration::from_secs(1);
 pub const RETRY_POLICY: BackoffPolicy =
     BackoffPolicy::new(Duration::from_millis(500), Duration::from_secs(30));
 
+/// Retry of markets the exchange said do not exist (error 11 naming them) while the registry
+/// still lists them: a market the REST listing shows may not have reached the WebSocket side
+/// yet (retry soon), and one that really is gone leaves the listing by the next reconcile
+/// (the cap is the default reconcile interval, so a wrong answer costs at most that long).
+pub const NOT_FOUND_POLICY: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(300));
+
+/// Subscribe/add_markets commands remembered after their success, for an `error` with the same
+/// id that refuses some of their markets (it may follow the `subscribed`/`ok`).
+pub const ANSWER_MEMORY: usize = 64;
+
 /// `get_snapshot` commands remembered for a retry after a transient error. Their answer is an
 /// `orderbook_snapshot` the router consumes, so success is never seen here: the oldest are
 /// forgotten instead.
 const SNAPSHOT_MEMORY: usize = 64;
+
+/// A wanted market the exchange said does not exist.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NotFound {
+    /// Answers "not found" so far (the backoff's attempt).
+    pub(crate) attempts: u32,
+    /// When it is tried again; `None` once it is back in the queue (its command may be in
+    /// flight).
+    pub(crate) due: Option<Instant>,
+}
 
 /// Our name of one `orderbook_delta` subscription (stable while the socket lives; the sid is
 /// known only once `subscribed` arrives).
@@ -119,8 +148,12 @@ pub enum Effect {
     Subscribed { noticed: Vec<TimestampUs> },
     /// `delete_markets` is being sent for these: the router forgets their sequence state.
     Unsubscribed { sid: u64, markets: Vec<Ticker> },
-    /// The exchange says these markets do not exist (error 11): no longer collected here.
-    Dropped { markets: Vec<String> },
+    /// The exchange says these markets do not exist (error 11): not subscribed now, tried again
+    /// after `retry_in` while they are still wanted.
+    NotFound {
+        markets: Vec<String>,
+        retry_in: Duration,
+    },
     /// Error 26: the per-subscription limit is now `limit`.
     Shrunk { limit: usize },
     /// A command the exchange refuses for good on this socket (our bug, or a channel it does
@@ -170,6 +203,11 @@ pub struct Subscriptions {
     snapshot_sent: HashMap<u64, Instant>,
     /// Recent `get_snapshot` commands (id, sid, markets), for a retry after a transient error.
     snapshots_sent: VecDeque<(u64, u64, Vec<String>)>,
+    /// Recently confirmed subscribe/add_markets commands (id, subscription, markets).
+    answered: VecDeque<(u64, SubKey, Vec<Ticker>)>,
+    /// Wanted markets the exchange said do not exist (kept across sockets: it is about the
+    /// market, not the connection).
+    not_found: HashMap<Ticker, NotFound>,
     /// Commands built by inputs, sent with the next [`Subscriptions::poll`].
     outbox: Vec<Command>,
     effects: Vec<Effect>,
@@ -197,6 +235,8 @@ impl Subscriptions {
             snapshot_due: HashMap::new(),
             snapshot_sent: HashMap::new(),
             snapshots_sent: VecDeque::new(),
+            answered: VecDeque::new(),
+            not_found: HashMap::new(),
             outbox: Vec::new(),
             effects: Vec::new(),
         }
@@ -206,7 +246,13 @@ impl Subscriptions {
     pub fn connected(&mut self) {
         self.reset_socket();
         self.connected = true;
-        self.waiting = self.wanted.clone();
+        // Markets waiting out a "not found" backoff wait on the new socket too.
+        self.waiting = self
+            .wanted
+            .iter()
+            .filter(|t| self.not_found.get(*t).is_none_or(|n| n.due.is_none()))
+            .cloned()
+            .collect();
         self.global_waiting = self.global_channels.clone();
     }
 
@@ -229,6 +275,7 @@ impl Subscriptions {
         self.snapshot_due.clear();
         self.snapshot_sent.clear();
         self.snapshots_sent.clear();
+        self.answered.clear();
         self.outbox.clear();
     }
 
@@ -268,6 +315,7 @@ impl Subscriptions {
         self.noticed.remove(ticker);
         self.waiting.remove(ticker);
         self.parked.remove(ticker);
+        self.not_found.remove(ticker);
     }
 
     fn send_delete(&mut self, sid: u64, markets: Vec<Ticker>) {
@@ -345,6 +393,15 @@ impl Subscriptions {
         self.subs
             .values()
             .filter_map(|s| s.sid().map(|sid| (sid, s.markets.clone())))
+            .collect()
+    }
+
+    /// Wanted markets waiting out a "not found" backoff (for tests and diagnostics).
+    pub fn not_found(&self) -> BTreeSet<Ticker> {
+        self.not_found
+            .iter()
+            .filter(|(_, n)| n.due.is_some())
+            .map(|(t, _)| t.clone())
             .collect()
     }
 

@@ -1,10 +1,13 @@
 //! Applying the exchange's replies and errors (each error by its [`ErrorCode`]'s action).
 
-use super::{Effect, Pending, SubKey, SubState, Subscriptions};
+use super::{
+    ANSWER_MEMORY, Effect, NOT_FOUND_POLICY, NotFound, Pending, SubKey, SubState, Subscriptions,
+};
 use crate::registry::Ticker;
 use kd_kalshi::parse::WsEvent;
 use kd_kalshi::ws::{Channel, ErrorCode, SubscribeErrorAction as Action};
 use std::collections::BTreeSet;
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// An `error` reply, typed.
@@ -43,7 +46,7 @@ impl Subscriptions {
                     if !stale.is_empty() {
                         self.send_delete(sid, stale);
                     }
-                    self.confirmed(&markets);
+                    self.confirmed(id, sub, markets);
                 }
                 Some(Pending::Global { channel }) => {
                     self.retry.reset();
@@ -63,7 +66,7 @@ impl Subscriptions {
                     if let Some(s) = self.subs.get_mut(&sub) {
                         s.in_flight = false;
                     }
-                    self.confirmed(&markets);
+                    self.confirmed(id, sub, markets);
                 }
                 Some(Pending::DeleteMarkets { .. }) | None => {}
                 Some(other) => {
@@ -94,46 +97,60 @@ impl Subscriptions {
         }
     }
 
-    /// Markets confirmed subscribed: hand their lifecycle arrival times out once.
-    fn confirmed(&mut self, markets: &[Ticker]) {
+    /// Markets confirmed subscribed: hand their lifecycle arrival times out once, and remember
+    /// the command for an `error` with its id that refuses some of them.
+    fn confirmed(&mut self, id: Option<u64>, sub: SubKey, markets: Vec<Ticker>) {
         let noticed = markets
             .iter()
             .filter_map(|t| self.noticed.remove(t))
             .collect();
         self.effects.push(Effect::Subscribed { noticed });
+        for t in &markets {
+            self.not_found.remove(t);
+        }
+        if let Some(id) = id {
+            if self.answered.len() >= ANSWER_MEMORY {
+                self.answered.pop_front();
+            }
+            self.answered.push_back((id, sub, markets));
+        }
     }
 
     /// Applies an error reply.
     pub fn on_error(&mut self, error: ErrorReply, now: Instant) {
         let action = error.code.action();
-        let pending = error.id.and_then(|id| self.pending.remove(&id));
-        if action == Action::DropMarkets && !error.market_tickers.is_empty() {
-            self.drop_not_found(&error.market_tickers);
-        }
+        let named: BTreeSet<&str> = error.market_tickers.iter().map(String::as_str).collect();
         // A code that will not succeed when repeated at once: wait before the next command.
         let delay_retry = match action {
             Action::Backoff | Action::CheckCredentials => true,
-            Action::DropMarkets => error.market_tickers.is_empty(),
+            Action::DropMarkets => named.is_empty(),
             Action::NoRetry | Action::ShrinkBatch | Action::Resubscribe => false,
         };
-        match pending {
-            Some(Pending::DeltaSubscribe { sub, markets })
-            | Some(Pending::AddMarkets { sub, markets }) => {
-                self.command_failed(sub, &markets, error.code);
-                if action == Action::ShrinkBatch {
-                    let shrunk = (markets.len() / 2).max(1).min(self.per_sub_limit);
-                    self.per_sub_limit = shrunk;
-                    self.effects.push(Effect::Shrunk { limit: shrunk });
-                }
-                if action == Action::NoRetry {
-                    self.park(markets);
-                    self.effects.push(Effect::Refused {
-                        code: error.code,
-                        channel: Channel::OrderbookDelta,
-                    });
+        match error.id.and_then(|id| self.pending.remove(&id)) {
+            Some(Pending::DeltaSubscribe { sub, markets }) => {
+                let (refused, kept) = split(markets, &named);
+                let size = refused.len() + kept.len();
+                if let (false, Some(id)) = (kept.is_empty(), error.id) {
+                    // Only some refused: the exchange takes the rest, and says so next.
+                    self.take_out(sub, &refused);
+                    self.pending
+                        .insert(id, Pending::DeltaSubscribe { sub, markets: kept });
                 } else {
-                    self.requeue(markets);
+                    self.command_failed(sub, &refused, error.code);
                 }
+                self.refused(refused, size, &error, now);
+            }
+            Some(Pending::AddMarkets { sub, markets }) => {
+                let (refused, kept) = split(markets, &named);
+                let size = refused.len() + kept.len();
+                if let (false, Some(id)) = (kept.is_empty(), error.id) {
+                    self.take_out(sub, &refused);
+                    self.pending
+                        .insert(id, Pending::AddMarkets { sub, markets: kept });
+                } else {
+                    self.command_failed(sub, &refused, error.code);
+                }
+                self.refused(refused, size, &error, now);
             }
             Some(Pending::Global { channel }) => {
                 if action == Action::NoRetry {
@@ -151,7 +168,11 @@ impl Subscriptions {
                     self.deletes_due.entry(sid).or_default().extend(markets);
                 }
             }
-            None => self.unsolicited(&error),
+            None => {
+                if !self.refused_after_success(&error, &named, now) {
+                    self.unsolicited(&error);
+                }
+            }
         }
         if delay_retry {
             self.delay(error.code, now);
@@ -159,6 +180,71 @@ impl Subscriptions {
         if action == Action::CheckCredentials {
             self.effects
                 .push(Effect::CredentialsNeeded { code: error.code });
+        }
+    }
+
+    /// An error naming markets of a command already confirmed (`subscribed`/`ok` came first):
+    /// those markets are not in the subscription after all. False when it is no such error.
+    fn refused_after_success(
+        &mut self,
+        error: &ErrorReply,
+        named: &BTreeSet<&str>,
+        now: Instant,
+    ) -> bool {
+        let Some(id) = error.id else { return false };
+        if named.is_empty() {
+            return false;
+        }
+        let Some(at) = self.answered.iter().position(|(i, _, _)| *i == id) else {
+            return false;
+        };
+        let Some((_, sub, markets)) = self.answered.remove(at) else {
+            return false;
+        };
+        let size = markets.len();
+        let (refused, kept) = split(markets, named);
+        if !kept.is_empty() {
+            self.answered.push_back((id, sub, kept));
+        }
+        self.take_out(sub, &refused);
+        self.refused(refused, size, error, now);
+        true
+    }
+
+    /// What becomes of markets a command could not subscribe, by the error's action. `size`:
+    /// how many markets the command carried (error 26 halves it).
+    fn refused(&mut self, markets: Vec<Ticker>, size: usize, error: &ErrorReply, now: Instant) {
+        match error.code.action() {
+            Action::DropMarkets if !error.market_tickers.is_empty() => {
+                let (gone, others): (Vec<Ticker>, Vec<Ticker>) = markets
+                    .into_iter()
+                    .partition(|t| error.market_tickers.iter().any(|n| **n == **t));
+                self.not_found_for_now(gone, now);
+                self.requeue(others);
+            }
+            Action::NoRetry => {
+                self.park(markets);
+                self.effects.push(Effect::Refused {
+                    code: error.code,
+                    channel: Channel::OrderbookDelta,
+                });
+            }
+            Action::ShrinkBatch => {
+                let shrunk = (size / 2).max(1).min(self.per_sub_limit);
+                self.per_sub_limit = shrunk;
+                self.effects.push(Effect::Shrunk { limit: shrunk });
+                self.requeue(markets);
+            }
+            _ => self.requeue(markets),
+        }
+    }
+
+    /// Takes markets out of one subscription (the exchange did not add them to it).
+    fn take_out(&mut self, sub: SubKey, markets: &[Ticker]) {
+        if let Some(s) = self.subs.get_mut(&sub) {
+            for t in markets {
+                s.markets.remove(t);
+            }
         }
     }
 
@@ -214,7 +300,8 @@ impl Subscriptions {
     /// market removed and added again meanwhile may already be elsewhere).
     fn requeue(&mut self, markets: Vec<Ticker>) {
         for t in markets {
-            if self.wanted.contains(&t) && !self.placed(&t) {
+            let backing_off = self.not_found.get(&t).is_some_and(|n| n.due.is_some());
+            if self.wanted.contains(&t) && !self.placed(&t) && !backing_off {
                 self.waiting.insert(t);
             }
         }
@@ -234,18 +321,55 @@ impl Subscriptions {
         self.subs.values().any(|s| s.markets.contains(t))
     }
 
-    /// Error 11 naming markets: they do not exist; never retried.
-    fn drop_not_found(&mut self, named: &[String]) {
-        let named: BTreeSet<&str> = named.iter().map(String::as_str).collect();
-        for ticker in &named {
-            self.forget(ticker);
-            for s in self.subs.values_mut() {
-                s.markets.remove(*ticker);
+    /// Error 11 naming markets: they do not exist now. They stay wanted, out of every
+    /// subscription, until their backoff passes ([`Subscriptions::retry_not_found`]); the
+    /// registry removes them if they are really gone.
+    fn not_found_for_now(&mut self, markets: Vec<Ticker>, now: Instant) {
+        let mut named = Vec::new();
+        let mut retry_in = Duration::ZERO;
+        for t in markets {
+            if !self.wanted.contains(&t) {
+                continue;
             }
+            self.waiting.remove(&t);
+            for s in self.subs.values_mut() {
+                s.markets.remove(&t);
+            }
+            let entry = self.not_found.entry(t.clone()).or_insert(NotFound {
+                attempts: 0,
+                due: None,
+            });
+            let delay = NOT_FOUND_POLICY.delay(entry.attempts);
+            entry.attempts = entry.attempts.saturating_add(1);
+            entry.due = Some(now + delay);
+            retry_in = retry_in.max(delay);
+            named.push(t.to_string());
         }
-        self.effects.push(Effect::Dropped {
-            markets: named.into_iter().map(str::to_owned).collect(),
-        });
+        if !named.is_empty() {
+            self.effects.push(Effect::NotFound {
+                markets: named,
+                retry_in,
+            });
+        }
+    }
+
+    /// Markets whose "not found" backoff has passed go back in the queue (called by `poll`).
+    pub(crate) fn retry_not_found(&mut self, now: Instant) {
+        if self.not_found.is_empty() {
+            return;
+        }
+        let due: Vec<Ticker> = self
+            .not_found
+            .iter_mut()
+            .filter(|(_, n)| n.due.is_some_and(|at| at <= now))
+            .map(|(t, n)| {
+                n.due = None;
+                t.clone()
+            })
+            .collect();
+        if self.connected {
+            self.requeue(due);
+        }
     }
 
     fn delay(&mut self, code: ErrorCode, now: Instant) {
@@ -254,4 +378,18 @@ impl Subscriptions {
         self.retry_at = Some(self.retry_at.map_or(at, |t| t.max(at)));
         self.effects.push(Effect::RetryLater { code, delay });
     }
+}
+
+/// (markets the error names, the others); an error naming none, or naming markets the command
+/// did not carry, refuses the whole command.
+fn split(markets: Vec<Ticker>, named: &BTreeSet<&str>) -> (Vec<Ticker>, Vec<Ticker>) {
+    if named.is_empty() {
+        return (markets, Vec::new());
+    }
+    let (refused, kept): (Vec<Ticker>, Vec<Ticker>) =
+        markets.into_iter().partition(|t| named.contains(&**t));
+    if refused.is_empty() {
+        return (kept, Vec::new());
+    }
+    (refused, kept)
 }

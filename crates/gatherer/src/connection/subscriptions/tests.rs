@@ -124,16 +124,157 @@ fn a_transient_error_keeps_the_markets_and_backs_off() {
 }
 
 #[test]
-fn error_11_drops_only_the_named_markets() {
+fn error_11_takes_out_only_the_named_markets_and_retries_them_while_wanted() {
     let now = Instant::now();
     let mut s = Subscriptions::new(vec![], 10);
     add(&mut s, &["A", "GONE"]);
     s.connected();
     let c = s.poll(now);
     s.on_reply(error(Some(c[0].id), None, 11, &["GONE"]), now);
-    assert_eq!(s.wanted().iter().map(|t| &**t).collect::<Vec<_>>(), ["A"]);
+    assert!(s.wanted().contains("GONE"), "still listed: still wanted");
+    assert_eq!(s.not_found(), BTreeSet::from([t("GONE")]));
+    assert!(matches!(
+        s.take_effects().as_slice(),
+        [Effect::NotFound { markets, .. }] if markets == &["GONE"]
+    ));
+    // Only GONE was refused: the exchange takes A with the same command.
+    assert!(
+        s.poll(now).is_empty(),
+        "11 naming markets is no reason to wait or resend"
+    );
+    s.on_reply(subscribed(c[0].id, 1), now);
+    assert_eq!(s.live(), BTreeMap::from([(1, BTreeSet::from([t("A")]))]));
+    assert!(s.is_settled(), "a market backing off is owed nothing yet");
+    assert!(s.poll(now + Duration::from_millis(500)).is_empty());
+    // After the backoff (1 s + jitter) it is asked for again, on the live subscription.
+    let c = s.poll(now + NOT_FOUND_POLICY.base * 2);
+    assert_eq!(markets_of(&c[0]), vec!["GONE"]);
+    // Refused again: the next wait is longer.
+    s.on_reply(
+        error(Some(c[0].id), None, 11, &["GONE"]),
+        now + NOT_FOUND_POLICY.base * 2,
+    );
+    assert!(s.poll(now + NOT_FOUND_POLICY.base * 3).is_empty());
+    let c = s.poll(now + NOT_FOUND_POLICY.base * 5);
+    assert_eq!(markets_of(&c[0]), vec!["GONE"]);
+    s.on_reply(ok(c[0].id), now + NOT_FOUND_POLICY.base * 5);
+    assert_eq!(s.subscribed_count(), 2, "found at last");
+    assert!(s.not_found().is_empty());
+}
+
+#[test]
+fn a_not_found_market_the_registry_removes_is_never_asked_for_again() {
+    let now = Instant::now();
+    let mut s = Subscriptions::new(vec![], 10);
+    add(&mut s, &["GONE"]);
+    s.connected();
     let c = s.poll(now);
-    assert_eq!(markets_of(&c[0]), vec!["A"], "the rest retried at once");
+    s.on_reply(error(Some(c[0].id), None, 11, &["GONE"]), now);
+    s.remove(vec![t("GONE")]);
+    assert!(s.wanted().is_empty() && s.not_found().is_empty());
+    assert!(s.poll(now + NOT_FOUND_POLICY.max * 2).is_empty());
+}
+
+#[test]
+fn a_not_found_market_waits_out_its_backoff_on_a_new_socket_too() {
+    let now = Instant::now();
+    let mut s = Subscriptions::new(vec![], 10);
+    add(&mut s, &["A", "GONE"]);
+    s.connected();
+    let c = s.poll(now);
+    s.on_reply(error(Some(c[0].id), None, 11, &["GONE"]), now);
+    s.disconnected();
+    s.connected();
+    let c = s.poll(now);
+    assert_eq!(markets_of(&c[0]), vec!["A"]);
+    s.on_reply(subscribed(c[0].id, 1), now);
+    let c = s.poll(now + NOT_FOUND_POLICY.base * 2);
+    assert_eq!(markets_of(&c[0]), vec!["GONE"]);
+}
+
+/// The simulator (like Kalshi) subscribes the markets it accepts and names the refused ones in
+/// an `error` with the same id, after the `subscribed`/`ok`: before issue 16 that error was
+/// ignored and the refused markets were believed subscribed for good.
+#[test]
+fn markets_refused_after_the_success_are_retried() {
+    for code in [1, 18, 27] {
+        let now = Instant::now();
+        let mut s = Subscriptions::new(vec![], 2);
+        add(&mut s, &["A", "B", "C"]);
+        s.connected();
+        let first = s.poll(now);
+        assert_eq!(markets_of(&first[0]), vec!["A", "B"]);
+        assert_eq!(markets_of(&first[1]), vec!["C"]);
+        s.on_reply(subscribed(first[0].id, 1), now);
+        s.on_reply(error(Some(first[0].id), None, code, &["B"]), now);
+        assert_eq!(s.subscribed_count(), 1, "code {code}: B is not in sid 1");
+        assert!(s.poll(now).is_empty(), "code {code}: backing off");
+        let later = now + RETRY_POLICY.max * 2;
+        let c = s.poll(later);
+        assert_eq!(c.len(), 1, "code {code}: {c:?}");
+        assert_eq!(
+            markets_of(&c[0]),
+            vec!["B"],
+            "code {code}: B again, on sid 1"
+        );
+        s.on_reply(ok(c[0].id), later);
+        s.on_reply(subscribed(first[1].id, 2), later);
+        assert_eq!(s.subscribed_count(), 3, "code {code}");
+        assert!(s.is_settled());
+        assert_eq!(s.wanted().len(), 3);
+    }
+}
+
+#[test]
+fn markets_refused_before_the_success_are_retried() {
+    let now = Instant::now();
+    let mut s = Subscriptions::new(vec![], 10);
+    add(&mut s, &["A", "B"]);
+    s.connected();
+    let c = s.poll(now);
+    s.on_reply(error(Some(c[0].id), None, 27, &["A"]), now);
+    s.on_reply(subscribed(c[0].id, 1), now);
+    assert_eq!(s.live(), BTreeMap::from([(1, BTreeSet::from([t("B")]))]));
+    let c = s.poll(now + RETRY_POLICY.max * 2);
+    assert_eq!(markets_of(&c[0]), vec!["A"]);
+    s.on_reply(ok(c[0].id), now);
+    assert_eq!(s.subscribed_count(), 2);
+}
+
+#[test]
+fn error_11_after_the_success_takes_out_only_the_named_market() {
+    let now = Instant::now();
+    let mut s = Subscriptions::new(vec![], 10);
+    add(&mut s, &["A", "GONE"]);
+    s.connected();
+    let c = s.poll(now);
+    s.on_reply(subscribed(c[0].id, 1), now);
+    s.on_reply(error(Some(c[0].id), None, 11, &["GONE"]), now);
+    assert_eq!(s.live(), BTreeMap::from([(1, BTreeSet::from([t("A")]))]));
+    assert_eq!(s.not_found(), BTreeSet::from([t("GONE")]));
+    assert!(
+        s.poll(now).is_empty(),
+        "11 naming markets is no reason to wait"
+    );
+}
+
+#[test]
+fn error_8_on_a_market_subscription_is_not_retried_on_this_socket() {
+    let now = Instant::now();
+    let mut s = Subscriptions::new(vec![], 10);
+    add(&mut s, &["A"]);
+    s.connected();
+    let c = s.poll(now);
+    s.on_reply(error(Some(c[0].id), None, 8, &[]), now);
+    assert!(s.take_effects().iter().any(|e| matches!(
+        e,
+        Effect::Refused {
+            code: ErrorCode::UnknownChannel,
+            ..
+        }
+    )));
+    assert!(s.poll(now + Duration::from_secs(600)).is_empty());
+    assert!(s.wanted().contains("A"), "kept for the next socket");
 }
 
 #[test]
@@ -249,59 +390,100 @@ struct Exchange {
 }
 
 impl Exchange {
-    fn receive(&mut self, cmd: &Command, refuse: Option<u32>) {
+    fn receive(&mut self, cmd: &Command, refuse: Option<Refusal>) {
         let id = Some(cmd.id);
-        if let Some(code) = refuse {
-            let named: Vec<&str> = Vec::new();
-            self.replies.push_back(error(id, None, code, &named));
-            return;
-        }
+        let partial: Option<(u32, u8)> = match refuse {
+            Some(Refusal::Whole(code)) => {
+                self.replies.push_back(error(id, None, code, &[]));
+                return;
+            }
+            Some(Refusal::Some(code, mask)) => Some((code, mask)),
+            None => None,
+        };
+        // Like the simulator: unknown markets (11) and those a fault picks are named in an
+        // error with the command's id, sent after the `subscribed`/`ok` for the others
+        // (only the error when none is left).
+        let split = |markets: &[String]| {
+            let mut refused: Vec<(u32, Vec<String>)> = Vec::new();
+            let mut accepted = Vec::new();
+            for (i, m) in markets.iter().enumerate() {
+                let code = if self.unknown.contains(m) {
+                    Some(11)
+                } else {
+                    partial.and_then(|(c, mask)| ((mask >> (i % 8)) & 1 == 1).then_some(c))
+                };
+                match code {
+                    Some(c) => match refused.iter_mut().find(|r| r.0 == c) {
+                        Some(r) => r.1.push(m.clone()),
+                        None => refused.push((c, vec![m.clone()])),
+                    },
+                    None => accepted.push(m.clone()),
+                }
+            }
+            (accepted, refused)
+        };
+        let errors = |refused: &[(u32, Vec<String>)], replies: &mut VecDeque<WsEvent>| {
+            for (c, named) in refused {
+                let named: Vec<&str> = named.iter().map(String::as_str).collect();
+                replies.push_back(error(id, None, *c, &named));
+            }
+        };
         match &cmd.body {
-            CommandBody::Subscribe(p) => {
-                let unknown: Vec<&str> = p
-                    .market_tickers
-                    .iter()
-                    .filter(|t| self.unknown.contains(*t))
-                    .map(String::as_str)
-                    .collect();
-                if !unknown.is_empty() {
-                    return self.replies.push_back(error(id, None, 11, &unknown));
-                }
-                if p.market_tickers.len() > self.limit {
-                    return self.replies.push_back(error(id, None, 26, &[]));
-                }
+            CommandBody::Subscribe(p) if p.market_tickers.is_empty() => {
                 self.next_sid += 1;
                 let channel = p.channels[0].clone();
-                self.subs.insert(
-                    self.next_sid,
-                    (channel.clone(), p.market_tickers.iter().cloned().collect()),
-                );
+                self.subs
+                    .insert(self.next_sid, (channel.clone(), BTreeSet::new()));
                 self.replies.push_back(WsEvent::Subscribed {
                     id,
                     channel: channel.as_str().to_string(),
                     sid: self.next_sid,
                 });
             }
+            CommandBody::Subscribe(p) => {
+                if p.market_tickers.len() > self.limit {
+                    return self.replies.push_back(error(id, None, 26, &[]));
+                }
+                let (accepted, refused) = split(&p.market_tickers);
+                if accepted.is_empty() {
+                    return errors(&refused, &mut self.replies);
+                }
+                self.next_sid += 1;
+                let channel = p.channels[0].clone();
+                self.subs.insert(
+                    self.next_sid,
+                    (channel.clone(), accepted.into_iter().collect()),
+                );
+                self.replies.push_back(WsEvent::Subscribed {
+                    id,
+                    channel: channel.as_str().to_string(),
+                    sid: self.next_sid,
+                });
+                errors(&refused, &mut self.replies);
+            }
             CommandBody::UpdateSubscription(p) => {
                 let sid = p.sids[0];
-                let Some((_, markets)) = self.subs.get_mut(&sid) else {
+                if !self.subs.contains_key(&sid) {
                     return self.replies.push_back(error(id, Some(sid), 7, &[]));
+                }
+                let Some((_, markets)) = self.subs.get_mut(&sid) else {
+                    return;
                 };
                 match p.action {
                     UpdateAction::AddMarkets => {
-                        let unknown: Vec<&str> = p
-                            .market_tickers
-                            .iter()
-                            .filter(|t| self.unknown.contains(*t))
-                            .map(String::as_str)
-                            .collect();
-                        if !unknown.is_empty() {
-                            return self.replies.push_back(error(id, None, 11, &unknown));
-                        }
+                        let (accepted, refused) = split(&p.market_tickers);
+                        let Some((_, markets)) = self.subs.get_mut(&sid) else {
+                            return;
+                        };
                         if markets.len() + p.market_tickers.len() > self.limit {
                             return self.replies.push_back(error(id, None, 26, &[]));
                         }
-                        markets.extend(p.market_tickers.iter().cloned());
+                        if accepted.is_empty() {
+                            return errors(&refused, &mut self.replies);
+                        }
+                        markets.extend(accepted);
+                        self.replies.push_back(ok(cmd.id));
+                        return errors(&refused, &mut self.replies);
                     }
                     UpdateAction::DeleteMarkets => {
                         for m in &p.market_tickers {
@@ -328,14 +510,23 @@ impl Exchange {
     }
 }
 
+/// How the exchange refuses the next command.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// The whole command, naming no market.
+    Whole(u32),
+    /// The markets at the set bits of the mask (position mod 8), named; the rest accepted.
+    Some(u32, u8),
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     Add(u8),
     Remove(u8),
     /// Deliver this many replies.
     Deliver(u8),
-    /// The next command is refused with this transient (or other) code.
-    Refuse(u32),
+    /// The next command is refused (wholly or in part) with this transient (or other) code.
+    Refuse(Refusal),
     Kill(u8, bool),
     Tick(u16),
 }
@@ -345,7 +536,10 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (0u8..40).prop_map(Step::Add),
         1 => (0u8..40).prop_map(Step::Remove),
         4 => (0u8..6).prop_map(Step::Deliver),
-        2 => prop_oneof![Just(1u32), Just(18), Just(27), Just(9), Just(4000)].prop_map(Step::Refuse),
+        2 => prop_oneof![Just(1u32), Just(18), Just(27), Just(9), Just(4000)]
+            .prop_map(|c| Step::Refuse(Refusal::Whole(c))),
+        2 => (prop_oneof![Just(1u32), Just(18), Just(27), Just(11)], any::<u8>())
+            .prop_map(|(c, m)| Step::Refuse(Refusal::Some(c, m))),
         1 => (any::<u8>(), any::<bool>()).prop_map(|(p, b)| Step::Kill(p, b)),
         2 => (0u16..2000).prop_map(Step::Tick),
     ]
@@ -356,7 +550,9 @@ proptest! {
 
     /// Under any interleaving of market changes, replies and errors, every wanted market ends
     /// up subscribed exactly once (and nothing unwanted stays subscribed), and a transient
-    /// error never loses a market: only the markets the exchange does not know leave.
+    /// error never loses a market: only the markets the exchange does not know stay out (and
+    /// stay wanted, tried again after their backoff). Refusals come whole or in part, the
+    /// partial ones named in an error after the success, as the simulator sends them.
     #[test]
     fn every_wanted_market_ends_subscribed_exactly_once(
         steps in proptest::collection::vec(step(), 1..120),
@@ -369,7 +565,7 @@ proptest! {
         let mut s = Subscriptions::new(vec![Channel::Trade], ours);
         let mut now = Instant::now();
         let mut expected: BTreeSet<String> = BTreeSet::new();
-        let mut refuse: Option<u32> = None;
+        let mut refuse: Option<Refusal> = None;
         s.connected();
         for step in steps {
             match step {
@@ -395,11 +591,9 @@ proptest! {
             for cmd in s.poll(now) {
                 ex.receive(&cmd, refuse.take());
             }
-            // Transient errors never lose a market.
+            // No error loses a market: even the unknown one stays wanted while listed.
             for m in &expected {
-                if m != &name(13) {
-                    prop_assert!(s.wanted().contains(m.as_str()), "{m} lost");
-                }
+                prop_assert!(s.wanted().contains(m.as_str()), "{m} lost");
             }
         }
         // Quiet period: the exchange answers everything, time passes beyond every backoff.
@@ -411,7 +605,10 @@ proptest! {
             for cmd in s.poll(now) {
                 ex.receive(&cmd, None);
             }
-            if ex.replies.is_empty() && s.is_settled() {
+            // Markets the exchange once called unknown by mistake are back once their
+            // backoff passes; only the really unknown one keeps backing off.
+            let backing_off = s.not_found().iter().any(|t| **t != *name(13));
+            if ex.replies.is_empty() && s.is_settled() && !backing_off {
                 break;
             }
         }

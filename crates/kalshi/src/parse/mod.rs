@@ -1,7 +1,9 @@
 //! Pure functions from Kalshi's bytes to domain records (`kd_core::records`).
 //!
 //! - [`parse_ws`]: one WebSocket frame to one [`WsEvent`]; [`parse_ws_frame_at`] (the
-//!   gatherer's entry point) takes the receive time on both clocks ([`ReceiveTimes`]).
+//!   gatherer's entry point) takes the receive time on both clocks ([`ReceiveTimes`]);
+//!   [`parse_ws_frame_scaled`] also the NO side's wire scale per `sid` ([`NoScale`]): NO levels
+//!   are always returned on the NO-bid scale.
 //! - `parse_*` for each REST response, plus [`orderbook_to_snapshot`] and
 //!   [`rest_trade_to_record`] for the two REST objects that become records.
 //!
@@ -19,6 +21,7 @@ mod convert;
 mod envelope;
 pub mod error;
 pub mod lifecycle;
+pub mod no_scale;
 mod rest;
 mod ws;
 
@@ -30,7 +33,11 @@ pub use rest::{
     parse_orderbook, parse_orderbooks, parse_series, parse_series_list, parse_trades_page,
     rest_trade_to_record,
 };
-pub use ws::{ReceiveTimes, WsFrame, parse_ws, parse_ws_frame, parse_ws_frame_at, parse_ws_text};
+pub use no_scale::NoScale;
+pub use ws::{
+    ReceiveTimes, WsFrame, parse_ws, parse_ws_frame, parse_ws_frame_at, parse_ws_frame_scaled,
+    parse_ws_text,
+};
 
 use kd_core::{
     Lifecycle, OrderbookDelta, OrderbookSnapshot, Price, Record, Ticker, TimestampUs, Trade,

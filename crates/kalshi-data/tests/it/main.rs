@@ -10,6 +10,7 @@
 //!   runbook's install and PITR drill, `backfill` against the simulator); `deploy_support`
 //!   holds what they share.
 //! - `e2e_up`: `kalshi-data up` twice on one data directory, `status`, `verify`, `book`.
+//! - `no_price`: the NO-price flip, one `up` + `verify` per NO-side pricing of the exchange.
 //! - `reliability*`: the seed's failure tables made to happen against the real binary;
 //!   `reliability_support` drives `up` (through `kd_testkit::up`), `verify` and the figures.
 
@@ -21,6 +22,7 @@ mod deploy_runbook;
 mod deploy_support;
 mod deploy_systemd;
 mod e2e_up;
+mod no_price;
 mod reliability;
 mod reliability_disk;
 mod reliability_skew;

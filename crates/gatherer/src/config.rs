@@ -475,7 +475,10 @@ mod tests {
 
     #[test]
     fn no_price_scale_loads_and_defaults_to_checked() {
-        assert_eq!(GathererConfig::default().no_price_scale, NoPriceScale::Checked);
+        assert_eq!(
+            GathererConfig::default().no_price_scale,
+            NoPriceScale::Checked
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("g.toml");
         std::fs::write(&path, "no_price_scale = \"as_received\"\n").expect("write");

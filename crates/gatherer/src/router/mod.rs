@@ -36,8 +36,8 @@ use kd_core::{Record, TimestampUs};
 use kd_kalshi::parse::{
     MarketLifecycleInfo, ReceiveTimes, WsEvent, WsFrame as Frame, parse_ws_frame_scaled,
 };
-use scale::{Admit, ScaleCheck};
 use kd_kalshi::ws::{Channel, ErrorCode};
+use scale::{Admit, ScaleCheck};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;

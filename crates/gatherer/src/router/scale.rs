@@ -181,7 +181,12 @@ impl ScaleCheck {
     }
 
     /// Passes, holds or releases one event (`received_at` local, `at` exchange clock).
-    pub fn admit(&mut self, mut event: WsEvent, received_at: TimestampUs, at: TimestampUs) -> Admit {
+    pub fn admit(
+        &mut self,
+        mut event: WsEvent,
+        received_at: TimestampUs,
+        at: TimestampUs,
+    ) -> Admit {
         let sid = match &event {
             WsEvent::Snapshot { sid, .. } | WsEvent::Delta { sid, .. } => *sid,
             _ => return Admit::Pass(event),

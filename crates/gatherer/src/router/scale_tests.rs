@@ -84,13 +84,25 @@ fn evidence_decides_only_when_one_reading_crosses() {
     assert_eq!(evidence(&l(YES), &[]), Evidence::Undecided);
     // Every NO bid above the best YES bid: valid both ways.
     let low_yes = l(&[(20_000, 1)]);
-    assert_eq!(evidence(&low_yes, &l(&[(40_000, 1), (60_000, 1)])), Evidence::Undecided);
+    assert_eq!(
+        evidence(&low_yes, &l(&[(40_000, 1), (60_000, 1)])),
+        Evidence::Undecided
+    );
     // Best NO at exactly 0.50 with YES at 0.49: valid both ways, and the tie itself.
-    assert_eq!(evidence(&l(&[(49_000, 1)]), &l(&[(50_000, 1)])), Evidence::Undecided);
+    assert_eq!(
+        evidence(&l(&[(49_000, 1)]), &l(&[(50_000, 1)])),
+        Evidence::Undecided
+    );
     // Touching (sum exactly $1) would have traded: crossed.
-    assert_eq!(evidence(&l(&[(30_000, 1)]), &l(&[(40_000, 1), (70_000, 1)])), Evidence::Contradicts);
+    assert_eq!(
+        evidence(&l(&[(30_000, 1)]), &l(&[(40_000, 1), (70_000, 1)])),
+        Evidence::Contradicts
+    );
     // Crossed both ways (a corrupt book): no verdict.
-    assert_eq!(evidence(&l(&[(90_000, 1)]), &l(&[(50_000, 1)])), Evidence::Undecided);
+    assert_eq!(
+        evidence(&l(&[(90_000, 1)]), &l(&[(50_000, 1)])),
+        Evidence::Undecided
+    );
 }
 
 #[test]
@@ -100,18 +112,30 @@ fn data_is_held_until_a_snapshot_proves_the_scale_asked_for() {
     s.subscribed(5, "orderbook_delta");
     s.subscribed(6, "trade");
     assert_eq!(s.of(5), NoScale::YesLeg);
-    assert!(matches!(s.admit(delta(5, "A", Side::No, 40_000), t(1), t(1)), Admit::Held));
+    assert!(matches!(
+        s.admit(delta(5, "A", Side::No, 40_000), t(1), t(1)),
+        Admit::Held
+    ));
     // Trades and other sids are never held.
-    assert!(matches!(s.admit(delta(9, "B", Side::No, 1_000), t(1), t(1)), Admit::Pass(_)));
+    assert!(matches!(
+        s.admit(delta(9, "B", Side::No, 1_000), t(1), t(1)),
+        Admit::Pass(_)
+    ));
     // Ambiguous: still held.
     let amb = snap(5, "C", &[(20_000, 1)], &[(40_000, 1), (60_000, 1)]);
     assert!(matches!(s.admit(amb, t(2), t(2)), Admit::Held));
     let out = released(s.admit(snap(5, "D", YES, NO_BID), t(3), t(3)));
     // Released in order, unchanged (the parser's reading was right).
-    assert_eq!(no_prices(&out), vec![vec![40_000], vec![40_000, 60_000], vec![30_000, 35_000]]);
+    assert_eq!(
+        no_prices(&out),
+        vec![vec![40_000], vec![40_000, 60_000], vec![30_000, 35_000]]
+    );
     assert_eq!(s.of(5), NoScale::YesLeg);
     // Proven: later data passes at once.
-    assert!(matches!(s.admit(delta(5, "A", Side::No, 1_000), t(4), t(4)), Admit::Pass(_)));
+    assert!(matches!(
+        s.admit(delta(5, "A", Side::No, 1_000), t(4), t(4)),
+        Admit::Pass(_)
+    ));
     assert!(s.take_gaps().is_empty());
 }
 
@@ -123,14 +147,20 @@ fn an_answer_on_the_other_scale_is_reread_not_stored_as_read() {
     let read_as_yes_leg = |p: i64| 100_000 - p;
     s.admit(delta(5, "A", Side::No, read_as_yes_leg(35_000)), t(1), t(1));
     s.admit(delta(5, "A", Side::Yes, 55_000), t(1), t(1));
-    let no_read: Vec<(i64, i64)> = NO_BID.iter().map(|&(p, q)| (read_as_yes_leg(p), q)).collect();
+    let no_read: Vec<(i64, i64)> = NO_BID
+        .iter()
+        .map(|&(p, q)| (read_as_yes_leg(p), q))
+        .collect();
     let mut parsed = snap(5, "A", YES, &no_read);
     if let WsEvent::Snapshot { snapshot, .. } = &mut parsed {
         snapshot.no.sort_by_key(|l| l.price);
     }
     let out = released(s.admit(parsed, t(2), t(2)));
     // The NO delta and the snapshot are back on the NO-bid scale; the YES delta is untouched.
-    assert_eq!(no_prices(&out), vec![vec![35_000], vec![55_000], vec![30_000, 35_000]]);
+    assert_eq!(
+        no_prices(&out),
+        vec![vec![35_000], vec![55_000], vec![30_000, 35_000]]
+    );
     if let WsEvent::Snapshot { snapshot, .. } = &out[2].event {
         let sizes: Vec<i64> = snapshot.no.iter().map(|l| l.size.hundredths()).collect();
         assert_eq!(sizes, vec![300, 400]);

@@ -93,7 +93,11 @@ fn yes_price_default_false_verifies() -> Res<()> {
 #[test]
 fn handling_disabled_under_the_flip_fails_verify() -> Res<()> {
     let (_, v) = run(&opts("true", Some("as_received")))?;
-    assert!(!v.passed, "verify passed with NO levels stored as 1 − p:\n{}", v.text);
+    assert!(
+        !v.passed,
+        "verify passed with NO levels stored as 1 − p:\n{}",
+        v.text
+    );
     assert!(v.last.starts_with("verify: FAIL"), "{}", v.text);
     let deltas = v.cats.get("deltas").copied().unwrap_or_default();
     assert!(

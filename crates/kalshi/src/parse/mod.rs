@@ -27,13 +27,13 @@ mod ws;
 
 pub use error::{FieldError, RestParseError, WsParseError};
 pub use lifecycle::{canonical_json, lifecycle_bucket};
+pub use no_scale::NoScale;
 pub use rest::{
     orderbook_to_snapshot, parse_event, parse_events_page, parse_exchange_schedule,
     parse_exchange_status, parse_historical_trades_page, parse_market, parse_markets_page,
     parse_orderbook, parse_orderbooks, parse_series, parse_series_list, parse_trades_page,
     rest_trade_to_record,
 };
-pub use no_scale::NoScale;
 pub use ws::{
     ReceiveTimes, WsFrame, parse_ws, parse_ws_frame, parse_ws_frame_at, parse_ws_frame_scaled,
     parse_ws_text,

@@ -8,8 +8,8 @@
 //! wrong scale and correcting it later is the same operation (see [`NoScale::flip_level`]).
 
 use kd_core::Price;
-use kd_core::records::{Level, OrderbookDelta, OrderbookSnapshot};
 use kd_core::Side;
+use kd_core::records::{Level, OrderbookDelta, OrderbookSnapshot};
 
 /// How one subscription's NO levels arrive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -135,7 +135,10 @@ mod tests {
         }
     }
 
-    fn scaled(frame: &str, scale: NoScale) -> Result<crate::parse::WsEvent, crate::parse::WsParseError> {
+    fn scaled(
+        frame: &str,
+        scale: NoScale,
+    ) -> Result<crate::parse::WsEvent, crate::parse::WsParseError> {
         crate::parse::parse_ws_frame_scaled(
             crate::parse::WsFrame::Text(frame),
             crate::parse::ReceiveTimes::same(kd_core::TimestampUs::from_micros(1)),
@@ -151,28 +154,40 @@ mod tests {
         let WsEvent::Snapshot { snapshot, .. } = scaled(snap, NoScale::YesLeg)? else {
             return Err("not a snapshot".into());
         };
-        let no: Vec<(i64, i64)> = snapshot.no.iter().map(|l| (l.price.units(), l.size.hundredths())).collect();
+        let no: Vec<(i64, i64)> = snapshot
+            .no
+            .iter()
+            .map(|l| (l.price.units(), l.size.hundredths()))
+            .collect();
         assert_eq!(no, vec![(1_000, 200), (60_000, 100)]);
         assert_eq!(snapshot.yes[0].price.units(), 30_000);
         let WsEvent::Snapshot { snapshot, .. } = scaled(snap, NoScale::NoBid)? else {
             return Err("not a snapshot".into());
         };
         assert_eq!(snapshot.no[1].price.units(), 99_000);
-        let delta = |side: &str, p: &str| format!(
-            r#"{{"type":"orderbook_delta","sid":2,"seq":2,"msg":{{"market_ticker":"M","side":"{side}",
-            "price_dollars":"{p}","delta_fp":"-1.00","ts_ms":5}}}}"#);
-        let WsEvent::Delta { delta: d, .. } = scaled(&delta("no", "0.7200"), NoScale::YesLeg)? else {
+        let delta = |side: &str, p: &str| {
+            format!(
+                r#"{{"type":"orderbook_delta","sid":2,"seq":2,"msg":{{"market_ticker":"M","side":"{side}",
+            "price_dollars":"{p}","delta_fp":"-1.00","ts_ms":5}}}}"#
+            )
+        };
+        let WsEvent::Delta { delta: d, .. } = scaled(&delta("no", "0.7200"), NoScale::YesLeg)?
+        else {
             return Err("not a delta".into());
         };
         assert_eq!(d.price.units(), 28_000);
-        let WsEvent::Delta { delta: d, .. } = scaled(&delta("yes", "0.7200"), NoScale::YesLeg)? else {
+        let WsEvent::Delta { delta: d, .. } = scaled(&delta("yes", "0.7200"), NoScale::YesLeg)?
+        else {
             return Err("not a delta".into());
         };
         assert_eq!(d.price.units(), 72_000);
         for p in ["1.0001", "-0.01"] {
             assert!(matches!(
                 scaled(&delta("no", p), NoScale::YesLeg),
-                Err(crate::parse::WsParseError::Field { field: "price_dollars", .. })
+                Err(crate::parse::WsParseError::Field {
+                    field: "price_dollars",
+                    ..
+                })
             ));
         }
         Ok(())
@@ -182,7 +197,10 @@ mod tests {
     fn edges_swap_and_invalid_is_refused() -> Result<(), kd_core::UnitError> {
         assert_eq!(NoScale::YesLeg.to_stored(Price::ZERO), Price::ONE_DOLLAR);
         assert_eq!(NoScale::YesLeg.to_stored(Price::ONE_DOLLAR), Price::ZERO);
-        assert_eq!(NoScale::YesLeg.to_stored(Price::new(50_000)?).units(), 50_000);
+        assert_eq!(
+            NoScale::YesLeg.to_stored(Price::new(50_000)?).units(),
+            50_000
+        );
         // A wire price outside 0..=1 never reaches the conversion: the unit type refuses it.
         assert!(Price::new(100_001).is_err() && Price::new(-1).is_err());
         assert_eq!(NoScale::asked(Some(true)), NoScale::YesLeg);

@@ -244,13 +244,23 @@ mod tests {
     fn orderbook_subscribe_sends_use_yes_price_when_asked() -> Result<(), serde_json::Error> {
         let m = ["M-1".to_string()];
         for (asked, want) in [
-            (Some(true), json!({"channels": ["orderbook_delta"], "market_tickers": ["M-1"],
-                                "use_yes_price": true})),
-            (Some(false), json!({"channels": ["orderbook_delta"], "market_tickers": ["M-1"],
-                                 "use_yes_price": false})),
-            (None, json!({"channels": ["orderbook_delta"], "market_tickers": ["M-1"]})),
+            (
+                Some(true),
+                json!({"channels": ["orderbook_delta"], "market_tickers": ["M-1"],
+                                "use_yes_price": true}),
+            ),
+            (
+                Some(false),
+                json!({"channels": ["orderbook_delta"], "market_tickers": ["M-1"],
+                                 "use_yes_price": false}),
+            ),
+            (
+                None,
+                json!({"channels": ["orderbook_delta"], "market_tickers": ["M-1"]}),
+            ),
         ] {
-            let v: Value = serde_json::from_str(&Command::subscribe_orderbook(7, &m, asked).to_json())?;
+            let v: Value =
+                serde_json::from_str(&Command::subscribe_orderbook(7, &m, asked).to_json())?;
             assert_eq!(v, json!({"id": 7, "cmd": "subscribe", "params": want}));
         }
         Ok(())

@@ -75,6 +75,8 @@ pub struct Held {
 }
 
 /// What to do with an order-book event now.
+// `Pass` is the path of every message: boxing it would allocate per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Admit {
     /// Route it (its scale is known, or it is not order-book data).
@@ -138,7 +140,11 @@ impl ScaleCheck {
             sid,
             Sub {
                 scale: self.belief,
-                held: checked.then(|| (Vec::new(), TimestampUs::from_micros(i64::MAX))),
+                held: if checked {
+                    Some((Vec::new(), TimestampUs::from_micros(i64::MAX)))
+                } else {
+                    None
+                },
                 proven_at: TimestampUs::from_micros(0),
                 markets: BTreeSet::new(),
             },

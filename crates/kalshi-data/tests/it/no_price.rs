@@ -51,6 +51,7 @@ fn run(o: &UpOpts) -> Res<(f64, Verified)> {
         let text = up.metrics(g).unwrap_or_default();
         mismatches += prom::sum(&text, "gatherer_price_scale_mismatch_total").unwrap_or(0.0);
     }
+    println!("gatherer_price_scale_mismatch_total (sum over the gatherers): {mismatches}");
     up.wait_exit(EXIT)?;
     let v = verify(&dir, &up.production)?;
     println!("{}", v.text);

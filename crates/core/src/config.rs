@@ -323,7 +323,11 @@ mod tests {
         struct T {
             token: Secret,
         }
-        let read = |text: &str| Figment::from(Toml::string(text)).extract::<T>();
+        let read = |text: &str| {
+            Figment::from(Toml::string(text))
+                .extract::<T>()
+                .map_err(Box::new)
+        };
         let t = read("token = 987654321012").expect("a number is a token");
         assert_eq!(t.token.expose(), "987654321012");
         let t = read("token = true").expect("a bool is a token");

@@ -98,6 +98,24 @@ pub struct GathererConfig {
     /// subscribes (their trades and tickers still arrive on the all-market channels), so a test
     /// can show that `verify` names a market no gatherer subscribed to. Leave empty.
     pub ignore_markets: Vec<String>,
+    /// How NO-side order-book prices are handled (docs/wire.md "NO-side price scale").
+    /// `checked` (default): every `orderbook_delta` subscribe sends `use_yes_price: true`, NO
+    /// levels are converted to the stored NO-bid scale, and each subscription's answer is
+    /// checked against the scale asked for. `as_received` is a diagnostic only (tests of the
+    /// check): no `use_yes_price` is sent and NO levels are stored as they arrive — wrong on
+    /// any exchange whose default is YES-leg pricing.
+    pub no_price_scale: NoPriceScale,
+}
+
+/// `no_price_scale`: the NO side's price-scale handling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoPriceScale {
+    /// Send `use_yes_price: true`, convert, and check every subscription's answer.
+    #[default]
+    Checked,
+    /// Diagnostic: send nothing, store NO levels as received, check nothing.
+    AsReceived,
 }
 
 /// Fields the command line may override (only the `Some` ones apply).
@@ -156,6 +174,7 @@ impl Default for GathererConfig {
             maintenance_status_retry_ms: 30_000,
             clock_offset_ms: 0,
             ignore_markets: Vec::new(),
+            no_price_scale: NoPriceScale::Checked,
         }
     }
 }
@@ -457,6 +476,21 @@ mod tests {
         std::fs::write(&path, "clock_offset_ms = -45000\n").expect("write");
         let c = GathererConfig::load(Some(&path), &Overrides::default()).expect("load");
         assert_eq!(c.clock_offset_ms, -45_000);
+    }
+
+    #[test]
+    fn no_price_scale_loads_and_defaults_to_checked() {
+        assert_eq!(
+            GathererConfig::default().no_price_scale,
+            NoPriceScale::Checked
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, "no_price_scale = \"as_received\"\n").expect("write");
+        let c = GathererConfig::load(Some(&path), &Overrides::default()).expect("load");
+        assert_eq!(c.no_price_scale, NoPriceScale::AsReceived);
+        std::fs::write(&path, "no_price_scale = \"yes\"\n").expect("write");
+        assert!(GathererConfig::load(Some(&path), &Overrides::default()).is_err());
     }
 
     #[test]

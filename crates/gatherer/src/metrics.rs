@@ -135,6 +135,13 @@ pub const REPAIR_ERRORS_TOTAL: &str = "repair_errors_total";
 /// plus the smallest recent latency; gauge). Beyond 1 s the gatherer logs a warning; exchange
 /// times are corrected with it either way (docs/gatherer.md "Clocks").
 pub const GATHERER_CLOCK_OFFSET_SECONDS: &str = "gatherer_clock_offset_seconds";
+/// `orderbook_delta` subscriptions whose NO levels arrived on the other price scale than the
+/// one asked for with `use_yes_price` (the flag ignored, or removed). Their data is re-read on
+/// the scale seen, never stored on the wrong one. Alert on any increase.
+pub const GATHERER_PRICE_SCALE_MISMATCH_TOTAL: &str = "gatherer_price_scale_mismatch_total";
+/// Subscriptions whose NO-side scale no snapshot could prove within the holding bound (every
+/// book one-sided or ambiguous); their data is stored on the scale asked for.
+pub const GATHERER_PRICE_SCALE_UNDECIDED_TOTAL: &str = "gatherer_price_scale_undecided_total";
 
 // Snapshot poller.
 /// REST order books stored.

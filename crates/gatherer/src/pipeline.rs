@@ -84,6 +84,7 @@ pub async fn run(
         clock: clock.clone(),
         backpressure: Duration::from_millis(config.router_backpressure_ms),
         max_frame_bytes: MAX_FRAME_BYTES,
+        no_price_scale: config.no_price_scale,
     };
     // Stop everything when one part halts (bad credentials), not only on the operator's signal.
     let stop = shutdown.child_token();

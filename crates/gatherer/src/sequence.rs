@@ -27,6 +27,10 @@ pub enum GapReason {
     /// The first snapshot after a lost connection: changes made between the loss and the new
     /// subscription were sent to this gatherer in no form but the snapshot.
     Resubscribed,
+    /// NO levels were stored on the wrong price scale (the exchange answered on the other
+    /// `use_yes_price` scale after its scale had been checked): they are unreliable until the
+    /// fresh snapshot asked for (see `router::scale`).
+    PriceScale,
 }
 
 impl GapReason {
@@ -39,6 +43,7 @@ impl GapReason {
             GapReason::Disconnected => "disconnected",
             GapReason::SnapshotRefresh => "snapshot_refresh",
             GapReason::Resubscribed => "resubscribed",
+            GapReason::PriceScale => "price_scale",
         }
     }
 }

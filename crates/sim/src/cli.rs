@@ -96,7 +96,8 @@ pub struct SimArgs {
     #[arg(long, default_value = "0s", value_parser = duration, env = "KALSHI_DATA_SIM_FEE_UPDATE_EVERY")]
     pub fee_update_every: Duration,
     /// NO-side pricing when a subscription sends no `use_yes_price`: `false` (today), `true`
-    /// (Kalshi's announced flip) or `forced` (the flag removed: YES-leg pricing always).
+    /// (Kalshi's announced flip), `forced` (the flag removed: YES-leg pricing always) or
+    /// `legacy` (an exchange from before the flag: NO-bid pricing always, the flag ignored).
     #[arg(
         long,
         value_enum,
@@ -271,6 +272,9 @@ mod tests {
         assert!(YesPriceDefault::True.yes_leg(None) && !YesPriceDefault::True.yes_leg(Some(false)));
         assert!(
             YesPriceDefault::Forced.yes_leg(Some(false)) && !YesPriceDefault::False.yes_leg(None)
+        );
+        assert!(
+            !YesPriceDefault::Legacy.yes_leg(Some(true)) && !YesPriceDefault::Legacy.yes_leg(None)
         );
     }
 }

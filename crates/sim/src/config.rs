@@ -26,6 +26,9 @@ pub enum YesPriceDefault {
     True,
     /// The flag is gone: YES-leg pricing always, `use_yes_price: false` silently ignored.
     Forced,
+    /// An exchange from before the flag: NO-bid pricing always, `use_yes_price` (either value)
+    /// silently ignored. What a client asking for YES-leg pricing must detect.
+    Legacy,
 }
 
 impl YesPriceDefault {
@@ -33,6 +36,7 @@ impl YesPriceDefault {
     pub const fn yes_leg(self, asked: Option<bool>) -> bool {
         match (self, asked) {
             (YesPriceDefault::Forced, _) => true,
+            (YesPriceDefault::Legacy, _) => false,
             (_, Some(a)) => a,
             (YesPriceDefault::True, None) => true,
             (YesPriceDefault::False, None) => false,

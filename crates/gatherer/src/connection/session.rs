@@ -55,7 +55,8 @@ impl Session {
         commands: mpsc::UnboundedReceiver<ConnCommand>,
         health: Arc<Health>,
     ) -> Self {
-        let subs = Subscriptions::new(settings.global_channels.clone(), settings.per_sub_limit);
+        let mut subs = Subscriptions::new(settings.global_channels.clone(), settings.per_sub_limit);
+        subs.use_yes_price = router.use_yes_price();
         Session {
             settings,
             router,

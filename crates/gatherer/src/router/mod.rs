@@ -12,11 +12,13 @@
 //! - `drops`: drop windows while the writer queue is full.
 //! - `hold`: WebSocket snapshots held until their time is known.
 //! - `unknown`: capping the labels of unknown message types.
+//! - [`scale`]: the NO side's price scale per subscription (read, checked, held until proven).
 //! - this file: the order of the stages for one frame, and the writer queue.
 
 mod drops;
 pub mod gaps;
 mod hold;
+pub mod scale;
 mod unknown;
 
 use crate::clock::Clock;
@@ -32,9 +34,10 @@ use hold::SnapshotHold;
 use kd_core::records::OccurrenceCounter;
 use kd_core::{Record, TimestampUs};
 use kd_kalshi::parse::{
-    MarketLifecycleInfo, ReceiveTimes, WsEvent, WsFrame as Frame, parse_ws_frame_at,
+    MarketLifecycleInfo, ReceiveTimes, WsEvent, WsFrame as Frame, parse_ws_frame_scaled,
 };
 use kd_kalshi::ws::{Channel, ErrorCode};
+use scale::{Admit, ScaleCheck};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -66,6 +69,8 @@ pub struct RouterShared {
     pub backpressure: Duration,
     /// Frames larger than this are refused (counted as `oversized`), the connection stays up.
     pub max_frame_bytes: usize,
+    /// The NO side's price-scale handling (`no_price_scale`, see [`scale`]).
+    pub no_price_scale: crate::config::NoPriceScale,
 }
 
 /// The router of one connection (sequences and occurrences are per connection, because
@@ -79,6 +84,7 @@ pub struct Router {
     drops: DropWindows,
     hold: SnapshotHold,
     unknown: UnknownLabels,
+    scale: ScaleCheck,
 }
 
 impl Router {
@@ -89,15 +95,22 @@ impl Router {
             control: shared.control.clone(),
             gaps: shared.gaps.clone(),
         };
+        let scale = ScaleCheck::new(shared.no_price_scale, conn);
         Router {
             shared,
             conn,
+            scale,
             gaps: GapTracker::new(sink),
             occurrences: OccurrenceCounter::default(),
             drops: DropWindows::default(),
             hold: SnapshotHold::default(),
             unknown: UnknownLabels::default(),
         }
+    }
+
+    /// The `use_yes_price` every `orderbook_delta` subscribe of this connection sends.
+    pub fn use_yes_price(&self) -> Option<bool> {
+        scale::use_yes_price(self.shared.no_price_scale)
     }
 
     /// The gatherer's clock (the connection reads the time of day from it).
@@ -129,7 +142,8 @@ impl Router {
             received_at,
             exchange_now: clock.to_exchange(received_at),
         };
-        let event = match parse_ws_frame_at(frame, times) {
+        let scale = &self.scale;
+        let event = match parse_ws_frame_scaled(frame, times, &|sid| scale.of(sid)) {
             Ok(e) => e,
             Err(e) => {
                 emit(FrameNotParsed {
@@ -170,8 +184,32 @@ impl Router {
         self.dispatch(event, received_at, at).await
     }
 
-    /// Routes a parsed event (`at`: its receive time on the exchange's clock).
+    /// Routes a parsed event (`at`: its receive time on the exchange's clock) once its NO-side
+    /// scale is proven (see [`scale`]).
     async fn dispatch(
+        &mut self,
+        event: WsEvent,
+        received_at: TimestampUs,
+        at: TimestampUs,
+    ) -> Option<WsEvent> {
+        let admitted = self.scale.admit(event, received_at, at);
+        for notice in self.scale.take_gaps() {
+            self.gaps.record(notice);
+        }
+        match admitted {
+            Admit::Pass(event) => self.dispatch_now(event, received_at, at).await,
+            Admit::Held => None,
+            Admit::Release(held) => {
+                for h in held {
+                    // Order-book data only: no command reply to hand back.
+                    let _ = self.dispatch_now(h.event, h.received_at, h.at).await;
+                }
+                None
+            }
+        }
+    }
+
+    async fn dispatch_now(
         &mut self,
         event: WsEvent,
         received_at: TimestampUs,
@@ -181,7 +219,7 @@ impl Router {
             WsEvent::Snapshot { sid, snapshot, .. } => {
                 self.gaps.snapshot(sid, &snapshot.ticker, at);
                 self.hold.hold(snapshot, received_at);
-                self.release_held(received_at).await;
+                self.release_idle(received_at).await;
                 None
             }
             WsEvent::Delta { sid, mut delta, .. } => {
@@ -235,10 +273,15 @@ impl Router {
                 sid, ref channel, ..
             } => {
                 self.gaps.sequences.subscribed(sid, channel, at);
+                self.scale.subscribed(sid, channel);
                 Some(event)
             }
             WsEvent::Unsubscribed { sid: Some(sid), .. } => {
                 self.gaps.sequences.ended(sid);
+                self.scale.ended(sid, at);
+                for notice in self.scale.take_gaps() {
+                    self.gaps.record(notice);
+                }
                 Some(event)
             }
             WsEvent::Error {
@@ -247,6 +290,10 @@ impl Router {
                 ..
             } if ErrorCode::from_code(code).ends_subscription() => {
                 self.gaps.channel_error(sid, at);
+                self.scale.ended(sid, at);
+                for notice in self.scale.take_gaps() {
+                    self.gaps.record(notice);
+                }
                 Some(event)
             }
             WsEvent::Unknown { ref type_name, .. } => {
@@ -349,18 +396,32 @@ impl Router {
         }
     }
 
-    /// Stores held snapshots whose market stayed quiet (see `hold`). Called on the
-    /// connection's tick with the local time.
+    /// Stores held snapshots whose market stayed quiet (see `hold`), and releases order-book
+    /// data whose scale no snapshot proved in time (see [`scale`]). Called on the connection's
+    /// tick with the local time.
     pub async fn release_held(&mut self, now: TimestampUs) {
+        for h in self.scale.expired(now) {
+            let _ = self.dispatch_now(h.event, h.received_at, h.at).await;
+        }
+        self.release_idle(now).await;
+    }
+
+    async fn release_idle(&mut self, now: TimestampUs) {
         let clock = self.shared.clock.clone();
         for (snapshot, at) in self.hold.idle(now, &clock) {
             self.data(Record::Snapshot(snapshot), at).await;
         }
     }
 
-    /// The connection ended: held snapshots cannot be timed (see `hold`).
+    /// The connection ended: held snapshots cannot be timed (see `hold`), data of unproven
+    /// scale is not stored (recorded as gaps, see [`scale`]).
     pub fn discard_held(&mut self) {
         self.hold.discard();
+        let at = self.shared.clock.to_exchange(self.shared.clock.now());
+        self.scale.reset(at);
+        for notice in self.scale.take_gaps() {
+            self.gaps.record(notice);
+        }
     }
 
     /// Flushes open drop windows (before the connection task ends).

@@ -12,6 +12,7 @@
 //! - `e2e_up`: `kalshi-data up` twice on one data directory, `status`, `verify`, `book`.
 //! - `every_market`: `verify` sees every market (subscription refusals lose none; a market
 //!   nobody subscribes to fails it).
+//! - `no_price`: the NO-price flip, one `up` + `verify` per NO-side pricing of the exchange.
 //! - `reliability*`: the seed's failure tables made to happen against the real binary;
 //!   `reliability_support` drives `up` (through `kd_testkit::up`), `verify` and the figures.
 //! - `secrets`: no password, token or key id on a command line, in `up.json`, a log or `--help`.
@@ -26,6 +27,7 @@ mod deploy_support;
 mod deploy_systemd;
 mod e2e_up;
 mod every_market;
+mod no_price;
 mod reliability;
 mod reliability_disk;
 mod reliability_skew;

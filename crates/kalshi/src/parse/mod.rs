@@ -1,7 +1,9 @@
 //! Pure functions from Kalshi's bytes to domain records (`kd_core::records`).
 //!
 //! - [`parse_ws`]: one WebSocket frame to one [`WsEvent`]; [`parse_ws_frame_at`] (the
-//!   gatherer's entry point) takes the receive time on both clocks ([`ReceiveTimes`]).
+//!   gatherer's entry point) takes the receive time on both clocks ([`ReceiveTimes`]);
+//!   [`parse_ws_frame_scaled`] also the NO side's wire scale per `sid` ([`NoScale`]): NO levels
+//!   are always returned on the NO-bid scale.
 //! - `parse_*` for each REST response, plus [`orderbook_to_snapshot`] and
 //!   [`rest_trade_to_record`] for the two REST objects that become records.
 //!
@@ -19,18 +21,23 @@ mod convert;
 mod envelope;
 pub mod error;
 pub mod lifecycle;
+pub mod no_scale;
 mod rest;
 mod ws;
 
 pub use error::{FieldError, RestParseError, WsParseError};
 pub use lifecycle::{canonical_json, lifecycle_bucket};
+pub use no_scale::NoScale;
 pub use rest::{
     orderbook_to_snapshot, parse_event, parse_events_page, parse_exchange_schedule,
     parse_exchange_status, parse_historical_trades_page, parse_market, parse_markets_page,
     parse_orderbook, parse_orderbooks, parse_series, parse_series_list, parse_trades_page,
     rest_trade_to_record,
 };
-pub use ws::{ReceiveTimes, WsFrame, parse_ws, parse_ws_frame, parse_ws_frame_at, parse_ws_text};
+pub use ws::{
+    ReceiveTimes, WsFrame, parse_ws, parse_ws_frame, parse_ws_frame_at, parse_ws_frame_scaled,
+    parse_ws_text,
+};
 
 use kd_core::{
     Lifecycle, OrderbookDelta, OrderbookSnapshot, Price, Record, Ticker, TimestampUs, Trade,

@@ -5,6 +5,7 @@ use super::convert::{
 };
 use super::envelope::{Body, BodySeed, Envelope, EnvelopeSeed, MsgKind, OkBody};
 use super::error::{FieldError, WsParseError};
+use super::no_scale::NoScale;
 use super::{SubscriptionInfo, WsEvent, lifecycle};
 use crate::wire::scalar::WireStr;
 use crate::wire::ws::{
@@ -24,6 +25,7 @@ pub fn parse_ws(bytes: &[u8], received_at: TimestampUs) -> Result<WsEvent, WsPar
     parse_from(
         serde_json::Deserializer::from_slice(bytes),
         ReceiveTimes::same(received_at),
+        &as_received,
     )
 }
 
@@ -34,6 +36,7 @@ pub fn parse_ws_text(text: &str, received_at: TimestampUs) -> Result<WsEvent, Ws
     parse_from(
         serde_json::Deserializer::from_str(text),
         ReceiveTimes::same(received_at),
+        &as_received,
     )
 }
 
@@ -86,17 +89,38 @@ pub fn parse_ws_frame(
     parse_ws_frame_at(frame, ReceiveTimes::same(received_at))
 }
 
-/// [`parse_ws_frame`] with the receive time on both clocks (see [`ReceiveTimes`]).
+/// [`parse_ws_frame`] with the receive time on both clocks (see [`ReceiveTimes`]). NO levels
+/// are taken as received ([`NoScale::NoBid`]).
 pub fn parse_ws_frame_at(frame: WsFrame<'_>, times: ReceiveTimes) -> Result<WsEvent, WsParseError> {
+    parse_ws_frame_scaled(frame, times, &as_received)
+}
+
+/// [`parse_ws_frame_at`] with the NO side's wire scale of each subscription: `no_scale(sid)`
+/// says how the NO levels of that `sid`'s snapshots and deltas arrive, and they are converted to
+/// the stored NO-bid scale (see [`NoScale`]). The gatherer's entry point.
+pub fn parse_ws_frame_scaled(
+    frame: WsFrame<'_>,
+    times: ReceiveTimes,
+    no_scale: &dyn Fn(u64) -> NoScale,
+) -> Result<WsEvent, WsParseError> {
     match frame {
-        WsFrame::Text(text) => parse_from(serde_json::Deserializer::from_str(text), times),
-        WsFrame::Binary(bytes) => parse_from(serde_json::Deserializer::from_slice(bytes), times),
+        WsFrame::Text(text) => {
+            parse_from(serde_json::Deserializer::from_str(text), times, no_scale)
+        }
+        WsFrame::Binary(bytes) => {
+            parse_from(serde_json::Deserializer::from_slice(bytes), times, no_scale)
+        }
     }
+}
+
+fn as_received(_sid: u64) -> NoScale {
+    NoScale::NoBid
 }
 
 fn parse_from<'de, R: serde_json::de::Read<'de>>(
     mut de: serde_json::Deserializer<R>,
     times: ReceiveTimes,
+    no_scale: &dyn Fn(u64) -> NoScale,
 ) -> Result<WsEvent, WsParseError> {
     let kind_seen: Cell<Option<MsgKind>> = Cell::new(None);
     let classify = |source: serde_json::Error| match kind_seen.get() {
@@ -112,10 +136,14 @@ fn parse_from<'de, R: serde_json::de::Read<'de>>(
     .deserialize(&mut de)
     .map_err(classify)?;
     de.end().map_err(classify)?;
-    build(envelope, times)
+    build(envelope, times, no_scale)
 }
 
-fn build(env: Envelope<'_>, times: ReceiveTimes) -> Result<WsEvent, WsParseError> {
+fn build(
+    env: Envelope<'_>,
+    times: ReceiveTimes,
+    no_scale: &dyn Fn(u64) -> NoScale,
+) -> Result<WsEvent, WsParseError> {
     let received_at = times.received_at;
     let Some(type_name) = env.type_name else {
         return Err(WsParseError::MissingField {
@@ -143,12 +171,12 @@ fn build(env: Envelope<'_>, times: ReceiveTimes) -> Result<WsEvent, WsParseError
     match (kind, body) {
         (MsgKind::Delta, Body::Delta(m)) => {
             let sid = required(sid, "sid").map_err(field)?;
-            let delta = delta(&m, sid, seq, received_at).map_err(field)?;
+            let delta = delta(&m, sid, seq, received_at, no_scale(sid)).map_err(field)?;
             Ok(WsEvent::Delta { sid, seq, delta })
         }
         (MsgKind::Snapshot, Body::Snapshot(m)) => {
             let sid = required(sid, "sid").map_err(field)?;
-            let snapshot = snapshot(&m, sid, seq, times).map_err(field)?;
+            let snapshot = snapshot(&m, sid, seq, times, no_scale(sid)).map_err(field)?;
             Ok(WsEvent::Snapshot {
                 sid,
                 seq,
@@ -198,13 +226,18 @@ fn delta(
     sid: u64,
     seq: Option<u64>,
     received_at: TimestampUs,
+    no_scale: NoScale,
 ) -> Result<OrderbookDelta, FieldError> {
     let ticker = required(text(&m.market_ticker), "market_ticker")?;
     let side = side(required(text(&m.side), "side")?, "side")?;
-    let price = required(
+    let wire = required(
         price(text(&m.price_dollars), "price_dollars", m.price, "price")?,
         "price_dollars",
     )?;
+    let price = match side {
+        kd_core::Side::No => no_scale.to_stored(wire),
+        kd_core::Side::Yes => wire,
+    };
     let delta = required(
         count(text(&m.delta_fp), "delta_fp", m.delta, "delta")?,
         "delta_fp",
@@ -227,6 +260,7 @@ fn snapshot(
     sid: u64,
     seq: Option<u64>,
     times: ReceiveTimes,
+    no_scale: NoScale,
 ) -> Result<OrderbookSnapshot, FieldError> {
     let ticker = required(text(&m.market_ticker), "market_ticker")?;
     // Per side: the current `_fp` form, else the transitional `*_dollars`, else legacy cents.
@@ -240,6 +274,7 @@ fn snapshot(
         (None, Some(l), _) => ws_levels(Some(l), "no_dollars", "no_dollars")?,
         (None, None, l) => ws_levels(l.as_deref(), "no", "no")?,
     };
+    let no = no_scale.levels(no);
     Ok(OrderbookSnapshot {
         ticker: ticker.to_owned(),
         source: SnapshotSource::Ws,

@@ -31,6 +31,11 @@ pub struct SubscribeParams {
     /// Required for `orderbook_delta`; `trade` and `ticker` send every market when omitted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub market_tickers: Vec<String>,
+    /// `orderbook_delta` only: NO-side levels in YES-leg pricing (a NO bid at p sent as 1 − p)
+    /// when `true`, NO-bid pricing when `false`; absent: the exchange's default, which Kalshi
+    /// has announced will flip (WIRE.md "2026 changes"). Clients should always send it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_yes_price: Option<bool>,
 }
 
 /// `unsubscribe` parameters.
@@ -83,6 +88,24 @@ impl Command {
             body: CommandBody::Subscribe(SubscribeParams {
                 channels: channels.to_vec(),
                 market_tickers: market_tickers.to_vec(),
+                use_yes_price: None,
+            }),
+        }
+    }
+
+    /// `subscribe` to `orderbook_delta` for `market_tickers`, with `use_yes_price` sent when
+    /// `Some` (the NO side's price scale; see [`SubscribeParams::use_yes_price`]).
+    pub fn subscribe_orderbook(
+        id: u64,
+        market_tickers: &[String],
+        use_yes_price: Option<bool>,
+    ) -> Command {
+        Command {
+            id,
+            body: CommandBody::Subscribe(SubscribeParams {
+                channels: vec![Channel::OrderbookDelta],
+                market_tickers: market_tickers.to_vec(),
+                use_yes_price,
             }),
         }
     }
@@ -214,6 +237,32 @@ mod tests {
             v,
             json!({"id": 5, "cmd": "list_subscriptions", "params": {}})
         );
+        Ok(())
+    }
+
+    #[test]
+    fn orderbook_subscribe_sends_use_yes_price_when_asked() -> Result<(), serde_json::Error> {
+        let m = ["M-1".to_string()];
+        for (asked, want) in [
+            (
+                Some(true),
+                json!({"channels": ["orderbook_delta"], "market_tickers": ["M-1"],
+                                "use_yes_price": true}),
+            ),
+            (
+                Some(false),
+                json!({"channels": ["orderbook_delta"], "market_tickers": ["M-1"],
+                                 "use_yes_price": false}),
+            ),
+            (
+                None,
+                json!({"channels": ["orderbook_delta"], "market_tickers": ["M-1"]}),
+            ),
+        ] {
+            let v: Value =
+                serde_json::from_str(&Command::subscribe_orderbook(7, &m, asked).to_json())?;
+            assert_eq!(v, json!({"id": 7, "cmd": "subscribe", "params": want}));
+        }
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use super::{
     DeltaSub, MAX_SUBSCRIBE_IN_FLIGHT, Pending, SNAPSHOT_COOLDOWN, SNAPSHOT_MEMORY, SubKey,
     SubState, Subscriptions, strings, take_some,
 };
-use kd_kalshi::ws::{Channel, Command, UpdateAction};
+use kd_kalshi::ws::{Command, UpdateAction};
 use tokio::time::Instant;
 
 impl Subscriptions {
@@ -109,10 +109,11 @@ impl Subscriptions {
                 },
             );
             let id = self.command_id();
-            self.outbox.push(Command::subscribe(
+            // The NO side's scale is always asked for explicitly (see `router::scale`).
+            self.outbox.push(Command::subscribe_orderbook(
                 id,
-                &[Channel::OrderbookDelta],
                 &strings(&batch),
+                self.use_yes_price,
             ));
             self.pending.insert(
                 id,

@@ -174,6 +174,8 @@ pub struct Subscriptions {
     global_channels: Vec<Channel>,
     /// Shrinks on error 26, for the life of the connection task.
     per_sub_limit: usize,
+    /// `use_yes_price` of every `orderbook_delta` subscribe (`router::scale` reads the answer).
+    pub use_yes_price: Option<bool>,
     /// Every market assigned to this connection (what must be subscribed).
     wanted: BTreeSet<Ticker>,
     /// Lifecycle arrival times of wanted markets not yet confirmed subscribed.
@@ -218,6 +220,7 @@ impl Subscriptions {
         Subscriptions {
             global_channels,
             per_sub_limit: per_sub_limit.max(1),
+            use_yes_price: Some(true),
             wanted: BTreeSet::new(),
             noticed: HashMap::new(),
             connected: false,

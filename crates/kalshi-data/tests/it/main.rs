@@ -12,6 +12,7 @@
 //! - `e2e_up`: `kalshi-data up` twice on one data directory, `status`, `verify`, `book`.
 //! - `reliability*`: the seed's failure tables made to happen against the real binary;
 //!   `reliability_support` drives `up` (through `kd_testkit::up`), `verify` and the figures.
+//! - `tls_production`: `migrate`, `up` and `verify` against a PostgreSQL that accepts only TLS.
 
 mod cli_help;
 mod deploy_backfill;
@@ -25,3 +26,4 @@ mod reliability;
 mod reliability_disk;
 mod reliability_skew;
 mod reliability_support;
+mod tls_production;

@@ -68,9 +68,15 @@ fn up_and_verify_over_verify_full() -> Res<()> {
     let verified = verify(&dir, &url)?;
     println!("{}", verified.text);
     verified.assert_ok()?;
-    assert!(verified.sum(|c| c.ok) > 0, "nothing verified: {}", verified.text);
+    assert!(
+        verified.sum(|c| c.ok) > 0,
+        "nothing verified: {}",
+        verified.text
+    );
     // Every row came through TLS: the server refuses anything else (hostssl only).
-    let rows = srv.pg.psql("postgres", "kd", "SELECT count(*) FROM trades")?;
+    let rows = srv
+        .pg
+        .psql("postgres", "kd", "SELECT count(*) FROM trades")?;
     assert!(rows.parse::<u64>().is_ok_and(|n| n > 0), "trades: {rows}");
     Ok(())
 }

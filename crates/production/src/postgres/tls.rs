@@ -20,7 +20,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -202,9 +204,9 @@ fn root_store(roots: &Roots) -> Result<RootCertStore, StoreError> {
     match roots {
         Roots::File(path) => {
             for cert in read_certs(path, "sslrootcert")? {
-                store.add(cert).map_err(|e| {
-                    tls_config(&format!("sslrootcert {}: {e}", path.display()))
-                })?;
+                store
+                    .add(cert)
+                    .map_err(|e| tls_config(&format!("sslrootcert {}: {e}", path.display())))?;
             }
         }
         Roots::System => {
@@ -241,13 +243,16 @@ fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, S
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, StoreError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| tls_config(&format!("sslkey {}: cannot read: {e}", path.display())))?;
-    key_permissions_ok(&meta).map_err(|why| {
-        tls_config(&format!("sslkey {}: {why}", path.display()))
-    })?;
+    key_permissions_ok(&meta)
+        .map_err(|why| tls_config(&format!("sslkey {}: {why}", path.display())))?;
     let text = std::fs::read(path)
         .map_err(|e| tls_config(&format!("sslkey {}: cannot read: {e}", path.display())))?;
-    PrivateKeyDer::from_pem_slice(&text)
-        .map_err(|e| tls_config(&format!("sslkey {}: no private key in PEM: {e}", path.display())))
+    PrivateKeyDer::from_pem_slice(&text).map_err(|e| {
+        tls_config(&format!(
+            "sslkey {}: no private key in PEM: {e}",
+            path.display()
+        ))
+    })
 }
 
 #[cfg(unix)]
@@ -492,7 +497,10 @@ mod tests {
                 "verify-full",
             ),
             ("postgres://h/db?sslcert=/c.pem", "without sslkey"),
-            ("postgres://u:hunter2@h/db?sslpassword=hunter2", "sslpassword"),
+            (
+                "postgres://u:hunter2@h/db?sslpassword=hunter2",
+                "sslpassword",
+            ),
         ] {
             let err = params(url).map(|_| ()).expect_err(url).to_string();
             assert!(err.contains(want), "{url}: {err}");
@@ -508,7 +516,10 @@ mod tests {
         .map(|_| ())
         .expect_err("missing CA file")
         .to_string();
-        assert!(err.contains("sslrootcert /nonexistent/ca.pem: cannot read"), "{err}");
+        assert!(
+            err.contains("sslrootcert /nonexistent/ca.pem: cannot read"),
+            "{err}"
+        );
         assert!(!err.contains("hunter2"), "{err}");
     }
 
@@ -526,7 +537,13 @@ mod tests {
             cert.display(),
             key.display()
         );
-        let err = connect_config(&url).map(|_| ()).expect_err("0644 key").to_string();
-        assert!(err.contains("mode 644") && err.contains("chmod 0600"), "{err}");
+        let err = connect_config(&url)
+            .map(|_| ())
+            .expect_err("0644 key")
+            .to_string();
+        assert!(
+            err.contains("mode 644") && err.contains("chmod 0600"),
+            "{err}"
+        );
     }
 }

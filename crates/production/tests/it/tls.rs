@@ -46,7 +46,11 @@ async fn verify_full_with_the_servers_ca_migrates_writes_and_reads() -> TestResu
     let records = kd_testkit::fixtures::one_of_each();
     let mut written = 0;
     for table in Table::ALL {
-        let of_table: Vec<_> = records.iter().filter(|r| r.table() == table).cloned().collect();
+        let of_table: Vec<_> = records
+            .iter()
+            .filter(|r| r.table() == table)
+            .cloned()
+            .collect();
         written += store.insert_batch(table, &of_table, &[]).await?.inserted;
     }
     assert_eq!(written as usize, records.len());
@@ -86,8 +90,8 @@ async fn certificate_problems_are_refused_by_name() -> TestResult {
 }
 
 #[tokio::test]
-async fn require_encrypts_without_a_root_and_disable_is_refused_by_a_tls_only_server()
--> TestResult {
+async fn require_encrypts_without_a_root_and_disable_is_refused_by_a_tls_only_server() -> TestResult
+{
     let srv = TlsPg::start()?;
     assert!(server_sees_tls(&srv.url("sslmode=require")).await?);
     assert!(server_sees_tls(&srv.url("sslmode=prefer")).await?);
@@ -122,7 +126,10 @@ async fn a_client_certificate_authenticates() -> TestResult {
 async fn files_that_cannot_be_read_are_named() -> TestResult {
     let srv = TlsPg::start()?;
     let text = refusal(&srv.url("sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")).await?;
-    assert!(text.contains("sslrootcert /nonexistent/ca.pem: cannot read"), "{text}");
+    assert!(
+        text.contains("sslrootcert /nonexistent/ca.pem: cannot read"),
+        "{text}"
+    );
     let text = refusal(&srv.url(&format!(
         "sslmode=require&sslcert={}&sslkey=/nonexistent/k.pem",
         srv.client_cert.display()

@@ -144,11 +144,16 @@ impl PrivatePg {
         if !self.as_postgres {
             return Ok(());
         }
-        let st = Command::new("chown").arg("postgres:").args(files).status()?;
+        let st = Command::new("chown")
+            .arg("postgres:")
+            .args(files)
+            .status()?;
         if st.success() {
             Ok(())
         } else {
-            Err(Error::Failed("chown of the server's TLS files failed".into()))
+            Err(Error::Failed(
+                "chown of the server's TLS files failed".into(),
+            ))
         }
     }
 

@@ -49,9 +49,10 @@ impl TestCa {
     pub fn server(&self, names: &[&str]) -> Result<Issued> {
         let sans: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
         let mut params = CertificateParams::new(sans).map_err(failed("server names"))?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names.first().copied().unwrap_or("server"));
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("server"),
+        );
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.issue(params)
     }
@@ -59,8 +60,7 @@ impl TestCa {
     /// A client certificate whose common name is `user` (PostgreSQL's `cert` authentication
     /// maps the CN to the role).
     pub fn client(&self, user: &str) -> Result<Issued> {
-        let mut params =
-            CertificateParams::new(Vec::<String>::new()).map_err(failed("client"))?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(failed("client"))?;
         params.distinguished_name.push(DnType::CommonName, user);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.issue(params)

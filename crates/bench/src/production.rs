@@ -9,7 +9,6 @@ use crate::report::Report;
 use kd_core::TimestampUs;
 use kd_core::records::Record;
 use std::time::{Duration, Instant};
-use tokio_postgres::NoTls;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 use tokio_util::sync::CancellationToken;
@@ -41,11 +40,10 @@ fn with_db(url: &str, db: &str) -> String {
 }
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client, BenchError> {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
+    // The production URL's TLS settings apply here too: one connect path for production.
+    kd_production::postgres::connect_client(url)
         .await
-        .map_err(|e| BenchError::stage("postgres connect", e))?;
-    tokio::spawn(conn);
-    Ok(client)
+        .map_err(|e| BenchError::stage("postgres connect", e))
 }
 
 impl ScratchDb {

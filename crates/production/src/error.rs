@@ -8,6 +8,9 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("invalid production URL: {0}")]
     InvalidUrl(String),
+    /// The URL's TLS parameters or the files they name (never the URL itself).
+    #[error("PostgreSQL TLS settings: {0}")]
+    Tls(String),
     #[error("PostgreSQL: {}", pg_message(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("PostgreSQL connection pool: {}", pool_message(.0))]
@@ -49,9 +52,23 @@ impl ErrorKind {
 
 /// The server's own words: `tokio_postgres::Error` displays only "db error" for everything the
 /// server refused (e.g. "remaining connection slots are reserved…"), which an operator needs.
+/// A failed handshake is named in an operator's words (unknown issuer, name mismatch, …); a
+/// server that accepts only TLS and was asked for plain gets a hint.
 fn pg_message(e: &tokio_postgres::Error) -> String {
+    if let Some(tls) = crate::postgres::tls::describe_failure(e) {
+        return format!("TLS handshake failed: {tls}");
+    }
     match e.as_db_error() {
-        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        Some(db) => {
+            let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+            if db.code().code() == "28000" && db.message().contains("no encryption") {
+                text.push_str(
+                    " (this server accepts only TLS connections: use sslmode=verify-full with \
+                     sslrootcert=CA-FILE, or sslmode=require)",
+                );
+            }
+            text
+        }
         None => {
             let mut text = e.to_string();
             let mut source = std::error::Error::source(e);

@@ -1,13 +1,15 @@
 //! Scratch PostgreSQL for tests: a uniquely named database per test on the shared server
 //! ([`TestDb`], dropped afterwards even when the test fails), and a private server of the test's
-//! own ([`PrivatePg`]) for scenarios that stop production or exhaust its connections.
+//! own ([`PrivatePg`]) for scenarios that stop production or exhaust its connections, or that
+//! need TLS (`PrivatePg::start_tls` with a certificate from a [`tls::TestCa`]).
 //!
 //! The admin URL of the shared server comes from `KALSHI_DATA_TEST_PG` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
 
 mod server;
+pub mod tls;
 
-pub use server::PrivatePg;
+pub use server::{PrivatePg, ServerTls};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio_postgres::NoTls;

@@ -17,6 +17,7 @@
 //!   `reliability_support` drives `up` (through `kd_testkit::up`), `verify` and the figures.
 //! - `secrets`: no password, token or key id on a command line, in `up.json`, a log or `--help`.
 //! - `rest_books`: REST books from a 2 s edge cache, polled every minute: `verify` and `book`.
+//! - `tls_production`: `migrate`, `up` and `verify` against a PostgreSQL that accepts only TLS.
 
 mod cli_help;
 mod deploy_backfill;
@@ -34,3 +35,4 @@ mod reliability_skew;
 mod reliability_support;
 mod rest_books;
 mod secrets;
+mod tls_production;

@@ -5,14 +5,16 @@
 //! - `insert`: the bulk path (binary COPY → staging → insert-select, cursor in the same
 //!   transaction).
 //! - `read`: windows of records for the exporter, `verify` and `book`.
+//! - `tls`: the URL's libpq TLS parameters (`sslmode`, `sslrootcert`, `sslcert`/`sslkey`) made
+//!   into a rustls connector; every connection to production is made through it.
 //! - this file: the pool, migrate, cursors, metadata upserts, watermarks.
-//!
-//! TLS: the pool speaks plain TCP. `sslmode=disable`/`prefer` (the default) work; a URL with
-//! `sslmode=require` is refused with an error saying so, rather than silently sent in clear.
 
 mod insert;
 mod read;
 pub mod schema;
+pub mod tls;
+
+pub use tls::connect_client;
 
 use crate::error::StoreError;
 use crate::metadata::{EventRow, MarketRow, ProductionStatus, SeriesRow};
@@ -20,12 +22,9 @@ use crate::store::{ConnectionUsage, CursorUpdate, seq_to_i64};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use kd_core::{Table, TimestampUs};
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio_postgres::NoTls;
-use tokio_postgres::config::SslMode;
 
 /// Connections kept open: one per table writer plus readers.
 const POOL_SIZE: usize = 10;
@@ -42,17 +41,10 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Builds the pool; connections open lazily on first use.
+    /// Builds the pool (reading the URL's CA and client-certificate files now); connections
+    /// open lazily on first use.
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::InvalidUrl(format!("{e}")))?;
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(StoreError::InvalidUrl(
-                "sslmode=require: TLS to PostgreSQL is not built into this version; use a \
-                 TLS-terminating proxy (e.g. stunnel, pgbouncer) or sslmode=disable on a private network"
-                    .into(),
-            ));
-        }
+        let tls::Connect { mut config, tls } = tls::connect_config(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -61,7 +53,7 @@ impl PgStore {
         }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

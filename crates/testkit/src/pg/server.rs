@@ -8,6 +8,16 @@ use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// TLS for a [`PrivatePg`]: the server's certificate and key (PEM) and the `pg_hba.conf` that
+/// replaces initdb's (e.g. `hostssl` lines only, so plain TCP is refused).
+pub struct ServerTls<'a> {
+    pub cert_pem: &'a str,
+    pub key_pem: &'a str,
+    /// CAs trusted for client certificates (`ssl_ca_file`), if any.
+    pub client_ca_pem: Option<&'a str>,
+    pub hba: &'a str,
+}
+
 /// A PostgreSQL server in a temp directory on a free port; stopped (`immediate`) on drop.
 pub struct PrivatePg {
     pub port: u16,
@@ -49,6 +59,16 @@ impl PrivatePg {
 
     /// [`PrivatePg::start`] with the server's directory inside `parent` (e.g. a small disk).
     pub fn start_in(conf: &[&str], parent: &Path) -> Result<PrivatePg> {
+        Self::start_with(conf, parent, None)
+    }
+
+    /// [`PrivatePg::start`] with `ssl = on`, the certificate and key of `tls` (0600, owned by
+    /// the server's user) and its `pg_hba.conf`.
+    pub fn start_tls(conf: &[&str], tls: &ServerTls<'_>) -> Result<PrivatePg> {
+        Self::start_with(conf, &std::env::temp_dir(), Some(tls))
+    }
+
+    fn start_with(conf: &[&str], parent: &Path, tls: Option<&ServerTls<'_>>) -> Result<PrivatePg> {
         let tmp = tempfile::Builder::new()
             .prefix("kd-pg-")
             .tempdir_in(parent)?;
@@ -92,6 +112,22 @@ impl PrivatePg {
             // Test speed only; durability of this throwaway server is not under test.
             "fsync = off".to_string(),
         ];
+        if let Some(tls) = tls {
+            let (cert, key) = (pg.data.join("server.crt"), pg.data.join("server.key"));
+            super::tls::write_private(&cert, tls.cert_pem)?;
+            super::tls::write_private(&key, tls.key_pem)?;
+            std::fs::write(pg.data.join("pg_hba.conf"), tls.hba)?;
+            pg.chown_to_server(&[&cert, &key])?;
+            lines.push("ssl = on".to_string());
+            lines.push(format!("ssl_cert_file = '{}'", cert.display()));
+            lines.push(format!("ssl_key_file = '{}'", key.display()));
+            if let Some(ca) = tls.client_ca_pem {
+                let path = pg.data.join("client-ca.crt");
+                std::fs::write(&path, ca)?;
+                pg.chown_to_server(&[&path])?;
+                lines.push(format!("ssl_ca_file = '{}'", path.display()));
+            }
+        }
         lines.extend(conf.iter().map(|s| (*s).to_string()));
         let conf_path = pg.data.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf_path)?;
@@ -101,6 +137,24 @@ impl PrivatePg {
         std::fs::write(&conf_path, text)?;
         pg.start_server()?;
         Ok(pg)
+    }
+
+    /// Files the server must own (its key): as root they were written by root.
+    fn chown_to_server(&self, files: &[&Path]) -> Result<()> {
+        if !self.as_postgres {
+            return Ok(());
+        }
+        let st = Command::new("chown")
+            .arg("postgres:")
+            .args(files)
+            .status()?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(Error::Failed(
+                "chown of the server's TLS files failed".into(),
+            ))
+        }
     }
 
     fn run(&self, prog: &str, args: &[&str]) -> Result<Output> {

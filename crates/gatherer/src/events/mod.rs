@@ -4,8 +4,10 @@
 //!
 //! - [`connection`]: the WebSocket pool (connects, closes, subscription errors and effects).
 //! - [`router`]: gaps, refused frames, drop windows.
+//! - [`repair`]: trade backfills (cutoff, abandoned windows, recovered counts).
 
 pub mod connection;
+pub mod repair;
 pub mod router;
 
 /// Something worth a log line and a metric.

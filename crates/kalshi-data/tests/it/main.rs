@@ -6,6 +6,7 @@
 //! or `cargo test -p kalshi-data --test it deploy_systemd::`.
 //!
 //! - `cli_help`: the command line (`--help`, usage errors).
+//! - `cutoff`: the historical cutoff passing through a downtime of every gatherer.
 //! - `deploy_*`: the deployment tree (systemd units, Prometheus rules and dashboard, the
 //!   runbook's install and PITR drill, `backfill` against the simulator); `deploy_support`
 //!   holds what they share.
@@ -14,6 +15,7 @@
 //!   `reliability_support` drives `up` (through `kd_testkit::up`), `verify` and the figures.
 
 mod cli_help;
+mod cutoff;
 mod deploy_backfill;
 mod deploy_metrics;
 mod deploy_prometheus;

@@ -182,8 +182,16 @@ mod tests {
             Some(Target::Combos)
         );
         assert!(
-            parse(&["--production", "p", "--from", "2026-01-01", "--combos", "--series", "S"])
-                .is_err()
+            parse(&[
+                "--production",
+                "p",
+                "--from",
+                "2026-01-01",
+                "--combos",
+                "--series",
+                "S"
+            ])
+            .is_err()
         );
     }
 

@@ -60,7 +60,11 @@ pub struct TradeNotConverted<'a> {
 impl InternalEvent for TradeNotConverted<'_> {
     fn emit(self) {
         metrics::counter!(m::REPAIR_ERRORS_TOTAL, "kind" => self.kind).increment(1);
-        tracing::debug!(trade_id = self.trade_id, kind = self.kind, "REST trade not converted");
+        tracing::debug!(
+            trade_id = self.trade_id,
+            kind = self.kind,
+            "REST trade not converted"
+        );
     }
 }
 

@@ -83,6 +83,10 @@ fn cutoff_passing_through_a_downtime_of_every_gatherer_loses_no_trade() -> Res<(
         "{}",
         v.text
     );
-    assert_eq!(trades.excused, 0, "trades are repaired, never excused:\n{}", v.text);
+    assert_eq!(
+        trades.excused, 0,
+        "trades are repaired, never excused:\n{}",
+        v.text
+    );
     v.assert_ok()
 }

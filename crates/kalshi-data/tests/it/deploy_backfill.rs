@@ -342,7 +342,10 @@ async fn all_older_than_the_cutoff(sim: &kd_sim::SimHandle) -> TestResult {
     let frozen_at = TimestampUs::now();
     let deadline = Instant::now() + Duration::from_secs(30);
     while rest.historical_cutoff().await?.trades_created()? <= frozen_at {
-        assert!(Instant::now() < deadline, "the historical cutoff does not advance");
+        assert!(
+            Instant::now() < deadline,
+            "the historical cutoff does not advance"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let live = rest

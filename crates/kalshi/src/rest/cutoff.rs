@@ -96,7 +96,10 @@ mod tests {
     fn window_entirely_before_the_cutoff_is_historical_only() {
         let c = Some(t(1_000));
         assert_eq!(secs(live_span(t(100), t(200), c, O)), None);
-        assert_eq!(secs(historical_span(t(100), t(200), c, O)), Some((100, 200)));
+        assert_eq!(
+            secs(historical_span(t(100), t(200), c, O)),
+            Some((100, 200))
+        );
     }
 
     #[test]
@@ -145,7 +148,13 @@ mod tests {
     #[test]
     fn every_instant_of_the_window_is_read_somewhere() {
         let (c0, c1) = (t(1_000), t(1_003));
-        for (a, b) in [(0, 500), (985, 1_015), (995, 1_005), (1_020, 1_500), (0, 2_000)] {
+        for (a, b) in [
+            (0, 500),
+            (985, 1_015),
+            (995, 1_005),
+            (1_020, 1_500),
+            (0, 2_000),
+        ] {
             let live = live_span(t(a), t(b), Some(c0), O);
             let hist = historical_span(t(a), t(b), Some(c1), O);
             for s in a..=b {
@@ -155,7 +164,10 @@ mod tests {
                 let in_live = live.is_some_and(|l| l.start <= t(s) && t(s) <= l.end);
                 let in_hist = hist.is_some_and(|h| h.start <= t(s) && t(s) <= h.end);
                 assert!(t(s) < c0 || in_live, "{s} of [{a}, {b}] not read live");
-                assert!(t(s) >= c1 || in_hist, "{s} of [{a}, {b}] not read historical");
+                assert!(
+                    t(s) >= c1 || in_hist,
+                    "{s} of [{a}, {b}] not read historical"
+                );
             }
         }
     }

@@ -105,7 +105,10 @@ async fn historical_calls_page_and_the_cutoff_rule_recovers_every_trade() -> Tes
     let from_live = ids.len();
     all.extend(ids);
     let c1 = rest.historical_cutoff().await?.trades_created()?;
-    assert!(c1 >= c0 && c0 > c_first, "the cutoff advances: {c_first:?} {c0:?} {c1:?}");
+    assert!(
+        c1 >= c0 && c0 > c_first,
+        "the cutoff advances: {c_first:?} {c0:?} {c1:?}"
+    );
     let hist = historical_span(from, to, Some(c1), CUTOFF_OVERLAP).ok_or("no historical part")?;
     let (ids, pages) = paged(
         &rest,
@@ -115,9 +118,17 @@ async fn historical_calls_page_and_the_cutoff_rule_recovers_every_trade() -> Tes
         1_000,
     )
     .await?;
-    assert!(pages >= 2, "{} historical trades in {pages} page(s)", ids.len());
+    assert!(
+        pages >= 2,
+        "{} historical trades in {pages} page(s)",
+        ids.len()
+    );
     all.extend(ids);
-    assert_eq!(all.len(), total, "every trade by the rule ({from_live} live)");
+    assert_eq!(
+        all.len(),
+        total,
+        "every trade by the rule ({from_live} live)"
+    );
 
     // Small pages of either tier, cursor to cursor, give the same trades as one big read.
     let (small, pages) = paged(&rest, TradesTier::Historical, None, None, 100).await?;
@@ -144,7 +155,11 @@ async fn historical_calls_page_and_the_cutoff_rule_recovers_every_trade() -> Tes
     let max_ts = c.secs() - 2;
     let (old_live, _) = paged(&rest, TradesTier::Live, None, Some(max_ts), 1_000).await?;
     let (old_hist, _) = paged(&rest, TradesTier::Historical, None, Some(max_ts), 1_000).await?;
-    assert!(old_live.is_empty(), "{} old trades still live", old_live.len());
+    assert!(
+        old_live.is_empty(),
+        "{} old trades still live",
+        old_live.len()
+    );
     assert!(!old_hist.is_empty());
     // One market's historical trades, through the typed helper.
     let one = rest

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// Load historical trades over REST into production (resumable, idempotent).
 #[derive(Debug, Clone, clap::Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["ticker", "event", "series"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["ticker", "event", "series", "combos"])))]
 pub struct BackfillArgs {
     /// Production store URL (`postgres://…` or `sqlite://PATH`).
     #[arg(long, env = "KALSHI_DATA_PRODUCTION", hide_env_values = true)]
@@ -22,9 +22,12 @@ pub struct BackfillArgs {
     /// Every market of an event.
     #[arg(long)]
     pub event: Option<String>,
-    /// Every market of a series.
+    /// Every market of a series (a combo series such as `KXMVE…` gives its combo markets).
     #[arg(long)]
     pub series: Option<String>,
+    /// Every combo (multivariate) market the exchange lists (`GET /markets?mve_filter=only`).
+    #[arg(long)]
+    pub combos: bool,
     /// Start of the range (RFC 3339, or YYYY-MM-DD for midnight UTC), included.
     #[arg(long)]
     pub from: String,
@@ -81,14 +84,15 @@ pub fn parse_time(flag: &'static str, text: &str) -> Result<TimestampUs, ArgErro
 impl BackfillArgs {
     /// The plan these flags describe, validated.
     pub fn plan(&self, now: TimestampUs) -> Result<BackfillPlan, ArgError> {
-        let target = match (&self.ticker, &self.event, &self.series) {
-            (Some(t), None, None) => Target::Ticker(t.clone()),
-            (None, Some(e), None) => Target::Event(e.clone()),
-            (None, None, Some(s)) => Target::Series(s.clone()),
+        let target = match (&self.ticker, &self.event, &self.series, self.combos) {
+            (Some(t), None, None, false) => Target::Ticker(t.clone()),
+            (None, Some(e), None, false) => Target::Event(e.clone()),
+            (None, None, Some(s), false) => Target::Series(s.clone()),
+            (None, None, None, true) => Target::Combos,
             _ => {
                 return Err(ArgError {
                     flag: "ticker",
-                    reason: "give exactly one of --ticker, --event, --series".into(),
+                    reason: "give exactly one of --ticker, --event, --series, --combos".into(),
                 });
             }
         };
@@ -172,6 +176,23 @@ mod tests {
             .expect("plan");
         assert_eq!(plan.target, Target::Series("S".into()));
         assert_eq!(plan.from.to_rfc3339_secs(), "2026-01-01T00:00:00Z");
+        let args = parse(&["--production", "p", "--from", "2026-01-01", "--combos"]).expect("args");
+        assert_eq!(
+            args.plan(TimestampUs::now()).map(|p| p.target).ok(),
+            Some(Target::Combos)
+        );
+        assert!(
+            parse(&[
+                "--production",
+                "p",
+                "--from",
+                "2026-01-01",
+                "--combos",
+                "--series",
+                "S"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //! deployment existed.
 //!
 //! # Layout
-//! - [`args`]: the command-line flags and their validation (`--ticker | --event | --series`,
-//!   `--from`, `--to`).
-//! - [`plan`]: pure arithmetic: the time range cut into chunks, the watermark names, which
-//!   endpoint (`/markets/trades`, `/historical/trades`) covers a chunk.
+//! - [`args`]: the command-line flags and their validation (`--ticker | --event | --series |
+//!   --combos`, `--from`, `--to`).
+//! - [`plan`]: pure arithmetic: the time range cut into chunks, the watermark names. Which
+//!   endpoint (`/markets/trades`, `/historical/trades`) covers which part of a chunk is
+//!   `kd_kalshi::rest::cutoff`, the rule the gatherers' repair follows too.
 //! - [`pacer`]: the client-side request rate limit.
 //! - [`run`]: the loop: list markets, fetch each chunk page by page (retrying 429/5xx with the
 //!   REST client's helpers, honouring `retry_after_ms`), insert through the production store

@@ -1,8 +1,10 @@
-//! What a backfill covers, as pure arithmetic: the range cut into chunks, the watermark of a
-//! market, and which endpoints can hold a chunk's trades.
+//! What a backfill covers, as pure arithmetic: the range cut into chunks and the watermark of
+//! a market. Which endpoint holds which part of a chunk is the REST client's cutoff rule
+//! ([`kd_kalshi::rest::cutoff`]), the same one the gatherer's repair follows.
 
 use kd_core::TimestampUs;
 use kd_core::backoff::BackoffPolicy;
+use kd_kalshi::rest::TradeSpan;
 use std::time::Duration;
 
 /// Which markets to backfill.
@@ -11,6 +13,8 @@ pub enum Target {
     Ticker(String),
     Event(String),
     Series(String),
+    /// Every combo (multivariate) market: `GET /markets?mve_filter=only`.
+    Combos,
 }
 
 /// One backfill: markets, time range and pace.
@@ -36,10 +40,6 @@ pub struct BackfillPlan {
 /// arriving at the exchange's REST endpoint, so their chunk is fetched again next run.
 pub const SETTLE: Duration = Duration::from_secs(60);
 
-/// Near the historical cutoff a trade may move from `/markets/trades` to `/historical/trades`
-/// while we page; chunks this close to the cutoff are read from both.
-pub const CUTOFF_MARGIN: Duration = Duration::from_secs(24 * 3600);
-
 /// A half-open time range `[start, end)` in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chunk {
@@ -54,6 +54,14 @@ impl Chunk {
         let min = self.start.micros().div_euclid(1_000_000);
         let max = (self.end.micros() - 1).div_euclid(1_000_000);
         (min, max)
+    }
+
+    /// The chunk as an inclusive span (for the cutoff rule).
+    pub fn span(&self) -> TradeSpan {
+        TradeSpan {
+            start: self.start,
+            end: TimestampUs::from_micros(self.end.micros() - 1),
+        }
     }
 
     /// Whether an exchange time falls in the chunk.
@@ -91,29 +99,12 @@ pub fn watermark_after(chunk: &Chunk, now: TimestampUs) -> TimestampUs {
     TimestampUs::from_micros(chunk.end.micros().min(now.micros() - settle))
 }
 
-/// Which endpoints can hold trades of `chunk`, given the historical cutoff (trades created
-/// before it are only on `/historical/trades`). Unknown cutoff: ask both.
-pub fn endpoints_for(chunk: &Chunk, cutoff: Option<TimestampUs>) -> Endpoints {
-    let Some(cutoff) = cutoff else {
-        return Endpoints {
-            live: true,
-            historical: true,
-        };
-    };
-    let margin = i64::try_from(CUTOFF_MARGIN.as_micros()).unwrap_or(0);
-    Endpoints {
-        live: chunk.end.micros() > cutoff.micros() - margin,
-        historical: chunk.start.micros() < cutoff.micros() + margin,
-    }
-}
-
-/// The endpoints to read for one chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Endpoints {
-    /// `GET /markets/trades`.
-    pub live: bool,
-    /// `GET /historical/trades`.
-    pub historical: bool,
+/// The query bounds of an inclusive span in Unix seconds, both inclusive as Kalshi reads them.
+pub fn span_secs(span: &TradeSpan) -> (i64, i64) {
+    (
+        span.start.micros().div_euclid(1_000_000),
+        span.end.micros().div_euclid(1_000_000),
+    )
 }
 
 #[cfg(test)]
@@ -177,49 +168,17 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_follow_the_cutoff() {
-        let day = 24 * 3600 * S;
-        let cutoff = Some(TimestampUs::from_micros(100 * day));
-        let old = Chunk {
-            start: TimestampUs::from_micros(10 * day),
-            end: TimestampUs::from_micros(11 * day),
+    fn a_chunk_span_reads_the_same_seconds() {
+        let c = Chunk {
+            start: TimestampUs::from_micros(10 * S + 500),
+            end: TimestampUs::from_micros(20 * S),
         };
-        let new = Chunk {
-            start: TimestampUs::from_micros(200 * day),
-            end: TimestampUs::from_micros(201 * day),
+        assert_eq!(span_secs(&c.span()), c.query_secs());
+        let c = Chunk {
+            start: TimestampUs::from_micros(10 * S),
+            end: TimestampUs::from_micros(20 * S + 1),
         };
-        let near = Chunk {
-            start: TimestampUs::from_micros(100 * day),
-            end: TimestampUs::from_micros(100 * day + 1),
-        };
-        assert_eq!(
-            endpoints_for(&old, cutoff),
-            Endpoints {
-                live: false,
-                historical: true
-            }
-        );
-        assert_eq!(
-            endpoints_for(&new, cutoff),
-            Endpoints {
-                live: true,
-                historical: false
-            }
-        );
-        assert_eq!(
-            endpoints_for(&near, cutoff),
-            Endpoints {
-                live: true,
-                historical: true
-            }
-        );
-        assert_eq!(
-            endpoints_for(&old, None),
-            Endpoints {
-                live: true,
-                historical: true
-            }
-        );
+        assert_eq!(span_secs(&c.span()), c.query_secs());
     }
 
     #[test]

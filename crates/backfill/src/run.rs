@@ -1,6 +1,9 @@
 //! The backfill loop: list the markets, then for each market and each chunk not yet behind its
 //! watermark, read every page of trades (paced, retried on 429/5xx/maintenance with the REST
 //! client's helpers), insert them through the production store, and advance the watermark.
+//! Each chunk is read by the historical cutoff rule of [`kd_kalshi::rest::cutoff`]: its live
+//! part from `/markets/trades` first, then — with the cutoff fetched again, since it advances
+//! while we run — its historical part from `/historical/trades`.
 
 use crate::args::{ArgError, BackfillArgs};
 use crate::metrics as m;
@@ -11,7 +14,10 @@ use kd_core::backoff::{Backoff, BackoffPolicy};
 use kd_core::records::Record;
 use kd_core::{Table, TimestampUs};
 use kd_kalshi::auth::{AuthError, Signer};
-use kd_kalshi::rest::{MarketsQuery, RestClient, RestConfig, RestError, TradesQuery};
+use kd_kalshi::rest::{
+    CUTOFF_OVERLAP, MarketsQuery, RestClient, RestConfig, RestError, TradeSpan, TradesQuery,
+    TradesTier, historical_span, live_span,
+};
 use kd_kalshi::wire::rest::TradesPage;
 use kd_production::{Store, StoreError};
 use std::collections::HashSet;
@@ -127,7 +133,9 @@ pub async fn backfill(
         report: Report::default(),
     };
     let tickers = job.markets().await?;
-    let cutoff = job.historical_cutoff().await;
+    // Refreshed after every live read; an older value is still safe for the next live part
+    // (a smaller cutoff only widens it).
+    let mut cutoff = job.historical_cutoff().await;
     let mut work = Vec::with_capacity(tickers.len());
     for ticker in tickers {
         let name = plan::watermark_name(&ticker, plan.from);
@@ -147,12 +155,14 @@ pub async fn backfill(
             if shutdown.is_cancelled() {
                 return Err(BackfillError::Cancelled);
             }
-            let endpoints = plan::endpoints_for(&chunk, cutoff);
-            if endpoints.historical {
-                job.chunk(&ticker, &chunk, Endpoint::Historical).await?;
+            let whole = chunk.span();
+            if let Some(span) = live_span(whole.start, whole.end, cutoff, CUTOFF_OVERLAP) {
+                job.chunk(&ticker, &chunk, span, TradesTier::Live).await?;
+                cutoff = job.historical_cutoff().await;
             }
-            if endpoints.live {
-                job.chunk(&ticker, &chunk, Endpoint::Live).await?;
+            if let Some(span) = historical_span(whole.start, whole.end, cutoff, CUTOFF_OVERLAP) {
+                job.chunk(&ticker, &chunk, span, TradesTier::Historical)
+                    .await?;
             }
             let mark = plan::watermark_after(&chunk, TimestampUs::now());
             if mark > chunk.start {
@@ -167,27 +177,6 @@ pub async fn backfill(
     Ok(job.report)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    Live,
-    Historical,
-}
-
-impl Endpoint {
-    fn label(self) -> &'static str {
-        match self {
-            Endpoint::Live => "live",
-            Endpoint::Historical => "historical",
-        }
-    }
-    fn path(self) -> &'static str {
-        match self {
-            Endpoint::Live => "/markets/trades",
-            Endpoint::Historical => "/historical/trades",
-        }
-    }
-}
-
 struct Job<'a> {
     plan: &'a BackfillPlan,
     rest: &'a RestClient,
@@ -195,11 +184,6 @@ struct Job<'a> {
     shutdown: &'a CancellationToken,
     pacer: Pacer,
     report: Report,
-}
-
-#[derive(serde::Deserialize)]
-struct Cutoff {
-    trades_created_ts: Option<String>,
 }
 
 impl Job<'_> {
@@ -212,8 +196,15 @@ impl Job<'_> {
                 limit: Some(1000),
                 ..Default::default()
             },
+            // Combo markets are ordinary markets of their own (combo) event and series, and
+            // `GET /markets` includes them unless `mve_filter=exclude` is sent.
             Target::Series(s) => MarketsQuery {
                 series_ticker: Some(s.clone()),
+                limit: Some(1000),
+                ..Default::default()
+            },
+            Target::Combos => MarketsQuery {
+                mve_filter: Some("only".into()),
                 limit: Some(1000),
                 ..Default::default()
             },
@@ -254,15 +245,17 @@ impl Job<'_> {
                 self.shutdown,
                 || async move {
                     pacer.wait().await;
-                    rest.get_json::<Cutoff>("/historical/cutoff", &[]).await
+                    ::metrics::counter!(m::REQUESTS_TOTAL, "endpoint" => "cutoff").increment(1);
+                    rest.historical_cutoff().await
                 },
             )
             .await;
-        match answer {
-            Ok(Cutoff {
-                trades_created_ts: Some(ts),
-            }) => TimestampUs::parse_rfc3339(&ts).ok(),
-            Ok(_) => None,
+        match answer.map(|c| c.trades_created()) {
+            Ok(Ok(ts)) => Some(ts),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "historical cutoff unreadable; reading both trade endpoints");
+                None
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "historical cutoff unknown; reading both trade endpoints");
                 None
@@ -270,14 +263,15 @@ impl Job<'_> {
         }
     }
 
-    /// Every page of one endpoint for one chunk, inserted page by page.
+    /// Every page of one endpoint for `span` (a part of `chunk`), inserted page by page.
     async fn chunk(
         &mut self,
         ticker: &str,
         chunk: &Chunk,
-        endpoint: Endpoint,
+        span: TradeSpan,
+        endpoint: TradesTier,
     ) -> Result<(), BackfillError> {
-        let (min_ts, max_ts) = chunk.query_secs();
+        let (min_ts, max_ts) = plan::span_secs(&span);
         let mut cursor: Option<String> = None;
         let mut seen = HashSet::new();
         loop {
@@ -311,7 +305,7 @@ impl Job<'_> {
     /// the exchange). `None` for a 404.
     async fn page(
         &mut self,
-        endpoint: Endpoint,
+        endpoint: TradesTier,
         query: &TradesQuery,
     ) -> Result<Option<TradesPage>, BackfillError> {
         let (rest, pacer) = (self.rest, &self.pacer);
@@ -327,10 +321,7 @@ impl Job<'_> {
                     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     ::metrics::counter!(m::REQUESTS_TOTAL, "endpoint" => endpoint.label())
                         .increment(1);
-                    match endpoint {
-                        Endpoint::Live => rest.trades_page(query).await,
-                        Endpoint::Historical => rest.historical_trades_page(query).await,
-                    }
+                    rest.tier_trades_page(endpoint, query).await
                 },
             )
             .await;

@@ -3,23 +3,32 @@
 //! Order books repair themselves on their connection: the router asks for a fresh snapshot
 //! (`update_subscription get_snapshot`) of the markets a gap touched, and a lost connection
 //! resubscribes (snapshots come with the subscription). Trades cannot be re-read from the
-//! socket, so this task backfills them over REST (`GET /markets/trades` with `min_ts`/`max_ts`)
-//! for the window a gap covers — one market when known, every market otherwise — skipping
-//! trades already received (by `trade_id`). The same backfill covers the downtime since the
-//! last stored trade when the gatherer starts.
+//! socket, so this task backfills them over REST (`min_ts`/`max_ts`) for the window a gap
+//! covers — one market when known, every market otherwise — skipping trades already received
+//! (by `trade_id`). The same backfill covers the downtime since the last stored trade when the
+//! gatherer starts. Each window is read from `/markets/trades` and/or `/historical/trades` by
+//! the historical cutoff, fetched for every window since it advances while we run (the rule:
+//! [`kd_kalshi::rest::cutoff`]); trades read from both are one trade by `trade_id`.
 //!
 //! Every window here is in the exchange's clock (gap notices are converted by the router;
 //! "now" is [`Clock::exchange_now`]): `min_ts`/`max_ts` are exchange times, and a gatherer
 //! whose clock is off would otherwise read the wrong seconds.
 
 use crate::clock::Clock;
-use crate::metrics as m;
+use crate::events::emit;
+use crate::events::repair::{
+    BackfillAbandoned, BackfillDone, CutoffUnknown, DowntimeBackfillStarted, StopWindowsReading,
+    StopWindowsUnread, TradeNotConverted,
+};
 use crate::sequence::{GapNotice, GapReason};
 use crate::writer::WriterControl;
 use kd_core::backoff::BackoffPolicy;
 use kd_core::{Gap, Record, TimestampUs};
 use kd_kalshi::parse::rest_trade_to_record;
-use kd_kalshi::rest::{RestClient, RestError, TradesQuery};
+use kd_kalshi::rest::{
+    CUTOFF_OVERLAP, RestClient, RestError, TradeSpan, TradesQuery, TradesTier, historical_span,
+    live_span,
+};
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +43,8 @@ const SETTLE: Duration = Duration::from_secs(2);
 const PAGE: u32 = 1_000;
 /// Attempts per REST page before the backfill of that window is abandoned (counted).
 const ATTEMPTS: u32 = 8;
+/// Attempts at the historical cutoff before reading a window from both endpoints instead.
+const CUTOFF_ATTEMPTS: u32 = 3;
 /// Windows closer than this are read as one (each read already widens a window by 1 s).
 const MERGE_SLACK_US: i64 = 2_000_000;
 /// Longest wait for REST to catch up with a window's end.
@@ -208,7 +219,9 @@ impl Repair {
                 reason: "downtime".into(),
                 repair: "rest_trades+snapshot".into(),
             });
-            tracing::info!(since = %down.trades_since.to_rfc3339(), "backfilling trades missed while down");
+            emit(DowntimeBackfillStarted {
+                since: down.trades_since,
+            });
             self.backfill(None, down.trades_since, now, "downtime", &shutdown)
                 .await;
         }
@@ -252,16 +265,14 @@ impl Repair {
             tokio::time::sleep(STOP_GRACE).await;
             deadline.cancel();
         });
-        tracing::info!(
-            windows = windows.len(),
-            "reading trade windows of gaps before stopping"
-        );
+        emit(StopWindowsReading {
+            windows: windows.len(),
+        });
         let unread = self.read(windows, &grace).await;
         if !unread.is_empty() {
-            tracing::warn!(
-                windows = unread.len(),
-                "trade windows of gaps left unread at stop (other gatherers may hold them)"
-            );
+            emit(StopWindowsUnread {
+                windows: unread.len(),
+            });
         }
         timer.abort();
     }
@@ -285,7 +296,9 @@ impl Repair {
     }
 
     /// Reads every trade of `[start − 1 s, end + 1 s]` (one market or all) and stores those not
-    /// received yet. Returns how many were recovered.
+    /// received yet, each part from the endpoint the historical cutoff assigns it (see
+    /// [`kd_kalshi::rest::cutoff`]: live first with the cutoff as it is now, then the
+    /// historical part by the cutoff fetched after that read). Returns how many were recovered.
     pub async fn backfill(
         &self,
         ticker: Option<&str>,
@@ -294,31 +307,112 @@ impl Repair {
         reason: &str,
         shutdown: &CancellationToken,
     ) -> u64 {
-        let min_ts = start.secs() - 1;
-        let max_ts = end.secs() + 1;
+        let (start, end) = (start.micros(), end.micros());
+        let from = TimestampUs::from_micros(start.saturating_sub(1_000_000));
+        let to = TimestampUs::from_micros(end.saturating_add(1_000_000));
+        let mut live = 0;
+        let c0 = self.cutoff(shutdown).await;
+        if let Some(span) = live_span(from, to, c0, CUTOFF_OVERLAP) {
+            match self
+                .read_tier(TradesTier::Live, ticker, span, reason, shutdown)
+                .await
+            {
+                Ok(n) => live = n,
+                Err(n) => return n,
+            }
+        }
+        // After a live read the cutoff may have moved past trades that read did not see.
+        let c1 = match live_span(from, to, c0, CUTOFF_OVERLAP) {
+            Some(_) => self.cutoff(shutdown).await,
+            None => c0,
+        };
+        let mut historical = 0;
+        if let Some(span) = historical_span(from, to, c1, CUTOFF_OVERLAP) {
+            match self
+                .read_tier(TradesTier::Historical, ticker, span, reason, shutdown)
+                .await
+            {
+                Ok(n) => historical = n,
+                Err(n) => return live + n,
+            }
+        }
+        emit(BackfillDone {
+            ticker,
+            reason,
+            live,
+            historical,
+            cutoff: c1,
+        });
+        live + historical
+    }
+
+    /// `trades_created_ts` of `GET /historical/cutoff`, `None` when unknown (then both trade
+    /// endpoints are read: a server without the historical tier answers 404 there, read as
+    /// empty).
+    async fn cutoff(&self, shutdown: &CancellationToken) -> Option<TimestampUs> {
+        let rest = &self.rest;
+        let answer = rest
+            .retry(self.policy, Some(CUTOFF_ATTEMPTS), shutdown, || {
+                rest.historical_cutoff()
+            })
+            .await;
+        match answer {
+            Ok(c) => match c.trades_created() {
+                Ok(ts) => Some(ts),
+                Err(e) => {
+                    emit(CutoffUnknown { error: &e });
+                    None
+                }
+            },
+            Err(RestError::Cancelled) => None,
+            Err(e) => {
+                emit(CutoffUnknown { error: &e });
+                None
+            }
+        }
+    }
+
+    /// Every page of one endpoint for `span`, storing the trades not received yet. `Ok(new)`
+    /// when read completely; `Err(new)` when abandoned or stopped (the caller stops too).
+    async fn read_tier(
+        &self,
+        tier: TradesTier,
+        ticker: Option<&str>,
+        span: TradeSpan,
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<u64, u64> {
         let mut cursor: Option<String> = None;
         let mut recovered = 0_u64;
         loop {
             let query = TradesQuery {
                 ticker: ticker.map(str::to_string),
-                min_ts: Some(min_ts),
-                max_ts: Some(max_ts),
+                min_ts: Some(span.start.secs()),
+                max_ts: Some(span.end.secs()),
                 cursor: cursor.clone(),
                 limit: Some(PAGE),
             };
             let rest = &self.rest;
             let page = rest
                 .retry(self.policy, Some(ATTEMPTS), shutdown, || {
-                    rest.trades_page(&query)
+                    rest.tier_trades_page(tier, &query)
                 })
                 .await;
             let page = match page {
                 Ok(p) => p,
-                Err(RestError::Cancelled) => return recovered,
+                // A server without the historical tier: nothing is older than its live tier.
+                Err(e) if tier == TradesTier::Historical && e.status() == Some(404) => {
+                    return Ok(recovered);
+                }
+                Err(RestError::Cancelled) => return Err(recovered),
                 Err(e) => {
-                    metrics::counter!(m::REPAIR_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
-                    tracing::error!(error = %e, ?ticker, reason, "trade backfill abandoned for this window");
-                    return recovered;
+                    emit(BackfillAbandoned {
+                        error: &e,
+                        tier,
+                        ticker,
+                        reason,
+                    });
+                    return Err(recovered);
                 }
             };
             let now = self.clock.now();
@@ -328,24 +422,21 @@ impl Repair {
                         if self.recent.insert(&trade.trade_id) {
                             recovered += 1;
                             if self.records.send(Record::Trade(trade)).await.is_err() {
-                                return recovered;
+                                return Err(recovered);
                             }
                         }
                     }
-                    Err(e) => {
-                        metrics::counter!(m::REPAIR_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
-                    }
+                    Err(e) => emit(TradeNotConverted {
+                        kind: e.kind(),
+                        trade_id: &t.trade_id,
+                    }),
                 }
             }
             match page.cursor.filter(|c| !c.is_empty()) {
                 Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
-                _ => break,
+                _ => return Ok(recovered),
             }
         }
-        metrics::counter!(m::REPAIR_TRADES_RECOVERED_TOTAL).increment(recovered);
-        metrics::counter!(m::REPAIR_BACKFILLS_TOTAL, "reason" => reason.to_string()).increment(1);
-        tracing::info!(?ticker, reason, recovered, "trade backfill done");
-        recovered
     }
 }
 

@@ -35,6 +35,9 @@ pub struct UpOpts {
     /// Environment of `up` and so of every process it starts (e.g.
     /// `KALSHI_DATA_GATHERER_<KEY>` overrides a gatherer configuration key).
     pub env: Vec<(String, String)>,
+    /// `--sim-arg` values: switches appended to the simulator's command line (e.g.
+    /// `["--historical-cutoff-lag-s", "5"]`).
+    pub sim_args: Vec<String>,
 }
 
 impl Default for UpOpts {
@@ -47,6 +50,7 @@ impl Default for UpOpts {
             production: None,
             config: None,
             env: Vec::new(),
+            sim_args: Vec::new(),
         }
     }
 }
@@ -121,6 +125,9 @@ impl Up {
         }
         for f in &o.faults {
             cmd.args(["--fault", f]);
+        }
+        for a in &o.sim_args {
+            cmd.arg(format!("--sim-arg={a}"));
         }
         if let Some(c) = &o.config {
             cmd.arg("--config").arg(c);

@@ -10,6 +10,10 @@
 
 pub mod connection;
 pub mod poller;
+//! - [`repair`]: trade backfills (cutoff, abandoned windows, recovered counts).
+
+pub mod connection;
+pub mod repair;
 pub mod router;
 pub mod serving;
 pub mod writer;

@@ -1,7 +1,9 @@
 //! `kalshi-data backfill` against the real simulator and a real PostgreSQL database: a
 //! market's full history (`--ticker`, through paging and injected 429s), and every market of an
 //! event (`--event`) or a series (`--series`), ends up in production equal to the simulator's
-//! ground truth; a second run (through the binary) adds nothing.
+//! ground truth; a second run (through the binary) adds nothing. The same holds when the whole
+//! range is older than the historical cutoff (served only by `/historical/trades`), and for
+//! combo (multivariate) markets: `--combos`, a combo event.
 
 use indicatif::ProgressBar;
 use kd_backfill::{BackfillPlan, Target};
@@ -162,9 +164,25 @@ async fn frozen_exchange(
     ),
     Box<dyn std::error::Error + Send + Sync>,
 > {
+    frozen_exchange_with(dir, trades, shutdown, |c| c).await
+}
+
+/// [`frozen_exchange`] with a change to the simulator's configuration.
+async fn frozen_exchange_with(
+    dir: &std::path::Path,
+    trades: u64,
+    shutdown: &CancellationToken,
+    tweak: impl FnOnce(SimConfig) -> SimConfig,
+) -> Result<
+    (
+        kd_sim::SimHandle,
+        BTreeMap<String, BTreeMap<String, Essence>>,
+    ),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
     let truth_path = dir.join("truth.jsonl");
     let sim = kd_sim::start(
-        SimConfig {
+        tweak(SimConfig {
             listen: "127.0.0.1:0".parse()?,
             markets: 20,
             series: 2,
@@ -175,7 +193,7 @@ async fn frozen_exchange(
             truth: Some(truth_path.clone()),
             truth_hold: Duration::from_millis(200),
             ..SimConfig::default()
-        },
+        }),
         shutdown.clone(),
     )
     .await?;
@@ -197,7 +215,7 @@ async fn frozen_exchange(
 fn backfill_binary(
     db_url: &str,
     rest_url: &str,
-    target: [&str; 2],
+    target: &[&str],
     from: TimestampUs,
     to: TimestampUs,
 ) -> Result<(bool, String), std::io::Error> {
@@ -208,9 +226,8 @@ fn backfill_binary(
         .args(["--chunk-secs", "1800", "--rate", "0", "--page-limit", "20"])
         .output()?;
     println!(
-        "{} {}: {}{}",
-        target[0],
-        target[1],
+        "{}: {}{}",
+        target.join(" "),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -224,9 +241,27 @@ fn backfill_binary(
 /// trades of every market whose ticker starts with `prefix` (and nothing else); a second run
 /// fetches nothing new and inserts 0 rows.
 async fn backfill_of_a_group(flag: &str, group: &str, prefix: &str) -> TestResult {
+    backfill_of_a_group_in(&[flag, group], prefix, false).await
+}
+
+/// [`backfill_of_a_group`] for `target` (flag and value, or a flag alone), on an exchange with
+/// combo markets; `historical`: the backfill starts only once the historical cutoff has passed
+/// every trade, so none is on `/markets/trades` any more.
+async fn backfill_of_a_group_in(target: &[&str], prefix: &str, historical: bool) -> TestResult {
+    let (flag, group) = (target[0], target.get(1).copied().unwrap_or(""));
     let dir = tempfile::tempdir()?;
     let shutdown = CancellationToken::new();
-    let (sim, truth) = frozen_exchange(dir.path(), 600, &shutdown).await?;
+    let lag = Duration::from_secs(if historical { 2 } else { 3_600 });
+    let (sim, truth) = frozen_exchange_with(dir.path(), 600, &shutdown, |c| SimConfig {
+        combo_markets: 6,
+        hot_markets: 26,
+        historical_cutoff_lag: lag,
+        ..c
+    })
+    .await?;
+    if historical {
+        all_older_than_the_cutoff(&sim).await?;
+    }
     let expected: BTreeMap<String, BTreeMap<String, Essence>> = truth
         .into_iter()
         .filter(|(ticker, _)| ticker.starts_with(prefix))
@@ -246,7 +281,7 @@ async fn backfill_of_a_group(flag: &str, group: &str, prefix: &str) -> TestResul
     let from = TimestampUs::from_micros(now.micros() - 3 * 3_600_000_000);
     let to = TimestampUs::from_micros(now.micros() + 60_000_000);
 
-    let (ok, stdout) = backfill_binary(&db.url, &sim.rest_base(), [flag, group], from, to)?;
+    let (ok, stdout) = backfill_binary(&db.url, &sim.rest_base(), target, from, to)?;
     assert!(ok, "first run failed");
     assert!(stdout.contains(&format!(" {total} inserted")), "{stdout}");
     let mut stored: BTreeMap<String, BTreeMap<String, Essence>> = BTreeMap::new();
@@ -272,7 +307,7 @@ async fn backfill_of_a_group(flag: &str, group: &str, prefix: &str) -> TestResul
     }
     assert_eq!(store.count(Table::Trades).await?, total as u64);
 
-    let (ok, stdout) = backfill_binary(&db.url, &sim.rest_base(), [flag, group], from, to)?;
+    let (ok, stdout) = backfill_binary(&db.url, &sim.rest_base(), target, from, to)?;
     assert!(ok, "second run failed");
     assert!(
         stdout.contains(" 0 inserted"),
@@ -298,4 +333,40 @@ async fn backfill_of_an_event_equals_the_truth_and_a_second_run_adds_nothing() -
 async fn backfill_of_a_series_equals_the_truth_and_a_second_run_adds_nothing() -> TestResult {
     // Series SIM0 holds events 0, 2, 4: the twelve markets m with m % 5 in {0, 2, 4}.
     backfill_of_a_group("--series", "SIM0", "SIM0-E").await
+}
+
+/// Waits until the simulator's historical cutoff has passed its last trade, and checks that
+/// `/markets/trades` then has none: every trade is only on `/historical/trades`.
+async fn all_older_than_the_cutoff(sim: &kd_sim::SimHandle) -> TestResult {
+    let rest = RestClient::new(RestConfig::new(sim.rest_base()), None)?;
+    let frozen_at = TimestampUs::now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rest.historical_cutoff().await?.trades_created()? <= frozen_at {
+        assert!(
+            Instant::now() < deadline,
+            "the historical cutoff does not advance"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let live = rest
+        .all_trades_of(kd_kalshi::rest::TradesTier::Live, None, None, None)
+        .await?;
+    assert!(live.is_empty(), "{} trades still live", live.len());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_of_a_series_older_than_the_cutoff_equals_the_truth() -> TestResult {
+    backfill_of_a_group_in(&["--series", "SIM0"], "SIM0-E", true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_of_every_combo_market_older_than_the_cutoff_equals_the_truth() -> TestResult {
+    backfill_of_a_group_in(&["--combos"], "KXMVESIM-", true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_of_a_combo_event_and_series_equals_the_truth() -> TestResult {
+    backfill_of_a_group_in(&["--event", "KXMVESIM-E0"], "KXMVESIM-E0-", false).await?;
+    backfill_of_a_group_in(&["--series", "KXMVESIM"], "KXMVESIM-", true).await
 }

@@ -6,6 +6,7 @@
 //! or `cargo test -p kalshi-data --test it deploy_systemd::`.
 //!
 //! - `cli_help`: the command line (`--help`, usage errors).
+//! - `cutoff`: the historical cutoff passing through a downtime of every gatherer.
 //! - `deploy_*`: the deployment tree (systemd units, Prometheus rules and dashboard, the
 //!   runbook's install and PITR drill, `backfill` against the simulator); `deploy_support`
 //!   holds what they share.
@@ -20,6 +21,7 @@
 //! - `tls_production`: `migrate`, `up` and `verify` against a PostgreSQL that accepts only TLS.
 
 mod cli_help;
+mod cutoff;
 mod deploy_backfill;
 mod deploy_metrics;
 mod deploy_prometheus;

@@ -2,9 +2,9 @@
 
 use super::{RestClient, RestError, escape_segment};
 use crate::wire::rest::{
-    EventResponse, EventsPage, ExchangeScheduleResponse, ExchangeStatus, Market, MarketResponse,
-    MarketsPage, OrderbookResponse, OrderbooksResponse, RestTrade, SeriesList, SeriesResponse,
-    TradesPage,
+    EventResponse, EventsPage, ExchangeScheduleResponse, ExchangeStatus, HistoricalCutoff, Market,
+    MarketResponse, MarketsPage, OrderbookResponse, OrderbooksResponse, RestTrade, SeriesList,
+    SeriesResponse, TradesPage,
 };
 
 /// Kalshi's page-size cap for `/markets` and trade listings.
@@ -28,6 +28,8 @@ pub struct MarketsQuery {
     pub min_updated_ts: Option<i64>,
     pub min_close_ts: Option<i64>,
     pub max_close_ts: Option<i64>,
+    /// `only` (combo markets only) or `exclude`; absent, Kalshi includes combo markets.
+    pub mve_filter: Option<String>,
 }
 
 impl MarketsQuery {
@@ -56,6 +58,7 @@ impl MarketsQuery {
             "max_close_ts",
             self.max_close_ts.map(|v| v.to_string()),
         );
+        push(&mut q, "mve_filter", self.mve_filter.clone());
         q
     }
 }
@@ -130,6 +133,32 @@ impl TradesQuery {
         push(&mut q, "cursor", self.cursor.clone());
         push(&mut q, "limit", self.limit.map(|v| v.to_string()));
         q
+    }
+}
+
+/// The two trade listings, split by the historical cutoff (see [`super::cutoff`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TradesTier {
+    /// `GET /markets/trades`: trades since the cutoff.
+    Live,
+    /// `GET /historical/trades`: trades before it.
+    Historical,
+}
+
+impl TradesTier {
+    pub fn path(self) -> &'static str {
+        match self {
+            TradesTier::Live => "/markets/trades",
+            TradesTier::Historical => "/historical/trades",
+        }
+    }
+
+    /// A fixed metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            TradesTier::Live => "live",
+            TradesTier::Historical => "historical",
+        }
     }
 }
 
@@ -338,34 +367,16 @@ impl RestClient {
         self.get_json("/markets/trades", &query.pairs()).await
     }
 
-    /// Every trade of `ticker` with `min_ts <= ts` (and `ts <= max_ts` when given), Unix
-    /// seconds, following cursors with the maximum page size.
+    /// Every trade of `ticker` on `/markets/trades` with `min_ts <= ts` (and `ts <= max_ts`
+    /// when given), Unix seconds, following cursors with the maximum page size.
     pub async fn all_trades(
         &self,
         ticker: &str,
         min_ts: Option<i64>,
         max_ts: Option<i64>,
     ) -> Result<Vec<RestTrade>, RestError> {
-        let base = TradesQuery {
-            ticker: Some(ticker.to_owned()),
-            min_ts,
-            max_ts,
-            cursor: None,
-            limit: Some(MAX_MARKETS_LIMIT),
-        };
-        paginate(
-            "/markets/trades",
-            None,
-            |cursor| {
-                let q = TradesQuery {
-                    cursor,
-                    ..base.clone()
-                };
-                async move { self.trades_page(&q).await }
-            },
-            |page: TradesPage| (page.trades, page.cursor),
-        )
-        .await
+        self.all_trades_of(TradesTier::Live, Some(ticker), min_ts, max_ts)
+            .await
     }
 
     /// One page of `GET /historical/trades` (trades older than the live window).
@@ -374,6 +385,63 @@ impl RestClient {
         query: &TradesQuery,
     ) -> Result<TradesPage, RestError> {
         self.get_json("/historical/trades", &query.pairs()).await
+    }
+
+    /// Every trade on `/historical/trades` (one market, or every market when `ticker` is
+    /// `None`) within `[min_ts, max_ts]`, following cursors with the maximum page size.
+    pub async fn historical_trades(
+        &self,
+        ticker: Option<&str>,
+        min_ts: Option<i64>,
+        max_ts: Option<i64>,
+    ) -> Result<Vec<RestTrade>, RestError> {
+        self.all_trades_of(TradesTier::Historical, ticker, min_ts, max_ts)
+            .await
+    }
+
+    /// One page of the trade listing of `tier`.
+    pub async fn tier_trades_page(
+        &self,
+        tier: TradesTier,
+        query: &TradesQuery,
+    ) -> Result<TradesPage, RestError> {
+        self.get_json(tier.path(), &query.pairs()).await
+    }
+
+    /// Every trade of `tier` matching the filters, following cursors (pages of 1000).
+    pub async fn all_trades_of(
+        &self,
+        tier: TradesTier,
+        ticker: Option<&str>,
+        min_ts: Option<i64>,
+        max_ts: Option<i64>,
+    ) -> Result<Vec<RestTrade>, RestError> {
+        let base = TradesQuery {
+            ticker: ticker.map(str::to_owned),
+            min_ts,
+            max_ts,
+            cursor: None,
+            limit: Some(MAX_MARKETS_LIMIT),
+        };
+        paginate(
+            tier.path(),
+            None,
+            |cursor| {
+                let q = TradesQuery {
+                    cursor,
+                    ..base.clone()
+                };
+                async move { self.tier_trades_page(tier, &q).await }
+            },
+            |page: TradesPage| (page.trades, page.cursor),
+        )
+        .await
+    }
+
+    /// `GET /historical/cutoff`: where the live tier ends (trades before
+    /// [`HistoricalCutoff::trades_created`] are only on `/historical/trades`).
+    pub async fn historical_cutoff(&self) -> Result<HistoricalCutoff, RestError> {
+        self.get_json("/historical/cutoff", &[]).await
     }
 }
 

@@ -3,18 +3,23 @@
 //! # Layout
 //! - this file: [`RestClient`] and its configuration, the one request path every call takes.
 //! - [`endpoints`]: typed calls returning [`crate::wire::rest`] types, pagination.
+//! - [`cutoff`]: the historical cutoff rule (which trades endpoint holds which part of a
+//!   window).
 //! - [`error`]: [`RestError`] and [`Action`], the status-code table.
 //! - [`retry`]: [`RestClient::retry`], [`RestClient::retry_forever`] and
 //!   [`RestClient::wait_for_exchange`] (the maintenance wait).
 //! - [`metrics`]: metric names.
 
+pub mod cutoff;
 pub mod endpoints;
 pub mod error;
 pub mod metrics;
 pub mod retry;
 
+pub use cutoff::{CUTOFF_OVERLAP, TradeSpan, historical_span, live_span};
 pub use endpoints::{
     EventsQuery, MarketTicker, MarketTickersPage, MarketsQuery, SeriesQuery, TradesQuery,
+    TradesTier,
 };
 pub use error::{Action, RestError};
 pub use retry::MaintenanceConfig;

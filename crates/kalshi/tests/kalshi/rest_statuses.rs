@@ -53,6 +53,7 @@ static ALL: MarketsQuery = MarketsQuery {
     min_updated_ts: None,
     min_close_ts: None,
     max_close_ts: None,
+    mve_filter: None,
 };
 static NO_FILTER: SeriesQuery = SeriesQuery {
     category: None,

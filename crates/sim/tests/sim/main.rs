@@ -2,6 +2,7 @@
 
 mod faults;
 mod helpers;
+mod historical_client;
 mod rest;
 mod schema;
 mod sdk;

@@ -25,7 +25,7 @@ pub use exchange::{
 pub use market::{
     Market, MarketResponse, MarketsPage, MveSelectedLeg, PriceRange, SettlementSource,
 };
-pub use trade::{RestTrade, TradesPage};
+pub use trade::{HistoricalCutoff, RestTrade, TradesPage};
 
 use serde::Deserialize;
 

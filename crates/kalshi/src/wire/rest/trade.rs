@@ -50,3 +50,25 @@ impl TradesPage {
         next_cursor(&self.cursor)
     }
 }
+
+/// `GET /historical/cutoff` (`GetHistoricalCutoffResponse`): where the live tier ends. All
+/// three are RFC 3339 instants; the trade cutoff is the one the platform reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoricalCutoff {
+    /// Markets settled before it are only on `/historical/markets`.
+    #[serde(default)]
+    pub market_settled_ts: String,
+    /// Trades filled before it are only on `/historical/trades`.
+    #[serde(default)]
+    pub trades_created_ts: String,
+    /// Orders cancelled or executed before it are only on `/historical/orders`.
+    #[serde(default)]
+    pub orders_updated_ts: String,
+}
+
+impl HistoricalCutoff {
+    /// `trades_created_ts` as an instant.
+    pub fn trades_created(&self) -> Result<kd_core::TimestampUs, kd_core::units::UnitError> {
+        kd_core::TimestampUs::parse_rfc3339(&self.trades_created_ts)
+    }
+}

@@ -8,11 +8,10 @@
 //! - [`serving`]: the pull API's requests and refusals, the clock-offset estimate.
 //! - [`poller`]: the REST snapshot poller's cycles, books and skips.
 
-pub mod connection;
-pub mod poller;
 //! - [`repair`]: trade backfills (cutoff, abandoned windows, recovered counts).
 
 pub mod connection;
+pub mod poller;
 pub mod repair;
 pub mod router;
 pub mod serving;

@@ -71,6 +71,7 @@ pub async fn run(
         clock: clock.clone(),
         control: input.control.clone(),
         gatherer: config.gatherer_id.clone(),
+        health: health.clone(),
     };
     let poller_records = input.records.clone();
     let shared = RouterShared {

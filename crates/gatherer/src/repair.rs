@@ -15,6 +15,7 @@
 //! whose clock is off would otherwise read the wrong seconds.
 
 use crate::clock::Clock;
+use crate::health::Health;
 use crate::events::emit;
 use crate::events::repair::{
     BackfillAbandoned, BackfillDone, CutoffUnknown, DowntimeBackfillStarted, StopWindowsReading,
@@ -194,6 +195,25 @@ pub struct Repair {
     pub control: WriterControl,
     /// Tags the downtime gap.
     pub gatherer: String,
+    /// Subscribed against known markets: the downtime gap ends once they are equal.
+    pub health: Arc<Health>,
+}
+
+/// Longest wait for every known market to be subscribed again before the downtime gap is
+/// closed anyway (a market refused for good must not hold the repair back).
+const RESUBSCRIBE_WAIT: Duration = Duration::from_secs(30);
+
+/// Returns once every market the registry knows is subscribed (or after [`RESUBSCRIBE_WAIT`]).
+async fn resubscribed(health: &Health) {
+    use std::sync::atomic::Ordering;
+    let deadline = tokio::time::Instant::now() + RESUBSCRIBE_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let known = health.markets_known.load(Ordering::Relaxed);
+        if known > 0 && health.markets_subscribed.load(Ordering::Relaxed) >= known {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 impl Repair {
@@ -201,12 +221,17 @@ impl Repair {
     /// until shutdown. A previous run's `downtime` is recorded and backfilled first.
     pub async fn run(mut self, downtime: Option<Downtime>, shutdown: CancellationToken) {
         if let Some(down) = downtime {
-            // The end of the downtime is "now" on the exchange's clock, known once the first
-            // timed message has measured our offset (it arrives after the subscriptions, so
-            // the window covers everything before them).
+            // The end of the downtime is "now" on the exchange's clock once every market's
+            // order book is subscribed again: the first timed message (which measures our
+            // offset) can come on an all-market channel before the order-book subscriptions
+            // are confirmed, and a change sent in between would be in no gap and no store.
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = self.clock.estimated() => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = resubscribed(&self.health) => {}
             }
             let now = self.clock.exchange_now();
             self.control.gap(Gap {

@@ -3,9 +3,11 @@
 //! line and its metric cannot drift apart. Metric names live in [`crate::metrics`].
 //!
 //! - [`connection`]: the WebSocket pool (connects, closes, subscription errors and effects).
+//! - [`registry`]: the market list (lifecycle announcements, REST syncs and failures).
 //! - [`router`]: gaps, refused frames, drop windows.
 
 pub mod connection;
+pub mod registry;
 pub mod router;
 
 /// Something worth a log line and a metric.

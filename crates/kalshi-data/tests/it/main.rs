@@ -9,6 +9,8 @@
 //! - `deploy_*`: the deployment tree (systemd units, Prometheus rules and dashboard, the
 //!   runbook's install and PITR drill, `backfill` against the simulator); `deploy_support`
 //!   holds what they share.
+//! - `lifecycle`: `up` with repeated toggles, combo markets created while running, fee
+//!   updates; `verify: OK` and each change stored (issue 16).
 //! - `e2e_up`: `kalshi-data up` twice on one data directory, `status`, `verify`, `book`.
 //! - `reliability*`: the seed's failure tables made to happen against the real binary;
 //!   `reliability_support` drives `up` (through `kd_testkit::up`), `verify` and the figures.
@@ -21,6 +23,7 @@ mod deploy_runbook;
 mod deploy_support;
 mod deploy_systemd;
 mod e2e_up;
+mod lifecycle;
 mod reliability;
 mod reliability_disk;
 mod reliability_skew;

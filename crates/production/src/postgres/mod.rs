@@ -4,6 +4,7 @@
 //! - `schema`: migrations and daily partitions.
 //! - `insert`: the bulk path (binary COPY → staging → insert-select, cursor in the same
 //!   transaction).
+//! - `lifecycle`: lifecycle copies filed by the tolerance rule (`crate::lifecycle`).
 //! - `read`: windows of records for the exporter, `verify` and `book`.
 //! - this file: the pool, migrate, cursors, metadata upserts, watermarks.
 //!
@@ -11,6 +12,7 @@
 //! `sslmode=require` is refused with an error saying so, rather than silently sent in clear.
 
 mod insert;
+mod lifecycle;
 mod read;
 pub mod schema;
 

@@ -293,7 +293,11 @@ async fn committer(
                 last_seq: c.last_seq,
             })
             .collect();
-        let origins: Vec<&str> = merged.origins.iter().map(|&g| ctx.clients[g].id()).collect();
+        let origins: Vec<&str> = merged
+            .origins
+            .iter()
+            .map(|&g| ctx.clients[g].id())
+            .collect();
         let Some(outcome) = commit(ctx, table, &merged.records, &origins, &cursors, shutdown).await
         else {
             return;
@@ -328,8 +332,10 @@ async fn commit(
     let mut backoff = Backoff::new(BackoffPolicy::DATABASE);
     let timeout = Duration::from_secs(ctx.config.transaction_timeout_secs);
     loop {
-        let attempt =
-            tokio::time::timeout(timeout, ctx.store.insert_merged(table, records, origins, cursors));
+        let attempt = tokio::time::timeout(
+            timeout,
+            ctx.store.insert_merged(table, records, origins, cursors),
+        );
         let result = tokio::select! {
             r = attempt => r,
             _ = shutdown.cancelled() => return None,

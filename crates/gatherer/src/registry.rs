@@ -9,8 +9,7 @@
 //! forever (1 s → 5 min); refused credentials halt the gatherer (a human must fix them).
 
 use crate::events::registry::{
-    LifecycleApplied, MarketAnnounced, MarketFinished, MarketListSynced, RegistryHalted,
-    RestFailed,
+    LifecycleApplied, MarketAnnounced, MarketFinished, MarketListSynced, RegistryHalted, RestFailed,
 };
 use crate::events::{InternalEvent, emit};
 use crate::health::Health;

@@ -183,10 +183,16 @@ mod tests {
         let mut set = ChangeSet::new();
         let k = key("deactivated");
         assert_eq!(set.offer("a", &k, 0), Offered::New { row_ts: 0 });
-        assert_eq!(set.offer("a", &k, 500_000), Offered::New { row_ts: 500_000 });
+        assert_eq!(
+            set.offer("a", &k, 500_000),
+            Offered::New { row_ts: 500_000 }
+        );
         // b's copies go one to each change, nearest first.
         assert_eq!(set.offer("b", &k, 10_000), Offered::Copy { row_ts: 0 });
-        assert_eq!(set.offer("b", &k, 510_000), Offered::Copy { row_ts: 500_000 });
+        assert_eq!(
+            set.offer("b", &k, 510_000),
+            Offered::Copy { row_ts: 500_000 }
+        );
         assert_eq!(set.len(), 2);
     }
 
@@ -244,7 +250,8 @@ mod tests {
             }
             // Every copy offered at least once (order has 80 slots ≥ 2 × copies).
             for (g, ts) in &copies {
-                prop_assert!(matches!(set.offer(g, &k, *ts), Offered::Replay { .. }));
+                let replayed = matches!(set.offer(g, &k, *ts), Offered::Replay { .. });
+                prop_assert!(replayed, "{} at {} not known as a replay", g, ts);
             }
             prop_assert_eq!(set.len(), times.len());
         }

@@ -118,11 +118,20 @@ async fn lagging_copies_join_the_rows_already_stored(s: &Store) -> TestResult {
     // with no memory of what was merged before (as after a restart of the deduplicator).
     commit(s, &mut RecentIdentities::new(0), vec![batch(0, 0..4)]).await?;
     commit(s, &mut RecentIdentities::new(0), vec![batch(1, 0..2)]).await?;
-    commit(s, &mut RecentIdentities::new(0), vec![batch(2, 0..4), batch(1, 2..4)]).await?;
+    commit(
+        s,
+        &mut RecentIdentities::new(0),
+        vec![batch(2, 0..4), batch(1, 2..4)],
+    )
+    .await?;
     assert_eq!(rows(s).await?.len(), 4);
     // A fifth real change: g1's own copy of a new pause, the same payload as the third 5 s on.
     commit(s, &mut RecentIdentities::new(0), vec![batch(0, 4..5)]).await?;
-    assert_eq!(rows(s).await?.len(), 5, "a later identical change is its own row");
+    assert_eq!(
+        rows(s).await?.len(),
+        5,
+        "a later identical change is its own row"
+    );
     Ok(())
 }
 

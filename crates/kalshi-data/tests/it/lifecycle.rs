@@ -104,11 +104,7 @@ fn truth_lifecycle(lines: &[serde_json::Value]) -> Vec<(String, String, String, 
 #[test]
 fn repeated_toggles_within_a_minute_are_each_stored() -> Res<()> {
     let tmp = tempfile::tempdir()?;
-    let (dir, _) = up_and_verify(
-        tmp.path(),
-        "toggles",
-        &["--lifecycle-toggles", "12"],
-    )?;
+    let (dir, _) = up_and_verify(tmp.path(), "toggles", &["--lifecycle-toggles", "12"])?;
     // Pause/resume changes per market, in the truth and in production.
     let is_toggle = |e: &str| e == "activated" || e == "deactivated";
     let mut sent: BTreeMap<String, usize> = BTreeMap::new();
@@ -129,7 +125,10 @@ fn repeated_toggles_within_a_minute_are_each_stored() -> Res<()> {
         .filter(|ts| ts.windows(4).any(|w| w[3] - w[0] < 60_000_000))
         .count();
     let counts: BTreeMap<&String, usize> = stored.iter().map(|(k, v)| (k, v.len())).collect();
-    assert!(bursts >= 2, "no market toggled 4 times in a minute: {counts:?}");
+    assert!(
+        bursts >= 2,
+        "no market toggled 4 times in a minute: {counts:?}"
+    );
     for (subject, n) in &sent {
         assert_eq!(
             counts.get(subject).copied().unwrap_or(0),
@@ -152,12 +151,7 @@ fn combo_markets_created_while_running_are_subscribed_within_2s() -> Res<()> {
     let (dir, _) = up_and_verify(
         tmp.path(),
         "combo",
-        &[
-            "--combo-markets",
-            "4",
-            "--combo-create-every",
-            "3s",
-        ],
+        &["--combo-markets", "4", "--combo-create-every", "3s"],
     )?;
     let lines = truth_lines(&dir)?;
     // Combo markets announced on multivariate_market_lifecycle while running.
@@ -218,7 +212,10 @@ fn combo_markets_created_while_running_are_subscribed_within_2s() -> Res<()> {
         .into_iter()
         .filter(|r| r.1 == "multivariate_market_lifecycle" && announced.contains_key(&r.0))
         .count();
-    assert!(mve_rows >= announced.len(), "{mve_rows} multivariate lifecycle rows");
+    assert!(
+        mve_rows >= announced.len(),
+        "{mve_rows} multivariate lifecycle rows"
+    );
     println!(
         "combo: {} combo markets created while running, slowest subscribed {:.3} s after its \
          created message; {early_unseen} deltas inside the 2 s allowance reached nobody, 0 after; \

@@ -151,9 +151,7 @@ impl<'de> DeserializeSeed<'de> for BodySeed {
             MsgKind::MarketLifecycle
             | MsgKind::MultivariateLifecycle
             | MsgKind::EventLifecycle
-            | MsgKind::EventFeeUpdate => {
-                Body::Lifecycle(Box::new(Deserialize::deserialize(d)?))
-            }
+            | MsgKind::EventFeeUpdate => Body::Lifecycle(Box::new(Deserialize::deserialize(d)?)),
             MsgKind::Subscribed => Body::Subscribed(Box::new(object(d)?)),
             MsgKind::Ok | MsgKind::ListSubscriptions => {
                 Body::Ok(Box::new(Deserialize::deserialize(d)?))

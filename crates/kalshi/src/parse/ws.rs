@@ -173,9 +173,7 @@ fn build(env: Envelope<'_>, times: ReceiveTimes) -> Result<WsEvent, WsParseError
             lifecycle::market(lifecycle::MULTIVARIATE_KIND, *v, sid, seq, times)
         }
         (MsgKind::EventLifecycle, Body::Lifecycle(v)) => lifecycle::event(*v, sid, seq, times),
-        (MsgKind::EventFeeUpdate, Body::Lifecycle(v)) => {
-            lifecycle::fee_update(*v, sid, seq, times)
-        }
+        (MsgKind::EventFeeUpdate, Body::Lifecycle(v)) => lifecycle::fee_update(*v, sid, seq, times),
         (MsgKind::Subscribed, Body::Subscribed(m)) => subscribed(&m, id, sid).map_err(field),
         (MsgKind::Ok | MsgKind::ListSubscriptions, body) => Ok(ok(kind, body, id, sid, seq)),
         (MsgKind::Unsubscribed, _) => Ok(WsEvent::Unsubscribed { id, sid, seq }),

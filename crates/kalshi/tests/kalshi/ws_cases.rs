@@ -381,8 +381,8 @@ fn trade_time_fallback_and_block_trade() -> Result<(), WsParseError> {
 }
 
 #[test]
-fn every_lifecycle_message_is_filed_at_its_receipt_on_the_exchange_clock() -> Result<(), WsParseError>
-{
+fn every_lifecycle_message_is_filed_at_its_receipt_on_the_exchange_clock()
+-> Result<(), WsParseError> {
     // The payload's own times are the event's (a close date, a future open): never the
     // identity's time. Not bucketed either: two toggles within a minute stay two.
     for s in [
@@ -431,8 +431,19 @@ fn multivariate_lifecycle_is_a_market_lifecycle_of_its_own_kind() -> Result<(), 
     assert_eq!(other.payload, lifecycle.payload);
     assert_ne!(other.payload_hash(), lifecycle.payload_hash());
     // Missing ticker: a typed error naming the type, as on the other channel.
-    let bad = parse(r#"{"type":"multivariate_market_lifecycle","sid":14,"msg":{"event_type":"created"}}"#);
-    assert!(matches!(bad, Err(WsParseError::MissingField { msg_type: "multivariate_market_lifecycle", .. })), "{bad:?}");
+    let bad = parse(
+        r#"{"type":"multivariate_market_lifecycle","sid":14,"msg":{"event_type":"created"}}"#,
+    );
+    assert!(
+        matches!(
+            bad,
+            Err(WsParseError::MissingField {
+                msg_type: "multivariate_market_lifecycle",
+                ..
+            })
+        ),
+        "{bad:?}"
+    );
     Ok(())
 }
 
@@ -461,7 +472,16 @@ fn event_fee_update_is_a_lifecycle_record_of_the_event() -> Result<(), WsParseEr
         assert_eq!(l.exchange_ts, AT);
     }
     let bad = parse(r#"{"type":"event_fee_update","sid":5,"msg":["KX"]}"#);
-    assert!(matches!(bad, Err(WsParseError::Shape { msg_type: "event_fee_update", .. })), "{bad:?}");
+    assert!(
+        matches!(
+            bad,
+            Err(WsParseError::Shape {
+                msg_type: "event_fee_update",
+                ..
+            })
+        ),
+        "{bad:?}"
+    );
     Ok(())
 }
 

@@ -191,7 +191,10 @@ mod tests {
         let c = run(&TOGGLES, &doubled);
         assert!(!c.passed());
         assert_eq!(c.duplicated.count, 1, "{c:?}");
-        let c = run(&TOGGLES[..1], &[("deactivated", 10_000_000), ("settled", 1)]);
+        let c = run(
+            &TOGGLES[..1],
+            &[("deactivated", 10_000_000), ("settled", 1)],
+        );
         assert_eq!(c.extra.count, 1, "{c:?}");
     }
 }

@@ -153,10 +153,9 @@ impl SqliteStore {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let (inserted, total) = match &filing {
                 Filing::Rows(owned) => (insert_rows(&tx, table, owned)?, owned.len()),
-                Filing::Copies(owned, origins) => (
-                    lifecycle::insert_copies(&tx, owned, origins)?,
-                    owned.len(),
-                ),
+                Filing::Copies(owned, origins) => {
+                    (lifecycle::insert_copies(&tx, owned, origins)?, owned.len())
+                }
             };
             {
                 let mut stmt = tx.prepare_cached(

@@ -127,7 +127,9 @@ pub fn raw_fields(table: Table) -> Vec<Field> {
             ts_field("received_at"),
         ],
         Table::Lifecycle => vec![
-            // `ticker` is the subject: a market ticker, or an event ticker for event_lifecycle.
+            // `ticker` is the subject: a market ticker (`market_lifecycle_v2`,
+            // `multivariate_market_lifecycle`), or an event ticker (`event_lifecycle`,
+            // `event_fee_update`). `kind` is open text: new kinds pass through unchanged.
             s("ticker"),
             ts_field("exchange_ts"),
             s("kind"),

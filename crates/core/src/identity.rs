@@ -5,6 +5,12 @@
 //! every row and must not copy a string per row). They are the same generic enum, so they
 //! cannot drift apart, and their derived `Hash` feeds a hasher the same bytes (`&str` hashes
 //! as `String` does).
+//!
+//! Lifecycle records are the one kind whose copies do not share an exact identity (each
+//! gatherer files a message under its own receipt estimate): [`lifecycle`] holds the rule that
+//! makes them one change.
+
+pub mod lifecycle;
 
 use crate::records::{Record, Side, SnapshotSource};
 

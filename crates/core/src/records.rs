@@ -11,7 +11,7 @@
 //! | delta | `(ticker, exchange_ts, side, price, delta, occurrence)` |
 //! | snapshot | `(ticker, source, exchange_ts bucket of 60 s, book hash)` |
 //! | ticker | `(ticker, exchange_ts, values hash)` |
-//! | lifecycle | `(subject, event_type, exchange_ts, payload hash)` |
+//! | lifecycle | `(subject, event_type, exchange_ts, payload hash)` exactly for one gatherer's copy; across gatherers, the tolerance rule of [`crate::identity::lifecycle`] |
 //! | gap | `(gatherer, gap_id)` — gaps are per-gatherer observations, all kept |
 //!
 //! Snapshots: three gatherers fetch books at different instants, so an exact time never matches.
@@ -19,10 +19,13 @@
 //! minute are one row; different books are both kept (both were true at their instants). A
 //! boundary-straddling pair yields two identical rows — harmless for rebuilding books, never a loss.
 //!
-//! Lifecycle messages carry no message timestamp. `exchange_ts` is taken from the payload's own
-//! time for the event type (`open_ts`, `close_ts`, `determination_ts`, `settled_ts`), else from the
-//! gatherer's receive time truncated to [`LIFECYCLE_BUCKET_US`]; the payload hash keeps different
-//! changes apart.
+//! Lifecycle messages carry no message timestamp. `exchange_ts` is the gatherer's estimate of
+//! the exchange's clock when the message arrived (clock-corrected, to the µs), so two changes a
+//! second apart stay two records. Copies of one message from several gatherers then differ by
+//! milliseconds: they are one change by the rule of [`crate::identity::lifecycle`] (same subject,
+//! event type and payload hash, times within [`crate::identity::lifecycle::LIFECYCLE_MATCH_US`],
+//! at most one copy per gatherer), which the deduplicator applies. The exact identity above
+//! still names one gatherer's copy (a replay of it is the same record).
 
 pub use crate::identity::{Identity, IdentityRef};
 use crate::units::{Count, Price, TimestampUs};
@@ -31,7 +34,8 @@ use xxhash_rust::xxh3::Xxh3;
 
 /// Width of the snapshot identity's time bucket.
 pub const SNAPSHOT_BUCKET_US: i64 = 60_000_000;
-/// Width of the receive-time bucket for lifecycle messages without a payload timestamp.
+/// Width of the receive-time bucket lifecycle messages without a payload time were filed under
+/// before schema 2 (rows stored then keep it). No longer used for new records.
 pub const LIFECYCLE_BUCKET_US: i64 = 60_000_000;
 
 /// Which side of the book: both sides are bids (`yes` bids for YES, `no` bids for NO).
@@ -169,12 +173,17 @@ pub struct Ticker {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lifecycle {
-    /// Market ticker for `market_lifecycle_v2`, event ticker for `event_lifecycle`.
+    /// Market ticker for `market_lifecycle_v2`/`multivariate_market_lifecycle`, event ticker
+    /// for `event_lifecycle`/`event_fee_update`.
     pub subject: String,
-    /// `market_lifecycle_v2` or `event_lifecycle`.
+    /// The message type: `market_lifecycle_v2`, `multivariate_market_lifecycle` (a combo
+    /// market), `event_lifecycle` or `event_fee_update`. Open text: a reader must not assume
+    /// only these.
     pub kind: String,
-    /// `created`, `activated`, … (`event_lifecycle` uses `created`).
+    /// `created`, `activated`, … (`event_lifecycle` uses `created`, `event_fee_update` repeats
+    /// its kind).
     pub event_type: String,
+    /// The gatherer's estimate of the exchange's clock at receipt (see the module doc).
     pub exchange_ts: TimestampUs,
     /// The message's `msg` object, re-serialised canonically (sorted keys).
     pub payload: String,

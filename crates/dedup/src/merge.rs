@@ -3,6 +3,12 @@
 //! Pure and synchronous: what survives is the first copy of each identity (DESIGN §2) in the
 //! order the batches arrived; each gatherer's cursor moves to the last sequence it delivered.
 //!
+//! Lifecycle copies of several gatherers do not share an exact identity (each is filed at its
+//! gatherer's receipt estimate), so here only exact repeats of one copy (a replay) are dropped;
+//! every surviving record keeps the index of the gatherer it came from ([`Merged::origins`]),
+//! and the production store applies the copy rule of `kd_core::identity::lifecycle` (within
+//! 2 s, one copy per gatherer) in the same transaction as the cursors.
+//!
 //! [`RecentIdentities`] remembers what was committed lately, so the copies of lagging gatherers
 //! (which arrive a few milliseconds after the first copy committed) are dropped in memory
 //! instead of costing the database a conflict check each.
@@ -133,6 +139,8 @@ pub struct Merged {
     pub records: Vec<Record>,
     /// `identity_key` of each of `records`, same order.
     pub keys: Vec<u128>,
+    /// The gatherer (index in the configuration) each of `records` came from, same order.
+    pub origins: Vec<usize>,
     /// Copies dropped in memory.
     pub duplicates: u64,
     /// One per gatherer that delivered rows.
@@ -151,6 +159,7 @@ pub fn merge_with(batches: Vec<Batch>, recent: Option<&RecentIdentities>) -> Mer
     let mut merged = Merged {
         records: Vec::with_capacity(total),
         keys: Vec::with_capacity(total),
+        origins: Vec::with_capacity(total),
         ..Merged::default()
     };
     for batch in batches {
@@ -178,6 +187,7 @@ pub fn merge_with(batches: Vec<Batch>, recent: Option<&RecentIdentities>) -> Mer
             } else {
                 merged.records.push(pulled.record);
                 merged.keys.push(key);
+                merged.origins.push(batch.gatherer);
             }
         }
     }
@@ -323,6 +333,31 @@ mod tests {
             1,
             "a was forgotten: the database absorbs it"
         );
+    }
+
+    fn toggle(event_type: &str, ts: i64) -> Record {
+        Record::Lifecycle(kd_core::records::Lifecycle {
+            subject: "M".into(),
+            kind: "market_lifecycle_v2".into(),
+            event_type: event_type.into(),
+            exchange_ts: TimestampUs::from_micros(ts),
+            payload: format!("{{\"event_type\":\"{event_type}\"}}"),
+            received_at: TimestampUs::from_micros(ts),
+            pos: WirePos::default(),
+        })
+    }
+
+    #[test]
+    fn lifecycle_copies_keep_their_origin_and_only_exact_repeats_are_dropped() {
+        // Gatherer 0 twice (a replay), gatherer 1 a few ms later: the store decides on 1's copy.
+        let m = merge(vec![
+            batch(0, vec![(1, toggle("deactivated", 1_000_000))]),
+            batch(0, vec![(1, toggle("deactivated", 1_000_000))]),
+            batch(1, vec![(4, toggle("deactivated", 1_004_000))]),
+        ]);
+        assert_eq!(m.records.len(), 2);
+        assert_eq!(m.duplicates, 1);
+        assert_eq!(m.origins, vec![0, 1]);
     }
 
     #[test]

@@ -293,7 +293,13 @@ async fn committer(
                 last_seq: c.last_seq,
             })
             .collect();
-        let Some(outcome) = commit(ctx, table, &merged.records, &cursors, shutdown).await else {
+        let origins: Vec<&str> = merged
+            .origins
+            .iter()
+            .map(|&g| ctx.clients[g].id())
+            .collect();
+        let Some(outcome) = commit(ctx, table, &merged.records, &origins, &cursors, shutdown).await
+        else {
             return;
         };
         BatchCommitted {
@@ -319,14 +325,17 @@ async fn commit(
     ctx: &SyncContext,
     table: Table,
     records: &[kd_core::Record],
+    origins: &[&str],
     cursors: &[CursorUpdate],
     shutdown: &CancellationToken,
 ) -> Option<InsertOutcome> {
     let mut backoff = Backoff::new(BackoffPolicy::DATABASE);
     let timeout = Duration::from_secs(ctx.config.transaction_timeout_secs);
     loop {
-        let attempt =
-            tokio::time::timeout(timeout, ctx.store.insert_unique(table, records, cursors));
+        let attempt = tokio::time::timeout(
+            timeout,
+            ctx.store.insert_merged(table, records, origins, cursors),
+        );
         let result = tokio::select! {
             r = attempt => r,
             _ = shutdown.cancelled() => return None,

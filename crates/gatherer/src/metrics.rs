@@ -11,7 +11,8 @@ pub const REGISTRY_SYNCS_TOTAL: &str = "registry_syncs_total";
 pub const REGISTRY_ERRORS_TOTAL: &str = "registry_errors_total";
 /// REST retries of the registry.
 pub const REGISTRY_RETRIES_TOTAL: &str = "registry_retries_total";
-/// Lifecycle messages applied, by `event_type`.
+/// Lifecycle messages applied, by `event_type` and `channel` (`market_lifecycle_v2`,
+/// `multivariate_market_lifecycle`).
 pub const REGISTRY_LIFECYCLE_TOTAL: &str = "registry_lifecycle_total";
 /// Seconds from a market's `created`/`activated` lifecycle message to its subscription (histogram).
 pub const REGISTRY_SUBSCRIBE_DELAY_SECONDS: &str = "registry_subscribe_delay_seconds";

@@ -1,11 +1,17 @@
 //! The market registry: the one place that decides which markets are subscribed.
 //!
 //! Start: wait for the exchange to be up (`/exchange/status`), then page through every open
-//! market over REST. Live: `market_lifecycle_v2` messages (from the router) add a market as soon
-//! as it is `created`/`activated` and drop it when it is `closed`/`determined`/`settled`.
+//! market over REST. Live: lifecycle messages of both channels (from the router:
+//! `market_lifecycle_v2`, and `multivariate_market_lifecycle` for combo markets, which Kalshi
+//! announces only there) add a market as soon as it is `created`/`activated` and drop it when
+//! it is `closed`/`determined`/`settled`.
 //! Safety net: a full REST reconciliation every `reconcile_interval_secs`. REST calls retry
 //! forever (1 s → 5 min); refused credentials halt the gatherer (a human must fix them).
 
+use crate::events::registry::{
+    LifecycleApplied, MarketAnnounced, MarketFinished, MarketListSynced, RegistryHalted, RestFailed,
+};
+use crate::events::{InternalEvent, emit};
 use crate::health::Health;
 use crate::metrics as m;
 use crate::router::LifecycleNote;
@@ -122,18 +128,22 @@ impl Registry {
     /// Applies one lifecycle change.
     fn apply(&mut self, note: LifecycleNote) {
         let event = note.info.event_type.as_str();
-        let label = if ADD_EVENTS.contains(&event) || DROP_EVENTS.contains(&event) {
-            event.to_string()
-        } else {
-            "other".to_string()
-        };
-        metrics::counter!(m::REGISTRY_LIFECYCLE_TOTAL, "event_type" => label).increment(1);
-        let ticker = note.info.market_ticker;
+        let channel = note.info.channel;
+        let ticker = note.info.market_ticker.as_str();
+        emit(LifecycleApplied {
+            channel,
+            event_type: event,
+            ticker,
+        });
         if ADD_EVENTS.contains(&event) {
-            if !self.known.contains(ticker.as_str()) {
+            if !self.known.contains(ticker) {
                 let ticker: Ticker = Arc::from(ticker);
                 self.known.insert(ticker.clone());
-                tracing::debug!(%ticker, event, "new market from lifecycle");
+                emit(MarketAnnounced {
+                    channel,
+                    event_type: event,
+                    ticker: &ticker,
+                });
                 self.send(MarketChange::Subscribe {
                     tickers: vec![ticker.clone()],
                     noticed_at: Some(note.received_at),
@@ -141,9 +151,12 @@ impl Registry {
                 self.gauge(ListUpdate::Added(ticker));
             }
         } else if DROP_EVENTS.contains(&event)
-            && let Some(ticker) = self.known.take(ticker.as_str())
+            && let Some(ticker) = self.known.take(ticker)
         {
-            tracing::debug!(%ticker, event, "market finished");
+            emit(MarketFinished {
+                event_type: event,
+                ticker: &ticker,
+            });
             self.send(MarketChange::Drop {
                 tickers: vec![ticker.clone()],
             });
@@ -172,31 +185,24 @@ impl Registry {
                     listed.extend(tickers.into_iter().map(|t| intern(known, t)));
                 })
                 .await
-                .inspect_err(|e| {
-                    metrics::counter!(m::REGISTRY_ERRORS_TOTAL, "kind" => e.kind()).increment(1);
-                    if matches!(e.action(), Action::Retry { .. } | Action::Maintenance) {
-                        metrics::counter!(m::REGISTRY_RETRIES_TOTAL).increment(1);
-                    }
-                })?;
+                .inspect_err(|error| RestFailed { error }.emit())?;
                 Ok(listed)
             })
             .await
-            .inspect_err(|e| {
-                if e.action() == Action::Halt {
+            .inspect_err(|error| {
+                if error.action() == Action::Halt {
                     self.health.halted.store(true, Ordering::Relaxed);
-                    tracing::error!(error = %e, "registry halted: credentials refused");
+                    RegistryHalted { error }.emit();
                 }
             })?;
         listed.shrink_to_fit();
         let added: Vec<Ticker> = listed.difference(&self.known).cloned().collect();
         let gone: Vec<Ticker> = self.known.difference(&listed).cloned().collect();
-        metrics::counter!(m::REGISTRY_SYNCS_TOTAL).increment(1);
-        tracing::info!(
-            open = listed.len(),
-            added = added.len(),
-            gone = gone.len(),
-            "market list synced"
-        );
+        emit(MarketListSynced {
+            open: listed.len(),
+            added: added.len(),
+            gone: gone.len(),
+        });
         self.known = listed;
         if !added.is_empty() {
             self.send(MarketChange::Subscribe {

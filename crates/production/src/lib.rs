@@ -18,6 +18,8 @@
 //! # Layout
 //! - [`store`]: [`Store`], [`open`], and what an insert takes and returns.
 //! - [`error`]: [`StoreError`] and its [`ErrorKind`] (outage or refusal).
+//! - `lifecycle`: how lifecycle copies of several gatherers become one row (schema 2's
+//!   `lifecycle_copies`), for both backends.
 //! - [`metadata`]: series, events, markets and the 4-value production status.
 //! - `rows`: conversions between records and stored column values.
 //! - `decode`: the one decoding of a stored row into a record, for both backends (each only
@@ -28,6 +30,7 @@
 
 mod decode;
 pub mod error;
+mod lifecycle;
 pub mod metadata;
 pub mod postgres;
 mod queries;

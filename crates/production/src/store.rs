@@ -152,6 +152,42 @@ impl Store {
         dispatch!(self, s => s.insert_batch(table, &refs, cursors).await)
     }
 
+    /// [`Store::insert_unique`] knowing the gatherer each record came from (`origins[i]` for
+    /// `records[i]`). Lifecycle records are filed by the copy rule of `crate::lifecycle` (copies
+    /// of one change from several gatherers are one row; every change of one gatherer is a row;
+    /// a replayed copy adds nothing); the other tables ignore `origins`.
+    pub async fn insert_merged(
+        &self,
+        table: Table,
+        records: &[Record],
+        origins: &[&str],
+        cursors: &[CursorUpdate],
+    ) -> Result<InsertOutcome, StoreError> {
+        if table != Table::Lifecycle {
+            return self.insert_unique(table, records, cursors).await;
+        }
+        if origins.len() != records.len() {
+            return Err(StoreError::OutOfRange(format!(
+                "{} origins for {} lifecycle records",
+                origins.len(),
+                records.len()
+            )));
+        }
+        let mut lifecycles = Vec::with_capacity(records.len());
+        for r in records {
+            match r {
+                Record::Lifecycle(l) => lifecycles.push(l),
+                other => {
+                    return Err(StoreError::OutOfRange(format!(
+                        "a {} record in a lifecycle batch",
+                        other.table()
+                    )));
+                }
+            }
+        }
+        dispatch!(self, s => s.insert_lifecycle_copies(&lifecycles, origins, cursors).await)
+    }
+
     /// Every stored gatherer cursor.
     pub async fn cursors(&self) -> Result<HashMap<(String, Table), u64>, StoreError> {
         dispatch!(self, s => s.cursors().await)

@@ -9,8 +9,9 @@
 //! Kalshi's vocabulary (channels, commands, error codes, `connect`) is `kd_kalshi::ws`.
 //!
 //! Channels: `orderbook_delta` needs market tickers, so markets are spread over the pool;
-//! `trade`, `ticker` and `market_lifecycle_v2` are subscribed for all markets, each on one
-//! connection (round-robin), so every trade and ticker of every market is received once.
+//! `trade`, `ticker`, `market_lifecycle_v2` and `multivariate_market_lifecycle` are subscribed
+//! for all markets, each on one connection (round-robin), so every trade and ticker of every
+//! market is received once.
 
 mod ended;
 mod gauge;
@@ -34,9 +35,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// Channels subscribed for all markets.
-pub const GLOBAL_CHANNELS: [Channel; 3] =
-    [Channel::MarketLifecycleV2, Channel::Trade, Channel::Ticker];
+/// Channels subscribed for all markets. Both lifecycle channels: since March 2026 a combo
+/// (multivariate) market's lifecycle is sent only on `multivariate_market_lifecycle`.
+pub const GLOBAL_CHANNELS: [Channel; 4] = [
+    Channel::MarketLifecycleV2,
+    Channel::Trade,
+    Channel::Ticker,
+    Channel::MultivariateMarketLifecycle,
+];
 
 /// Orders from the manager to one connection.
 #[derive(Debug)]

@@ -3,15 +3,16 @@
 //! line and its metric cannot drift apart. Metric names live in [`crate::metrics`].
 //!
 //! - [`connection`]: the WebSocket pool (connects, closes, subscription errors and effects).
+//! - [`registry`]: the market list (lifecycle announcements, REST syncs and failures).
 //! - [`router`]: gaps, refused frames, drop windows.
 //! - [`writer`]: commits, store failures and recovery, acknowledgements, retention.
 //! - [`serving`]: the pull API's requests and refusals, the clock-offset estimate.
 //! - [`poller`]: the REST snapshot poller's cycles, books and skips.
-
 //! - [`repair`]: trade backfills (cutoff, abandoned windows, recovered counts).
 
 pub mod connection;
 pub mod poller;
+pub mod registry;
 pub mod repair;
 pub mod router;
 pub mod serving;

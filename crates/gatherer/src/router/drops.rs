@@ -57,6 +57,9 @@ fn channel_of(record: &Record) -> &'static str {
         Record::Trade(_) => "trade",
         Record::Delta(_) | Record::Snapshot(_) => "orderbook_delta",
         Record::Ticker(_) => "ticker",
+        Record::Lifecycle(l) if l.kind == "multivariate_market_lifecycle" => {
+            "multivariate_market_lifecycle"
+        }
         Record::Lifecycle(_) => "market_lifecycle_v2",
         Record::Gap(_) => "gap",
     }

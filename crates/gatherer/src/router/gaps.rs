@@ -57,7 +57,9 @@ impl GapRepair {
             }
             ("orderbook_delta", _) => GapRepair::GetSnapshot,
             ("trade", _) => GapRepair::RestTrades,
-            ("market_lifecycle_v2", _) => GapRepair::RestReconcile,
+            ("market_lifecycle_v2" | "multivariate_market_lifecycle", _) => {
+                GapRepair::RestReconcile
+            }
             _ => GapRepair::None,
         }
     }

@@ -87,6 +87,7 @@ async fn scenario(scale: Scale) -> TestResult {
 
     // What the store holds.
     let mut stored: HashSet<Identity> = HashSet::new();
+    let mut stored_lifecycle: Vec<kd_core::records::Lifecycle> = Vec::new();
     let mut rows_by_market: HashMap<String, Vec<(u64, Record)>> = HashMap::new();
     let mut counts = HashMap::new();
     for table in [
@@ -100,6 +101,9 @@ async fn scenario(scale: Scale) -> TestResult {
         counts.insert(table.name(), rows.len());
         for row in rows {
             stored.insert(row.record.identity());
+            if let Record::Lifecycle(l) = &row.record {
+                stored_lifecycle.push(l.clone());
+            }
             if let Record::Delta(d) = &row.record {
                 rows_by_market
                     .entry(d.ticker.clone())
@@ -169,19 +173,11 @@ async fn scenario(scale: Scale) -> TestResult {
                     // Occurrence numbers count what this gatherer saw: after a lost identical
                     // delta they shift, so deltas are matched without them (as a multiset).
                     Record::Delta(d) => take_delta(&mut stored_deltas, d),
-                    // `activated`/`deactivated` carry no time: both sides file them under the
-                    // minute they were sent or received, which differ when the connection runs
-                    // behind across a minute boundary (docs/decisions.md, "Identities"). The
-                    // same event in the next minute is the same message.
-                    Record::Lifecycle(l)
-                        if matches!(l.event_type.as_str(), "activated" | "deactivated") =>
-                    {
-                        let mut next = l.clone();
-                        next.exchange_ts =
-                            TimestampUs::from_micros(l.exchange_ts.micros() + 60_000_000);
-                        stored.contains(&record.identity())
-                            || stored.contains(&Record::Lifecycle(next).identity())
-                    }
+                    // Lifecycle messages carry no time: the gatherer files each at its receipt
+                    // on the exchange's clock, the truth keeps the send instant in
+                    // `received_at`; one stored row per message, within the tolerance of
+                    // `kd_core::identity::lifecycle`.
+                    Record::Lifecycle(l) => take_lifecycle(&mut stored_lifecycle, l),
                     other => stored.contains(&other.identity()),
                 };
                 if !present {
@@ -341,6 +337,20 @@ fn delta_key(d: &kd_core::OrderbookDelta) -> (String, i64, bool, i64, i64) {
         d.price.units(),
         d.delta.hundredths(),
     )
+}
+
+fn take_lifecycle(
+    stored: &mut Vec<kd_core::records::Lifecycle>,
+    l: &kd_core::records::Lifecycle,
+) -> bool {
+    let tolerance = kd_core::identity::lifecycle::LIFECYCLE_MATCH_US.unsigned_abs();
+    let found = stored.iter().position(|s| {
+        s.subject == l.subject
+            && s.event_type == l.event_type
+            && s.payload_hash() == l.payload_hash()
+            && s.exchange_ts.micros().abs_diff(l.received_at.micros()) <= tolerance
+    });
+    found.map(|i| stored.swap_remove(i)).is_some()
 }
 
 fn take_delta(

@@ -10,6 +10,8 @@
 //! - `deploy_*`: the deployment tree (systemd units, Prometheus rules and dashboard, the
 //!   runbook's install and PITR drill, `backfill` against the simulator); `deploy_support`
 //!   holds what they share.
+//! - `lifecycle`: `up` with repeated toggles, combo markets created while running, fee
+//!   updates; `verify: OK` and each change stored (issue 16).
 //! - `e2e_up`: `kalshi-data up` twice on one data directory, `status`, `verify`, `book`.
 //! - `every_market`: `verify` sees every market (subscription refusals lose none; a market
 //!   nobody subscribes to fails it).
@@ -30,6 +32,7 @@ mod deploy_support;
 mod deploy_systemd;
 mod e2e_up;
 mod every_market;
+mod lifecycle;
 mod no_price;
 mod reliability;
 mod reliability_disk;

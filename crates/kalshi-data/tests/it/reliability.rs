@@ -16,6 +16,7 @@
 //! private server from the PostgreSQL binaries).
 
 use crate::reliability_support::*;
+use kd_core::records::Identity;
 use kd_testkit::pg::PrivatePg;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -249,7 +250,13 @@ fn all_down_run(name: &str) -> Res<AllDown> {
         };
         let table = record.table();
         let is_trade = table == kd_core::Table::Trades;
-        if !present.contains(&id) {
+        let stored = match &record {
+            // Filed at a gatherer's receipt, not at the send instant: matched within the
+            // tolerance of `kd_core::identity::lifecycle`.
+            kd_core::Record::Lifecycle(l) => lifecycle_present(&present, l),
+            _ => present.contains(&id),
+        };
+        if !stored {
             if is_trade && ts >= first_delivered {
                 run.trades_absent += 1;
                 eprintln!("trade absent: {record:?}");
@@ -278,6 +285,18 @@ fn all_down_run(name: &str) -> Res<AllDown> {
         run.trades_absent
     );
     Ok(run)
+}
+
+/// A stored lifecycle row of `l`'s change: same subject, event type and payload, filed within
+/// the lifecycle tolerance of its send instant.
+fn lifecycle_present(present: &HashSet<Identity>, l: &kd_core::records::Lifecycle) -> bool {
+    let tolerance = kd_core::identity::lifecycle::LIFECYCLE_MATCH_US.unsigned_abs();
+    present.iter().any(|id| {
+        matches!(id, Identity::Lifecycle { subject, event_type, exchange_ts, payload_hash }
+            if *subject == l.subject && *event_type == l.event_type
+                && *payload_hash == l.payload_hash()
+                && exchange_ts.abs_diff(l.received_at.micros()) <= tolerance)
+    })
 }
 
 /// Seed: all gatherers down → RPO "duration of outage". Every trade must still be present

@@ -24,7 +24,11 @@ pub(crate) enum MsgKind {
     Trade,
     Ticker,
     MarketLifecycle,
+    /// `multivariate_market_lifecycle`: a combo market's lifecycle (same shape).
+    MultivariateLifecycle,
     EventLifecycle,
+    /// `event_fee_update`: an event's fee override set or cleared.
+    EventFeeUpdate,
     Subscribed,
     Ok,
     Unsubscribed,
@@ -41,7 +45,9 @@ impl MsgKind {
             "trade" => MsgKind::Trade,
             "ticker" => MsgKind::Ticker,
             "market_lifecycle_v2" => MsgKind::MarketLifecycle,
+            "multivariate_market_lifecycle" => MsgKind::MultivariateLifecycle,
             "event_lifecycle" => MsgKind::EventLifecycle,
+            "event_fee_update" => MsgKind::EventFeeUpdate,
             "subscribed" => MsgKind::Subscribed,
             "ok" => MsgKind::Ok,
             "unsubscribed" => MsgKind::Unsubscribed,
@@ -59,7 +65,9 @@ impl MsgKind {
             MsgKind::Trade => "trade",
             MsgKind::Ticker => "ticker",
             MsgKind::MarketLifecycle => "market_lifecycle_v2",
+            MsgKind::MultivariateLifecycle => "multivariate_market_lifecycle",
             MsgKind::EventLifecycle => "event_lifecycle",
+            MsgKind::EventFeeUpdate => "event_fee_update",
             MsgKind::Subscribed => "subscribed",
             MsgKind::Ok => "ok",
             MsgKind::Unsubscribed => "unsubscribed",
@@ -140,9 +148,10 @@ impl<'de> DeserializeSeed<'de> for BodySeed {
             MsgKind::Delta => Body::Delta(object(d)?),
             MsgKind::Trade => Body::Trade(Box::new(object(d)?)),
             MsgKind::Ticker => Body::Ticker(Box::new(object(d)?)),
-            MsgKind::MarketLifecycle | MsgKind::EventLifecycle => {
-                Body::Lifecycle(Box::new(Deserialize::deserialize(d)?))
-            }
+            MsgKind::MarketLifecycle
+            | MsgKind::MultivariateLifecycle
+            | MsgKind::EventLifecycle
+            | MsgKind::EventFeeUpdate => Body::Lifecycle(Box::new(Deserialize::deserialize(d)?)),
             MsgKind::Subscribed => Body::Subscribed(Box::new(object(d)?)),
             MsgKind::Ok | MsgKind::ListSubscriptions => {
                 Body::Ok(Box::new(Deserialize::deserialize(d)?))

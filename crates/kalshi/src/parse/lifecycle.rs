@@ -1,30 +1,42 @@
-//! `market_lifecycle_v2` and `event_lifecycle` messages to [`Lifecycle`] records.
+//! Lifecycle messages to [`Lifecycle`] records: `market_lifecycle_v2` and
+//! `multivariate_market_lifecycle` (a combo market's lifecycle, same shape, on its own channel
+//! since March 2026), `event_lifecycle` (either channel) and `event_fee_update`
+//! (`market_lifecycle_v2`). `kind` is the message type, so each keeps its own name downstream.
 //!
 //! The payload is the `msg` object re-serialised canonically — keys sorted at every level, no
 //! whitespace — so that the copies three gatherers receive hash the same whatever order the
 //! exchange used. The sorting is done here explicitly rather than relying on serde_json's default
 //! `BTreeMap`, which another crate enabling `preserve_order` would silently change.
 //!
-//! `exchange_ts` (lifecycle messages carry no message time): the payload's own time for the
-//! event type — `created` → `open_ts`, `close_date_updated` → `close_ts`, `determined` →
-//! `determination_ts`, `settled` → `settled_ts` — else the receive time truncated to
-//! [`LIFECYCLE_BUCKET_US`]. `created` uses `open_ts` because it is the only time a `created`
-//! message carries that every gatherer sees identically (it may lie in the future; it is an
-//! identity component, not a claim about when the message was sent). `event_lifecycle`,
-//! `activated`, `deactivated`, `metadata_updated` and `price_level_structure_updated` carry no
-//! time of their own and use the bucket.
+//! `exchange_ts`: lifecycle messages carry no time of their own (the payload's `open_ts`,
+//! `close_ts`, … are the event's times, often in the future), so every one is filed under the
+//! gatherer's estimate of the exchange's clock at receipt (`times.exchange_now`, clock-corrected,
+//! to the µs). Never bucketed: a bucket merged two toggles of one market within a minute into one
+//! row. Copies of one message from several gatherers differ by milliseconds; the deduplicator
+//! makes them one row by the rule of `kd_core::identity::lifecycle`.
 
 use super::convert::{num_price, opt_secs, required};
 use super::error::{FieldError, WsParseError};
 use super::{MarketLifecycleInfo, WsEvent};
-use crate::wire::ws::{EventLifecycleMsg, MarketLifecycleMsg};
-use kd_core::TimestampUs;
-use kd_core::records::{LIFECYCLE_BUCKET_US, Lifecycle, WirePos};
+use crate::wire::ws::{EventFeeUpdateMsg, EventLifecycleMsg, MarketLifecycleMsg};
+use kd_core::records::{Lifecycle, WirePos};
 use serde::Deserialize;
 use serde_json::Value;
 
 pub(crate) const MARKET_KIND: &str = "market_lifecycle_v2";
+pub(crate) const MULTIVARIATE_KIND: &str = "multivariate_market_lifecycle";
 pub(crate) const EVENT_KIND: &str = "event_lifecycle";
+pub(crate) const FEE_KIND: &str = "event_fee_update";
+
+/// The fixed metric label of a lifecycle record's kind (`kind` is one of the constants above).
+pub(crate) fn kind_name(kind: &str) -> &'static str {
+    match kind {
+        MULTIVARIATE_KIND => MULTIVARIATE_KIND,
+        EVENT_KIND => EVENT_KIND,
+        FEE_KIND => FEE_KIND,
+        _ => MARKET_KIND,
+    }
+}
 
 /// Serde's derived structs also read arrays positionally; a lifecycle `msg` must be an object.
 fn require_object(payload: &Value, msg_type: &'static str) -> Result<(), WsParseError> {
@@ -38,43 +50,30 @@ fn require_object(payload: &Value, msg_type: &'static str) -> Result<(), WsParse
     }
 }
 
-/// The receive time truncated to the lifecycle bucket.
-pub fn lifecycle_bucket(received_at: TimestampUs) -> TimestampUs {
-    TimestampUs::from_micros(
-        received_at.micros().div_euclid(LIFECYCLE_BUCKET_US) * LIFECYCLE_BUCKET_US,
-    )
-}
-
+/// A market's lifecycle message, of either channel (`kind` names it).
 pub(crate) fn market(
+    kind: &'static str,
     payload: Value,
     sid: Option<u64>,
     seq: Option<u64>,
     times: super::ws::ReceiveTimes,
 ) -> Result<WsEvent, WsParseError> {
-    let received_at = times.received_at;
     let shape = |source| WsParseError::Shape {
-        msg_type: MARKET_KIND,
+        msg_type: kind,
         source,
     };
-    let field = |e| WsParseError::field(MARKET_KIND, e);
-    require_object(&payload, MARKET_KIND)?;
+    let field = |e| WsParseError::field(kind, e);
+    require_object(&payload, kind)?;
     let msg = MarketLifecycleMsg::deserialize(&payload).map_err(shape)?;
     let sid = required(sid, "sid").map_err(field)?;
-    let info = market_info(&msg).map_err(field)?;
-    let payload_time = match info.event_type.as_str() {
-        "created" => info.open_ts,
-        "close_date_updated" => info.close_ts,
-        "determined" => info.determination_ts,
-        "settled" => info.settled_ts,
-        _ => None,
-    };
+    let info = market_info(kind, &msg).map_err(field)?;
     let lifecycle = Lifecycle {
         subject: info.market_ticker.clone(),
-        kind: MARKET_KIND.to_owned(),
+        kind: kind.to_owned(),
         event_type: info.event_type.clone(),
-        exchange_ts: payload_time.unwrap_or_else(|| lifecycle_bucket(times.exchange_now)),
+        exchange_ts: times.exchange_now,
         payload: canonical_json(&payload),
-        received_at,
+        received_at: times.received_at,
         pos: WirePos {
             sid: Some(sid),
             seq,
@@ -88,9 +87,13 @@ pub(crate) fn market(
     })
 }
 
-fn market_info(msg: &MarketLifecycleMsg<'_>) -> Result<MarketLifecycleInfo, FieldError> {
+fn market_info(
+    channel: &'static str,
+    msg: &MarketLifecycleMsg<'_>,
+) -> Result<MarketLifecycleInfo, FieldError> {
     let meta = msg.additional_metadata.as_ref();
     Ok(MarketLifecycleInfo {
+        channel,
         market_ticker: required(msg.market_ticker.as_deref(), "market_ticker")?.to_owned(),
         event_type: required(msg.event_type.as_deref(), "event_type")?.to_owned(),
         event_ticker: meta
@@ -138,7 +141,7 @@ pub(crate) fn event(
         subject: event_ticker.clone(),
         kind: EVENT_KIND.to_owned(),
         event_type: "created".to_owned(),
-        exchange_ts: lifecycle_bucket(times.exchange_now),
+        exchange_ts: times.exchange_now,
         payload: canonical_json(&payload),
         received_at,
         pos: WirePos {
@@ -152,6 +155,45 @@ pub(crate) fn event(
         lifecycle,
         event_ticker,
         series_ticker,
+    })
+}
+
+/// `event_fee_update`: an event's fee override set or cleared (subject: the event; the
+/// override is in the payload; `event_type` repeats the kind, there being one).
+pub(crate) fn fee_update(
+    payload: Value,
+    sid: Option<u64>,
+    seq: Option<u64>,
+    times: super::ws::ReceiveTimes,
+) -> Result<WsEvent, WsParseError> {
+    let field = |e| WsParseError::field(FEE_KIND, e);
+    require_object(&payload, FEE_KIND)?;
+    let msg = EventFeeUpdateMsg::deserialize(&payload).map_err(|source| WsParseError::Shape {
+        msg_type: FEE_KIND,
+        source,
+    })?;
+    let sid = required(sid, "sid").map_err(field)?;
+    let event_ticker = required(msg.event_ticker.as_deref(), "event_ticker")
+        .map_err(field)?
+        .to_owned();
+    let lifecycle = Lifecycle {
+        subject: event_ticker.clone(),
+        kind: FEE_KIND.to_owned(),
+        event_type: FEE_KIND.to_owned(),
+        exchange_ts: times.exchange_now,
+        payload: canonical_json(&payload),
+        received_at: times.received_at,
+        pos: WirePos {
+            sid: Some(sid),
+            seq,
+        },
+    };
+    Ok(WsEvent::EventLifecycle {
+        sid,
+        seq,
+        lifecycle,
+        event_ticker,
+        series_ticker: None,
     })
 }
 
@@ -218,17 +260,5 @@ mod tests {
             r#"{"a":{"x":null,"y":[1,{"c":"\n","d":2}]},"b":1}"#
         );
         Ok(())
-    }
-
-    #[test]
-    fn bucket_truncates_toward_negative_infinity() {
-        assert_eq!(
-            lifecycle_bucket(TimestampUs::from_micros(119_999_999)).micros(),
-            60_000_000
-        );
-        assert_eq!(
-            lifecycle_bucket(TimestampUs::from_micros(-1)).micros(),
-            -60_000_000
-        );
     }
 }

@@ -26,7 +26,7 @@ mod rest;
 mod ws;
 
 pub use error::{FieldError, RestParseError, WsParseError};
-pub use lifecycle::{canonical_json, lifecycle_bucket};
+pub use lifecycle::canonical_json;
 pub use no_scale::NoScale;
 pub use rest::{
     orderbook_to_snapshot, parse_event, parse_events_page, parse_exchange_schedule,
@@ -68,14 +68,16 @@ pub enum WsEvent {
     },
     /// `ticker` (never sequenced).
     Ticker { sid: u64, ticker: Ticker },
-    /// `market_lifecycle_v2`, every `event_type` including `metadata_updated`.
+    /// `market_lifecycle_v2` or `multivariate_market_lifecycle` (a combo market; same shape,
+    /// `lifecycle.kind` tells which), every `event_type` including `metadata_updated`.
     MarketLifecycle {
         sid: u64,
         seq: Option<u64>,
         lifecycle: Lifecycle,
         info: MarketLifecycleInfo,
     },
-    /// `event_lifecycle` (a new event).
+    /// `event_lifecycle` (a new event), or `event_fee_update` (its fee override set or cleared;
+    /// `lifecycle.kind` tells which, `series_ticker` is then `None`).
     EventLifecycle {
         sid: u64,
         seq: Option<u64>,
@@ -135,8 +137,8 @@ impl WsEvent {
             WsEvent::Delta { .. } => "orderbook_delta",
             WsEvent::Trade { .. } => "trade",
             WsEvent::Ticker { .. } => "ticker",
-            WsEvent::MarketLifecycle { .. } => "market_lifecycle_v2",
-            WsEvent::EventLifecycle { .. } => "event_lifecycle",
+            WsEvent::MarketLifecycle { lifecycle, .. }
+            | WsEvent::EventLifecycle { lifecycle, .. } => lifecycle::kind_name(&lifecycle.kind),
             WsEvent::Subscribed { .. } => "subscribed",
             WsEvent::Ok { .. } => "ok",
             WsEvent::Unsubscribed { .. } => "unsubscribed",
@@ -201,9 +203,12 @@ impl WsEvent {
     }
 }
 
-/// What the market registry needs from a `market_lifecycle_v2` message, converted.
+/// What the market registry needs from a market's lifecycle message (either channel), converted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketLifecycleInfo {
+    /// The channel it came on: `market_lifecycle_v2`, or `multivariate_market_lifecycle` (a
+    /// combo market).
+    pub channel: &'static str,
     pub market_ticker: String,
     /// `created`, `activated`, `deactivated`, `close_date_updated`, `determined`, `settled`,
     /// `price_level_structure_updated`, `metadata_updated`, or a newer one (kept as sent).

@@ -42,7 +42,7 @@ pub fn parse_ws_text(text: &str, received_at: TimestampUs) -> Result<WsEvent, Ws
 
 /// When a frame arrived, on both clocks: the records keep `received_at` (the receiver's own
 /// clock); what the parser has to derive as an *exchange* time (a snapshot's `exchange_ts`,
-/// which Kalshi does not send; an undated lifecycle message's minute) uses `exchange_now`, the
+/// which Kalshi does not send; a lifecycle message's time) uses `exchange_now`, the
 /// same instant on the exchange's clock. The caller converts; the parser never overwrites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReceiveTimes {
@@ -194,8 +194,14 @@ fn build(
             let ticker = ticker(&m, sid, received_at).map_err(field)?;
             Ok(WsEvent::Ticker { sid, ticker })
         }
-        (MsgKind::MarketLifecycle, Body::Lifecycle(v)) => lifecycle::market(*v, sid, seq, times),
+        (MsgKind::MarketLifecycle, Body::Lifecycle(v)) => {
+            lifecycle::market(lifecycle::MARKET_KIND, *v, sid, seq, times)
+        }
+        (MsgKind::MultivariateLifecycle, Body::Lifecycle(v)) => {
+            lifecycle::market(lifecycle::MULTIVARIATE_KIND, *v, sid, seq, times)
+        }
         (MsgKind::EventLifecycle, Body::Lifecycle(v)) => lifecycle::event(*v, sid, seq, times),
+        (MsgKind::EventFeeUpdate, Body::Lifecycle(v)) => lifecycle::fee_update(*v, sid, seq, times),
         (MsgKind::Subscribed, Body::Subscribed(m)) => subscribed(&m, id, sid).map_err(field),
         (MsgKind::Ok | MsgKind::ListSubscriptions, body) => Ok(ok(kind, body, id, sid, seq)),
         (MsgKind::Unsubscribed, _) => Ok(WsEvent::Unsubscribed { id, sid, seq }),

@@ -216,7 +216,8 @@ pub struct WirePriceRange<'a> {
     pub step: WireStr<'a>,
 }
 
-/// `market_lifecycle_v2.msg`, every `event_type` (`created`, `activated`, `deactivated`,
+/// `market_lifecycle_v2.msg` and `multivariate_market_lifecycle.msg` (same shape), every
+/// `event_type` (`created`, `activated`, `deactivated`,
 /// `close_date_updated`, `determined`, `settled`, `price_level_structure_updated`,
 /// `metadata_updated`, and whatever comes next).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -261,7 +262,8 @@ pub struct MarketLifecycleMsg<'a> {
     pub yes_sub_title: Option<WireStr<'a>>,
 }
 
-/// `event_lifecycle.msg` (a new event; sent on the `market_lifecycle_v2` channel).
+/// `event_lifecycle.msg` (a new event; sent on `market_lifecycle_v2`, and on
+/// `multivariate_market_lifecycle` for combo events).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EventLifecycleMsg<'a> {
@@ -282,6 +284,19 @@ pub struct EventLifecycleMsg<'a> {
     pub strike_date: Option<WireNum<'a>>,
     #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub strike_period: Option<WireStr<'a>>,
+}
+
+/// `event_fee_update.msg` (`market_lifecycle_v2` only): an event's fee override set, or
+/// cleared (both fields `null`). The override itself stays in the stored payload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventFeeUpdateMsg<'a> {
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub event_ticker: Option<WireStr<'a>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub fee_type_override: Option<WireStr<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_multiplier_override: Option<serde_json::Number>,
 }
 
 /// `subscribed.msg`.

@@ -226,19 +226,11 @@ fn error_variants_name_type_and_field() {
 fn unknown_types_are_values_even_with_odd_msgs() -> Result<(), WsParseError> {
     for s in [
         r#"{"type":"fill","sid":4,"msg":{"anything":[1,2,{"deep":true}]}}"#,
-        r#"{"msg":"scalar first","type":"event_fee_update"}"#,
+        r#"{"msg":"scalar first","type":"communications"}"#,
         r#"{"type":"pyth_value"}"#,
     ] {
         assert!(matches!(parse(s)?, WsEvent::Unknown { .. }), "{s}");
     }
-    assert_eq!(
-        parse(r#"{"type":"multivariate_market_lifecycle","sid":7,"seq":2,"msg":{}}"#)?,
-        WsEvent::Unknown {
-            type_name: "multivariate_market_lifecycle".into(),
-            sid: Some(7),
-            seq: Some(2)
-        }
-    );
     Ok(())
 }
 
@@ -389,24 +381,106 @@ fn trade_time_fallback_and_block_trade() -> Result<(), WsParseError> {
 }
 
 #[test]
-fn lifecycle_close_date_updated_and_created_without_open_ts() -> Result<(), WsParseError> {
+fn every_lifecycle_message_is_filed_at_its_receipt_on_the_exchange_clock()
+-> Result<(), WsParseError> {
+    // The payload's own times are the event's (a close date, a future open): never the
+    // identity's time. Not bucketed either: two toggles within a minute stay two.
+    for s in [
+        r#"{"type":"market_lifecycle_v2","sid":13,"seq":9,"msg":{"market_ticker":"M","event_type":"close_date_updated","close_ts":1800000000}}"#,
+        r#"{"type":"market_lifecycle_v2","sid":13,"seq":9,"msg":{"market_ticker":"M","event_type":"created","open_ts":1600000000}}"#,
+        r#"{"type":"market_lifecycle_v2","sid":13,"seq":9,"msg":{"market_ticker":"M","event_type":"deactivated","is_deactivated":true}}"#,
+    ] {
+        let Some(kd_core::Record::Lifecycle(l)) = parse(s)?.into_record() else {
+            panic!("not lifecycle: {s}");
+        };
+        assert_eq!(l.exchange_ts, AT, "{s}");
+    }
     let s = r#"{"type":"market_lifecycle_v2","sid":13,"seq":9,"msg":{"market_ticker":"M","event_type":"close_date_updated","close_ts":1800000000}}"#;
-    let WsEvent::MarketLifecycle {
-        lifecycle, info, ..
-    } = parse(s)?
-    else {
+    let WsEvent::MarketLifecycle { info, .. } = parse(s)? else {
         panic!("not lifecycle");
     };
-    assert_eq!(lifecycle.exchange_ts.secs(), 1_800_000_000);
     assert_eq!(info.close_ts.map(|t| t.secs()), Some(1_800_000_000));
-    let s = r#"{"type":"market_lifecycle_v2","sid":13,"seq":9,"msg":{"market_ticker":"M","event_type":"created"}}"#;
-    let WsEvent::MarketLifecycle { lifecycle, .. } = parse(s)? else {
+    Ok(())
+}
+
+#[test]
+fn multivariate_lifecycle_is_a_market_lifecycle_of_its_own_kind() -> Result<(), WsParseError> {
+    let s = r#"{"type":"multivariate_market_lifecycle","sid":14,"seq":7,"msg":{"market_ticker":"KXMVE-TEST-EVENT-M1","exchange_index":0,"open_ts":1773936000,"close_ts":1774022400,"additional_metadata":{"name":"MVE One","title":"Market 1","yes_sub_title":"YES 1","no_sub_title":"NO 1","rules_primary":"Rule 1","rules_secondary":"Rule 2","can_close_early":true,"event_ticker":"KXMVE-TEST-EVENT","expected_expiration_ts":1774029600},"event_type":"created"}}"#;
+    let event = parse(s)?;
+    assert_eq!(event.kind_name(), "multivariate_market_lifecycle");
+    let WsEvent::MarketLifecycle {
+        sid,
+        seq,
+        lifecycle,
+        info,
+    } = event
+    else {
+        panic!("not a market lifecycle");
+    };
+    assert_eq!((sid, seq), (14, Some(7)));
+    assert_eq!(lifecycle.kind, "multivariate_market_lifecycle");
+    assert_eq!(lifecycle.subject, "KXMVE-TEST-EVENT-M1");
+    assert_eq!(info.event_type, "created");
+    assert_eq!(info.event_ticker.as_deref(), Some("KXMVE-TEST-EVENT"));
+    assert_eq!(info.open_ts.map(|t| t.secs()), Some(1_773_936_000));
+    // The same message on market_lifecycle_v2 is another record (the kind is hashed).
+    let v2 = s.replacen("multivariate_market_lifecycle", "market_lifecycle_v2", 1);
+    let Some(kd_core::Record::Lifecycle(other)) = parse(&v2)?.into_record() else {
         panic!("not lifecycle");
     };
-    assert_eq!(
-        lifecycle.exchange_ts.micros(),
-        1_699_999_980_000_000,
-        "bucketed receive time"
+    assert_eq!(other.payload, lifecycle.payload);
+    assert_ne!(other.payload_hash(), lifecycle.payload_hash());
+    // Missing ticker: a typed error naming the type, as on the other channel.
+    let bad = parse(
+        r#"{"type":"multivariate_market_lifecycle","sid":14,"msg":{"event_type":"created"}}"#,
+    );
+    assert!(
+        matches!(
+            bad,
+            Err(WsParseError::MissingField {
+                msg_type: "multivariate_market_lifecycle",
+                ..
+            })
+        ),
+        "{bad:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn event_fee_update_is_a_lifecycle_record_of_the_event() -> Result<(), WsParseError> {
+    for (s, fee) in [
+        (
+            r#"{"type":"event_fee_update","sid":5,"seq":9,"msg":{"event_ticker":"KXBTCD-26MAY2018","fee_type_override":"quadratic","fee_multiplier_override":1}}"#,
+            r#""fee_type_override":"quadratic""#,
+        ),
+        (
+            r#"{"type":"event_fee_update","sid":5,"seq":10,"msg":{"event_ticker":"KXBTCD-26MAY2018","fee_type_override":null,"fee_multiplier_override":null}}"#,
+            r#""fee_type_override":null"#,
+        ),
+    ] {
+        let event = parse(s)?;
+        assert_eq!(event.kind_name(), "event_fee_update");
+        let Some(kd_core::Record::Lifecycle(l)) = event.into_record() else {
+            panic!("not lifecycle: {s}");
+        };
+        assert_eq!(
+            (l.subject.as_str(), l.kind.as_str(), l.event_type.as_str()),
+            ("KXBTCD-26MAY2018", "event_fee_update", "event_fee_update")
+        );
+        assert!(l.payload.contains(fee), "{}", l.payload);
+        assert_eq!(l.exchange_ts, AT);
+    }
+    let bad = parse(r#"{"type":"event_fee_update","sid":5,"msg":["KX"]}"#);
+    assert!(
+        matches!(
+            bad,
+            Err(WsParseError::Shape {
+                msg_type: "event_fee_update",
+                ..
+            })
+        ),
+        "{bad:?}"
     );
     Ok(())
 }

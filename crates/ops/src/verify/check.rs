@@ -257,8 +257,8 @@ pub fn compare_with(truth: &Truth, production: &ProductionData, expect: &Expect)
             Record::Trade(_) => (&mut report.trades, channel::TRADE),
             Record::Delta(_) => (&mut report.deltas, channel::DELTA),
             Record::Ticker(_) => (&mut report.tickers, channel::TICKER),
-            Record::Lifecycle(_) => (&mut report.lifecycle, channel::LIFECYCLE),
-            Record::Snapshot(_) | Record::Gap(_) => continue,
+            // Lifecycle: matched within a tolerance, not by exact identity (see `lifecycle`).
+            Record::Lifecycle(_) | Record::Snapshot(_) | Record::Gap(_) => continue,
         };
         let copies = stored.get(&id).map_or(&[][..], Vec::as_slice);
         let is_trade = matches!(record, Record::Trade(_));
@@ -326,13 +326,13 @@ pub fn compare_with(truth: &Truth, production: &ProductionData, expect: &Expect)
             Record::Trade(_) => &mut report.trades,
             Record::Delta(_) => &mut report.deltas,
             Record::Ticker(_) => &mut report.tickers,
-            Record::Lifecycle(_) => &mut report.lifecycle,
-            Record::Snapshot(_) | Record::Gap(_) => continue,
+            Record::Lifecycle(_) | Record::Snapshot(_) | Record::Gap(_) => continue,
         };
         category
             .extra
             .push(|| format!("{} ×{}", describe(first), copies.len()));
     }
+    report.lifecycle = super::lifecycle::compare(truth, production, &gaps, from, to);
     report.books = check_books(truth, production, &gaps, from, to);
     report.markets = check_markets(&tallies);
     report

@@ -2,12 +2,14 @@
 //! a truth, a coverage and gap report that works against the real exchange.
 //!
 //! - [`truth`]: what the simulator recorded. [`gaps`]: recorded gap windows.
-//! - [`check`]: the comparison. [`report`]: its text, ending with the verdict line.
+//! - [`check`]: the comparison; [`lifecycle`]: its lifecycle part (matched within a
+//!   tolerance). [`report`]: its text, ending with the verdict line.
 //! - [`coverage`]: the report without a truth.
 
 pub mod check;
 pub mod coverage;
 pub mod gaps;
+pub mod lifecycle;
 pub mod report;
 pub mod truth;
 

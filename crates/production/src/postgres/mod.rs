@@ -4,12 +4,14 @@
 //! - `schema`: migrations and daily partitions.
 //! - `insert`: the bulk path (binary COPY → staging → insert-select, cursor in the same
 //!   transaction).
+//! - `lifecycle`: lifecycle copies filed by the tolerance rule (`crate::lifecycle`).
 //! - `read`: windows of records for the exporter, `verify` and `book`.
 //! - `tls`: the URL's libpq TLS parameters (`sslmode`, `sslrootcert`, `sslcert`/`sslkey`) made
 //!   into a rustls connector; every connection to production is made through it.
 //! - this file: the pool, migrate, cursors, metadata upserts, watermarks.
 
 mod insert;
+mod lifecycle;
 mod read;
 pub mod schema;
 pub mod tls;

@@ -26,11 +26,34 @@ pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_mig
     applied_at bigint NOT NULL
 )";
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    sql: V1,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        sql: V1,
+    },
+    Migration {
+        version: 2,
+        name: "lifecycle copies",
+        sql: V2_LIFECYCLE_COPIES,
+    },
+];
+
+/// Every lifecycle copy the deduplicator filed and the row it joined (`crate::lifecycle`).
+/// Not partitioned: a few rows per lifecycle message.
+const V2_LIFECYCLE_COPIES: &str = r#"
+CREATE TABLE lifecycle_copies (
+    gatherer text NOT NULL,
+    subject text NOT NULL,
+    event_type text NOT NULL,
+    payload_hash bigint NOT NULL,
+    exchange_ts bigint NOT NULL,
+    row_ts bigint NOT NULL,
+    PRIMARY KEY (gatherer, subject, event_type, payload_hash, exchange_ts)
+);
+CREATE INDEX lifecycle_copies_row ON lifecycle_copies (subject, event_type, payload_hash, row_ts);
+CREATE INDEX lifecycle_key_ts ON lifecycle (subject, event_type, payload_hash, exchange_ts);
+"#;
 
 const V1: &str = r#"
 CREATE TABLE series (

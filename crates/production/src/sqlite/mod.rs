@@ -4,6 +4,7 @@
 //! survives power loss), driven on the blocking pool. Other processes (`verify`, `book`) may
 //! open the same file for reading while the deduplicator writes.
 
+mod lifecycle;
 mod read;
 mod schema;
 
@@ -125,10 +126,37 @@ impl SqliteStore {
     ) -> Result<InsertOutcome, StoreError> {
         // The blocking pool needs owned data; cloning is cheap next to the disk write.
         let owned: Vec<Record> = records.iter().map(|r| (*r).clone()).collect();
+        self.insert_owned(table, Filing::Rows(owned), cursors).await
+    }
+
+    /// Lifecycle copies filed by the tolerance rule (`crate::lifecycle`), with the cursors.
+    pub(crate) async fn insert_lifecycle_copies(
+        &self,
+        records: &[&kd_core::records::Lifecycle],
+        origins: &[&str],
+        cursors: &[CursorUpdate],
+    ) -> Result<InsertOutcome, StoreError> {
+        let owned = records.iter().map(|l| (*l).clone()).collect();
+        let origins = origins.iter().map(|o| o.to_string()).collect();
+        self.insert_owned(Table::Lifecycle, Filing::Copies(owned, origins), cursors)
+            .await
+    }
+
+    async fn insert_owned(
+        &self,
+        table: Table,
+        filing: Filing,
+        cursors: &[CursorUpdate],
+    ) -> Result<InsertOutcome, StoreError> {
         let cursors = cursors.to_vec();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let inserted = insert_rows(&tx, table, &owned)?;
+            let (inserted, total) = match &filing {
+                Filing::Rows(owned) => (insert_rows(&tx, table, owned)?, owned.len()),
+                Filing::Copies(owned, origins) => {
+                    (lifecycle::insert_copies(&tx, owned, origins)?, owned.len())
+                }
+            };
             {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO sync_cursors (gatherer, table_name, last_seq, updated_at)
@@ -148,7 +176,7 @@ impl SqliteStore {
             tx.commit()?;
             Ok(InsertOutcome {
                 inserted,
-                duplicates: (owned.len() as u64).saturating_sub(inserted),
+                duplicates: (total as u64).saturating_sub(inserted),
             })
         })
         .await
@@ -330,6 +358,14 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// What one insert transaction files.
+enum Filing {
+    /// Records inserted by exact identity.
+    Rows(Vec<Record>),
+    /// Lifecycle copies and the gatherer of each (`crate::lifecycle`).
+    Copies(Vec<kd_core::records::Lifecycle>, Vec<String>),
 }
 
 /// `INSERT OR IGNORE` every record; returns how many were new.

@@ -2,7 +2,25 @@
 //! levels are JSON text `[[price, size], …]`; booleans are 0/1 integers.
 
 /// `(version, name, sql)` applied in order and recorded in `schema_migrations`.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial schema", V1)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial schema", V1),
+    (2, "lifecycle copies", V2_LIFECYCLE_COPIES),
+];
+
+/// Every lifecycle copy the deduplicator filed and the row it joined (`crate::lifecycle`).
+const V2_LIFECYCLE_COPIES: &str = r#"
+CREATE TABLE lifecycle_copies (
+    gatherer TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    payload_hash INTEGER NOT NULL,
+    exchange_ts INTEGER NOT NULL,
+    row_ts INTEGER NOT NULL,
+    PRIMARY KEY (gatherer, subject, event_type, payload_hash, exchange_ts)
+);
+CREATE INDEX lifecycle_copies_row ON lifecycle_copies (subject, event_type, payload_hash, row_ts);
+CREATE INDEX lifecycle_key_ts ON lifecycle (subject, event_type, payload_hash, exchange_ts);
+"#;
 
 pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,

@@ -165,9 +165,16 @@ pub fn synthetic(hours: i64, per_hour: usize, seed: u64) -> MemorySource {
             }
         }
         let t = TimestampUs::from_micros(base + 123);
+        // Every lifecycle kind of today's exchange passes through the archive unfiltered.
+        const KINDS: [&str; 4] = [
+            "market_lifecycle_v2",
+            "multivariate_market_lifecycle",
+            "event_lifecycle",
+            "event_fee_update",
+        ];
         records.push(Record::Lifecycle(Lifecycle {
             subject: MARKETS[0].0.to_string(),
-            kind: "market_lifecycle_v2".into(),
+            kind: KINDS[h as usize % KINDS.len()].into(),
             event_type: "activated".into(),
             exchange_ts: t,
             payload: format!("{{\"hour\":{h}}}"),

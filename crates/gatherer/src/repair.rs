@@ -15,12 +15,12 @@
 //! whose clock is off would otherwise read the wrong seconds.
 
 use crate::clock::Clock;
-use crate::health::Health;
 use crate::events::emit;
 use crate::events::repair::{
     BackfillAbandoned, BackfillDone, CutoffUnknown, DowntimeBackfillStarted, StopWindowsReading,
     StopWindowsUnread, TradeNotConverted,
 };
+use crate::health::Health;
 use crate::sequence::{GapNotice, GapReason};
 use crate::writer::WriterControl;
 use kd_core::backoff::BackoffPolicy;

@@ -58,8 +58,7 @@ fn child_cmdlines(up: &Up) -> BTreeMap<String, String> {
 }
 
 #[test]
-fn up_keeps_the_production_password_off_command_lines_files_and_logs() -> kd_testkit::Result<()>
-{
+fn up_keeps_the_production_password_off_command_lines_files_and_logs() -> kd_testkit::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let db = rt.block_on(TestDb::create("secrets"))?;
     let url = with_passwords(&db.url);
@@ -88,7 +87,10 @@ fn up_keeps_the_production_password_off_command_lines_files_and_logs() -> kd_tes
     assert_eq!(mode, 0o600, "up.json is readable by its owner only");
     let state = std::fs::read_to_string(dir.join("up.json"))?;
     assert!(leaks(&state).is_empty(), "up.json: {state}");
-    assert!(state.contains("***"), "up.json shows the redacted URL: {state}");
+    assert!(
+        state.contains("***"),
+        "up.json shows the redacted URL: {state}"
+    );
     let own = up.log_text();
     assert!(leaks(&own).is_empty(), "up's output: {own}");
     for (file, text) in up.child_log_files() {
@@ -132,7 +134,10 @@ fn help_never_shows_a_secret_from_the_environment() -> kd_testkit::Result<()> {
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{command} --help: {text}");
-        assert!(leaks(&text).is_empty(), "{command} --help shows a secret:\n{text}");
+        assert!(
+            leaks(&text).is_empty(),
+            "{command} --help shows a secret:\n{text}"
+        );
     }
     Ok(())
 }
@@ -150,11 +155,14 @@ fn a_numeric_token_is_a_token_and_is_never_echoed() -> kd_testkit::Result<()> {
         .arg(&config)
         .env("KALSHI_DATA_GATHERER_TOKEN", TOKEN)
         .output()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the unknown key is refused: {text}");
     assert!(text.contains("zz_no_such_key"), "{text}");
-    assert!(!text.contains("token"), "the numeric token was accepted: {text}");
+    assert!(
+        !text.contains("token"),
+        "the numeric token was accepted: {text}"
+    );
     assert!(leaks(&text).is_empty(), "{text}");
     Ok(())
 }

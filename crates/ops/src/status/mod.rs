@@ -57,10 +57,8 @@ pub fn deployment(args: &StatusArgs) -> Result<Deployment, StatusError> {
     }
     let state =
         UpState::read(&args.data_dir).map_err(|e| StatusError::NoDeployment(e.to_string()))?;
-    let mut dep = Deployment::from_up_state(
-        &state,
-        &args.data_dir.join(crate::up::state::FILE_NAME),
-    );
+    let mut dep =
+        Deployment::from_up_state(&state, &args.data_dir.join(crate::up::state::FILE_NAME));
     if args.production.is_some() {
         dep.production.clone_from(&args.production);
     }

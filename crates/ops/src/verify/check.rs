@@ -176,7 +176,7 @@ pub fn compare_trades_from(
 }
 
 /// When the platform could have held a message nobody received (see the module text).
-struct Reach<'a> {
+pub(super) struct Reach<'a> {
     /// Per simulator run: (run start, first subscription + allowance).
     warm_up: Vec<(TimestampUs, TimestampUs)>,
     listed: &'a BTreeMap<String, TimestampUs>,
@@ -184,7 +184,7 @@ struct Reach<'a> {
 }
 
 impl<'a> Reach<'a> {
-    fn new(truth: &'a Truth, allowance_us: i64) -> Self {
+    pub(super) fn new(truth: &'a Truth, allowance_us: i64) -> Self {
         let warm_up = truth
             .first_subscribed()
             .into_iter()
@@ -198,7 +198,7 @@ impl<'a> Reach<'a> {
     }
 
     /// Whether a message sent while nobody was subscribed was sent too early for anyone to be.
-    fn too_early(&self, p: &Published) -> bool {
+    pub(super) fn too_early(&self, p: &Published) -> bool {
         let at = p.sent_at;
         let in_warm_up = self.warm_up.iter().any(|(s, e)| *s <= at && at < *e);
         let before_listed = match &p.record {
@@ -332,7 +332,7 @@ pub fn compare_with(truth: &Truth, production: &ProductionData, expect: &Expect)
             .extra
             .push(|| format!("{} ×{}", describe(first), copies.len()));
     }
-    report.lifecycle = super::lifecycle::compare(truth, production, &gaps, from, to);
+    report.lifecycle = super::lifecycle::compare(truth, production, &gaps, &reach, from, to);
     report.books = check_books(truth, production, &gaps, from, to);
     report.markets = check_markets(&tallies);
     report

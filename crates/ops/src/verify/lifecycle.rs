@@ -9,9 +9,9 @@
 //! with at most one row and each row with at most one message (two toggles in a minute must be
 //! two rows; a row too many is a duplicate, one too few a loss).
 
-use super::check::{Category, Problems, SHOWN, describe};
+use super::check::{Category, Problems, Reach, SHOWN, describe};
 use super::gaps::{GapIndex, channel};
-use super::truth::Truth;
+use super::truth::{Fate, Truth};
 use crate::production::ProductionData;
 use kd_core::identity::lifecycle::{LIFECYCLE_MATCH_US, match_times};
 use kd_core::records::Lifecycle;
@@ -44,11 +44,14 @@ fn describe_sent(l: &Lifecycle, sent: TimestampUs) -> String {
     format!("{} (sent {sent})", describe(&Record::Lifecycle(l.clone())))
 }
 
-/// Compares the truth's lifecycle messages sent in `[from, to]` with production's rows.
-pub fn compare(
+/// Compares the truth's lifecycle messages sent in `[from, to]` with production's rows. A
+/// message is expected whatever its fate (`check`'s rule), except one sent while nobody was
+/// subscribed before the platform could have been (`reach`).
+pub(super) fn compare(
     truth: &Truth,
     production: &ProductionData,
     gaps: &GapIndex,
+    reach: &Reach<'_>,
     from: TimestampUs,
     to: TimestampUs,
 ) -> Category {
@@ -59,9 +62,14 @@ pub fn compare(
             continue;
         };
         // The truth keeps the send instant in `received_at`.
-        if p.delivered && from <= l.received_at && l.received_at <= to {
-            expected.entry(key(l)).or_default().push(l);
+        if !(from <= l.received_at && l.received_at <= to) {
+            continue;
         }
+        if p.fate == Fate::Unsubscribed && reach.too_early(p) {
+            category.unreachable += 1;
+            continue;
+        }
+        expected.entry(key(l)).or_default().push(l);
     }
     // A row may be filed a little after the window's end (the delivery latency).
     let lo = from.micros().saturating_sub(LIFECYCLE_MATCH_US);
@@ -143,12 +151,9 @@ mod tests {
         let truth = Truth {
             published: sent
                 .iter()
-                .map(|(e, t)| Published {
-                    record: Record::Lifecycle(life(e, *t)),
-                    delivered: true,
-                })
+                .map(|(e, t)| Published::new(Record::Lifecycle(life(e, *t)), true))
                 .collect(),
-            books: Vec::new(),
+            ..Truth::default()
         };
         let production = ProductionData {
             lifecycle: rows.iter().map(|(e, t)| life(e, *t)).collect(),
@@ -156,10 +161,12 @@ mod tests {
             ..ProductionData::default()
         };
         let gaps = GapIndex::new(&production.gatherers, &production.gaps);
+        let reach = Reach::new(&truth, 2_000_000);
         compare(
             &truth,
             &production,
             &gaps,
+            &reach,
             TimestampUs::from_micros(0),
             TimestampUs::from_micros(100_000_000),
         )

@@ -9,8 +9,7 @@ use kd_core::pull::PulledRecord;
 use kd_core::records::{Lifecycle, WirePos};
 use kd_core::{Record, Table, TimestampUs};
 use kd_dedup::merge::{Batch, RecentIdentities, merge_with};
-use kd_dedup::store::{self, CursorUpdate, Store};
-use kd_testkit::pg::TestDb;
+use kd_dedup::store::{CursorUpdate, Store};
 
 const GATHERERS: [&str; 3] = ["g1", "g2", "g3"];
 /// 2026-11-27 00:00:07 UTC: the four toggles sit inside one minute, as in issue 16.
@@ -133,37 +132,6 @@ async fn lagging_copies_join_the_rows_already_stored(s: &Store) -> TestResult {
         "a later identical change is its own row"
     );
     Ok(())
-}
-
-macro_rules! both_backends {
-    ($($name:ident),*) => {
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> TestResult {
-                    let db = TestDb::create(stringify!($name)).await?;
-                    let s = store::open(&db.url).await?;
-                    super::$name(&s).await?;
-                    drop(s);
-                    db.drop_db().await?;
-                    Ok(())
-                }
-            )*
-        }
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> TestResult {
-                    let dir = tempfile::tempdir()?;
-                    let url = format!("sqlite://{}", dir.path().join("prod.db").display());
-                    let s = store::open(&url).await?;
-                    super::$name(&s).await
-                }
-            )*
-        }
-    };
 }
 
 both_backends!(

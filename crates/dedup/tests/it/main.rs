@@ -7,6 +7,36 @@
 //! - `e2e`: the simulator, three gatherers and the deduplicator; `kill -9` of a deduplicator.
 //! - `common`: sample records of every table, and a cluster of in-process gatherers.
 
+/// One test per backend and name: `postgres::NAME` on a scratch database, `sqlite::NAME` on a
+/// temporary file, each calling `super::NAME(&store)` (defined before the modules that use it).
+macro_rules! both_backends {
+    ($($name:ident),*) => {
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> TestResult {
+                    let (db, s) = crate::common::pg(stringify!($name)).await?;
+                    super::$name(&s).await?;
+                    drop(s);
+                    db.drop_db().await?;
+                    Ok(())
+                }
+            )*
+        }
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> TestResult {
+                    let (_dir, s) = crate::common::sqlite().await?;
+                    super::$name(&s).await
+                }
+            )*
+        }
+    };
+}
+
 mod common;
 mod e2e;
 mod lifecycle;

@@ -4,20 +4,6 @@
 use crate::common::*;
 use kd_core::{Table, TimestampUs};
 use kd_dedup::store::{self, CursorUpdate, MarketRow, ProductionStatus, Store};
-use kd_testkit::pg::TestDb;
-
-async fn pg(prefix: &str) -> Result<(TestDb, Store), Box<dyn std::error::Error + Send + Sync>> {
-    let db = TestDb::create(prefix).await?;
-    let s = store::open(&db.url).await?;
-    Ok((db, s))
-}
-
-async fn sqlite() -> Result<(tempfile::TempDir, Store), Box<dyn std::error::Error + Send + Sync>> {
-    let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}", dir.path().join("prod.db").display());
-    let s = store::open(&url).await?;
-    Ok((dir, s))
-}
 
 async fn migrate_twice_is_a_noop(s: &Store) -> TestResult {
     assert_eq!(s.schema_version().await?, 0);
@@ -217,34 +203,6 @@ async fn metadata_and_watermarks(s: &Store) -> TestResult {
     }])
     .await?;
     Ok(())
-}
-
-macro_rules! both_backends {
-    ($($name:ident),*) => {
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> TestResult {
-                    let (db, s) = pg(stringify!($name)).await?;
-                    super::$name(&s).await?;
-                    drop(s);
-                    db.drop_db().await?;
-                    Ok(())
-                }
-            )*
-        }
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> TestResult {
-                    let (_dir, s) = sqlite().await?;
-                    super::$name(&s).await
-                }
-            )*
-        }
-    };
 }
 
 both_backends!(

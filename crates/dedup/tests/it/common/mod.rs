@@ -8,6 +8,27 @@ use kd_core::{Count, Price, Record, Side, SnapshotSource, Table, TimestampUs};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
+/// A production store on a scratch PostgreSQL database (drop the database after).
+pub async fn pg(
+    prefix: &str,
+) -> Result<
+    (kd_testkit::pg::TestDb, kd_dedup::store::Store),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    let db = kd_testkit::pg::TestDb::create(prefix).await?;
+    let s = kd_dedup::store::open(&db.url).await?;
+    Ok((db, s))
+}
+
+/// A production store on a SQLite file in a temporary directory (kept while the guard lives).
+pub async fn sqlite()
+-> Result<(tempfile::TempDir, kd_dedup::store::Store), Box<dyn std::error::Error + Send + Sync>> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("prod.db").display());
+    let s = kd_dedup::store::open(&url).await?;
+    Ok((dir, s))
+}
+
 pub fn price(units: i64) -> Price {
     Price::new(units.clamp(0, 100_000)).unwrap_or(Price::ZERO)
 }

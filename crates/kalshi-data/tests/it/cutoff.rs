@@ -7,7 +7,7 @@
 //! Run: `cargo test -p kalshi-data --test it cutoff:: -- --nocapture`.
 
 use crate::reliability_support::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const READY: Duration = Duration::from_secs(90);
 const EXIT: Duration = Duration::from_secs(360);
@@ -32,24 +32,12 @@ fn cutoff_passing_through_a_downtime_of_every_gatherer_loses_no_trade() -> Res<(
         up.wait_subscribed(g, READY)?;
     }
     let lag = LagMonitor::start(&up.dir);
-    let heads: Vec<u64> = GATHERERS
-        .iter()
-        .map(|g| up.deltas_head(g).unwrap_or(0))
-        .collect();
-    let t_stop = now_us();
-    let pids: Vec<u32> = GATHERERS
-        .iter()
-        .map(|g| up.signal(g, "STOP"))
-        .collect::<kd_testkit::Result<_>>()?;
-    std::thread::sleep(DOWN);
-    for pid in &pids {
-        signal(*pid, "KILL")?;
-    }
-    let killed = Instant::now();
-    for (g, h) in GATHERERS.iter().zip(&heads) {
+    let outage = freeze_then_kill_all(&up, DOWN)?;
+    let t_stop = outage.stopped_us;
+    for (g, h) in GATHERERS.iter().zip(&outage.heads) {
         up.wait_deltas_above(g, *h, Duration::from_secs(60))?;
     }
-    let storing = killed.elapsed();
+    let storing = outage.killed.elapsed();
     up.wait_exit(EXIT)?;
     let max_lag = lag.finish();
     let v = verify(&up.dir, &up.production)?;

@@ -180,21 +180,13 @@ fn all_down_run(name: &str) -> Res<AllDown> {
         up.wait_subscribed(g, READY)?;
     }
     let lag = LagMonitor::start(&up.dir);
-    let heads: Vec<u64> = GATHERERS
-        .iter()
-        .map(|g| up.deltas_head(g).unwrap_or(0))
-        .collect();
-    let t_stop = now_us();
-    let pids: Vec<u32> = GATHERERS
-        .iter()
-        .map(|g| up.signal(g, "STOP"))
-        .collect::<kd_testkit::Result<_>>()?;
-    std::thread::sleep(Duration::from_secs(8));
-    let t_kill = now_us();
-    for pid in &pids {
-        signal(*pid, "KILL")?;
-    }
-    let killed = Instant::now();
+    let outage = freeze_then_kill_all(&up, Duration::from_secs(8))?;
+    let (heads, t_stop, t_kill, killed) = (
+        outage.heads,
+        outage.stopped_us,
+        outage.killed_us,
+        outage.killed,
+    );
     // The outage ends when the first replacement stores WebSocket data again.
     wait_for(Duration::from_secs(60), "a gatherer storing again", || {
         GATHERERS

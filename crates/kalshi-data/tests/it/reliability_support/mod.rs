@@ -38,6 +38,42 @@ pub fn start_up(dir: &Path, o: &UpOpts) -> Res<Up> {
     Ok(Up::start(Path::new(BIN), dir, o)?)
 }
 
+/// An outage of every gatherer: when it began, and each gatherer's delta head before it.
+pub struct Outage {
+    /// Exchange-clock microseconds when the gatherers were frozen.
+    pub stopped_us: i64,
+    /// When they were killed (after the freeze).
+    pub killed_us: i64,
+    pub killed: std::time::Instant,
+    /// Each gatherer's stored-delta head just before the freeze, in [`GATHERERS`] order.
+    pub heads: Vec<u64>,
+}
+
+/// Freezes every gatherer (SIGSTOP) for `frozen` — a fixed outage by design — then kills them
+/// (SIGKILL); `up` restarts them.
+pub fn freeze_then_kill_all(up: &Up, frozen: Duration) -> Res<Outage> {
+    let heads: Vec<u64> = GATHERERS
+        .iter()
+        .map(|g| up.deltas_head(g).unwrap_or(0))
+        .collect();
+    let stopped_us = now_us();
+    let pids: Vec<u32> = GATHERERS
+        .iter()
+        .map(|g| up.signal(g, "STOP"))
+        .collect::<kd_testkit::Result<_>>()?;
+    std::thread::sleep(frozen);
+    let killed_us = now_us();
+    for pid in &pids {
+        signal(*pid, "KILL")?;
+    }
+    Ok(Outage {
+        stopped_us,
+        killed_us,
+        killed: std::time::Instant::now(),
+        heads,
+    })
+}
+
 /// Rows stored by each gatherer of `up` (every data table, not gap records).
 pub fn captured(up: &Up) -> Vec<(String, u64)> {
     GATHERERS

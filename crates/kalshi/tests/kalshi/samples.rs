@@ -228,7 +228,13 @@ fn lifecycle_times_payloads_and_info() -> TestResult {
         ("market_lifecycle_v2", "created")
     );
     assert_eq!(l.subject, "KXFED-27APR-T4.50");
-    assert_eq!(l.exchange_ts.micros(), 1_760_364_000_000_000); // open_ts
+    // Every lifecycle record is filed at its receipt on the exchange clock (docs/decisions.md,
+    // "Lifecycle identities"); the payload's own times stay in `info`.
+    assert_eq!(l.exchange_ts, RECEIVED);
+    assert_eq!(
+        info.open_ts.map(|t| t.micros()),
+        Some(1_760_364_000_000_000)
+    );
     assert_eq!(info.event_ticker.as_deref(), Some("KXFED-27APR"));
     assert_eq!(
         info.close_ts.map(|t| t.micros()),
@@ -248,23 +254,21 @@ fn lifecycle_times_payloads_and_info() -> TestResult {
 
     let (l, info) = get(1);
     assert_eq!(l.event_type, "determined");
-    assert_eq!(l.exchange_ts.secs(), 1_824_919_800);
+    assert_eq!(l.exchange_ts, RECEIVED);
+    assert_eq!(info.determination_ts.map(|t| t.secs()), Some(1_824_919_800));
     assert_eq!(info.result.as_deref(), Some("yes"));
     assert_eq!(info.settlement_value.map(|p| p.units()), Some(100_000));
 
     let (l, _) = get(2);
     assert_eq!(
-        (l.event_type.as_str(), l.exchange_ts.secs()),
-        ("settled", 1_824_920_100)
+        (l.event_type.as_str(), l.exchange_ts),
+        ("settled", RECEIVED)
     );
 
-    // No payload time: the receive-time bucket.
+    // No payload time: the receipt too (no minute bucket any more).
     let (l, info) = get(3);
     assert_eq!(info.is_deactivated, Some(true));
-    assert_eq!(
-        l.exchange_ts.micros(),
-        RECEIVED.micros() / 60_000_000 * 60_000_000
-    );
+    assert_eq!(l.exchange_ts, RECEIVED);
     let (l, _) = get(4);
     assert_eq!(l.event_type, "metadata_updated");
     assert_eq!(

@@ -67,18 +67,14 @@ pub(crate) fn market(
     let msg = MarketLifecycleMsg::deserialize(&payload).map_err(shape)?;
     let sid = required(sid, "sid").map_err(field)?;
     let info = market_info(kind, &msg).map_err(field)?;
-    let lifecycle = Lifecycle {
-        subject: info.market_ticker.clone(),
-        kind: kind.to_owned(),
-        event_type: info.event_type.clone(),
-        exchange_ts: times.exchange_now,
-        payload: canonical_json(&payload),
-        received_at: times.received_at,
-        pos: WirePos {
-            sid: Some(sid),
-            seq,
-        },
-    };
+    let lifecycle = filed(
+        info.market_ticker.clone(),
+        kind.to_owned(),
+        info.event_type.clone(),
+        &payload,
+        (sid, seq),
+        times,
+    );
     Ok(WsEvent::MarketLifecycle {
         sid,
         seq,
@@ -125,7 +121,6 @@ pub(crate) fn event(
     seq: Option<u64>,
     times: super::ws::ReceiveTimes,
 ) -> Result<WsEvent, WsParseError> {
-    let received_at = times.received_at;
     let field = |e| WsParseError::field(EVENT_KIND, e);
     require_object(&payload, EVENT_KIND)?;
     let msg = EventLifecycleMsg::deserialize(&payload).map_err(|source| WsParseError::Shape {
@@ -137,18 +132,14 @@ pub(crate) fn event(
         .map_err(field)?
         .to_owned();
     let series_ticker = msg.series_ticker.as_deref().map(str::to_owned);
-    let lifecycle = Lifecycle {
-        subject: event_ticker.clone(),
-        kind: EVENT_KIND.to_owned(),
-        event_type: "created".to_owned(),
-        exchange_ts: times.exchange_now,
-        payload: canonical_json(&payload),
-        received_at,
-        pos: WirePos {
-            sid: Some(sid),
-            seq,
-        },
-    };
+    let lifecycle = filed(
+        event_ticker.clone(),
+        EVENT_KIND.to_owned(),
+        "created".to_owned(),
+        &payload,
+        (sid, seq),
+        times,
+    );
     Ok(WsEvent::EventLifecycle {
         sid,
         seq,
@@ -176,18 +167,14 @@ pub(crate) fn fee_update(
     let event_ticker = required(msg.event_ticker.as_deref(), "event_ticker")
         .map_err(field)?
         .to_owned();
-    let lifecycle = Lifecycle {
-        subject: event_ticker.clone(),
-        kind: FEE_KIND.to_owned(),
-        event_type: FEE_KIND.to_owned(),
-        exchange_ts: times.exchange_now,
-        payload: canonical_json(&payload),
-        received_at: times.received_at,
-        pos: WirePos {
-            sid: Some(sid),
-            seq,
-        },
-    };
+    let lifecycle = filed(
+        event_ticker.clone(),
+        FEE_KIND.to_owned(),
+        FEE_KIND.to_owned(),
+        &payload,
+        (sid, seq),
+        times,
+    );
     Ok(WsEvent::EventLifecycle {
         sid,
         seq,
@@ -195,6 +182,30 @@ pub(crate) fn fee_update(
         event_ticker,
         series_ticker: None,
     })
+}
+
+/// A lifecycle record as every lifecycle message files it: at its receipt on the exchange clock
+/// (docs/decisions.md, "Lifecycle identities"), with the canonical payload.
+fn filed(
+    subject: String,
+    kind: String,
+    event_type: String,
+    payload: &Value,
+    (sid, seq): (u64, Option<u64>),
+    times: super::ws::ReceiveTimes,
+) -> Lifecycle {
+    Lifecycle {
+        subject,
+        kind,
+        event_type,
+        exchange_ts: times.exchange_now,
+        payload: canonical_json(payload),
+        received_at: times.received_at,
+        pos: WirePos {
+            sid: Some(sid),
+            seq,
+        },
+    }
 }
 
 /// Serializes a JSON value with object keys sorted (by their UTF-8 bytes) at every level and no

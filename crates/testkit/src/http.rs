@@ -29,8 +29,12 @@ pub fn request(method: &str, url: &str, token: Option<&str>) -> Option<(u16, Str
          Connection: close\r\n\r\n"
     )
     .ok()?;
+    // A server that closes with part of our request unread sends a reset, which can arrive
+    // after its whole answer: keep what was read before the error.
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
+    if s.read_to_end(&mut buf).is_err() && buf.is_empty() {
+        return None;
+    }
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
@@ -55,10 +59,19 @@ mod tests {
         let addr = listener.local_addr()?;
         let server = std::thread::spawn(move || -> std::io::Result<String> {
             let (mut s, _) = listener.accept()?;
-            let mut req = [0u8; 1024];
-            let n = s.read(&mut req)?;
+            // Read the whole request head: closing with bytes unread would reset the connection.
+            let mut req = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                req.extend_from_slice(&chunk[..n]);
+            }
             s.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"ok\":1}")?;
-            Ok(String::from_utf8_lossy(&req[..n]).into_owned())
+            s.shutdown(std::net::Shutdown::Write)?;
+            Ok(String::from_utf8_lossy(&req).into_owned())
         });
         let got = get_json(&format!("http://{addr}/health"));
         assert_eq!(got, Some(serde_json::json!({"ok": 1})));

@@ -120,6 +120,11 @@ pub struct SimArgs {
     /// early without any message (0s: never).
     #[arg(long, default_value = "0s", value_parser = duration, env = "KALSHI_DATA_SIM_SILENT_MARKET_EVERY")]
     pub silent_market_every: Duration,
+    /// How long each data message waits in the exchange's send queue after it is made and
+    /// stamped (an exchange running behind; snapshots still show the current book, folding in
+    /// the queued changes). 0s: sent at once.
+    #[arg(long, default_value = "0s", value_parser = duration, env = "KALSHI_DATA_SIM_SEND_LAG")]
+    pub send_lag: Duration,
 }
 
 /// Why `kalshi-data sim` stopped with an error.
@@ -192,6 +197,7 @@ impl SimArgs {
             historical_cutoff_lag: Duration::from_secs(self.historical_cutoff_lag_s),
             command_rate_limit: self.command_rate_limit,
             silent_market_every: self.silent_market_every,
+            send_lag: self.send_lag,
             ..SimConfig::default()
         })
     }

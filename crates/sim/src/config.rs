@@ -105,6 +105,10 @@ pub struct SimConfig {
     /// This often a market appears on REST with no `created` message, and another closes early
     /// with no message (zero: never).
     pub silent_market_every: Duration,
+    /// How long each data message waits in the exchange's send queue after it is made (and
+    /// stamped): an exchange running behind under load. Snapshots still show the book as it is
+    /// when asked for, folding in the changes still queued (zero: sent at once).
+    pub send_lag: Duration,
 }
 
 impl Default for SimConfig {
@@ -138,6 +142,7 @@ impl Default for SimConfig {
             historical_cutoff_lag: Duration::from_secs(3_600),
             command_rate_limit: 0,
             silent_market_every: Duration::ZERO,
+            send_lag: Duration::ZERO,
         }
     }
 }

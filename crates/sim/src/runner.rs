@@ -108,6 +108,8 @@ pub(crate) fn publisher(
     ));
     let mut next_ckpt = Instant::now() + cfg.checkpoint_every;
     let mut out: Vec<Item> = Vec::with_capacity(BATCH * 4);
+    let mut due: Vec<Item> = Vec::with_capacity(BATCH * 4);
+    let mut lagged: std::collections::VecDeque<(Instant, Item)> = Default::default();
     let mut was_publishing = true;
     let burst_period = Duration::from_secs(10);
     // Periodic saves of the whole exchange, for universes small enough to save quickly (a
@@ -206,8 +208,28 @@ pub(crate) fn publisher(
         }
         was_publishing = publishing;
         budget -= out.len() as f64;
-        for mut item in out.drain(..) {
-            item.sent_us = now_us;
+        // The send queue (`send_lag`): messages leave it in the order they were made, once
+        // their lag has passed; all at once when publishing stops (nothing is left unsent).
+        if cfg.send_lag.is_zero() {
+            due.extend(out.drain(..));
+        } else {
+            lagged.extend(out.drain(..).map(|item| (now + cfg.send_lag, item)));
+            while lagged
+                .front()
+                .is_some_and(|(at, _)| *at <= now || !publishing)
+            {
+                if let Some((_, item)) = lagged.pop_front() {
+                    due.push(item);
+                }
+            }
+        }
+        let sent_us = if cfg.send_lag.is_zero() {
+            now_us
+        } else {
+            TimestampUs::now().micros()
+        };
+        for mut item in due.drain(..) {
+            item.sent_us = sent_us;
             bump(&shared.stats.published[item.channel.index()]);
             if item.drop_all {
                 bump(&shared.stats.dropped_all);

@@ -5,8 +5,9 @@
 //! snapshot (it was in flight), and a reader rebuilding "snapshot + deltas after it" would
 //! skip it. A market's deltas arrive in time order, so the snapshot's book held from its last
 //! included delta until just before the first delta that follows it on this subscription: that
-//! instant minus 1 µs is its time. A snapshot whose market stays quiet for [`SNAPSHOT_HOLD`]
-//! keeps its receive time.
+//! instant minus 1 µs is its time. A quiet market's snapshot takes the time of a later message
+//! on the connection once the stream is well past the snapshot (see [`SnapshotHold::passed`]);
+//! on a connection that stays idle for [`SNAPSHOT_HOLD`] it keeps its receive time.
 
 use crate::clock::Clock;
 use crate::metrics as m;
@@ -17,9 +18,17 @@ use std::time::Duration;
 /// How long a WebSocket snapshot waits for its market's next delta, on a connection that has
 /// delivered nothing since, before it is stored with its receive time.
 const SNAPSHOT_HOLD: Duration = Duration::from_secs(2);
-/// A message stamped this long after a held snapshot arrived proves the stream has passed that
-/// instant (exchange clocks of different markets differ by far less).
+/// Exchange clocks of different markets differ by less than this: a message stamped `t`
+/// arrives after every change made before `t` minus this margin.
 const PASSED_MARGIN_US: i64 = 100_000;
+/// A quiet market's snapshot is released by a message stamped this long after the snapshot's
+/// converted receive time. The book may be newer than that time by up to the connection's
+/// smallest latency: the exchange folds into a snapshot the changes still queued for sending,
+/// and its answer overtakes them, while the clock estimate subtracts the smallest latency of
+/// the *queued* messages (see `crate::clock`). Waiting until the stream is this far past makes
+/// the stamp (the releasing message's time less [`PASSED_MARGIN_US`]) lie after the book's
+/// instant whenever that smallest latency is under 0.9 s.
+const CAUGHT_UP_US: i64 = 1_000_000;
 
 /// A snapshot ready to be stored, with its local receive time.
 pub(super) type Timed = (OrderbookSnapshot, TimestampUs);
@@ -76,10 +85,14 @@ impl SnapshotHold {
     }
 
     /// The held snapshots that a message stamped `ts` proves were not followed by a change of
-    /// their market before they arrived: messages arrive in the order the exchange sent them,
-    /// so a change made before a snapshot's arrival would have come ahead of a message made
-    /// [`PASSED_MARGIN_US`] after it. (Waiting a fixed time instead is wrong when the
-    /// connection runs seconds behind: found by the 60 s, 2 %-loss test.)
+    /// their market until `ts` less [`PASSED_MARGIN_US`], stamped with that instant: messages
+    /// arrive in the order the exchange sent them, so such a change would have come ahead of
+    /// this message (and timed the snapshot, see [`SnapshotHold::timed_by_delta`]). Only once
+    /// the stream is [`CAUGHT_UP_US`] past the snapshot's arrival, so that the instant lies
+    /// after every change the book contains. (Waiting a fixed time instead is wrong when the
+    /// connection runs seconds behind: found by the 60 s, 2 %-loss test. Stamping the receive
+    /// time was wrong under load: the book can be newer than it, and the changes it folded in
+    /// were then applied again on top of it from the gatherers that received them as deltas.)
     pub(super) fn passed(&mut self, ts: TimestampUs, clock: &Clock) -> Vec<Timed> {
         if self.held.is_empty() {
             return Vec::new();
@@ -87,12 +100,17 @@ impl SnapshotHold {
         let due: Vec<String> = self
             .held
             .iter()
-            .filter(|(_, (_, at))| {
-                clock.to_exchange(*at).micros() + PASSED_MARGIN_US <= ts.micros()
-            })
+            .filter(|(_, (_, at))| clock.to_exchange(*at).micros() + CAUGHT_UP_US <= ts.micros())
             .map(|(ticker, _)| ticker.clone())
             .collect();
-        self.release(due, clock)
+        let stamp = TimestampUs::from_micros(ts.micros().saturating_sub(PASSED_MARGIN_US));
+        due.into_iter()
+            .filter_map(|t| self.held.remove(&t))
+            .map(|(mut snapshot, at)| {
+                snapshot.exchange_ts = stamp;
+                (snapshot, at)
+            })
+            .collect()
     }
 
     /// Held snapshots older than [`SNAPSHOT_HOLD`] when the connection has delivered no data

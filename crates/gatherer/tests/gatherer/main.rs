@@ -10,4 +10,5 @@ mod failure_repair;
 mod failure_ws;
 mod gap_windows;
 mod kill9;
+mod snapshot_lag;
 mod store_pull;

@@ -146,6 +146,8 @@ pub fn raw_fields(table: Table) -> Vec<Field> {
             s("channel"),
             s("reason"),
             s("repair"),
+            // The markets of a record that names several (a JSON array), null otherwise.
+            so("tickers"),
         ],
     }
 }
@@ -318,6 +320,13 @@ pub fn raw_columns(table: Table, records: &[Record]) -> Result<Vec<ArrayRef>, Sc
                 strings(v.iter().map(|g| g.channel.as_str())),
                 strings(v.iter().map(|g| g.reason.as_str())),
                 strings(v.iter().map(|g| g.repair.as_str())),
+                opt_strings(
+                    v.iter()
+                        .map(|g| g.tickers_text())
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .map(Option::as_deref),
+                ),
             ]
         }
     })
@@ -332,7 +341,8 @@ pub fn raw_batch(table: Table, records: &[Record]) -> Result<RecordBatch, Schema
 }
 
 /// The sort key every file is ordered by: (ticker, exchange_ts). Lifecycle sorts by its
-/// subject; gaps without a ticker (whole-feed gaps) sort first.
+/// subject; gaps without a ticker (whole-feed gaps, and records naming several markets in
+/// `tickers`) sort first.
 pub fn sort_key(record: &Record) -> (&str, i64) {
     let ticker = match record {
         Record::Trade(t) => t.ticker.as_str(),

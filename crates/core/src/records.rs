@@ -198,9 +198,13 @@ pub struct Gap {
     pub gatherer: String,
     /// Unique within the gatherer (its local sequence or a random id).
     pub gap_id: String,
-    /// `None` when the whole feed was affected (downtime, a lost connection's markets are listed
-    /// one record each).
+    /// The one market affected; `None` when several are (`tickers`) or the whole feed was.
     pub ticker: Option<String>,
+    /// The markets affected when one record covers several (a subscription's markets after a
+    /// lost connection or a resubscription: one record per subscription instead of one per
+    /// market), sorted; empty when `ticker` names the market or the whole feed was affected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tickers: Vec<String>,
     pub channel: String,
     pub start: TimestampUs,
     pub end: TimestampUs,
@@ -208,6 +212,41 @@ pub struct Gap {
     pub reason: String,
     /// `snapshot+rest_trades`, `none`, …
     pub repair: String,
+}
+
+impl Gap {
+    /// Whether the gap names `ticker`: it is the gap's market, one of its markets, or the gap
+    /// has neither (the whole feed).
+    pub fn names(&self, ticker: &str) -> bool {
+        if !self.tickers.is_empty() {
+            return self
+                .tickers
+                .binary_search_by(|t| t.as_str().cmp(ticker))
+                .is_ok();
+        }
+        self.ticker.as_deref().is_none_or(|t| t == ticker)
+    }
+
+    /// Whether the gap is about the whole feed (no market named at all).
+    pub fn whole_feed(&self) -> bool {
+        self.ticker.is_none() && self.tickers.is_empty()
+    }
+
+    /// The markets as one text (a JSON array), `None` when there are none: how the stores
+    /// keep the list in one column.
+    pub fn tickers_text(&self) -> Option<String> {
+        (!self.tickers.is_empty()).then(|| serde_json::to_string(&self.tickers).unwrap_or_default())
+    }
+
+    /// The markets from [`Gap::tickers_text`]'s text (sorted again: the order `names` needs).
+    pub fn tickers_from_text(text: Option<&str>) -> Result<Vec<String>, serde_json::Error> {
+        let mut list: Vec<String> = match text {
+            None | Some("") => Vec::new(),
+            Some(t) => serde_json::from_str(t)?,
+        };
+        list.sort_unstable();
+        Ok(list)
+    }
 }
 
 /// Any record, tagged by table.

@@ -238,6 +238,7 @@ impl Repair {
                 gatherer: self.gatherer.clone(),
                 gap_id: format!("{}-downtime", now.micros()),
                 ticker: None,
+                tickers: Vec::new(),
                 channel: "all".into(),
                 start: down.since,
                 end: now,

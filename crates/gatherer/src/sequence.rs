@@ -8,7 +8,7 @@ use kd_core::TimestampUs;
 use std::collections::{HashMap, HashSet};
 
 /// Why a gap was declared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GapReason {
     /// `seq` jumped forward on a subscription.
     SeqGap,

@@ -297,6 +297,7 @@ fn gap(gatherer: &str, ticker: &str, start: i64, end: i64) -> Gap {
         gatherer: gatherer.into(),
         gap_id: format!("{gatherer}-{start}"),
         ticker: Some(ticker.into()),
+        tickers: Vec::new(),
         channel: "orderbook_delta".into(),
         start: TimestampUs::from_micros(start),
         end: TimestampUs::from_micros(end),

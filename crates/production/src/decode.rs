@@ -173,6 +173,12 @@ pub(crate) fn decode<R: StoredRow>(table: Table, row: &R) -> Result<Record, Stor
             end: c.ts()?,
             reason: c.text()?,
             repair: c.text()?,
+            tickers: c.parse_opt(|t| {
+                Gap::tickers_from_text(t).map_err(|e| StoreError::Corrupt {
+                    table: table.name(),
+                    reason: format!("gap market list: {e}"),
+                })
+            })?,
         }),
     })
 }

@@ -83,6 +83,7 @@ pub fn one_of_each() -> Vec<Record> {
             gatherer: "g".into(),
             gap_id: "7".into(),
             ticker: None,
+            tickers: Vec::new(),
             channel: "trade".into(),
             start: at(1),
             end: at(2),

@@ -206,15 +206,16 @@ impl Session {
         self.health.connections_up.fetch_sub(1, Ordering::Relaxed);
         emit(ev::Disconnected);
         // Whatever this socket carried between its last message and the next snapshot is
-        // unknown: one gap per market, and one per global channel.
+        // unknown: one gap record per subscription's worth of markets, one per global channel.
         let markets: Vec<String> = self.subs.wanted().iter().map(|t| t.to_string()).collect();
+        let per_record = self.subs.per_sub_limit();
         self.subs.disconnected();
         self.share.set(&self.health, 0);
         if !matches!(ended, Ended::Shutdown) {
             let now = self.router.clock().now();
             let globals = &self.settings.global_channels;
             self.router
-                .connection_lost(&markets, globals, self.last_frame_at, now);
+                .connection_lost(&markets, per_record, globals, self.last_frame_at, now);
         }
         ended
     }

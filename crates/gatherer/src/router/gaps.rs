@@ -16,6 +16,10 @@ use tokio::sync::mpsc;
 /// one sent behind it.
 const GAP_PAD_US: i64 = 2_000;
 
+/// Markets per gap record until the connection says how many a subscription holds (the
+/// default `markets_per_subscription`).
+const DEFAULT_PER_RECORD: usize = 1_000;
+
 /// How a gap is repaired (the `repair` column of a gap row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GapRepair {
@@ -89,6 +93,19 @@ pub(super) struct GapTracker {
     lost_at: HashMap<String, TimestampUs>,
     /// Exchange time of the connection's last data message.
     last_made: Option<TimestampUs>,
+    /// Markets per gap record when one event affects many (a subscription's worth).
+    per_record: usize,
+    /// Windows that the first snapshots after a loss or a refresh opened, gathered per
+    /// subscription and reason into one record (see [`GapTracker::flush_blind`]).
+    blind: HashMap<(u64, GapReason), Blind>,
+}
+
+/// Markets of one subscription whose snapshots stood in for an unseen window.
+#[derive(Debug)]
+struct Blind {
+    start: TimestampUs,
+    end: TimestampUs,
+    tickers: Vec<String>,
 }
 
 impl GapTracker {
@@ -101,7 +118,15 @@ impl GapTracker {
             last_made_at: HashMap::new(),
             lost_at: HashMap::new(),
             last_made: None,
+            per_record: DEFAULT_PER_RECORD,
+            blind: HashMap::new(),
         }
+    }
+
+    /// Markets per gap record for events that affect many (the connection's markets per
+    /// subscription).
+    pub(super) fn set_per_record(&mut self, markets: usize) {
+        self.per_record = markets.max(1);
     }
 
     /// Checks a sequenced message (`at`: receive time on the exchange's clock; `made_at`: the
@@ -187,21 +212,51 @@ impl GapTracker {
             ),
             None => return,
         };
-        self.record(GapNotice {
-            sid: Some(sid),
-            ticker: Some(ticker.to_string()),
-            channel: "orderbook_delta".to_string(),
-            reason,
+        let blind = self.blind.entry((sid, reason)).or_insert(Blind {
             start: start.min(at),
             end: at,
-            expected: None,
-            got: None,
+            tickers: Vec::new(),
         });
+        blind.start = blind.start.min(start);
+        blind.end = blind.end.max(at);
+        blind.tickers.push(ticker.to_string());
+        if blind.tickers.len() >= self.per_record
+            && let Some(full) = self.blind.remove(&(sid, reason))
+        {
+            self.record_blind(sid, reason, full);
+        }
     }
 
-    /// Records the markets of a lost connection as gaps (`disconnected`), one per market, or
-    /// one for the whole channel when `markets` is empty. `since` and `now` are on the
-    /// exchange's clock.
+    /// Records the gathered windows of [`GapTracker::blind_until_snapshot`]: one record per
+    /// subscription and reason, its window from the earliest start to the latest snapshot (a
+    /// subscription's snapshots arrive together, so the window widens by moments only). Called
+    /// on the connection's tick and when it ends.
+    pub(super) fn flush_blind(&mut self) {
+        let mut all: Vec<_> = self.blind.drain().collect();
+        all.sort_by_key(|((sid, _), b)| (*sid, b.start));
+        for ((sid, reason), blind) in all {
+            self.record_blind(sid, reason, blind);
+        }
+    }
+
+    fn record_blind(&mut self, sid: u64, reason: GapReason, blind: Blind) {
+        let notice = GapNotice {
+            sid: Some(sid),
+            ticker: None,
+            channel: "orderbook_delta".to_string(),
+            reason,
+            start: blind.start,
+            end: blind.end,
+            expected: None,
+            got: None,
+        };
+        self.record_markets(notice, blind.tickers);
+    }
+
+    /// Records the markets of a lost connection as gaps (`disconnected`), one record per
+    /// subscription's worth of markets (not one per market: a lost connection at a million
+    /// markets wrote 250,000 rows), or one for the whole channel when `markets` is empty.
+    /// `since` and `now` are on the exchange's clock.
     pub(super) fn disconnected(
         &mut self,
         markets: &[String],
@@ -219,27 +274,37 @@ impl GapTracker {
             self.lost_at
                 .extend(markets.iter().map(|t| (t.clone(), now)));
         }
-        let tickers: Vec<Option<String>> = if markets.is_empty() {
-            vec![None]
-        } else {
-            markets.iter().cloned().map(Some).collect()
+        let notice = GapNotice {
+            sid: None,
+            ticker: None,
+            channel: channel.to_string(),
+            reason: GapReason::Disconnected,
+            start: since,
+            end: now,
+            expected: None,
+            got: None,
         };
-        for ticker in tickers {
-            self.record(GapNotice {
-                sid: None,
-                ticker,
-                channel: channel.to_string(),
-                reason: GapReason::Disconnected,
-                start: since,
-                end: now,
-                expected: None,
-                got: None,
-            });
+        if markets.is_empty() {
+            return self.record(notice);
+        }
+        let mut sorted = markets.to_vec();
+        sorted.sort_unstable();
+        for chunk in sorted.chunks(self.per_record) {
+            self.record_markets(notice.clone(), chunk.to_vec());
         }
     }
 
     /// Records a gap row and hands the notice to repair.
     pub(super) fn record(&mut self, notice: GapNotice) {
+        self.record_markets(notice, Vec::new());
+    }
+
+    /// Records one gap row for `tickers` (several markets; empty: the notice's own `ticker`)
+    /// and hands the notice to repair (which reads only trade windows, never these lists).
+    fn record_markets(&mut self, notice: GapNotice, mut tickers: Vec<String>) {
+        // Sorted: readers look a market up by binary search (`Gap::names`).
+        tickers.sort_unstable();
+        tickers.dedup();
         self.counter += 1;
         let repair = GapRepair::of(&notice.channel, notice.reason);
         if repair == GapRepair::GetSnapshot
@@ -255,7 +320,12 @@ impl GapTracker {
                 self.sink.conn,
                 self.counter
             ),
-            ticker: notice.ticker.clone(),
+            ticker: if tickers.is_empty() {
+                notice.ticker.clone()
+            } else {
+                None
+            },
+            tickers,
             channel: notice.channel.clone(),
             start: TimestampUs::from_micros(notice.start.micros().saturating_sub(GAP_PAD_US)),
             end: TimestampUs::from_micros(notice.end.micros().saturating_add(GAP_PAD_US)),
@@ -280,6 +350,56 @@ impl GapTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::writer::Control;
+
+    /// Issue 21: one lost connection at a million markets wrote a gap record per market
+    /// (~250,000 rows per connection of four). Now one per subscription (1,000 markets), for the
+    /// loss and for the first snapshots after it, and every market is named exactly once.
+    #[test]
+    fn a_lost_connection_at_a_million_markets_writes_a_record_per_subscription() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (notices, _kept) = mpsc::unbounded_channel();
+        let sink = GapSink {
+            gatherer: "g".into(),
+            conn: 0,
+            control: WriterControl::for_test(tx),
+            gaps: notices,
+        };
+        let mut tracker = GapTracker::new(sink);
+        tracker.set_per_record(1_000);
+        let markets: Vec<String> = (0..1_000_000).map(|i| format!("M-{i:07}")).collect();
+        let t = TimestampUs::from_micros;
+        tracker.disconnected(&markets, "orderbook_delta", t(1_000_000), t(2_000_000));
+        // The new connection's first snapshots, over several subscriptions.
+        for (i, m) in markets.iter().enumerate() {
+            tracker.snapshot(1 + (i / 1_000) as u64, m, t(3_000_000 + i as i64));
+        }
+        tracker.flush_blind();
+        let mut records: HashMap<String, Vec<Gap>> = HashMap::new();
+        while let Ok(control) = rx.try_recv() {
+            if let Control::Gap(g) = control {
+                records.entry(g.reason.clone()).or_default().push(g);
+            }
+        }
+        for reason in ["disconnected", "resubscribed"] {
+            let gaps = records.remove(reason).unwrap_or_default();
+            assert!(
+                !gaps.is_empty() && gaps.len() <= 1_000,
+                "{reason}: {} records",
+                gaps.len()
+            );
+            let mut named: Vec<&str> = gaps
+                .iter()
+                .flat_map(|g| g.tickers.iter().map(String::as_str))
+                .collect();
+            named.sort_unstable();
+            let expected: Vec<&str> = markets.iter().map(String::as_str).collect();
+            assert!(named == expected, "{reason}: markets named {}", named.len());
+            assert!(gaps.iter().all(|g| g.ticker.is_none() && !g.whole_feed()));
+            assert!(gaps.iter().all(|g| g.tickers.first().is_some_and(|t| g.names(t))));
+        }
+        assert!(records.is_empty(), "other records: {:?}", records.keys());
+    }
 
     #[test]
     fn repairs_keep_their_stored_names() {

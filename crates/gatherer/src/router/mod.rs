@@ -360,9 +360,9 @@ impl Router {
         self.gaps.take_snapshot_requests()
     }
 
-    /// Records the markets of a lost connection as gaps (`disconnected`), one per market, or
-    /// one for the whole channel when `markets` is empty (all-market channels). `since` and
-    /// `now` are local times.
+    /// Records the markets of a lost connection as gaps (`disconnected`), a subscription's worth
+    /// of markets per record, or one for the whole channel when `markets` is empty (all-market
+    /// channels). `since` and `now` are local times.
     pub fn disconnected(
         &mut self,
         markets: &[String],
@@ -379,14 +379,17 @@ impl Router {
     }
 
     /// A connection was lost: whatever it carried between its last message (`since`, local) and
-    /// the next snapshot is unknown — one gap per market, and one per global channel.
+    /// the next snapshot is unknown — one gap record per `markets_per_record` markets (a
+    /// subscription's worth), and one per global channel.
     pub fn connection_lost(
         &mut self,
         markets: &[String],
+        markets_per_record: usize,
         global_channels: &[Channel],
         since: TimestampUs,
         now: TimestampUs,
     ) {
+        self.gaps.set_per_record(markets_per_record);
         if !markets.is_empty() {
             let delta = Channel::OrderbookDelta;
             self.disconnected(markets, delta.as_str(), since, now);
@@ -404,6 +407,7 @@ impl Router {
             let _ = self.dispatch_now(h.event, h.received_at, h.at).await;
         }
         self.release_idle(now).await;
+        self.gaps.flush_blind();
     }
 
     async fn release_idle(&mut self, now: TimestampUs) {
@@ -417,6 +421,7 @@ impl Router {
     /// scale is not stored (recorded as gaps, see [`scale`]).
     pub fn discard_held(&mut self) {
         self.hold.discard();
+        self.gaps.flush_blind();
         let at = self.shared.clock.to_exchange(self.shared.clock.now());
         self.scale.reset(at);
         for notice in self.scale.take_gaps() {
@@ -426,6 +431,7 @@ impl Router {
 
     /// Flushes open drop windows (before the connection task ends).
     pub fn finish(&mut self) {
+        self.gaps.flush_blind();
         if self.drops.is_open() {
             let now = self.shared.clock.now();
             self.close_drop_windows(now);

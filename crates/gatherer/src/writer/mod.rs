@@ -169,6 +169,12 @@ impl WriterJoin {
 }
 
 impl WriterControl {
+    /// A control handle whose requests the test reads itself (no writer thread).
+    #[cfg(test)]
+    pub(crate) fn for_test(tx: mpsc::UnboundedSender<Control>) -> Self {
+        WriterControl(tx)
+    }
+
     /// Sends a control request and waits for its answer.
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Control) -> Option<T> {
         let (tx, rx) = oneshot::channel();
@@ -221,6 +227,7 @@ mod tests {
             gatherer: "g".into(),
             gap_id: format!("burst-{n}"),
             ticker: Some(format!("M-{}", n % 100)),
+            tickers: Vec::new(),
             channel: "orderbook_delta".into(),
             start: TimestampUs::from_micros(1_000_000 + n as i64),
             end: TimestampUs::from_micros(2_000_000 + n as i64),

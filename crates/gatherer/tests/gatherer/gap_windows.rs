@@ -79,7 +79,7 @@ impl Stored {
 
     fn covered(&self, d: &OrderbookDelta) -> bool {
         self.gaps.iter().any(|g| {
-            g.ticker.as_deref().is_none_or(|t| t == d.ticker)
+            g.names(&d.ticker)
                 && matches!(g.channel.as_str(), "orderbook_delta" | "" | "*" | "all")
                 && g.start <= d.exchange_ts
                 && d.exchange_ts <= g.end
@@ -176,7 +176,7 @@ async fn every_change_a_gatherer_lacks_lies_inside_its_own_gaps() -> TestResult 
                     .gaps
                     .iter()
                     .filter(|gap| {
-                        gap.ticker.as_deref().is_none_or(|t| t == d.ticker)
+                        gap.names(&d.ticker)
                             && gap.channel == "orderbook_delta"
                             && gap.start.micros() - 150_000 < d.exchange_ts.micros()
                             && d.exchange_ts.micros() < gap.end.micros() + 150_000

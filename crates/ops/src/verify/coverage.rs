@@ -43,10 +43,15 @@ pub fn coverage(production: &ProductionData) -> Coverage {
             entry.repaired += 1;
         } else {
             entry.unrepaired += 1;
+            let markets = match (&gap.ticker, gap.tickers.len()) {
+                (Some(t), _) => t.clone(),
+                (None, 0) => "*".to_string(),
+                (None, n) => format!("{n} markets"),
+            };
             c.unrepaired.push(format!(
                 "{} {} {} {} .. {} ({})",
                 gap.gatherer,
-                gap.ticker.as_deref().unwrap_or("*"),
+                markets,
                 gap.channel,
                 gap.start,
                 gap.end,

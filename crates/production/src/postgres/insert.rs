@@ -170,15 +170,15 @@ const LIFECYCLE: TableSql = TableSql {
 
 const GAPS: TableSql = TableSql {
     staging: "CREATE TEMP TABLE IF NOT EXISTS stage_gaps (LIKE gaps) ON COMMIT DELETE ROWS",
-    copy: "COPY stage_gaps (gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair)
+    copy: "COPY stage_gaps (gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair, tickers)
         FROM STDIN (FORMAT binary)",
     copy_direct: Some(
-        "COPY gaps (gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair)
+        "COPY gaps (gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair, tickers)
         FROM STDIN (FORMAT binary)",
     ),
     insert: "INSERT INTO gaps (gatherer, gap_id, ticker, channel, start_ts, end_ts, reason,
-          repair)
-        SELECT gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair
+          repair, tickers)
+        SELECT gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair, tickers
         FROM stage_gaps ON CONFLICT DO NOTHING",
     types: &[
         Type::TEXT,
@@ -187,6 +187,7 @@ const GAPS: TableSql = TableSql {
         Type::TEXT,
         Type::INT8,
         Type::INT8,
+        Type::TEXT,
         Type::TEXT,
         Type::TEXT,
     ],
@@ -404,7 +405,8 @@ async fn write_row(
             writer.write(&row).await?;
         }
         Record::Gap(g) => {
-            let row: [&(dyn ToSql + Sync); 8] = [
+            let tickers = g.tickers_text();
+            let row: [&(dyn ToSql + Sync); 9] = [
                 &g.gatherer,
                 &g.gap_id,
                 &g.ticker,
@@ -413,6 +415,7 @@ async fn write_row(
                 &ts(g.end),
                 &g.reason,
                 &g.repair,
+                &tickers,
             ];
             writer.write(&row).await?;
         }

@@ -44,7 +44,7 @@ const fn window_sql(table: Table) -> &'static str {
              ORDER BY subject, exchange_ts, event_type, payload_hash"
         }
         Table::Gaps => {
-            "SELECT gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair
+            "SELECT gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair, tickers
              FROM gaps WHERE start_ts >= $1 AND start_ts < $2
              ORDER BY ticker NULLS FIRST, start_ts, gatherer, gap_id"
         }

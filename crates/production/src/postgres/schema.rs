@@ -37,7 +37,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "lifecycle copies",
         sql: V2_LIFECYCLE_COPIES,
     },
+    Migration {
+        version: 3,
+        name: "gap market lists",
+        sql: V3_GAP_MARKET_LISTS,
+    },
 ];
+
+/// One gap record per subscription instead of per market: `tickers` holds the markets (a JSON
+/// array, NULL when `ticker` alone names the market or the gap is the whole feed's).
+const V3_GAP_MARKET_LISTS: &str = "ALTER TABLE gaps ADD COLUMN tickers text;";
 
 /// Every lifecycle copy the deduplicator filed and the row it joined (`crate::lifecycle`).
 /// Not partitioned: a few rows per lifecycle message.

@@ -401,7 +401,7 @@ fn insert_rows(
         }
         Table::Gaps => {
             "INSERT OR IGNORE INTO gaps (gatherer, gap_id, ticker, channel, start_ts, end_ts,
-               reason, repair) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+               reason, repair, tickers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
         }
     };
     let mut stmt = tx.prepare_cached(sql)?;
@@ -472,7 +472,8 @@ fn insert_rows(
                 g.start.micros(),
                 g.end.micros(),
                 g.reason,
-                g.repair
+                g.repair,
+                g.tickers_text()
             ])?,
         };
         inserted += n as u64;

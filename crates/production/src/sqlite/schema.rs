@@ -5,7 +5,11 @@
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial schema", V1),
     (2, "lifecycle copies", V2_LIFECYCLE_COPIES),
+    (3, "gap market lists", V3_GAP_MARKET_LISTS),
 ];
+
+/// One gap record per subscription: `tickers` holds its markets (see PostgreSQL's V3).
+const V3_GAP_MARKET_LISTS: &str = "ALTER TABLE gaps ADD COLUMN tickers TEXT;";
 
 /// Every lifecycle copy the deduplicator filed and the row it joined (`crate::lifecycle`).
 const V2_LIFECYCLE_COPIES: &str = r#"

@@ -185,6 +185,7 @@ pub fn synthetic(hours: i64, per_hour: usize, seed: u64) -> MemorySource {
             gatherer: "g1".into(),
             gap_id: format!("gap-{h}"),
             ticker: if h % 2 == 0 {
+            tickers: Vec::new(),
                 None
             } else {
                 Some(MARKETS[1].0.to_string())

@@ -137,6 +137,7 @@ pub fn gap(i: i64, ts: i64) -> Record {
         gatherer: "g1".into(),
         gap_id: format!("gap-{i}"),
         ticker: if i % 2 == 0 {
+        tickers: Vec::new(),
             Some(format!("MKT-{}", i % 3))
         } else {
             None

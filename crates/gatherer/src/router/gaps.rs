@@ -396,7 +396,10 @@ mod tests {
             let expected: Vec<&str> = markets.iter().map(String::as_str).collect();
             assert!(named == expected, "{reason}: markets named {}", named.len());
             assert!(gaps.iter().all(|g| g.ticker.is_none() && !g.whole_feed()));
-            assert!(gaps.iter().all(|g| g.tickers.first().is_some_and(|t| g.names(t))));
+            assert!(
+                gaps.iter()
+                    .all(|g| g.tickers.first().is_some_and(|t| g.names(t)))
+            );
         }
         assert!(records.is_empty(), "other records: {:?}", records.keys());
     }

@@ -127,7 +127,13 @@ async fn books_are_right_when_the_exchange_sends_behind() -> TestResult {
     let from = TimestampUs::from_micros(b_subscribed.micros() + 2_000_000);
     let (mut checked, mut wrong) = (0, Vec::new());
     for line in read_truth(&truth_path)? {
-        let TruthLine::Book { ticker, ts, yes, no } = line? else {
+        let TruthLine::Book {
+            ticker,
+            ts,
+            yes,
+            no,
+        } = line?
+        else {
             continue;
         };
         if ts < from {
@@ -146,9 +152,18 @@ async fn books_are_right_when_the_exchange_sends_behind() -> TestResult {
             ));
         }
     }
-    println!("book check points compared: {checked}, wrong: {}", wrong.len());
-    assert!(checked >= MARKETS, "only {checked} book check points compared");
+    println!(
+        "book check points compared: {checked}, wrong: {}",
+        wrong.len()
+    );
+    assert!(
+        checked >= MARKETS,
+        "only {checked} book check points compared"
+    );
     wrong.truncate(8);
-    assert!(wrong.is_empty(), "rebuilt books differ from the exchange's: {wrong:#?}");
+    assert!(
+        wrong.is_empty(),
+        "rebuilt books differ from the exchange's: {wrong:#?}"
+    );
     Ok(())
 }

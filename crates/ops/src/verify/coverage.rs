@@ -50,12 +50,7 @@ pub fn coverage(production: &ProductionData) -> Coverage {
             };
             c.unrepaired.push(format!(
                 "{} {} {} {} .. {} ({})",
-                gap.gatherer,
-                markets,
-                gap.channel,
-                gap.start,
-                gap.end,
-                gap.reason
+                gap.gatherer, markets, gap.channel, gap.start, gap.end, gap.reason
             ));
         }
     }

@@ -185,11 +185,11 @@ pub fn synthetic(hours: i64, per_hour: usize, seed: u64) -> MemorySource {
             gatherer: "g1".into(),
             gap_id: format!("gap-{h}"),
             ticker: if h % 2 == 0 {
-            tickers: Vec::new(),
                 None
             } else {
                 Some(MARKETS[1].0.to_string())
             },
+            tickers: Vec::new(),
             channel: "orderbook_delta".into(),
             start: TimestampUs::from_micros(base + 500),
             end: TimestampUs::from_micros(base + 900),

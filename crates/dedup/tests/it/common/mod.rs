@@ -137,11 +137,11 @@ pub fn gap(i: i64, ts: i64) -> Record {
         gatherer: "g1".into(),
         gap_id: format!("gap-{i}"),
         ticker: if i % 2 == 0 {
-        tickers: Vec::new(),
             Some(format!("MKT-{}", i % 3))
         } else {
             None
         },
+        tickers: Vec::new(),
         channel: "orderbook_delta".into(),
         start: TimestampUs::from_micros(ts),
         end: TimestampUs::from_micros(ts + 1_000_000),

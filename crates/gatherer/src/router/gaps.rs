@@ -217,7 +217,7 @@ impl GapTracker {
             end: at,
             tickers: Vec::new(),
         });
-        blind.start = blind.start.min(start);
+        blind.start = blind.start.min(start.min(at));
         blind.end = blind.end.max(at);
         blind.tickers.push(ticker.to_string());
         if blind.tickers.len() >= self.per_record
@@ -301,10 +301,14 @@ impl GapTracker {
 
     /// Records one gap row for `tickers` (several markets; empty: the notice's own `ticker`)
     /// and hands the notice to repair (which reads only trade windows, never these lists).
-    fn record_markets(&mut self, notice: GapNotice, mut tickers: Vec<String>) {
+    fn record_markets(&mut self, mut notice: GapNotice, mut tickers: Vec<String>) {
         // Sorted: readers look a market up by binary search (`Gap::names`).
         tickers.sort_unstable();
         tickers.dedup();
+        // One market keeps the one-market shape (`ticker`).
+        if tickers.len() == 1 {
+            notice.ticker = tickers.pop();
+        }
         self.counter += 1;
         let repair = GapRepair::of(&notice.channel, notice.reason);
         if repair == GapRepair::GetSnapshot

@@ -39,9 +39,8 @@ async fn start_gatherer(
         health.markets_subscribed.load(Ordering::Relaxed) >= MARKETS * 9 / 10
     })
     .await;
-    assert!(subscribed, "{id} subscribed only {} markets", {
-        health.markets_subscribed.load(Ordering::Relaxed)
-    });
+    let count = health.markets_subscribed.load(Ordering::Relaxed);
+    assert!(subscribed, "{id} subscribed only {count} markets");
     Ok(gatherer)
 }
 

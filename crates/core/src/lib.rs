@@ -11,6 +11,7 @@
 //! - [`pull`]: the gatherer pull API contract the deduplicator speaks.
 //! - [`table`]: the closed set of record tables (never built from input).
 //! - [`backoff`]: the one exponential backoff with jitter of DESIGN §6.
+//! - [`dir_lock`]: the exclusive lock one process holds on its data directory.
 //! - [`config`]: TOML + environment + flag layering with errors that name the key.
 //! - [`telemetry`]: tracing and the Prometheus recorder every process installs.
 //! - [`shutdown`]: Ctrl-C / SIGTERM to a cancellation token.
@@ -18,6 +19,7 @@
 pub mod backoff;
 pub mod book;
 pub mod config;
+pub mod dir_lock;
 pub mod prom_text;
 pub mod pull;
 pub mod records;

@@ -65,6 +65,8 @@ pub enum GathererError {
     Config(#[from] kd_core::config::ConfigError),
     #[error("local store: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Lock(#[from] kd_core::dir_lock::LockError),
     #[error("HTTP server: {0}")]
     Server(#[from] server::ServerError),
     #[error("HTTP server stopped: {0}")]
@@ -195,6 +197,11 @@ pub async fn start(
         );
     }
 
+    // Before the store is opened: a second gatherer on the same store must not write into it.
+    let lock = kd_core::dir_lock::lock_dir(
+        &config.data_dir,
+        &format!("gatherer {}", config.gatherer_id),
+    )?;
     let data_dir = config.data_dir.clone();
     let gatherer_id = config.gatherer_id.clone();
     let conn = tokio::task::spawn_blocking(move || -> Result<WriteConn, StoreError> {
@@ -265,6 +272,8 @@ pub async fn start(
         collected?;
         joined?;
         served?.map_err(GathererError::Serve)?;
+        // Released only once the writer has stopped touching the store.
+        drop(lock);
         Ok(())
     });
     Ok(GathererHandle {

@@ -14,6 +14,7 @@
 //! - [`dir_lock`]: the exclusive lock one process holds on its data directory.
 //! - [`config`]: TOML + environment + flag layering with errors that name the key.
 //! - [`telemetry`]: tracing and the Prometheus recorder every process installs.
+//! - [`sd_notify`]: readiness and watchdog notifications to systemd.
 //! - [`shutdown`]: Ctrl-C / SIGTERM to a cancellation token.
 
 pub mod backoff;
@@ -23,6 +24,7 @@ pub mod dir_lock;
 pub mod prom_text;
 pub mod pull;
 pub mod records;
+pub mod sd_notify;
 // After `records`, whose types it is built from.
 pub mod identity;
 pub mod shutdown;

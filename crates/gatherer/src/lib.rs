@@ -251,6 +251,22 @@ pub async fn start(
     let server_stop = CancellationToken::new();
     let server_task = tokio::spawn(server::serve(bound, api, tls, server_stop.clone()));
 
+    // systemd: READY now (store open, API bound), WATCHDOG while the writer's loop turns
+    // (it goes round at least every flush interval, and at least every 5 s while a commit
+    // is retried); a writer stuck longer than WatchdogSec gets the process restarted.
+    let beat_health = health.clone();
+    kd_core::sd_notify::spawn(
+        move || {
+            let beat = beat_health
+                .writer_beat_us
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let age = kd_core::TimestampUs::now().micros().saturating_sub(beat);
+            let limit = kd_core::sd_notify::watchdog_interval()
+                .map_or(i64::MAX, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+            age < limit
+        },
+        shutdown.clone(),
+    );
     let control = input.control.clone();
     let records = input.records.downgrade();
     let task_health = health.clone();

@@ -106,6 +106,7 @@ impl WriterLoop {
             }
         }
         emit(QueueDepth(self.records.len()));
+        self.beat();
         true
     }
 
@@ -120,6 +121,9 @@ impl WriterLoop {
         // already being retried (else a stop on a full disk would wait for space forever).
         let mut stopping: Option<Instant> = None;
         loop {
+            // A retried commit is a live loop (a full disk is not a hang: restarting would
+            // not free it), so it beats too.
+            self.beat();
             if stopping.is_none() && (closing || self.records.is_closed()) {
                 stopping = Some(Instant::now());
             }
@@ -298,6 +302,13 @@ impl WriterLoop {
         emit(RetentionDeleted { deleted: &deleted });
         self.refresh_stats();
         Ok(deleted)
+    }
+
+    fn beat(&self) {
+        self.health.writer_beat_us.store(
+            kd_core::TimestampUs::now().micros(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn refresh_stats(&self) {

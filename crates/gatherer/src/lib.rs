@@ -245,6 +245,7 @@ pub async fn start(
         clock: clock.clone(),
         token: (!config.token.is_empty()).then(|| config.token.expose().to_string()),
         shutdown: shutdown.clone(),
+        pulls: Arc::new(tokio::sync::Semaphore::new(pull_api::MAX_CONCURRENT_PULLS)),
     });
     // The server outlives collection so the deduplicator can pull while we drain; it stops
     // after the writer has committed everything.

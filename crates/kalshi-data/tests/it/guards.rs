@@ -92,7 +92,7 @@ fn a_hung_gatherer_is_replaced_and_the_dedup_log_has_no_staging_notice() -> kd_t
     up.wait_ready(Duration::from_secs(90))?;
     let head = up
         .deltas_head("gatherer-b")
-        .ok_or("gatherer-b: no deltas head")?;
+        .ok_or_else(|| kd_testkit::Error::Failed("gatherer-b: no deltas head".into()))?;
     let t0 = Instant::now();
     // Running but silent: only the liveness check can tell (the process never exits).
     let old = up.signal("gatherer-b", "STOP")?;

@@ -262,8 +262,9 @@ pub async fn start(
                 .writer_beat_us
                 .load(std::sync::atomic::Ordering::Relaxed);
             let age = kd_core::TimestampUs::now().micros().saturating_sub(beat);
-            let limit = kd_core::sd_notify::watchdog_interval()
-                .map_or(i64::MAX, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+            let limit = kd_core::sd_notify::watchdog_interval().map_or(i64::MAX, |d| {
+                i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+            });
             age < limit
         },
         shutdown.clone(),

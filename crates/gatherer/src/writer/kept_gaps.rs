@@ -70,6 +70,9 @@ mod tests {
         let Some(Record::Gap(a)) = batch.get(1) else {
             panic!("{batch:?}")
         };
-        assert_eq!((a.start.micros(), a.end.micros()), (10, 10 + 99_999 * 10 + 5));
+        assert_eq!(
+            (a.start.micros(), a.end.micros()),
+            (10, 10 + 99_999 * 10 + 5)
+        );
     }
 }

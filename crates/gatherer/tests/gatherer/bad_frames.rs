@@ -163,7 +163,10 @@ async fn a_message_above_the_bound_ends_the_connection_and_it_is_replaced() -> T
                     };
                     let v: serde_json::Value = serde_json::from_str(&cmd).unwrap_or_default();
                     let id = v["id"].as_u64().unwrap_or(0);
-                    let channel = v["params"]["channels"][0].as_str().unwrap_or("").to_string();
+                    let channel = v["params"]["channels"][0]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
                     let sid = if channel == "trade" { 1 } else { 10 + id };
                     let reply = format!(
                         r#"{{"id":{id},"type":"subscribed","msg":{{"channel":"{channel}","sid":{sid}}}}}"#

@@ -328,19 +328,36 @@ async fn a_pull_page_is_bounded_in_bytes_and_paging_on_loses_nothing() -> TestRe
     let concurrent = 24;
     let mut tasks = Vec::new();
     for _ in 0..concurrent {
-        let (client, url) = (client.clone(), format!("{base}/v1/pull/trades?after=0&limit=50000"));
+        let (client, url) = (
+            client.clone(),
+            format!("{base}/v1/pull/trades?after=0&limit=50000"),
+        );
         tasks.push(tokio::spawn(async move {
-            let page: PullResponse = client.get(url).send().await?.error_for_status()?.json().await?;
+            let page: PullResponse = client
+                .get(url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
             Ok::<_, reqwest::Error>(page.records.len())
         }));
     }
     for t in tasks {
         let n = t.await??;
-        assert!(n > 0 && (n as u64) < TOTAL, "a concurrent page held {n} rows");
+        assert!(
+            n > 0 && (n as u64) < TOTAL,
+            "a concurrent page held {n} rows"
+        );
     }
     let waits = common::metric(&kd_core::telemetry::render_metrics(), "pull_waits_total");
-    println!("FIGURES pull-concurrency: {concurrent} concurrent 8 MiB pulls, {waits} waited for a permit");
-    assert!(waits > 0.0, "no pull waited: more than 8 pages were read at once");
+    println!(
+        "FIGURES pull-concurrency: {concurrent} concurrent 8 MiB pulls, {waits} waited for a permit"
+    );
+    assert!(
+        waits > 0.0,
+        "no pull waited: more than 8 pages were read at once"
+    );
     handle.stop().await?;
     Ok(())
 }

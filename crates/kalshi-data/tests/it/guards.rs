@@ -53,7 +53,10 @@ fn a_second_process_on_a_data_directory_is_refused_naming_it() -> kd_testkit::Re
     let config = dir.join("config").join("gatherer-a.toml");
     let (ok, text) = refused(&["gatherer".as_ref(), "--config".as_ref(), config.as_os_str()])?;
     assert!(!ok, "a second gatherer-a started: {text}");
-    let named = format!("data directory {} is in use", dir.join("gatherer-a").display());
+    let named = format!(
+        "data directory {} is in use",
+        dir.join("gatherer-a").display()
+    );
     assert!(
         text.contains(&named) && text.contains("gatherer gatherer-a, pid"),
         "{text}"
@@ -72,13 +75,14 @@ fn a_second_process_on_a_data_directory_is_refused_naming_it() -> kd_testkit::Re
     assert!(text.contains(&named) && text.contains("sim, pid"), "{text}");
 
     up.wait_exit(Duration::from_secs(240))?;
-    eprintln!("FIGURES guards-lock: second up, gatherer and sim refused, each naming its directory");
+    eprintln!(
+        "FIGURES guards-lock: second up, gatherer and sim refused, each naming its directory"
+    );
     Ok(())
 }
 
 #[test]
-fn a_hung_gatherer_is_replaced_and_the_dedup_log_has_no_staging_notice() -> kd_testkit::Result<()>
-{
+fn a_hung_gatherer_is_replaced_and_the_dedup_log_has_no_staging_notice() -> kd_testkit::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let db = rt.block_on(TestDb::create("guards_hung"))?;
     let tmp = tempfile::tempdir()?;
@@ -111,7 +115,10 @@ fn a_hung_gatherer_is_replaced_and_the_dedup_log_has_no_staging_notice() -> kd_t
         "data flowed again only after {flowing:?}"
     );
     let up_log = up.log_text();
-    assert!(up_log.contains("gatherer-b") && up_log.contains("hung"), "{up_log}");
+    assert!(
+        up_log.contains("gatherer-b") && up_log.contains("hung"),
+        "{up_log}"
+    );
     up.wait_exit(Duration::from_secs(300))?;
 
     let dedup_log = std::fs::read_to_string(dir.join("logs").join("dedup.log"))?;

@@ -206,9 +206,7 @@ impl PgStore {
                 // "already exists, skipping" NOTICE of a partition made earlier (every start
                 // re-checks yesterday … today + 3) for this statement only.
                 client
-                    .batch_execute(&format!(
-                        "SET LOCAL client_min_messages = warning; {ddl}"
-                    ))
+                    .batch_execute(&format!("SET LOCAL client_min_messages = warning; {ddl}"))
                     .await?;
             }
             self.partition_days.lock().map_err(poisoned)?.insert(day);

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 /// Time between probes.
 pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// Longest wait for one probe's answer.
+const PROBE_TIMEOUT_MAX: Duration = Duration::from_secs(5);
 /// Default `--hung-after`: this long without an answer, after a first answer, means hung.
 /// Above the longest freeze the reliability tests impose on purpose (12 s) and far below the
 /// 30 s in which a replacement must be storing data again.
@@ -22,13 +24,20 @@ pub async fn until_hung(url: String, hung_after: Duration) {
     if url.is_empty() || hung_after.is_zero() {
         return std::future::pending().await;
     }
-    let client = crate::probe::client();
+    // Not `probe::client()`: its 2 s timeout would cap the per-probe wait below.
+    let client = reqwest::Client::builder()
+        .timeout(PROBE_TIMEOUT_MAX)
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new());
     let mut last_answer: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(PROBE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let timeout = PROBE_EVERY.min(hung_after);
+        // Generous per probe (a loaded machine answers slowly, and slow is not hung), and
+        // never more than a third of the limit, so a hang is still seen within it + a third.
+        let timeout = (hung_after / 3).clamp(PROBE_EVERY.min(hung_after), PROBE_TIMEOUT_MAX);
         let answered = tokio::time::timeout(timeout, client.get(&url).send())
             .await
             .is_ok_and(|r| r.is_ok());

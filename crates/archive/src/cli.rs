@@ -172,6 +172,8 @@ pub async fn run_with<S: WindowSource>(
 ) -> Result<(), CliError> {
     let exporter = Exporter::new(source, archive, config);
     let shutdown = kd_core::shutdown::on_signal();
+    // systemd: ready once serving; the watchdog pings from this runtime while it turns.
+    kd_core::sd_notify::spawn(|| true, shutdown.clone());
     match (&args.from, &args.to) {
         (Some(from), Some(to)) => {
             let plan = exporter.plan_range(parse_time("from", from)?, parse_time("to", to)?);

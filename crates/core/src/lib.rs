@@ -11,16 +11,20 @@
 //! - [`pull`]: the gatherer pull API contract the deduplicator speaks.
 //! - [`table`]: the closed set of record tables (never built from input).
 //! - [`backoff`]: the one exponential backoff with jitter of DESIGN §6.
+//! - [`dir_lock`]: the exclusive lock one process holds on its data directory.
 //! - [`config`]: TOML + environment + flag layering with errors that name the key.
 //! - [`telemetry`]: tracing and the Prometheus recorder every process installs.
+//! - [`sd_notify`]: readiness and watchdog notifications to systemd.
 //! - [`shutdown`]: Ctrl-C / SIGTERM to a cancellation token.
 
 pub mod backoff;
 pub mod book;
 pub mod config;
+pub mod dir_lock;
 pub mod prom_text;
 pub mod pull;
 pub mod records;
+pub mod sd_notify;
 // After `records`, whose types it is built from.
 pub mod identity;
 pub mod shutdown;

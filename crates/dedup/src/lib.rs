@@ -118,8 +118,10 @@ impl DedupHandle {
 
 /// Runs the deduplicator until `shutdown` is cancelled.
 pub async fn run(config: DedupConfig, shutdown: CancellationToken) -> Result<(), DedupError> {
-    let handle = start(config, shutdown).await?;
+    let handle = start(config, shutdown.clone()).await?;
     tracing::info!(addr = %handle.addr(), "deduplicator serving /health, /ready, /metrics");
+    // systemd: ready once serving; the watchdog pings from this runtime while it turns.
+    kd_core::sd_notify::spawn(|| true, shutdown);
     handle.wait().await
 }
 

@@ -25,6 +25,9 @@ pub struct Health {
     pub registry_synced: AtomicBool,
     /// A component halted (bad credentials): needs a human.
     pub halted: AtomicBool,
+    /// Wall time (µs) the writer's loop last went round — a batch filled, committed, or a
+    /// failed commit retried. The systemd watchdog pings only while this is recent.
+    pub writer_beat_us: AtomicI64,
     store: Mutex<StoreFigures>,
     /// Why the store refuses writes (disk full, I/O error), while it does.
     store_error: Mutex<Option<String>>,

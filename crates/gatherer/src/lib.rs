@@ -65,6 +65,8 @@ pub enum GathererError {
     Config(#[from] kd_core::config::ConfigError),
     #[error("local store: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Lock(#[from] kd_core::dir_lock::LockError),
     #[error("HTTP server: {0}")]
     Server(#[from] server::ServerError),
     #[error("HTTP server stopped: {0}")]
@@ -195,6 +197,11 @@ pub async fn start(
         );
     }
 
+    // Before the store is opened: a second gatherer on the same store must not write into it.
+    let lock = kd_core::dir_lock::lock_dir(
+        &config.data_dir,
+        &format!("gatherer {}", config.gatherer_id),
+    )?;
     let data_dir = config.data_dir.clone();
     let gatherer_id = config.gatherer_id.clone();
     let conn = tokio::task::spawn_blocking(move || -> Result<WriteConn, StoreError> {
@@ -238,12 +245,30 @@ pub async fn start(
         clock: clock.clone(),
         token: (!config.token.is_empty()).then(|| config.token.expose().to_string()),
         shutdown: shutdown.clone(),
+        pulls: Arc::new(tokio::sync::Semaphore::new(pull_api::MAX_CONCURRENT_PULLS)),
     });
     // The server outlives collection so the deduplicator can pull while we drain; it stops
     // after the writer has committed everything.
     let server_stop = CancellationToken::new();
     let server_task = tokio::spawn(server::serve(bound, api, tls, server_stop.clone()));
 
+    // systemd: READY now (store open, API bound), WATCHDOG while the writer's loop turns
+    // (it goes round at least every flush interval, and at least every 5 s while a commit
+    // is retried); a writer stuck longer than WatchdogSec gets the process restarted.
+    let beat_health = health.clone();
+    kd_core::sd_notify::spawn(
+        move || {
+            let beat = beat_health
+                .writer_beat_us
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let age = kd_core::TimestampUs::now().micros().saturating_sub(beat);
+            let limit = kd_core::sd_notify::watchdog_interval().map_or(i64::MAX, |d| {
+                i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+            });
+            age < limit
+        },
+        shutdown.clone(),
+    );
     let control = input.control.clone();
     let records = input.records.downgrade();
     let task_health = health.clone();
@@ -265,6 +290,8 @@ pub async fn start(
         collected?;
         joined?;
         served?.map_err(GathererError::Serve)?;
+        // Released only once the writer has stopped touching the store.
+        drop(lock);
         Ok(())
     });
     Ok(GathererHandle {

@@ -108,6 +108,11 @@ pub const STORE_ERRORS_TOTAL: &str = "store_errors_total";
 /// Failed commits of received data, by `kind` (`disk_full`, `io`, `busy`, `corrupt`, `other`).
 /// Alert on any increase: the batch is kept and retried, the queue behind it fills.
 pub const STORE_WRITE_ERRORS_TOTAL: &str = "store_write_errors_total";
+/// Gap records merged into a gap of the same market, channel and reason already in the kept
+/// batch while a commit was retried (the kept batch stays bounded during a store failure).
+pub const WRITER_GAPS_COALESCED_TOTAL: &str = "writer_gaps_coalesced_total";
+/// Pull requests that waited for one of the pull API's concurrent-read permits.
+pub const PULL_WAITS_TOTAL: &str = "pull_waits_total";
 /// 1 while commits fail (the store is full or broken), else 0 (gauge).
 pub const STORE_WRITE_FAILING: &str = "store_write_failing";
 

@@ -27,6 +27,10 @@ use tokio::sync::watch;
 /// Rows per pull when the request names no limit.
 pub const DEFAULT_LIMIT: usize = 1_000;
 
+/// Pull pages read and built at once; further requests wait for a permit (never refused),
+/// counted in `pull_waits_total`. Six tables per deduplicator: one deduplicator never waits.
+pub const MAX_CONCURRENT_PULLS: usize = 8;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
@@ -41,6 +45,8 @@ pub struct ApiState {
     pub token: Option<String>,
     /// Ends long-polls early when the gatherer stops.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// [`MAX_CONCURRENT_PULLS`] permits: a page is read and built only while one is held.
+    pub pulls: Arc<tokio::sync::Semaphore>,
 }
 
 /// The routes of the gatherer's HTTP server.
@@ -121,8 +127,28 @@ async fn pull(
         if head > q.after {
             let pool = state.pool.clone();
             let after = q.after;
-            let rows =
-                tokio::task::spawn_blocking(move || pool.pull_json(table, after, limit)).await;
+            let permit = match state.pulls.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    metrics::counter!(crate::metrics::PULL_WAITS_TOTAL).increment(1);
+                    match state.pulls.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => {
+                            return refuse(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "stopping",
+                                "the pull API is closing".into(),
+                            );
+                        }
+                    }
+                }
+            };
+            let rows = tokio::task::spawn_blocking(move || {
+                let page = pool.pull_json(table, after, limit);
+                drop(permit);
+                page
+            })
+            .await;
             let page = match rows {
                 Ok(Ok(page)) => page,
                 Ok(Err(e)) => return store_error(e),

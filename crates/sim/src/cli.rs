@@ -207,7 +207,9 @@ impl SimArgs {
 pub async fn run(args: SimArgs) -> Result<(), SimCliError> {
     let config = args.to_config()?;
     let shutdown = kd_core::shutdown::on_signal();
-    let handle = crate::start(config, shutdown).await?;
+    let handle = crate::start(config, shutdown.clone()).await?;
+    // systemd: ready once serving; the watchdog pings from this runtime while it turns.
+    kd_core::sd_notify::spawn(|| true, shutdown);
     eprintln!(
         "simulator: REST {}  WebSocket {}  control {}/_sim/faults, {}/_sim/stats",
         handle.rest_base(),

@@ -165,6 +165,8 @@ pub enum SimError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Lock(#[from] kd_core::dir_lock::LockError),
     #[error("state file {path} is corrupt: {reason}")]
     StateCorrupt { path: PathBuf, reason: String },
     #[error("invalid configuration `{param}`: {reason}")]

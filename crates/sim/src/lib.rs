@@ -67,6 +67,8 @@ pub struct SimHandle {
     publisher: Option<std::thread::JoinHandle<()>>,
     truth_writer: Option<std::thread::JoinHandle<std::io::Result<()>>>,
     truth_path: Option<std::path::PathBuf>,
+    /// The exclusive lock on `--state-dir`, held until the handle is dropped or joined.
+    _state_lock: Option<kd_core::dir_lock::DirLock>,
 }
 
 impl std::fmt::Debug for SimHandle {
@@ -80,6 +82,12 @@ impl std::fmt::Debug for SimHandle {
 /// Starts the simulator; it runs until `shutdown` is cancelled (then [`SimHandle::join`]).
 pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<SimHandle, SimError> {
     config.validate()?;
+    // Two simulators saving into one state directory would hand out the same trade ids.
+    // Locked before the bind, so that a second simulator names the directory, not a port.
+    let state_lock = match &config.state_dir {
+        Some(dir) => Some(kd_core::dir_lock::lock_dir(dir, "sim")?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| SimError::Bind {
@@ -220,6 +228,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> Result<Sim
         publisher: Some(publisher),
         truth_writer,
         truth_path,
+        _state_lock: state_lock,
     })
 }
 

@@ -46,7 +46,10 @@ pub(crate) async fn upgrade(
         )
             .into_response();
     }
+    // Commands only (a subscribe naming thousands of markets is well under 1 MiB): bound the
+    // frame too, not only the message (axum's default frame bound is 16 MiB).
     ws.max_message_size(1 << 20)
+        .max_frame_size(1 << 20)
         .on_upgrade(move |socket| connection(socket, shared, stop))
 }
 

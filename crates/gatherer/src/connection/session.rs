@@ -30,10 +30,14 @@ use tokio_util::sync::CancellationToken;
 /// How often waiting markets are (re)requested when nothing else happens.
 const FLUSH_TICK: Duration = Duration::from_millis(250);
 
-/// Hard ceiling of one WebSocket message inside the library: far above anything Kalshi sends,
-/// so that an oversized frame reaches the router (which counts and refuses it) instead of
-/// closing the connection inside the WebSocket library.
-const LIBRARY_MAX_MESSAGE: usize = 256 << 20;
+/// Hard ceiling of one WebSocket message (and frame) inside the library: what one connection
+/// may buffer. Twice the router's refusal size (`pipeline::MAX_FRAME_BYTES`, 8 MiB), so a
+/// message between the two still reaches the router (counted `oversized`, connection kept);
+/// beyond it the library ends the connection (counted as a disconnect) and it is replaced,
+/// instead of buffering up to 256 MiB per connection as before. Kalshi's largest real messages
+/// are far below either: a full 99-level book both sides is about 4 KB, so even 1,000
+/// markets' snapshots in one reply (about 4.2 MB) fit (docs/gatherer.md#bounds).
+pub const LIBRARY_MAX_MESSAGE: usize = 2 * crate::pipeline::MAX_FRAME_BYTES;
 
 /// The connection task.
 pub struct Session {

@@ -161,6 +161,12 @@ impl RawPage {
     }
 }
 
+/// Largest pull page in bytes, whatever `limit` asks: 50,000 rows of snapshots (a full
+/// book each, about 4 KB) were 200 MB a page. 8 MiB is about 25,000 trades or 2,000 full
+/// snapshots, and with [`crate::pull_api::MAX_CONCURRENT_PULLS`] pages read at once bounds what
+/// the pull API holds to 64 MiB plus one row each.
+pub const MAX_PAGE_BYTES: usize = 8 << 20;
+
 fn pull_json_on(
     conn: &Connection,
     table: Table,
@@ -187,6 +193,11 @@ fn pull_json_on(
         // deduplicator decodes it into its record).
         serde_json::from_slice::<serde::de::IgnoredAny>(body)
             .map_err(|source| StoreError::Decode { table, seq, source })?;
+        // The byte bound of one page (always at least one row): the client pulls again from
+        // the last row it got, so a page cut short loses nothing.
+        if page.rows > 0 && page.json.len() + body.len() > MAX_PAGE_BYTES {
+            break;
+        }
         if page.rows > 0 {
             page.json.push(b',');
         }

@@ -2,6 +2,7 @@
 //! with retry (the batch is kept), answer control requests between retries, apply retention,
 //! refresh the gauges.
 
+use super::kept_gaps::KeptGaps;
 use super::{COMMIT_RETRY, Control, LOUD_EVERY, SHUTDOWN_GRACE, STATS_INTERVAL, WriterSettings};
 use crate::events::emit;
 use crate::events::writer::{
@@ -106,6 +107,7 @@ impl WriterLoop {
             }
         }
         emit(QueueDepth(self.records.len()));
+        self.beat();
         true
     }
 
@@ -119,7 +121,12 @@ impl WriterLoop {
         // When the stop was noticed: every record sender gone, even while this batch was
         // already being retried (else a stop on a full disk would wait for space forever).
         let mut stopping: Option<Instant> = None;
+        // Gaps that join the batch while it is retried, coalesced (see `kept_gaps`).
+        let mut kept_gaps = KeptGaps::default();
         loop {
+            // A retried commit is a live loop (a full disk is not a hang: restarting would
+            // not free it), so it beats too.
+            self.beat();
             if stopping.is_none() && (closing || self.records.is_closed()) {
                 stopping = Some(Instant::now());
             }
@@ -174,7 +181,7 @@ impl WriterLoop {
                         retry_in: delay,
                         loud,
                     });
-                    self.wait_answering(delay, batch).await;
+                    self.wait_answering(delay, batch, &mut kept_gaps).await;
                 }
             }
         }
@@ -182,7 +189,12 @@ impl WriterLoop {
 
     /// Sleeps `delay` while answering control requests, so acknowledgements and state reads
     /// do not hang behind a failing commit (gaps join the kept batch).
-    async fn wait_answering(&mut self, delay: Duration, batch: &mut Vec<Record>) {
+    async fn wait_answering(
+        &mut self,
+        delay: Duration,
+        batch: &mut Vec<Record>,
+        kept_gaps: &mut KeptGaps,
+    ) {
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
         loop {
@@ -190,6 +202,12 @@ impl WriterLoop {
                 biased;
                 _ = &mut sleep => return,
                 c = self.control.recv() => match c {
+                    Some(Control::Gap(g)) => {
+                        if kept_gaps.keep(batch, g) {
+                            metrics::counter!(crate::metrics::WRITER_GAPS_COALESCED_TOTAL)
+                                .increment(1);
+                        }
+                    }
                     Some(c) => self.handle_control(c, batch),
                     None => {
                         sleep.await;
@@ -298,6 +316,13 @@ impl WriterLoop {
         emit(RetentionDeleted { deleted: &deleted });
         self.refresh_stats();
         Ok(deleted)
+    }
+
+    fn beat(&self) {
+        self.health.writer_beat_us.store(
+            kd_core::TimestampUs::now().micros(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn refresh_stats(&self) {

@@ -16,6 +16,7 @@
 //!   retention, gauges).
 
 mod commit_loop;
+mod kept_gaps;
 
 use crate::health::Health;
 use crate::metrics as m;

@@ -134,3 +134,108 @@ async fn bad_frames_are_counted_and_the_connection_stays_up() -> TestResult {
     server.abort();
     Ok(())
 }
+
+/// The bound of one WebSocket message (issue 17): a message above
+/// `LIBRARY_MAX_MESSAGE` (16 MiB) ends the connection inside the library instead of being
+/// buffered whole (main accepted up to 256 MiB on every connection), and the connection is
+/// replaced; a 1,000-market snapshot-sized message (about 4.2 MB) still passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_above_the_bound_ends_the_connection_and_it_is_replaced() -> TestResult {
+    // Its frames move process-wide counters the test above asserts on (`common::SERIAL`).
+    let _shared = common::SERIAL.read().await;
+    let bound = kd_gatherer::connection::session::LIBRARY_MAX_MESSAGE;
+    assert_eq!(bound, 16 << 20);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let server_accepted = accepted.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let n = server_accepted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let mut answered = 0;
+                while answered < 3 {
+                    let Some(Ok(Message::Text(cmd))) = ws.next().await else {
+                        return;
+                    };
+                    let v: serde_json::Value = serde_json::from_str(&cmd).unwrap_or_default();
+                    let id = v["id"].as_u64().unwrap_or(0);
+                    let channel = v["params"]["channels"][0]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
+                    let sid = if channel == "trade" { 1 } else { 10 + id };
+                    let reply = format!(
+                        r#"{{"id":{id},"type":"subscribed","msg":{{"channel":"{channel}","sid":{sid}}}}}"#
+                    );
+                    if ws.send(Message::text(reply)).await.is_err() {
+                        return;
+                    }
+                    answered += 1;
+                }
+                // First connection: a snapshot-sized message, one trade, then one above the
+                // bound. The replacement: one more trade.
+                let mut frames = Vec::new();
+                if n == 0 {
+                    let snapshot_sized = format!(
+                        r#"{{"type":"brand_new_type","sid":1,"msg":{{"pad":"{}"}}}}"#,
+                        "x".repeat(4_200_000)
+                    );
+                    frames.push(Message::text(snapshot_sized));
+                    frames.push(Message::text(trade(0)));
+                    let above = format!(
+                        r#"{{"type":"trade","sid":1,"msg":{{"pad":"{}"}}}}"#,
+                        "x".repeat(20 << 20)
+                    );
+                    frames.push(Message::text(above));
+                } else {
+                    frames.push(Message::text(trade(1)));
+                }
+                for f in frames {
+                    if ws.send(f).await.is_err() {
+                        return;
+                    }
+                }
+                loop {
+                    tokio::select! {
+                        m = ws.next() => if !matches!(m, Some(Ok(_))) { return },
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                            if ws.send(Message::Ping("heartbeat".into())).await.is_err() { return; }
+                        }
+                    }
+                }
+            });
+        }
+    });
+
+    let dir = tempfile::tempdir()?;
+    let mut config = gatherer_config(
+        dir.path(),
+        "http://127.0.0.1:9/trade-api/v2",
+        &format!("ws://{addr}/"),
+    );
+    config.connections = 1;
+    let gatherer = kd_gatherer::start(config, CancellationToken::new()).await?;
+    let stored = wait_until(Duration::from_secs(30), || {
+        all_rows(dir.path(), Table::Trades).is_ok_and(|r| r.len() == 2)
+    })
+    .await;
+    let rows = all_rows(dir.path(), Table::Trades)?;
+    assert!(
+        stored,
+        "expected the trade before the oversized message and the one on the replacement \
+         connection, got {} rows, {} connections",
+        rows.len(),
+        accepted.load(Ordering::SeqCst)
+    );
+    assert!(
+        accepted.load(Ordering::SeqCst) >= 2,
+        "the connection was not replaced"
+    );
+    gatherer.stop().await?;
+    server.abort();
+    Ok(())
+}

@@ -148,6 +148,30 @@ fn units_restart_forever_and_are_hardened() {
     assert!(sysusers.lines().any(|l| l.starts_with("u kalshi-data ")));
 }
 
+/// Issue 17: a hung process is restarted. Every unit waits for READY=1 and expects WATCHDOG=1
+/// (the processes send both through `kd_core::sd_notify`) within a bounded WatchdogSec.
+#[test]
+fn units_are_notify_with_a_watchdog() {
+    for (file, _) in UNITS {
+        let unit = read(&format!("deploy/systemd/{file}"));
+        assert_eq!(directive_values(&unit, "Type"), ["notify"], "{file}: Type");
+        assert_eq!(
+            directive_values(&unit, "NotifyAccess"),
+            ["main"],
+            "{file}: NotifyAccess"
+        );
+        let watchdog = directive_values(&unit, "WatchdogSec");
+        let secs: Vec<u64> = watchdog
+            .iter()
+            .filter_map(|v| v.strip_suffix('s')?.parse().ok())
+            .collect();
+        assert!(
+            secs.len() == 1 && (10..=300).contains(&secs[0]),
+            "{file}: WatchdogSec {watchdog:?}"
+        );
+    }
+}
+
 #[derive(Serialize, Default)]
 struct NoOverrides {}
 

@@ -10,6 +10,8 @@
 //! - `deploy_*`: the deployment tree (systemd units, Prometheus rules and dashboard, the
 //!   runbook's install and PITR drill, `backfill` against the simulator); `deploy_support`
 //!   holds what they share.
+//! - `guards`: data directory locks (a second up, gatherer, simulator refused), a hung gatherer
+//!   replaced by `up`, no `stage_*` NOTICE in the deduplicator log (issue 17).
 //! - `lifecycle`: `up` with repeated toggles, combo markets created while running, fee
 //!   updates; `verify: OK` and each change stored (issue 16).
 //! - `e2e_up`: `kalshi-data up` twice on one data directory, `status`, `verify`, `book`.
@@ -32,6 +34,7 @@ mod deploy_support;
 mod deploy_systemd;
 mod e2e_up;
 mod every_market;
+mod guards;
 mod lifecycle;
 mod no_price;
 mod reliability;

@@ -54,6 +54,11 @@ pub struct UpArgs {
     /// `docs/gatherer.md`, e.g. `--gatherer-setting 'snapshot_poll_interval_mins = 1'`.
     #[arg(long = "gatherer-setting", value_name = "KEY = VALUE")]
     pub gatherer_settings: Vec<String>,
+    /// Seconds a running child may stay silent on its `/health` (after its first answer)
+    /// before `up` kills and restarts it, as systemd's watchdog would; 0 never does. Any
+    /// answer counts, a 503 too: only a hung process is restarted.
+    #[arg(long, default_value_t = super::liveness::DEFAULT_HUNG_AFTER.as_secs(), env = "KALSHI_DATA_UP_HUNG_AFTER", value_name = "SECS")]
+    pub hung_after: u64,
 }
 
 impl UpArgs {

@@ -11,6 +11,7 @@
 
 pub mod args;
 pub mod custom;
+pub mod liveness;
 pub mod plan;
 pub mod progress;
 pub mod state;
@@ -19,7 +20,7 @@ pub mod supervisor;
 pub use args::UpArgs;
 
 use plan::{Keys, ProcessSpec};
-use state::{Kind, ProcessState, UpState, pid_alive};
+use state::{Kind, ProcessState, UpState};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,8 +45,8 @@ pub enum UpError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("another `kalshi-data up` (pid {pid}) is running on {dir}; stop it first")]
-    AlreadyRunning { pid: u32, dir: PathBuf },
+    #[error(transparent)]
+    Lock(#[from] kd_core::dir_lock::LockError),
     #[error("key pair: {0}")]
     Keys(String),
     #[error("cannot find this program's path to start the children: {0}")]
@@ -78,7 +79,9 @@ pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(),
         let d = dir.join(sub);
         std::fs::create_dir_all(&d).map_err(io(&d))?;
     }
-    refuse_second_supervisor(&dir)?;
+    // Held until `run_until` returns (the children are stopped by then). A kernel lock, not
+    // the pid in up.json: two `up`s started together both saw no live pid there.
+    let _lock = kd_core::dir_lock::lock_dir(&dir, "kalshi-data up")?;
     let exe = std::env::current_exe().map_err(UpError::Exe)?;
     let specs = match &args.config {
         Some(path) => custom::specs(path, &dir)?,
@@ -104,6 +107,7 @@ pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(),
     let shared = Shared {
         state: Arc::new(Mutex::new(state)),
         data_dir: dir.clone(),
+        hung_after: Duration::from_secs(args.hung_after),
     };
 
     // One token per child so the exchange can be stopped before the rest.
@@ -222,30 +226,6 @@ fn process_state(spec: &ProcessSpec) -> ProcessState {
         data_dir: spec.data_dir.clone(),
         log: spec.log.clone(),
     }
-}
-
-/// Two supervisors on one data directory would run two gatherers on one store.
-fn refuse_second_supervisor(dir: &Path) -> Result<(), UpError> {
-    if let Ok(old) = UpState::read(dir)
-        && old.pid != std::process::id()
-        && old.phase != "stopped"
-        && pid_alive(old.pid)
-        && is_kalshi_data(old.pid)
-    {
-        return Err(UpError::AlreadyRunning {
-            pid: old.pid,
-            dir: dir.to_owned(),
-        });
-    }
-    Ok(())
-}
-
-/// Guards against a recycled pid: the old supervisor's pid must still run this program.
-fn is_kalshi_data(pid: u32) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .zip(std::env::current_exe().ok())
-        .is_none_or(|(a, b)| a.file_name() == b.file_name())
 }
 
 /// The key pair the gatherers sign with and the simulator checks (generated once).

@@ -2,9 +2,13 @@
 //! exits — `Restart=always` as systemd does in production — until its token is cancelled;
 //! then it gets SIGTERM, time to finish, and SIGKILL only if it does not.
 //!
+//! A child that stops answering its health URL is killed and restarted too
+//! ([`super::liveness`]), as systemd's watchdog does in production.
+//!
 //! Children run in their own process group so a Ctrl-C at the terminal reaches only `up`,
 //! which then stops them in order instead of racing their own signal handlers.
 
+use super::liveness;
 use super::plan::ProcessSpec;
 use super::state::UpState;
 use kd_core::backoff::{Backoff, BackoffPolicy};
@@ -27,6 +31,8 @@ pub const STOP_GRACE: Duration = Duration::from_secs(20);
 pub struct Shared {
     pub state: Arc<Mutex<UpState>>,
     pub data_dir: PathBuf,
+    /// A child silent on its health URL this long is killed and restarted (zero: never).
+    pub hung_after: Duration,
 }
 
 impl Shared {
@@ -64,33 +70,46 @@ pub async fn supervise(exe: PathBuf, spec: ProcessSpec, shared: Shared, stop: Ca
         };
         let pid = child.id();
         shared.update(|s| set_pid(s, &spec.name, pid));
-        tokio::select! {
-            status = child.wait() => {
-                shared.update(|s| set_pid(s, &spec.name, None));
-                if stop.is_cancelled() {
-                    return;
-                }
-                if started.elapsed() >= STABLE_AFTER {
-                    backoff.reset();
-                }
-                let delay = backoff.next_delay();
-                let how = status.map_or_else(|e| e.to_string(), describe_exit);
-                eprintln!("up: {} (pid {}) exited: {how}; restarting in {:.1} s — log: {}",
-                    spec.name, pid.unwrap_or(0), delay.as_secs_f64(), spec.log.display());
-                shared.update(|s| {
-                    if let Some(p) = s.processes.iter_mut().find(|p| p.name == spec.name) {
-                        p.restarts += 1;
-                    }
-                });
-                if sleep_or_stop(delay, &stop).await {
-                    return;
-                }
+        let hung = liveness::until_hung(spec.health_url(), shared.hung_after);
+        let status = tokio::select! {
+            status = child.wait() => status.map_or_else(|e| e.to_string(), describe_exit),
+            () = hung => {
+                // SIGKILL: a stopped or deadlocked process cannot act on SIGTERM anyway.
+                let _ = child.kill().await;
+                format!(
+                    "hung: no answer on {} for {} s, killed",
+                    spec.health_url(),
+                    shared.hung_after.as_secs()
+                )
             }
             () = stop.cancelled() => {
                 terminate(&mut child, &spec.name).await;
                 shared.update(|s| set_pid(s, &spec.name, None));
                 return;
             }
+        };
+        shared.update(|s| set_pid(s, &spec.name, None));
+        if stop.is_cancelled() {
+            return;
+        }
+        if started.elapsed() >= STABLE_AFTER {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay();
+        eprintln!(
+            "up: {} (pid {}) exited: {status}; restarting in {:.1} s — log: {}",
+            spec.name,
+            pid.unwrap_or(0),
+            delay.as_secs_f64(),
+            spec.log.display()
+        );
+        shared.update(|s| {
+            if let Some(p) = s.processes.iter_mut().find(|p| p.name == spec.name) {
+                p.restarts += 1;
+            }
+        });
+        if sleep_or_stop(delay, &stop).await {
+            return;
         }
     }
 }

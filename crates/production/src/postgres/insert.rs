@@ -298,7 +298,15 @@ async fn staged_insert(
     records: &[&Record],
 ) -> Result<u64, StoreError> {
     let sql = table_sql(table);
-    tx.batch_execute(sql.staging).await?;
+    // `IF NOT EXISTS` on the table this connection made at its first batch answers with a
+    // NOTICE ("relation stage_… already exists, skipping") on every later batch, which
+    // tokio-postgres logs at INFO: noise in every deduplicator log. Notices are silenced for
+    // this transaction only (`SET LOCAL`); warnings and errors still arrive. One round trip.
+    tx.batch_execute(&format!(
+        "SET LOCAL client_min_messages = warning; {}",
+        sql.staging
+    ))
+    .await?;
     copy_rows(tx, sql.copy, table, records).await?;
     Ok(tx.execute(sql.insert, &[]).await?)
 }

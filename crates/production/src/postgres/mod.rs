@@ -143,6 +143,9 @@ impl PgStore {
             &[&schema::MIGRATION_LOCK],
         )
         .await?;
+        // `IF NOT EXISTS` on every start: its NOTICE is noise (this transaction only).
+        tx.batch_execute("SET LOCAL client_min_messages = warning")
+            .await?;
         tx.batch_execute(schema::CREATE_MIGRATIONS_TABLE).await?;
         let current: i64 = tx
             .query_one(
@@ -199,7 +202,12 @@ impl PgStore {
                 let ddl = schema::partition_ddl(*p, day).ok_or_else(|| {
                     StoreError::OutOfRange(format!("no partition possible for day {day}"))
                 })?;
-                client.batch_execute(&ddl).await?;
+                // One simple query is one implicit transaction: `SET LOCAL` silences the
+                // "already exists, skipping" NOTICE of a partition made earlier (every start
+                // re-checks yesterday … today + 3) for this statement only.
+                client
+                    .batch_execute(&format!("SET LOCAL client_min_messages = warning; {ddl}"))
+                    .await?;
             }
             self.partition_days.lock().map_err(poisoned)?.insert(day);
         }

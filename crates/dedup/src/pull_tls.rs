@@ -31,10 +31,9 @@ fn files_error(
 /// Adds `endpoint`'s CA (only these roots: a private link should not accept a certificate any
 /// public CA issued for that name) and client identity to `builder`. Bad files fail the start.
 pub fn configure(
-    builder: reqwest::ClientBuilder,
+    mut builder: reqwest::ClientBuilder,
     endpoint: &GathererEndpoint,
 ) -> Result<reqwest::ClientBuilder, PullError> {
-    let mut builder = builder;
     if let Some(path) = &endpoint.ca_path {
         let pem = read(endpoint, "ca_path", path)?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)

@@ -62,7 +62,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub settle_secs: Option<u64>,
     /// Address of `/health` and `/metrics` while exporting continuously (config key `listen`,
-    /// default 127.0.0.1:8730; port 0 picks a free port, logged at start).
+    /// default 127.0.0.1:8730; port 0 picks a free port, logged at start). Loopback only.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
 }

@@ -151,6 +151,11 @@ async fn metrics_text() -> Response {
         .into_response()
 }
 
+/// Why a non-loopback `listen` is refused.
+pub const NOT_LOOPBACK: &str = "`listen` must be a loopback address (127.0.0.1 / [::1]): \
+     /health and /metrics are served without TLS or a token; scrape them on the host, or \
+     through a TLS reverse proxy with authentication (docs/operations.md)";
+
 /// Cannot listen on the configured address.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr}: {source}")]
@@ -179,6 +184,14 @@ pub async fn serve(
         addr: listen,
         source,
     };
+    // `/health` names the archive and production and carries error texts; it is served
+    // without authentication or TLS, so only where no one else can reach it.
+    if !listen.ip().is_loopback() {
+        return Err(bind_error(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            NOT_LOOPBACK,
+        )));
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(bind_error)?;
@@ -193,4 +206,34 @@ pub async fn serve(
         }
     });
     Ok(Server { addr, task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_non_loopback_listen_is_refused() {
+        for addr in ["0.0.0.0:0", "[::]:0"] {
+            let listen: SocketAddr = match addr.parse() {
+                Ok(a) => a,
+                Err(e) => panic!("{addr}: {e}"),
+            };
+            let refused = serve(
+                listen,
+                Arc::new(Health::default()),
+                CancellationToken::new(),
+            )
+            .await;
+            let err = refused.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("must be a loopback address"), "{addr}: {err}");
+        }
+        let served = serve(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Arc::new(Health::default()),
+            CancellationToken::new(),
+        )
+        .await;
+        assert!(served.is_ok(), "{served:?}");
+    }
 }

@@ -72,7 +72,7 @@ pub async fn dedup(
             .map(|(id, g)| GathererEndpoint {
                 id: (*id).to_string(),
                 url: format!("http://{}", g.addr()),
-                token: kd_core::config::Secret::default(),
+                ..Default::default()
             })
             .collect(),
         listen: LOOPBACK_ANY,

@@ -61,6 +61,7 @@ pub fn parse_gatherer(spec: &str) -> Result<GathererEndpoint, ConfigError> {
         id: id.to_string(),
         url: url.to_string(),
         token: Secret::new(token),
+        ..GathererEndpoint::default()
     })
 }
 

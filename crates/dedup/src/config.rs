@@ -4,12 +4,13 @@
 use kd_core::config::{ConfigError, Secret};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// Environment prefix of every deduplicator key.
 pub const ENV_PREFIX: &str = "KALSHI_DATA_DEDUP_";
 
 /// One gatherer to pull from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GathererEndpoint {
     /// The gatherer's id (`gatherer_id` in its configuration). Cursors are stored under it, and
@@ -20,6 +21,18 @@ pub struct GathererEndpoint {
     /// Bearer token, when the gatherer requires one.
     #[serde(default, skip_serializing_if = "Secret::is_empty")]
     pub token: Secret,
+    /// PEM file of the CA(s) that signed the gatherer's TLS certificate (`https://` URLs).
+    /// When set, only these roots are trusted for this gatherer; the system roots (and the
+    /// roots of Kalshi's REST API) are unaffected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_path: Option<PathBuf>,
+    /// PEM client certificate presented to the gatherer (or a TLS proxy in front of it) that
+    /// asks for one; set together with `client_key_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_path: Option<PathBuf>,
+    /// PEM private key of `client_cert_path` (a path: the key itself never enters the config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_path: Option<PathBuf>,
 }
 
 /// The deduplicator's configuration.
@@ -50,7 +63,7 @@ pub struct DedupConfig {
     pub gatherer_retry_max_ms: u64,
     /// Longest one production transaction may take before it is abandoned and retried.
     pub transaction_timeout_secs: u64,
-    /// Address of `/health`, `/ready` and `/metrics`.
+    /// Address of `/health`, `/ready` and `/metrics`: a loopback address (refused otherwise).
     pub listen: SocketAddr,
     /// Kalshi REST base URL (with `/trade-api/v2`) for series/events/markets; empty turns the
     /// metadata sync off.
@@ -99,6 +112,16 @@ impl DedupConfig {
                 "expected postgres://… or sqlite://PATH",
             ));
         }
+        // `/health` shows every gatherer's URL and error texts and is served without TLS or a
+        // token: only where no one else can reach it.
+        if !self.listen.ip().is_loopback() {
+            return Err(ConfigError::invalid(
+                "listen",
+                "must be a loopback address (127.0.0.1 / [::1]): /health and /metrics are \
+                 served without TLS or a token; scrape them on the host, or through a TLS \
+                 reverse proxy with authentication (docs/operations.md)",
+            ));
+        }
         if self.gatherers.is_empty() {
             return Err(ConfigError::invalid(
                 "gatherers",
@@ -117,6 +140,20 @@ impl DedupConfig {
                 return Err(ConfigError::invalid(
                     format!("gatherers[{i}].url"),
                     "expected http://… or https://…",
+                ));
+            }
+            if g.client_cert_path.is_some() != g.client_key_path.is_some() {
+                return Err(ConfigError::invalid(
+                    format!("gatherers[{i}].client_key_path"),
+                    "client_cert_path and client_key_path are set together",
+                ));
+            }
+            let tls_material =
+                g.ca_path.is_some() || g.client_cert_path.is_some() || g.client_key_path.is_some();
+            if tls_material && !g.url.starts_with("https://") {
+                return Err(ConfigError::invalid(
+                    format!("gatherers[{i}].url"),
+                    "ca_path / client certificates need an https:// URL",
                 ));
             }
         }
@@ -172,7 +209,7 @@ mod tests {
             gatherers: vec![GathererEndpoint {
                 id: "a".into(),
                 url: "http://127.0.0.1:1".into(),
-                token: Secret::default(),
+                ..GathererEndpoint::default()
             }],
             ..DedupConfig::default()
         }
@@ -200,6 +237,20 @@ mod tests {
         let mut c = valid();
         c.gatherers[0].url = "ftp://x".into();
         assert_eq!(key_of(&c).as_deref(), Some("gatherers[0].url"));
+        let mut c = valid();
+        c.gatherers[0].ca_path = Some("ca.pem".into());
+        assert_eq!(key_of(&c).as_deref(), Some("gatherers[0].url"));
+        c.gatherers[0].url = "https://g:1".into();
+        assert!(c.validate().is_ok());
+        c.gatherers[0].client_cert_path = Some("c.pem".into());
+        assert_eq!(key_of(&c).as_deref(), Some("gatherers[0].client_key_path"));
+        let mut c = valid();
+        c.listen = "0.0.0.0:8720".parse().unwrap_or(c.listen);
+        assert_eq!(key_of(&c).as_deref(), Some("listen"));
+        c.listen = "[::]:8720".parse().unwrap_or(c.listen);
+        assert_eq!(key_of(&c).as_deref(), Some("listen"));
+        c.listen = "[::1]:8720".parse().unwrap_or(c.listen);
+        assert!(c.validate().is_ok());
         let mut c = valid();
         c.batch_size = 0;
         assert_eq!(key_of(&c).as_deref(), Some("batch_size"));

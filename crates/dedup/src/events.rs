@@ -15,6 +15,12 @@ pub trait InternalEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     GathererUnreachable,
+    /// Connection refused: nothing listens at the gatherer's address.
+    GathererRefused,
+    /// The TLS handshake failed (unknown issuer, name mismatch, expired, client certificate).
+    GathererTls,
+    /// HTTP 401/403: the token does not match.
+    GathererUnauthorized,
     GathererStatus,
     GathererDecode,
     GathererIdentity,
@@ -33,6 +39,9 @@ impl ErrorKind {
     pub const fn as_str(self) -> &'static str {
         match self {
             ErrorKind::GathererUnreachable => "gatherer_unreachable",
+            ErrorKind::GathererRefused => "gatherer_refused",
+            ErrorKind::GathererTls => "gatherer_tls",
+            ErrorKind::GathererUnauthorized => "gatherer_unauthorized",
             ErrorKind::GathererStatus => "gatherer_status",
             ErrorKind::GathererDecode => "gatherer_decode",
             ErrorKind::GathererIdentity => "gatherer_identity",

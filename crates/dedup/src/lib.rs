@@ -6,7 +6,8 @@
 //! - [`store`]: the production store, re-exported from `kd-production` (which owns the
 //!   schema, migrations, both backends, reads and writes), so `kd_dedup::store::…` paths keep
 //!   working.
-//! - [`pull_client`]: the gatherer pull API, client side.
+//! - [`pull_client`]: the gatherer pull API, client side; [`pull_tls`]: its per-gatherer CA and
+//!   client certificate, and the cause of a failed request in words.
 //! - [`merge`]: batches of several gatherers → unique records + cursor moves (pure).
 //! - `sync`: pullers and writers per table; retries; acknowledgements after commit.
 //! - [`metadata`]: series/events/markets from Kalshi REST, upserted latest-wins.
@@ -24,6 +25,7 @@ pub mod merge;
 pub mod metadata;
 pub mod metrics;
 pub mod pull_client;
+pub mod pull_tls;
 pub mod server;
 pub use kd_production as store;
 mod sync;

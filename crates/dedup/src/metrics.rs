@@ -18,7 +18,7 @@ pub const RDS_CONNECTED: &str = "dedup_rds_connected";
 pub const PG_CONNECTIONS: &str = "dedup_pg_connections";
 /// The production PostgreSQL server's `max_connections`, sampled with [`PG_CONNECTIONS`].
 pub const PG_MAX_CONNECTIONS: &str = "dedup_pg_max_connections";
-/// Failures by kind ([`crate::events::ErrorKind`]): `gatherer_unreachable`, `gatherer_status`,
+/// Failures by kind ([`crate::events::ErrorKind`]): `gatherer_unreachable`, `gatherer_refused`, `gatherer_tls`, `gatherer_unauthorized`, `gatherer_status`,
 /// `gatherer_decode`, `gatherer_identity`, `ack`, `database`, `database_unreachable`,
 /// `database_timeout`, `metadata`, `unknown_status`, `pg_stats` (a connection sample refused
 /// by the server).

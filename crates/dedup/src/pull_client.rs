@@ -7,13 +7,39 @@ use kd_core::pull::{AckRequest, PullResponse};
 use std::time::Duration;
 
 /// Why a pull or an acknowledgement failed. Every variant marks the gatherer down and is
-/// retried after a backoff; none stops the deduplicator.
+/// retried after a backoff; none stops the deduplicator. The texts name the cause (they reach
+/// the log and `/health`): reqwest's own "error sending request" says nothing an operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
-    #[error("gatherer unreachable: {0}")]
-    Unreachable(#[source] reqwest::Error),
+    #[error("gatherer unreachable: {reason}")]
+    Unreachable {
+        reason: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("gatherer refused the connection (nothing listening at that address and port?)")]
+    Refused(#[source] reqwest::Error),
+    #[error("TLS with the gatherer failed: {reason}")]
+    Tls {
+        reason: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error(
+        "gatherer refused the token (HTTP {status}): `token` must equal the gatherer's KALSHI_DATA_GATHERER_TOKEN"
+    )]
+    Unauthorized { status: u16 },
     #[error("gatherer answered HTTP {status}: {body}")]
     Status { status: u16, body: String },
+    #[error("TLS settings of gatherer `{gatherer}`: {key} {path}: {reason}")]
+    TlsFiles {
+        gatherer: String,
+        key: &'static str,
+        path: String,
+        reason: String,
+    },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
     #[error("gatherer answer not understood: {0}")]
     Decode(#[source] reqwest::Error),
     #[error("gatherer identifies as `{found}`, configured as `{expected}`")]
@@ -26,7 +52,10 @@ impl PullError {
     /// The `kind` it is counted under in `dedup_errors_total`.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            PullError::Unreachable(_) => ErrorKind::GathererUnreachable,
+            PullError::Unreachable { .. } | PullError::Client(_) => ErrorKind::GathererUnreachable,
+            PullError::Refused(_) => ErrorKind::GathererRefused,
+            PullError::Tls { .. } | PullError::TlsFiles { .. } => ErrorKind::GathererTls,
+            PullError::Unauthorized { .. } => ErrorKind::GathererUnauthorized,
             PullError::Status { .. } => ErrorKind::GathererStatus,
             PullError::Decode(_) => ErrorKind::GathererDecode,
             PullError::WrongGatherer { .. } | PullError::WrongTable { .. } => {
@@ -48,11 +77,12 @@ pub struct PullClient {
 
 impl PullClient {
     pub fn new(endpoint: GathererEndpoint, slack: Duration) -> Result<PullClient, PullError> {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(60));
+        let http = crate::pull_tls::configure(builder, &endpoint)?
             .build()
-            .map_err(PullError::Unreachable)?;
+            .map_err(PullError::Client)?;
         let base = endpoint.url.trim_end_matches('/').to_string();
         Ok(PullClient {
             http,
@@ -96,11 +126,11 @@ impl PullClient {
             .authorize(req)
             .send()
             .await
-            .map_err(PullError::Unreachable)?;
+            .map_err(crate::pull_tls::classify)?;
         let resp = check(resp).await?;
         let body: PullResponse = resp.json().await.map_err(|e| {
             if e.is_timeout() || e.is_request() || e.is_body() {
-                PullError::Unreachable(e)
+                crate::pull_tls::classify(e)
             } else {
                 PullError::Decode(e)
             }
@@ -132,7 +162,7 @@ impl PullClient {
             .authorize(req)
             .send()
             .await
-            .map_err(PullError::Unreachable)?;
+            .map_err(crate::pull_tls::classify)?;
         check(resp).await?;
         Ok(())
     }
@@ -142,6 +172,11 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, PullError> 
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
+    }
+    if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+        return Err(PullError::Unauthorized {
+            status: status.as_u16(),
+        });
     }
     let mut body = resp.text().await.unwrap_or_default();
     body.truncate(300);

@@ -17,7 +17,8 @@ fn fault(text: &str) -> Result<FaultSpec, FaultParseError> {
 /// Run the Kalshi exchange simulator (REST + WebSocket + faults + ground truth).
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {
-    /// Address for REST, WebSocket and the `/_sim` control endpoints.
+    /// Address for REST, WebSocket and the `/_sim` control endpoints. Beyond loopback only
+    /// with `--auth` (refused otherwise).
     #[arg(long, default_value = "127.0.0.1:8787", env = "KALSHI_DATA_SIM_LISTEN")]
     pub listen: SocketAddr,
     /// Everything the exchange does follows from this seed.
@@ -137,6 +138,11 @@ pub enum SimCliError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "--listen {0} is not a loopback address: give --auth KEY_ID=PUBLIC_KEY_PEM_FILE (or listen on 127.0.0.1); \
+         without it anyone who can reach the address could connect unsigned and POST /_sim/faults"
+    )]
+    ExposedWithoutAuth(SocketAddr),
     #[error(transparent)]
     Sim(#[from] SimError),
 }
@@ -144,6 +150,10 @@ pub enum SimCliError {
 impl SimArgs {
     /// The configuration these arguments describe.
     pub fn to_config(&self) -> Result<SimConfig, SimCliError> {
+        // Beyond loopback the simulator is reachable by others: only with signed handshakes.
+        if (self.no_auth || self.auth.is_empty()) && !self.listen.ip().is_loopback() {
+            return Err(SimCliError::ExposedWithoutAuth(self.listen));
+        }
         let auth = if self.no_auth || self.auth.is_empty() {
             if !self.no_auth {
                 tracing::warn!(
@@ -284,5 +294,36 @@ mod tests {
         assert!(
             !YesPriceDefault::Legacy.yes_leg(Some(true)) && !YesPriceDefault::Legacy.yes_leg(None)
         );
+    }
+
+    fn config_of(args: &[&str]) -> Result<SimConfig, String> {
+        Cli::try_parse_from(args)
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.sim.to_config().map_err(|e| e.to_string()))
+    }
+
+    #[test]
+    fn a_non_loopback_listen_needs_auth() {
+        for args in [
+            &["sim", "--listen", "0.0.0.0:8787"][..],
+            &["sim", "--listen", "0.0.0.0:8787", "--no-auth"][..],
+            &["sim", "--listen", "[::]:8787"][..],
+        ] {
+            let err = config_of(args).err().unwrap_or_default();
+            assert!(
+                err.contains("not a loopback address") && err.contains("--auth"),
+                "{args:?}: {err}"
+            );
+        }
+        // Loopback without auth stays allowed (tests, a laptop), and beyond it with a key.
+        assert!(config_of(&["sim", "--listen", "127.0.0.1:0", "--no-auth"]).is_ok());
+        let with_key = config_of(&[
+            "sim",
+            "--listen",
+            "0.0.0.0:8787",
+            "--auth",
+            "key-1=-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        ]);
+        assert!(with_key.is_ok(), "{with_key:?}");
     }
 }

@@ -30,7 +30,7 @@ pub struct ExportConfig {
     pub processed: bool,
     /// Write the daily `aggregates/`.
     pub aggregates: bool,
-    /// Address of `/health` and `/metrics` while exporting continuously (port 0: any free
+    /// Address of `/health` and `/metrics` while exporting continuously, loopback only (port 0: any free
     /// port). `--once`, `--from/--to` and `--apply-lifecycle` serve nothing.
     pub listen: SocketAddr,
 }

@@ -87,7 +87,7 @@ async fn sim_scenario(production: &str, faults: &[&str], scale: Scale) -> TestRe
         endpoints.push(GathererEndpoint {
             id: format!("g{g}"),
             url: format!("http://{}", h.addr()),
-            token: Default::default(),
+            ..Default::default()
         });
         gatherers.push(h);
     }

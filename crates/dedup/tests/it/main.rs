@@ -42,3 +42,4 @@ mod e2e;
 mod lifecycle;
 mod store;
 mod sync;
+mod tls_pull;

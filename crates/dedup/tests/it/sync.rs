@@ -267,7 +267,7 @@ async fn an_unreachable_gatherer_is_skipped() -> TestResult {
     config.gatherers.push(kd_dedup::GathererEndpoint {
         id: "gone".into(),
         url: format!("http://{dead_addr}"),
-        token: Default::default(),
+        ..Default::default()
     });
     let dedup = kd_dedup::start(config, CancellationToken::new()).await?;
     let mut expected = std::collections::HashMap::new();

@@ -59,7 +59,7 @@ impl Cluster {
                 .map(|(i, g)| GathererEndpoint {
                     id: format!("g{i}"),
                     url: format!("http://{}", g.addr()),
-                    token: Default::default(),
+                    ..Default::default()
                 })
                 .collect(),
             batch_size: 700,

@@ -35,14 +35,19 @@ impl<S: WindowSource> Exporter<S> {
 
     /// Sets `export_lag_seconds` from the watermarks (or, before the first export, from where it
     /// starts); returns the watermarks and when the next window of any table is due.
-    pub(super) async fn update_lag(&self) -> (BTreeMap<Table, TimestampUs>, Option<TimestampUs>) {
+    pub(super) async fn update_lag(
+        &self,
+    ) -> (
+        BTreeMap<Table, (TimestampUs, TimestampUs)>,
+        Option<TimestampUs>,
+    ) {
         let now = TimestampUs::now();
         let mut watermarks = BTreeMap::new();
         let mut next_due: Option<TimestampUs> = None;
         for table in EXPORT_TABLES {
             let since = match self.source.watermark(&layout::watermark_name(table)).await {
                 Ok(Some(wm)) => {
-                    watermarks.insert(table, wm);
+                    watermarks.insert(table, (wm, self.due(table, wm)));
                     Some(wm)
                 }
                 // Nothing exported yet: the lag runs from where the first export starts (the

@@ -27,7 +27,12 @@ impl<S: WindowSource> Exporter<S> {
     /// `export_lag_seconds` of a table exported up to `watermark`: how long its next window has
     /// been due (end + settle) without being exported, at least 0. The window's natural delay
     /// (its length and the settle delay) is not lag, so a healthy exporter shows about 0.
-    pub(super) fn lag_beyond_due(&self, table: Table, watermark: TimestampUs, now: TimestampUs) -> f64 {
+    pub(super) fn lag_beyond_due(
+        &self,
+        table: Table,
+        watermark: TimestampUs,
+        now: TimestampUs,
+    ) -> f64 {
         let due = self.due(table, watermark);
         // Display only: microseconds to seconds for a gauge.
         (now.micros().saturating_sub(due.micros())).max(0) as f64 / 1e6

@@ -8,8 +8,7 @@
 use crate::support::{HOUR, TestResult, check_parquet, day0, synthetic};
 use kd_archive::production::ProductionSource;
 use kd_archive::{
-    Archive, ExportConfig, Exporter, MemorySource, S3Options, Step, Window, WindowLen,
-    WindowSource,
+    Archive, ExportConfig, Exporter, MemorySource, S3Options, Step, Window, WindowLen, WindowSource,
 };
 use kd_core::{Record, Table, TimestampUs};
 
@@ -80,7 +79,8 @@ async fn late_rows(url: &str) -> TestResult {
 
     let second = exporter.recheck().await?;
     assert_eq!(second.late_rows, 3, "{second:?}");
-    let hour = |h: i64| WindowLen::HOUR.window_of(TimestampUs::from_micros(day0().micros() + h * HOUR));
+    let hour =
+        |h: i64| WindowLen::HOUR.window_of(TimestampUs::from_micros(day0().micros() + h * HOUR));
     assert_eq!(
         second.reexported,
         vec![(Table::Trades, hour(0)), (Table::Trades, hour(5))]

@@ -132,3 +132,20 @@ impl InternalEvent for CycleFailed<'_> {
         tracing::warn!(error = %self.error, retriable = true, "archive export failed; retrying");
     }
 }
+
+/// Rows found in production for a window already exported; the window is exported again.
+pub struct LateRowsFound {
+    pub table: Table,
+    pub window_start: TimestampUs,
+    /// Rows in production now minus rows in the exported object.
+    pub late: u64,
+}
+
+impl InternalEvent for LateRowsFound {
+    fn emit(self) {
+        metrics::counter!(m::LATE_ROWS_TOTAL, "table" => self.table.name()).increment(self.late);
+        metrics::counter!(m::REEXPORTS_TOTAL, "table" => self.table.name()).increment(1);
+        tracing::info!(table = %self.table, window = %self.window_start, late_rows = self.late,
+            "late rows in an exported window; exported again");
+    }
+}

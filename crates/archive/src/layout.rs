@@ -59,9 +59,10 @@ impl Aggregate {
     }
 }
 
-/// Whether a table is partitioned down to the hour (the high-volume streams).
-pub const fn hourly_partitions(table: Table) -> bool {
-    matches!(table, Table::Deltas | Table::Tickers)
+/// Whether a window's objects go under an `hour=HH/` folder: every window shorter than a day
+/// (hourly windows, the default for every table, and sub-hour ones).
+pub fn hourly_partitions(window: &Window) -> bool {
+    window.len() != crate::window::WindowLen::DAY
 }
 
 /// Compact UTC stamp for file names: `20261127T1405Z`.
@@ -86,7 +87,7 @@ pub fn table_key(tier: Tier, table: Table, window: &Window) -> Path {
         "{}/{}/{}/{}_{}_{}.parquet",
         tier.prefix(),
         table.name(),
-        date_folders(window.start, hourly_partitions(table)),
+        date_folders(window.start, hourly_partitions(window)),
         table.name(),
         stamp(window.start),
         window.len(),
@@ -108,6 +109,13 @@ pub fn aggregate_key(aggregate: Aggregate, day: &Window) -> Path {
 /// The watermark name of a table's export in production.
 pub fn watermark_name(table: Table) -> String {
     format!("archive.{}", table.name())
+}
+
+/// The name under which production keeps how many rows the exported `table` window starting
+/// at `start` held (in the watermark table, the count as the value): what the late-row
+/// re-check compares production's current count with.
+pub fn window_rows_name(table: Table, start: TimestampUs) -> String {
+    format!("archive.{}.rows.{}", table.name(), start.micros())
 }
 
 /// The watermark name of the daily aggregates.

@@ -6,7 +6,9 @@
 //! | `export_bytes_total` | counter | `table`, `tier` — compressed bytes written |
 //! | `export_duration_seconds` | histogram | `table` — one window, read to last put |
 //! | `export_errors_total` | counter | `stage` (read, encode, write, watermark, metadata) |
-//! | `export_lag_seconds` | gauge | `table` — now minus the table's watermark |
+//! | `export_lag_seconds` | gauge | `table` — how long the table's next window has been due and not exported: now − (watermark + window length + settle), at least 0 (the window's natural delay is not lag) |
+//! | `export_late_rows_total` | counter | `table` — rows found in production for a window already exported |
+//! | `export_reexports_total` | counter | `table` — windows exported again because of late rows |
 //! | `export_duplicates_removed_total` | counter | `table` — dropped by the processed tier |
 
 use crate::events::Stage;
@@ -17,6 +19,8 @@ pub const DURATION_SECONDS: &str = "export_duration_seconds";
 pub const ERRORS_TOTAL: &str = "export_errors_total";
 pub const LAG_SECONDS: &str = "export_lag_seconds";
 pub const DUPLICATES_REMOVED_TOTAL: &str = "export_duplicates_removed_total";
+pub const LATE_ROWS_TOTAL: &str = "export_late_rows_total";
+pub const REEXPORTS_TOTAL: &str = "export_reexports_total";
 
 /// The `tier` label of the aggregates (the raw and processed tiers use [`crate::layout::Tier`]).
 pub const AGGREGATES_TIER: &str = "aggregates";
@@ -40,6 +44,8 @@ pub fn register(processed: bool, aggregates: bool) {
         bytes(table.name(), Tier::Raw.prefix(), 0);
         // Creating the handle registers the series (rendered with count 0 until a sample).
         let _ = metrics::histogram!(DURATION_SECONDS, "table" => table.name());
+        metrics::counter!(LATE_ROWS_TOTAL, "table" => table.name()).increment(0);
+        metrics::counter!(REEXPORTS_TOTAL, "table" => table.name()).increment(0);
         if processed && crate::processed::PROCESSED_TABLES.contains(&table) {
             rows(table.name(), Tier::Processed.prefix(), 0);
             bytes(table.name(), Tier::Processed.prefix(), 0);

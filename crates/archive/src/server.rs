@@ -22,7 +22,7 @@ struct Figures {
     last_ok: Option<TimestampUs>,
     last_error: Option<String>,
     consecutive_failures: u32,
-    watermarks: BTreeMap<Table, TimestampUs>,
+    watermarks: BTreeMap<Table, (TimestampUs, TimestampUs)>,
     cycles: u64,
 }
 
@@ -47,7 +47,10 @@ impl Default for Health {
 pub struct TableReport {
     /// End of the last exported window (RFC 3339).
     pub watermark: String,
-    /// Now minus the watermark, seconds (the `export_lag_seconds` gauge).
+    /// When the next window is due (its end + the settle delay, RFC 3339).
+    pub next_due: String,
+    /// How long the next window has been due without being exported, seconds, ≥ 0 (the
+    /// `export_lag_seconds` gauge): 0 while healthy.
     pub lag_seconds: f64,
 }
 
@@ -74,8 +77,9 @@ impl Health {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A cycle exported everything due; `watermarks` as read after it.
-    pub fn cycle_ok(&self, watermarks: BTreeMap<Table, TimestampUs>) {
+    /// A cycle exported everything due; `watermarks` (each with when the table's next window
+    /// is due) as read after it.
+    pub fn cycle_ok(&self, watermarks: BTreeMap<Table, (TimestampUs, TimestampUs)>) {
         let mut s = self.lock();
         s.last_ok = Some(TimestampUs::now());
         s.last_error = None;
@@ -112,13 +116,14 @@ impl Health {
             tables: s
                 .watermarks
                 .iter()
-                .map(|(table, wm)| {
+                .map(|(table, (wm, due))| {
                     (
                         *table,
                         TableReport {
                             watermark: wm.to_rfc3339(),
+                            next_due: due.to_rfc3339(),
                             // Display only: microseconds to seconds.
-                            lag_seconds: (now.micros().saturating_sub(wm.micros())).max(0) as f64
+                            lag_seconds: (now.micros().saturating_sub(due.micros())).max(0) as f64
                                 / 1e6,
                         },
                     )

@@ -38,6 +38,17 @@ pub trait WindowSource: Send + Sync {
         to: TimestampUs,
     ) -> impl Future<Output = Result<Vec<Record>, SourceError>> + Send;
 
+    /// How many records of `table` have `from <= exchange_ts < to`: what the late-row re-check
+    /// compares with the rows an exported window held. By default it reads the window.
+    fn count_window(
+        &self,
+        table: Table,
+        from: TimestampUs,
+        to: TimestampUs,
+    ) -> impl Future<Output = Result<u64, SourceError>> + Send {
+        async move { Ok(self.read_window(table, from, to).await?.len() as u64) }
+    }
+
     /// The exchange time of the oldest record of `table`, `None` when it is empty: where the
     /// first export starts when no watermark exists yet.
     fn earliest(

@@ -34,13 +34,11 @@ impl WindowLen {
         self.0
     }
 
-    /// The default length per table: hourly for the high-volume streams (deltas, tickers),
-    /// daily for the rest (trades, snapshots, lifecycle, gaps).
-    pub const fn default_for(table: Table) -> WindowLen {
-        match table {
-            Table::Deltas | Table::Tickers => WindowLen::HOUR,
-            _ => WindowLen::DAY,
-        }
+    /// The default length of every table: hourly, so every table's data reaches the archive
+    /// within the hour plus the settle delay (the seed's cold tier: under one hour of lag).
+    /// Daily windows made trades, snapshots and lifecycle up to a day late.
+    pub const fn default_for(_table: Table) -> WindowLen {
+        WindowLen::HOUR
     }
 
     /// The window containing `ts`.
@@ -192,6 +190,13 @@ mod tests {
         assert_eq!(all[1].end.micros(), 3 * HOUR_US);
         let before_epoch = len.window_of(TimestampUs::from_micros(-1));
         assert_eq!(before_epoch.start.micros(), -HOUR_US);
+    }
+
+    #[test]
+    fn every_table_defaults_to_hourly_windows() {
+        for table in Table::ALL {
+            assert_eq!(WindowLen::default_for(table), WindowLen::HOUR, "{table}");
+        }
     }
 
     #[test]

@@ -55,6 +55,9 @@ def dataset_stats(files, table):
             for side in ("yes", "no"):
                 for levels in t.column(side).to_pylist():
                     stats["size_sum"] += sum(level["size"] for level in levels)
+        if table == "trades":
+            # Row-by-row comparison with production: every trade id the archive holds.
+            stats.setdefault("trade_ids", []).extend(t.column("trade_id").to_pylist())
         raw_cols = [c for c in t.column_names]
         for row in zip(*[t.column(c).to_pylist() for c in raw_cols]):
             seen.add(repr(row))

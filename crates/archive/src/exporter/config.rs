@@ -17,11 +17,18 @@ pub struct ExportConfig {
     pub archive_url: String,
     /// S3 settings (endpoint, region, credentials); unset ones come from the AWS environment.
     pub s3: S3Options,
-    /// One window length for every table (`5m`, `1h`, `1d`); unset: hourly for deltas and
-    /// tickers, daily for the others.
+    /// One window length for every table (`5m`, `1h`, `1d`); unset: hourly for every table.
     pub window: Option<WindowLen>,
-    /// How long after a window's end to wait for late records before exporting it.
+    /// How long after a window's end to wait for records still travelling from the gatherers
+    /// before exporting it. Hourly windows + 120 s settle: a record is archived within 62 min
+    /// of its exchange time plus the export itself (the promise: 65 min).
     pub settle_secs: u64,
+    /// How far back (hours before each table's watermark) exported windows are re-checked for
+    /// late rows — rows production received after their window was exported (a production
+    /// outage, a gatherer's downtime repair, a backfill). 0 turns the re-check off.
+    pub recheck_hours: u64,
+    /// How often the continuous exporter re-checks exported windows for late rows.
+    pub recheck_interval_secs: u64,
     /// How often the continuous exporter looks for closed windows.
     pub poll_interval_secs: u64,
     /// Rows per Parquet row group.
@@ -42,7 +49,9 @@ impl Default for ExportConfig {
             archive_url: "file://./data/archive".to_string(),
             s3: S3Options::default(),
             window: None,
-            settle_secs: 300,
+            settle_secs: 120,
+            recheck_hours: 48,
+            recheck_interval_secs: 300,
             poll_interval_secs: 30,
             row_group_rows: encode::DEFAULT_ROW_GROUP_ROWS,
             processed: true,

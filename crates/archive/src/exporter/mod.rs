@@ -14,8 +14,11 @@
 
 mod config;
 mod encode_window;
+mod lag;
+mod recheck;
 
 pub use config::ExportConfig;
+pub use recheck::RecheckReport;
 
 use crate::aggregates::{AggregateError, DayAggregator};
 use crate::encode::{self, EncodeError, FileMeta};
@@ -34,7 +37,6 @@ use crate::window::{self, Window, WindowLen};
 use encode_window::encode_window;
 use kd_core::backoff::BackoffPolicy;
 use kd_core::{Table, TimestampUs};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -233,7 +235,15 @@ impl<S: WindowSource> Exporter<S> {
     /// Runs one step; with `advance`, moves the step's watermark forward afterwards.
     pub async fn run_step(&self, step: Step, advance: bool) -> Result<StepReport, ExportError> {
         let result = match step {
-            Step::Window(table, w) => self.export_window(table, w).await,
+            Step::Window(table, w) => {
+                let report = self.export_window(table, w).await;
+                // What the window held, for the late-row re-check (recorded even for a
+                // manual re-export: it is what the object now holds).
+                match report {
+                    Ok(r) => self.record_rows(table, w, r.rows).await.map(|()| r),
+                    Err(e) => Err(e),
+                }
+            }
             Step::Day(day) => self.export_day(day).await,
         };
         let report = match result {
@@ -259,7 +269,7 @@ impl<S: WindowSource> Exporter<S> {
                 return Err(e.into());
             }
             if let Step::Window(table, w) = step {
-                let seconds = (TimestampUs::now().micros() - w.end.micros()) as f64 / 1e6;
+                let seconds = self.lag_beyond_due(table, w.end, TimestampUs::now());
                 LagMeasured { table, seconds }.emit();
             }
         }
@@ -435,9 +445,20 @@ impl<S: WindowSource> Exporter<S> {
     pub async fn run(&self, shutdown: CancellationToken) {
         let policy = BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(300));
         let mut attempt = 0_u32;
+        let mut last_recheck: Option<Instant> = None;
         metrics::register(self.config.processed, self.config.aggregates);
         loop {
-            let wait = match self.catch_up(&shutdown).await {
+            let mut cycle = self.catch_up(&shutdown).await;
+            let recheck_due = last_recheck.is_none_or(|t| {
+                t.elapsed() >= Duration::from_secs(self.config.recheck_interval_secs.max(1))
+            });
+            if cycle.is_ok() && recheck_due && self.config.recheck_hours > 0 {
+                match self.recheck().await {
+                    Ok(_) => last_recheck = Some(Instant::now()),
+                    Err(e) => cycle = Err(e),
+                }
+            }
+            let wait = match cycle {
                 Ok(report) => {
                     attempt = 0;
                     if report.rows > 0 || !report.keys.is_empty() {
@@ -448,11 +469,19 @@ impl<S: WindowSource> Exporter<S> {
                         }
                         .emit();
                     }
-                    let watermarks = self.update_lag().await;
+                    let (watermarks, next_due) = self.update_lag().await;
                     if let Some(health) = &self.health {
                         health.cycle_ok(watermarks);
                     }
-                    Duration::from_secs(self.config.poll_interval_secs.max(1))
+                    // Wake when the next window closes rather than up to a poll interval
+                    // later: the archive's latency is the window, the settle delay and the
+                    // export, not a poll on top.
+                    let poll = Duration::from_secs(self.config.poll_interval_secs.max(1));
+                    let until_due = next_due.map_or(poll, |due| {
+                        let us = due.micros().saturating_sub(TimestampUs::now().micros());
+                        Duration::from_micros(u64::try_from(us).unwrap_or(0))
+                    });
+                    poll.min(until_due.max(Duration::from_millis(200)))
                 }
                 Err(e) => {
                     CycleFailed { error: &e }.emit();
@@ -472,33 +501,17 @@ impl<S: WindowSource> Exporter<S> {
         tracing::info!("archive exporter stopped");
     }
 
-    /// Sets `export_lag_seconds` from the watermarks (or, before the first export, from where it
-    /// starts), and returns the watermarks.
-    async fn update_lag(&self) -> BTreeMap<Table, TimestampUs> {
-        let now = TimestampUs::now();
-        let mut watermarks = BTreeMap::new();
-        for table in EXPORT_TABLES {
-            let since = match self.source.watermark(&layout::watermark_name(table)).await {
-                Ok(Some(wm)) => {
-                    watermarks.insert(table, wm);
-                    wm
-                }
-                // Nothing exported yet: the lag runs from where the first export starts (the
-                // oldest record's window), so an exporter that never gets its first window out
-                // shows a growing lag instead of no series at all; an empty table waits on
-                // nothing (0).
-                Ok(None) => match self.next_start(table).await {
-                    Ok(start) => start.unwrap_or(now),
-                    Err(_) => continue,
-                },
-                Err(_) => continue,
-            };
-            LagMeasured {
-                table,
-                seconds: (now.micros() - since.micros()) as f64 / 1e6,
+    /// Records in production how many rows the exported window held.
+    async fn record_rows(&self, table: Table, w: Window, rows: usize) -> Result<(), ExportError> {
+        let name = layout::window_rows_name(table, w.start);
+        let count = TimestampUs::from_micros(i64::try_from(rows).unwrap_or(i64::MAX));
+        if let Err(e) = self.source.set_watermark(&name, count).await {
+            StepFailed {
+                stage: Stage::Watermark,
             }
             .emit();
+            return Err(e.into());
         }
-        watermarks
+        Ok(())
     }
 }

@@ -21,7 +21,9 @@ impl Speed {
         }
         match text.parse::<f64>() {
             Ok(x) if x.is_finite() && x > 0.0 => Ok(Speed::Times(x)),
-            _ => Err(format!("`{text}`: expected `max` or a positive factor such as 10")),
+            _ => Err(format!(
+                "`{text}`: expected `max` or a positive factor such as 10"
+            )),
         }
     }
 }

@@ -19,9 +19,15 @@ pub enum Event {
     /// A stored WebSocket snapshot that disagrees with the book the replayed deltas built
     /// (production missed or had extra deltas before it): sent as an `orderbook_snapshot`, which
     /// a Kalshi client takes as a reset, so the replayed book follows what production holds.
-    Resync { ticker: String, book: Book },
+    Resync {
+        ticker: String,
+        book: Book,
+    },
     /// Start of a window no gatherer covered ([`uncovered`]).
-    Uncovered { start: TimestampUs, end: TimestampUs },
+    Uncovered {
+        start: TimestampUs,
+        end: TimestampUs,
+    },
 }
 
 impl Event {
@@ -94,7 +100,8 @@ impl Dataset {
             uncovered,
             gatherers: rest.gatherers,
         };
-        data.trades.sort_by(|a, b| (a.exchange_ts, &a.trade_id).cmp(&(b.exchange_ts, &b.trade_id)));
+        data.trades
+            .sort_by(|a, b| (a.exchange_ts, &a.trade_id).cmp(&(b.exchange_ts, &b.trade_id)));
         data.build_timeline(books.snapshots, books.deltas, rest.tickers, rest.lifecycle);
         Ok(data)
     }
@@ -113,7 +120,11 @@ impl Dataset {
         deltas.retain(|d| inside(d.exchange_ts));
         deltas.sort_by_key(|d| (d.exchange_ts, d.occurrence));
         let mut tl: Vec<(TimestampUs, u8, Event)> = Vec::new();
-        tl.extend(deltas.into_iter().map(|d| (d.exchange_ts, 0, Event::Delta(d))));
+        tl.extend(
+            deltas
+                .into_iter()
+                .map(|d| (d.exchange_ts, 0, Event::Delta(d))),
+        );
         tl.extend(self.resyncs(&snapshots, &tl));
         tl.extend(
             self.trades
@@ -122,8 +133,18 @@ impl Dataset {
                 .cloned()
                 .map(|t| (t.exchange_ts, 2, Event::Trade(t))),
         );
-        tl.extend(tickers.into_iter().filter(|t| inside(t.exchange_ts)).map(|t| (t.exchange_ts, 3, Event::Ticker(t))));
-        tl.extend(lifecycle.into_iter().filter(|l| inside(l.exchange_ts)).map(|l| (l.exchange_ts, 4, Event::Lifecycle(l))));
+        tl.extend(
+            tickers
+                .into_iter()
+                .filter(|t| inside(t.exchange_ts))
+                .map(|t| (t.exchange_ts, 3, Event::Ticker(t))),
+        );
+        tl.extend(
+            lifecycle
+                .into_iter()
+                .filter(|l| inside(l.exchange_ts))
+                .map(|l| (l.exchange_ts, 4, Event::Lifecycle(l))),
+        );
         tl.extend(
             self.uncovered
                 .iter()
@@ -217,7 +238,12 @@ pub fn uncovered(
         let mut mine: Vec<(i64, i64)> = gaps
             .iter()
             .filter(|x| &x.gatherer == g)
-            .map(|x| (x.start.micros().max(from.micros()), x.end.micros().min(to.micros())))
+            .map(|x| {
+                (
+                    x.start.micros().max(from.micros()),
+                    x.end.micros().min(to.micros()),
+                )
+            })
             .filter(|(a, b)| a < b)
             .collect();
         mine.sort();
@@ -281,12 +307,20 @@ mod tests {
     #[test]
     fn uncovered_only_where_every_gatherer_had_a_gap() {
         let names = vec!["a".to_string(), "b".to_string()];
-        let gaps = [gap("a", 10, 50), gap("b", 40, 60), gap("b", 0, 5), gap("a", 70, 80)];
+        let gaps = [
+            gap("a", 10, 50),
+            gap("b", 40, 60),
+            gap("b", 0, 5),
+            gap("a", 70, 80),
+        ];
         let t = TimestampUs::from_micros;
         assert_eq!(uncovered(&gaps, &names, t(0), t(100)), vec![(t(40), t(50))]);
         // One gatherer alone covered the rest.
         assert!(uncovered(&gaps[..1], &names, t(0), t(100)).is_empty());
         // Clipped to the range.
-        assert_eq!(uncovered(&gaps, &names, t(45), t(100)), vec![(t(45), t(50))]);
+        assert_eq!(
+            uncovered(&gaps, &names, t(45), t(100)),
+            vec![(t(45), t(50))]
+        );
     }
 }

@@ -110,9 +110,7 @@ fn advance(
     out: &mut Vec<String>,
 ) -> (usize, TimestampUs) {
     let timeline = &shared.data.timeline;
-    let mut last = timeline
-        .get(cursor)
-        .map_or(shared.clock.to, |(ts, _)| *ts);
+    let mut last = timeline.get(cursor).map_or(shared.clock.to, |(ts, _)| *ts);
     let mut sent = 0;
     while let Some((ts, event)) = timeline.get(cursor) {
         if *ts != last {

@@ -8,11 +8,12 @@
 //! - [`clock`]: the replay clock (`--speed X` or `max`).
 //! - [`wire`]: records back into Kalshi's message shapes (kd-kalshi's wire structs).
 //! - `session`: one connection's subscriptions and commands; `feed`: the WebSocket endpoint.
-//! - `rest`: the REST endpoints as of the replay clock.
+//! - `rest`: the REST endpoints as of the replay clock; `ndjson`: `GET /replay`.
 
 pub mod clock;
 pub mod data;
 mod feed;
+mod ndjson;
 mod rest;
 mod session;
 pub mod wire;
@@ -35,7 +36,12 @@ pub use rest::REST_PREFIX;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplayArgs {
     /// Replay from this production store (`sqlite://PATH` or `postgres://…`).
-    #[arg(long, env = "KALSHI_DATA_PRODUCTION", hide_env_values = true, conflicts_with = "archive")]
+    #[arg(
+        long,
+        env = "KALSHI_DATA_PRODUCTION",
+        hide_env_values = true,
+        conflicts_with = "archive"
+    )]
     pub production: Option<String>,
     /// Replay from this Parquet archive (a folder or `s3://…`). Not implemented yet.
     #[arg(long)]
@@ -189,6 +195,7 @@ fn router(shared: Arc<Shared>) -> Router {
     let p = |path: &str| format!("{REST_PREFIX}{path}");
     Router::new()
         .route(WS_PATH, get(feed::upgrade))
+        .route("/replay", get(ndjson::replay))
         .route(&p("/exchange/status"), get(rest::status))
         .route(&p("/markets"), get(rest::markets))
         .route(&p("/markets/trades"), get(rest::trades))

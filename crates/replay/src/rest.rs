@@ -18,7 +18,9 @@ use std::sync::Arc;
 pub const REST_PREFIX: &str = "/trade-api/v2";
 
 pub(crate) fn auth_error() -> Json<Value> {
-    Json(json!({"error": {"code": "authentication_error", "message": "invalid or missing API key signature", "service": "replay"}}))
+    Json(
+        json!({"error": {"code": "authentication_error", "message": "invalid or missing API key signature", "service": "replay"}}),
+    )
 }
 
 fn not_found(what: &str) -> Response {
@@ -69,7 +71,11 @@ pub(crate) async fn markets(
         .data
         .markets
         .iter()
-        .filter(|m| wanted.as_ref().is_none_or(|w| w.contains(&m.ticker.as_str())))
+        .filter(|m| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| w.contains(&m.ticker.as_str()))
+        })
         .filter(|m| {
             q.get("event_ticker")
                 .is_none_or(|e| m.event_ticker.as_deref() == Some(e.as_str()))

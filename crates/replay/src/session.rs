@@ -52,7 +52,12 @@ fn error(id: Option<u64>, code: ErrorCode) -> String {
 
 fn tickers_param(params: &Value) -> Option<Vec<String>> {
     if let Some(list) = params.get("market_tickers").and_then(Value::as_array) {
-        return Some(list.iter().filter_map(Value::as_str).map(str::to_string).collect());
+        return Some(
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        );
     }
     params
         .get("market_ticker")
@@ -72,7 +77,12 @@ impl Session {
         if channel.is_none() {
             // A replay notice (uncovered window): once per connection, no sid.
             if self.is_subscribed() {
-                out.push(frame(wire::type_of(event), None, None, &wire::body(event, false)));
+                out.push(frame(
+                    wire::type_of(event),
+                    None,
+                    None,
+                    &wire::body(event, false),
+                ));
             }
             return;
         }
@@ -85,7 +95,9 @@ impl Session {
             let body = if sub.yes_leg {
                 wire::body(event, true)
             } else {
-                plain.get_or_insert_with(|| wire::body(event, false)).clone()
+                plain
+                    .get_or_insert_with(|| wire::body(event, false))
+                    .clone()
             };
             out.push(frame(wire::type_of(event), Some(sub.sid), seq, &body));
         }
@@ -250,7 +262,13 @@ impl Session {
 }
 
 /// `orderbook_snapshot` frames of `tickers` as of `at` (markets without a book then: none).
-fn snapshots(sub: &mut Sub, tickers: &[String], data: &Dataset, at: TimestampUs, out: &mut Vec<String>) {
+fn snapshots(
+    sub: &mut Sub,
+    tickers: &[String],
+    data: &Dataset,
+    at: TimestampUs,
+    out: &mut Vec<String>,
+) {
     for t in tickers {
         if let Some(book) = data.book_at(t, at) {
             let seq = sub.next_seq();

@@ -108,7 +108,8 @@ fn fp_add(a: &str, b: &str) -> Res<String> {
     let h = |s: &str| -> Res<i64> {
         let (w, f) = s.split_once('.').unwrap_or((s, "0"));
         let neg = w.starts_with('-');
-        let v = w.trim_start_matches('-').parse::<i64>()? * 100 + format!("{f:0<2}")[..2].parse::<i64>()?;
+        let v = w.trim_start_matches('-').parse::<i64>()? * 100
+            + format!("{f:0<2}")[..2].parse::<i64>()?;
         Ok(if neg { -v } else { v })
     };
     let v = h(a)? + h(b)?;
@@ -139,7 +140,11 @@ impl Seen {
                     m["delta_fp"].as_str().unwrap_or_default().to_string(),
                 );
                 if let Some(book) = self.books.get_mut(&ticker) {
-                    let levels = if side == "yes" { &mut book.0 } else { &mut book.1 };
+                    let levels = if side == "yes" {
+                        &mut book.0
+                    } else {
+                        &mut book.1
+                    };
                     let next = fp_add(levels.get(&price).map_or("0.00", |s| s), &delta)?;
                     if next.starts_with('-') || next == "0.00" {
                         levels.remove(&price);
@@ -151,11 +156,17 @@ impl Seen {
             }
             "trade" => {
                 let ts = m["ts_ms"].as_i64().unwrap_or_default() * 1_000;
-                assert!(ts / 1_000 >= self.last_ts / 1_000, "trade out of order: {frame}");
+                assert!(
+                    ts / 1_000 >= self.last_ts / 1_000,
+                    "trade out of order: {frame}"
+                );
                 self.trades.push((
                     m["trade_id"].as_str().unwrap_or_default().to_string(),
                     ticker,
-                    m["yes_price_dollars"].as_str().unwrap_or_default().to_string(),
+                    m["yes_price_dollars"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                     m["count_fp"].as_str().unwrap_or_default().to_string(),
                     ts,
                 ));
@@ -180,7 +191,12 @@ fn book_cli(url: &str, ticker: &str, at: i64) -> Res<Option<Book>> {
         v.as_array()
             .into_iter()
             .flatten()
-            .filter_map(|l| Some((l["price"].as_str()?.to_string(), l["size"].as_str()?.to_string())))
+            .filter_map(|l| {
+                Some((
+                    l["price"].as_str()?.to_string(),
+                    l["size"].as_str()?.to_string(),
+                ))
+            })
             .collect()
     };
     Ok(Some((side(&doc["yes"]), side(&doc["no"]))))
@@ -246,7 +262,8 @@ fn replay_of_an_up_run_sends_exactly_what_production_holds() -> Res<()> {
 
     let seen = rt.block_on(async {
         let (mut ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://{}/trade-api/ws/v2", replay.addr)).await?;
+            tokio_tungstenite::connect_async(format!("ws://{}/trade-api/ws/v2", replay.addr))
+                .await?;
         let sub = r#"{"id":1,"cmd":"subscribe","params":{"channels":["orderbook_delta","trade"]}}"#;
         ws.send(Message::Text(sub.into())).await?;
         let mut seen = Seen::default();
@@ -311,20 +328,56 @@ fn replay_of_an_up_run_sends_exactly_what_production_holds() -> Res<()> {
     let mut got_deltas = seen.deltas.clone();
     want_deltas.sort();
     got_deltas.sort();
-    assert!(want_deltas.len() > 1000, "{} deltas only", want_deltas.len());
+    assert!(
+        want_deltas.len() > 1000,
+        "{} deltas only",
+        want_deltas.len()
+    );
     assert_eq!(got_deltas.len(), want_deltas.len(), "delta counts differ");
     assert_eq!(got_deltas, want_deltas, "deltas differ");
 
     assert_eq!(taken.len(), 100);
     for (t, m, streamed) in &taken {
         let cli = book_cli(&url, m, *t)?;
-        assert_eq!(streamed, &cli, "book of {m} at {t}: replayed vs `kalshi-data book`");
+        assert_eq!(
+            streamed, &cli,
+            "book of {m} at {t}: replayed vs `kalshi-data book`"
+        );
     }
     eprintln!(
         "replay: {} trades, {} deltas, 100 books equal",
         got_trades.len(),
         got_deltas.len()
     );
+
+    // The same through `GET /replay` (NDJSON), trades of one market.
+    let one = &want_trades[0].1;
+    let url_nd = format!(
+        "http://{}/replay?channels=trade&tickers={one}&from={from}&to={to}",
+        replay.addr
+    );
+    let (status, body) = kd_testkit::http::get(&url_nd, None).ok_or("GET /replay failed")?;
+    assert_eq!(status, 200, "{body}");
+    let mut nd: Vec<String> = Vec::new();
+    for line in body.lines() {
+        let v: Value = serde_json::from_str(line)?;
+        if v["type"] == "trade" {
+            nd.push(
+                v["msg"]["trade_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+    }
+    let mut want_one: Vec<String> = want_trades
+        .iter()
+        .filter(|t| &t.1 == one)
+        .map(|t| t.0.clone())
+        .collect();
+    nd.sort();
+    want_one.sort();
+    assert_eq!(nd, want_one, "NDJSON trades of {one}");
 
     // A Python client (websockets) against a fresh replay of the same range.
     let replay2 = start_replay(&url, from, to, "max")?;
@@ -340,8 +393,16 @@ fn replay_of_an_up_run_sends_exactly_what_production_holds() -> Res<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     let counts: Value = serde_json::from_str(text.trim())?;
-    assert_eq!(counts["trade"].as_u64(), Some(want_trades.len() as u64), "{counts}");
-    assert_eq!(counts["orderbook_delta"].as_u64(), Some(want_deltas.len() as u64), "{counts}");
+    assert_eq!(
+        counts["trade"].as_u64(),
+        Some(want_trades.len() as u64),
+        "{counts}"
+    );
+    assert_eq!(
+        counts["orderbook_delta"].as_u64(),
+        Some(want_deltas.len() as u64),
+        "{counts}"
+    );
     assert_eq!(counts["ended"], true, "{counts}");
     Ok(())
 }

@@ -47,7 +47,7 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>) {
     let mut out: Vec<String> = Vec::with_capacity(BATCH * 2);
     loop {
         let next_ts = data.timeline.get(cursor).map(|(ts, _)| *ts);
-        let due = next_ts.map_or(clock.to, |ts| ts);
+        let due = next_ts.unwrap_or(clock.to);
         let wait = async {
             match clock.when(due) {
                 Some(when) => tokio::time::sleep_until(when.into()).await,
@@ -64,7 +64,7 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>) {
                 Some(Ok(_)) => {}
             },
             () = wait, if session.is_subscribed() => {
-                let Some(_) = next_ts else {
+                if next_ts.is_none() {
                     // Range over: say so, then close the feed.
                     let body = serde_json::json!({
                         "to": clock.to.to_rfc3339(),
@@ -76,7 +76,7 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>) {
                         .send(Message::Close(Some(CloseFrame { code: 1000, reason: "replay range ended".into() })))
                         .await;
                     return;
-                };
+                }
                 let limit = match clock.speed {
                     crate::clock::Speed::Max => None,
                     crate::clock::Speed::Times(_) => Some(clock.now()),

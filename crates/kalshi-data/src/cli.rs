@@ -48,6 +48,8 @@ pub enum Command {
     Keygen(keygen::KeygenArgs),
     /// Run the end-to-end load benchmark and print its figures.
     Bench(kd_bench::BenchArgs),
+    /// Serve captured data back over Kalshi's REST and WebSocket protocol (docs/replay.md).
+    Replay(kd_replay::ReplayArgs),
 }
 
 /// Every subcommand is built; the match is exhaustive so a new one cannot be left unwired.
@@ -65,6 +67,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => done(kd_dedup::cli::run_migrate(args).await),
         Command::Keygen(args) => keygen::run(&args),
         Command::Bench(args) => done(kd_bench::run_and_print(&args).await),
+        Command::Replay(args) => done(kd_replay::run(&args).await),
     }
 }
 

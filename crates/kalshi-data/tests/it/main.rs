@@ -21,6 +21,8 @@
 //! - `reliability*`: the seed's failure tables made to happen against the real binary;
 //!   `reliability_support` drives `up` (through `kd_testkit::up`), `verify` and the figures.
 //! - `secrets`: no password, token or key id on a command line, in `up.json`, a log or `--help`.
+//! - `replay`: `replay` of an `up` run's range gives exactly production's trades, deltas and
+//!   books, to our client and to a Python `websockets` one (issue 20).
 //! - `rest_books`: REST books from a 2 s edge cache, polled every minute: `verify` and `book`.
 //! - `tls_production`: `migrate`, `up` and `verify` against a PostgreSQL that accepts only TLS.
 
@@ -41,6 +43,7 @@ mod reliability;
 mod reliability_disk;
 mod reliability_skew;
 mod reliability_support;
+mod replay;
 mod rest_books;
 mod secrets;
 mod tls_production;

@@ -1,13 +1,13 @@
-//! The binary's command line: `--help` lists the twelve subcommands of DESIGN §1, each has its
+//! The binary's command line: `--help` lists the twelve subcommands of DESIGN §1 and `audit`, each has its
 //! own `--help`, and a wrong invocation is a usage error (exit 2), never a silent success.
 
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kalshi-data");
 
-const SUBCOMMANDS: [&str; 12] = [
-    "up", "sim", "gatherer", "dedup", "export", "status", "verify", "book", "backfill", "migrate",
-    "keygen", "bench",
+const SUBCOMMANDS: [&str; 13] = [
+    "up", "sim", "gatherer", "dedup", "export", "status", "verify", "audit", "book", "backfill",
+    "migrate", "keygen", "bench",
 ];
 
 fn run(args: &[&str]) -> std::process::Output {

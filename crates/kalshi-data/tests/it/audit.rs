@@ -40,7 +40,9 @@ fn us(v: &serde_json::Value) -> i64 {
 
 #[test]
 fn audit_of_a_clean_run_finds_nothing() -> Res<()> {
-    let tmp = tempfile::Builder::new().prefix("kd-audit-clean-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("kd-audit-clean-")
+        .tempdir()?;
     let o = UpOpts {
         duration: 25,
         ..UpOpts::default()
@@ -53,9 +55,16 @@ fn audit_of_a_clean_run_finds_nothing() -> Res<()> {
         "audit clean: verdict={} continuity={} redundancy={}",
         doc["verdict"], doc["book_continuity"], doc["redundancy"]
     );
-    assert_eq!(doc["possible_loss"].as_array().map(Vec::len), Some(0), "{text}");
+    assert_eq!(
+        doc["possible_loss"].as_array().map(Vec::len),
+        Some(0),
+        "{text}"
+    );
     assert_eq!(doc["book_continuity"]["mismatched"], 0, "{text}");
-    assert!(doc["book_continuity"]["checked"].as_u64().unwrap_or(0) > 0, "{text}");
+    assert!(
+        doc["book_continuity"]["checked"].as_u64().unwrap_or(0) > 0,
+        "{text}"
+    );
     assert_eq!(doc["verdict"], "OK", "{text}");
     assert_eq!(code, 0, "{text}");
     Ok(())
@@ -63,7 +72,9 @@ fn audit_of_a_clean_run_finds_nothing() -> Res<()> {
 
 #[test]
 fn audit_reports_the_window_no_gatherer_covered() -> Res<()> {
-    let tmp = tempfile::Builder::new().prefix("kd-audit-frozen-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("kd-audit-frozen-")
+        .tempdir()?;
     let o = UpOpts {
         duration: 50,
         ..UpOpts::default()
@@ -90,8 +101,10 @@ fn audit_reports_the_window_no_gatherer_covered() -> Res<()> {
     // A window covering the freeze (a margin for the exchange-clock estimate).
     let slack = 500_000;
     assert!(
-        windows.iter().any(|w| us(&w["start"]) <= outage.stopped_us + slack
-            && us(&w["end"]) >= outage.killed_us - slack),
+        windows
+            .iter()
+            .any(|w| us(&w["start"]) <= outage.stopped_us + slack
+                && us(&w["end"]) >= outage.killed_us - slack),
         "no possible-loss window covers the freeze [{}, {}]:\n{text}",
         outage.stopped_us,
         outage.killed_us
@@ -143,7 +156,10 @@ fn audit_reports_the_window_no_gatherer_covered() -> Res<()> {
             outside.push((record.table(), ticker, ts));
         }
     }
-    eprintln!("audit frozen: {absent} records absent from production, {} outside every window", outside.len());
+    eprintln!(
+        "audit frozen: {absent} records absent from production, {} outside every window",
+        outside.len()
+    );
     assert!(absent > 0, "the freeze lost nothing? verify:\n{}", v.text);
     assert!(
         outside.is_empty(),
@@ -184,14 +200,22 @@ fn html_renders(page: &Path) -> Res<()> {
     let rendered = String::from_utf8_lossy(&out.stdout);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "chromium --dump-dom failed:\n{log}");
-    for id in ["id=\"heatmap\"", "id=\"possible-loss\"", "id=\"mismatches\"", "id=\"verdict\""] {
+    for id in [
+        "id=\"heatmap\"",
+        "id=\"possible-loss\"",
+        "id=\"mismatches\"",
+        "id=\"verdict\"",
+    ] {
         assert!(rendered.contains(id), "rendered page lacks {id}");
     }
     let console_errors: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("CONSOLE") && (l.contains("ERROR") || l.contains("\"error\"")))
         .collect();
-    assert!(console_errors.is_empty(), "console errors: {console_errors:?}");
+    assert!(
+        console_errors.is_empty(),
+        "console errors: {console_errors:?}"
+    );
     let mut cap = Command::new("chromium");
     common(&mut cap);
     let out = cap

@@ -68,7 +68,9 @@ pub fn cover(
         }
     }
     for ticker in markets {
-        let own = by_ticker.get(ticker.as_str()).map_or(&[][..], Vec::as_slice);
+        let own = by_ticker
+            .get(ticker.as_str())
+            .map_or(&[][..], Vec::as_slice);
         let mut uncovered = Vec::new();
         let mut single = Vec::new();
         for chan in CHANNELS {
@@ -115,7 +117,12 @@ pub fn cover(
 
 /// Segments of `[from, to]` with the number of distinct gatherers in a gap (only depth ≥ 1),
 /// adjacent segments of equal depth joined.
-fn depths(gaps: &[&Gap], n: usize, from: TimestampUs, to: TimestampUs) -> Vec<(usize, TimestampUs, TimestampUs)> {
+fn depths(
+    gaps: &[&Gap],
+    n: usize,
+    from: TimestampUs,
+    to: TimestampUs,
+) -> Vec<(usize, TimestampUs, TimestampUs)> {
     // Each gatherer's own gaps merged first, so overlapping gaps of one gatherer count once.
     let mut per: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();
     for g in gaps {
@@ -144,7 +151,10 @@ fn depths(gaps: &[&Gap], n: usize, from: TimestampUs, to: TimestampUs) -> Vec<(u
         if d == 0 {
             continue;
         }
-        let (s, e) = (TimestampUs::from_micros(*t), TimestampUs::from_micros(next - 1));
+        let (s, e) = (
+            TimestampUs::from_micros(*t),
+            TimestampUs::from_micros(next - 1),
+        );
         match out.last_mut() {
             Some(last) if last.0 == d && last.2.micros() + 1 == *t => last.2 = e,
             _ => out.push((d, s, e)),
@@ -229,10 +239,17 @@ mod tests {
         );
         assert_eq!(c.uncovered.len(), 1, "{c:?}");
         let w = &c.uncovered[0];
-        assert_eq!((w.ticker.as_str(), w.start.micros(), w.end.micros()), ("M", 40, 50));
+        assert_eq!(
+            (w.ticker.as_str(), w.start.micros(), w.end.micros()),
+            ("M", 40, 50)
+        );
         assert_eq!(w.channels, set(&[channel::DELTA]));
         // Single cover: b and c without a: (50, 70]; a and b without c: [30, 40).
-        let spans: Vec<(i64, i64)> = c.single.iter().map(|w| (w.start.micros(), w.end.micros())).collect();
+        let spans: Vec<(i64, i64)> = c
+            .single
+            .iter()
+            .map(|w| (w.start.micros(), w.end.micros()))
+            .collect();
         assert_eq!(spans, vec![(30, 39), (51, 70)], "{c:?}");
         // N: only b's whole-feed gap, so neither.
         assert!(c.uncovered.iter().chain(&c.single).all(|w| w.ticker == "M"));

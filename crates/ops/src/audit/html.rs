@@ -33,7 +33,9 @@ fn spans(r: &Report) -> BTreeMap<String, Vec<(i64, i64, u8)>> {
             .push((w.start.micros(), w.end.micros(), 1));
     }
     for w in &r.possible_loss {
-        m.entry(w.ticker.clone()).or_default().push((w.start_us, w.end_us, 2));
+        m.entry(w.ticker.clone())
+            .or_default()
+            .push((w.start_us, w.end_us, 2));
     }
     m
 }
@@ -147,7 +149,10 @@ pub fn page(r: &Report) -> String {
             let x = (s - from).max(0) as f64 / span as f64 * bar_w;
             let w = (((e - s).max(0)) as f64 / span as f64 * bar_w).max(1.5);
             let fill = if *l == 2 { "#d32f2f" } else { "#ffb300" };
-            let _ = write!(out, "<rect x=\"{x:.1}\" y=\"4\" width=\"{w:.1}\" height=\"14\" fill=\"{fill}\"/>");
+            let _ = write!(
+                out,
+                "<rect x=\"{x:.1}\" y=\"4\" width=\"{w:.1}\" height=\"14\" fill=\"{fill}\"/>"
+            );
         }
         let _ = writeln!(out, "</svg></div>");
     }
@@ -215,7 +220,11 @@ pub fn page(r: &Report) -> String {
         d.single_cover_windows, d.single_cover_seconds, d.records
     );
     for (t, n) in &d.single_copy_records {
-        let _ = writeln!(out, "<tr><th>only one gatherer had: {}</th><td>{n}</td></tr>", esc(t));
+        let _ = writeln!(
+            out,
+            "<tr><th>only one gatherer had: {}</th><td>{n}</td></tr>",
+            esc(t)
+        );
     }
     let _ = writeln!(out, "</table>");
     let s = serde_json::to_value(&r.sanity).unwrap_or_default();

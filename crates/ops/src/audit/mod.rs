@@ -75,7 +75,13 @@ pub struct Outcome {
 pub async fn run(args: &AuditArgs) -> Result<Outcome, AuditError> {
     let to = args.to.unwrap_or(TimestampUs::from_micros(i64::MAX - 2));
     // From the beginning: snapshots and deltas before the window are the bases of its books.
-    let data = production::load(&args.production, &Table::ALL, TimestampUs::from_micros(0), to).await?;
+    let data = production::load(
+        &args.production,
+        &Table::ALL,
+        TimestampUs::from_micros(0),
+        to,
+    )
+    .await?;
     let listed: Vec<String> = kd_production::open(&args.production)
         .await?
         .markets()
@@ -119,9 +125,15 @@ pub fn audit(
     to: Option<TimestampUs>,
 ) -> Result<Report, AuditError> {
     let times = data.records().map(|r| r.exchange_ts());
-    let (lo, hi) = times.fold((None, None), |(lo, hi): (Option<TimestampUs>, Option<TimestampUs>), t| {
-        (Some(lo.map_or(t, |l| l.min(t))), Some(hi.map_or(t, |h| h.max(t))))
-    });
+    let (lo, hi) = times.fold(
+        (None, None),
+        |(lo, hi): (Option<TimestampUs>, Option<TimestampUs>), t| {
+            (
+                Some(lo.map_or(t, |l| l.min(t))),
+                Some(hi.map_or(t, |h| h.max(t))),
+            )
+        },
+    );
     let from = from.or(lo).ok_or(AuditError::Empty)?;
     let to = to.or(hi).ok_or(AuditError::Empty)?;
     let gatherers: BTreeSet<String> = data
@@ -144,7 +156,10 @@ pub fn audit(
     // Records made inside a single-cover window of their market and channel.
     let mut single_by_ticker: BTreeMap<&str, Vec<&coverage::Window>> = BTreeMap::new();
     for w in &cover.single {
-        single_by_ticker.entry(w.ticker.as_str()).or_default().push(w);
+        single_by_ticker
+            .entry(w.ticker.as_str())
+            .or_default()
+            .push(w);
     }
     let mut redundancy = Redundancy {
         single_cover_windows: cover.single.len(),
@@ -160,10 +175,10 @@ pub fn audit(
         let Some((chan, ticker)) = channel_of(&r) else {
             continue;
         };
-        if single_by_ticker
-            .get(ticker)
-            .is_some_and(|ws| ws.iter().any(|w| w.start <= ts && ts <= w.end && w.channels.contains(chan)))
-        {
+        if single_by_ticker.get(ticker).is_some_and(|ws| {
+            ws.iter()
+                .any(|w| w.start <= ts && ts <= w.end && w.channels.contains(chan))
+        }) {
             *redundancy
                 .single_copy_records
                 .entry(r.table().name().to_string())
@@ -174,9 +189,24 @@ pub fn audit(
     let continuity = continuity::check(&data.snapshots, &data.deltas, from, to);
     let book_continuity = BookContinuity::from(&continuity, &possible_loss);
     let in_window = |t: TimestampUs| from <= t && t <= to;
-    let trades: Vec<_> = data.trades.iter().filter(|t| in_window(t.exchange_ts)).cloned().collect();
-    let tickers: Vec<_> = data.tickers.iter().filter(|t| in_window(t.exchange_ts)).cloned().collect();
-    let snaps: Vec<_> = data.snapshots.iter().filter(|s| in_window(s.exchange_ts)).cloned().collect();
+    let trades: Vec<_> = data
+        .trades
+        .iter()
+        .filter(|t| in_window(t.exchange_ts))
+        .cloned()
+        .collect();
+    let tickers: Vec<_> = data
+        .tickers
+        .iter()
+        .filter(|t| in_window(t.exchange_ts))
+        .cloned()
+        .collect();
+    let snaps: Vec<_> = data
+        .snapshots
+        .iter()
+        .filter(|s| in_window(s.exchange_ts))
+        .cloned()
+        .collect();
     let sanity = sanity::check(&trades, &tickers, &snaps);
 
     let mut problems = Vec::new();
@@ -190,7 +220,10 @@ pub fn audit(
         ));
     }
     if book_continuity.mismatched > 0 {
-        problems.push(format!("BOOK MISMATCH snapshots={}", book_continuity.mismatched));
+        problems.push(format!(
+            "BOOK MISMATCH snapshots={}",
+            book_continuity.mismatched
+        ));
     }
     let verdict = if problems.is_empty() {
         "OK".to_string()

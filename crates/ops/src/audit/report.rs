@@ -129,9 +129,18 @@ impl BookContinuity {
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "audit of {} .. {}", r.from, r.to);
-    let _ = writeln!(out, "gatherers: {} ({})", r.gatherers.len(), r.gatherers.join(", "));
+    let _ = writeln!(
+        out,
+        "gatherers: {} ({})",
+        r.gatherers.len(),
+        r.gatherers.join(", ")
+    );
     let _ = writeln!(out, "markets: {}", r.markets);
-    let _ = writeln!(out, "possible loss (no gatherer covering): {} windows", r.possible_loss.len());
+    let _ = writeln!(
+        out,
+        "possible loss (no gatherer covering): {} windows",
+        r.possible_loss.len()
+    );
     for w in &r.possible_loss {
         let _ = writeln!(
             out,
@@ -142,9 +151,16 @@ pub fn render(r: &Report) -> String {
             w.seconds,
             w.channels.join(","),
             w.reasons.join(","),
-            if w.repaired.attempted.is_empty() { "none".into() } else { w.repaired.attempted.join(",") },
+            if w.repaired.attempted.is_empty() {
+                "none".into()
+            } else {
+                w.repaired.attempted.join(",")
+            },
             w.repaired.trades_recovered_rest,
-            w.repaired.book_resnapshotted_at.as_deref().unwrap_or("none"),
+            w.repaired
+                .book_resnapshotted_at
+                .as_deref()
+                .unwrap_or("none"),
         );
     }
     let c = &r.book_continuity;
@@ -174,7 +190,11 @@ pub fn render(r: &Report) -> String {
             m.ticker,
             m.at,
             m.source,
-            if m.after_possible_loss { " (after a possible loss)" } else { "" },
+            if m.after_possible_loss {
+                " (after a possible loss)"
+            } else {
+                ""
+            },
             levels.join(", ")
         );
     }
@@ -182,7 +202,11 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "  … {} more (see --json)", c.mismatches.len() - 50);
     }
     let d = &r.redundancy;
-    let copies: Vec<String> = d.single_copy_records.iter().map(|(t, n)| format!("{t}={n}")).collect();
+    let copies: Vec<String> = d
+        .single_copy_records
+        .iter()
+        .map(|(t, n)| format!("{t}={n}"))
+        .collect();
     let _ = writeln!(
         out,
         "redundancy: {} single-cover windows ({:.1} s); records only one gatherer had: {} of {} ({})",
@@ -190,7 +214,11 @@ pub fn render(r: &Report) -> String {
         d.single_cover_seconds,
         d.single_copy_records.values().sum::<usize>(),
         d.records,
-        if copies.is_empty() { "none".into() } else { copies.join(" ") }
+        if copies.is_empty() {
+            "none".into()
+        } else {
+            copies.join(" ")
+        }
     );
     let s = &r.sanity;
     let _ = writeln!(

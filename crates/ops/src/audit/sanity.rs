@@ -55,7 +55,9 @@ pub fn check(trades: &[Trade], tickers: &[Ticker], snapshots: &[OrderbookSnapsho
         {
             s.ticker_bid_above_ask += 1;
         }
-        if t.volume.is_some_and(|v| v.is_negative()) || t.open_interest.is_some_and(|v| v.is_negative()) {
+        if t.volume.is_some_and(|v| v.is_negative())
+            || t.open_interest.is_some_and(|v| v.is_negative())
+        {
             s.ticker_negative_totals += 1;
         }
     }

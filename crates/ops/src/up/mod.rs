@@ -20,8 +20,8 @@ pub mod supervisor;
 
 pub use args::UpArgs;
 
-pub use signals::Stop;
 use plan::{Keys, ProcessSpec};
+pub use signals::Stop;
 use state::{Kind, ProcessState, UpState, pid_alive};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -159,7 +159,15 @@ pub async fn run_until(args: &UpArgs, stop: Stop) -> Result<(), UpError> {
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             ticker.finish();
-            drain(&children, &shared, &client, production.as_ref(), &stop.now, Why::Duration).await;
+            drain(
+                &children,
+                &shared,
+                &client,
+                production.as_ref(),
+                &stop.now,
+                Why::Duration,
+            )
+            .await;
             break;
         }
     }
@@ -341,9 +349,7 @@ async fn drain(
         Why::Interrupted => "Ctrl-C (press it again to stop at once)",
     };
     if ours {
-        eprintln!(
-            "up: {what} — stopping the exchange, then draining gatherers and deduplicator"
-        );
+        eprintln!("up: {what} — stopping the exchange, then draining gatherers and deduplicator");
     } else {
         eprintln!(
             "up: {what} — the exchange is not ours: draining what the gatherers hold into production"

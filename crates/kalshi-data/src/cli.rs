@@ -1,4 +1,4 @@
-//! Command-line interface: the twelve subcommands of DESIGN §1.
+//! Command-line interface: the twelve subcommands of DESIGN §1, and `audit`.
 
 use clap::{Parser, Subcommand};
 use kd_core::telemetry::LogFormat;
@@ -38,6 +38,10 @@ pub enum Command {
     Status(kd_ops::status::StatusArgs),
     /// Check production against the simulator's ground truth, or report coverage and gaps.
     Verify(kd_ops::verify::VerifyArgs),
+    /// Report what may be missing from production, without a ground truth: windows no gatherer
+    /// covered, book continuity against snapshots, redundancy, sanity (exit 0 OK, 1 possible
+    /// loss or mismatch, 2 error).
+    Audit(kd_ops::audit::AuditArgs),
     /// Rebuild a market's order book at a given time from stored snapshots and deltas.
     Book(kd_ops::book_command::BookArgs),
     /// Load historical trades over REST into production.
@@ -62,6 +66,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Export(args) => done(kd_archive::cli::run(args).await),
         Command::Status(args) => kd_ops_run::status(&args).await,
         Command::Verify(args) => kd_ops_run::verify(&args).await,
+        Command::Audit(args) => Ok(kd_ops_run::audit(&args).await),
         Command::Book(args) => kd_ops_run::book(&args).await,
         Command::Backfill(args) => backfill(args).await,
         Command::Migrate(args) => done(kd_dedup::cli::run_migrate(args).await),
@@ -114,6 +119,20 @@ mod kd_ops_run {
         } else {
             ExitCode::FAILURE
         })
+    }
+
+    /// Exit 0 nothing possibly lost, 1 a possible loss or a book mismatch, 2 an error.
+    pub async fn audit(args: &kd_ops::audit::AuditArgs) -> ExitCode {
+        match kd_ops::audit::run(args).await {
+            Ok(outcome) => {
+                print!("{}", outcome.text);
+                ExitCode::from(outcome.exit)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        }
     }
 
     pub async fn book(args: &kd_ops::book_command::BookArgs) -> anyhow::Result<ExitCode> {

@@ -5,6 +5,8 @@
 //!   processes, restarted with backoff, with a summary and live progress.
 //! - [`status`]: one screen of a running deployment's health and the alerts that would fire.
 //! - [`verify`]: production against the simulator's ground truth, or a coverage report.
+//! - [`audit`]: a data-quality report of production without a ground truth (possible loss,
+//!   book continuity, redundancy, sanity; text, JSON, HTML).
 //! - [`book_command`]: `book`, a market's order book at an instant.
 //! - [`book`]: the one order-book rebuild, `kd_core::book` (shared with the archive),
 //!   re-exported under its old path.
@@ -13,6 +15,7 @@
 //! - [`time_arg`]: time flags.
 
 pub use kd_core::book;
+pub mod audit;
 pub mod book_command;
 pub mod probe;
 pub mod production;

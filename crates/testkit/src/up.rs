@@ -273,6 +273,11 @@ impl Up {
         }
     }
 
+    /// Sends `sig` (e.g. `INT`, as Ctrl-C at a terminal does) to `up` itself.
+    pub fn signal_up(&self, sig: &str) -> Result<()> {
+        signal(self.child.id(), sig)
+    }
+
     /// `up`'s own output so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -1,13 +1,13 @@
-//! The binary's command line: `--help` lists the subcommands (DESIGN §1's twelve and `replay`), each has its
+//! The binary's command line: `--help` lists the twelve subcommands of DESIGN §1, `audit` and `replay`, each has its
 //! own `--help`, and a wrong invocation is a usage error (exit 2), never a silent success.
 
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kalshi-data");
 
-const SUBCOMMANDS: [&str; 13] = [
-    "up", "sim", "gatherer", "dedup", "export", "status", "verify", "book", "backfill", "migrate",
-    "keygen", "bench", "replay",
+const SUBCOMMANDS: [&str; 14] = [
+    "up", "sim", "gatherer", "dedup", "export", "status", "verify", "audit", "book", "backfill",
+    "migrate", "keygen", "bench", "replay",
 ];
 
 fn run(args: &[&str]) -> std::process::Output {

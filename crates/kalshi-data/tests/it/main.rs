@@ -5,7 +5,10 @@
 //! `cargo test -p kalshi-data --test it reliability:: -- --nocapture` (the reliability suite)
 //! or `cargo test -p kalshi-data --test it deploy_systemd::`.
 //!
+//! - `audit`: `audit` on a clean run and on one where every gatherer was frozen, against the
+//!   truth; its HTML page in headless Chromium.
 //! - `cli_help`: the command line (`--help`, usage errors).
+//! - `ctrl_c`: a SIGINT to `up` drains like `--duration`, then `verify: OK`.
 //! - `cutoff`: the historical cutoff passing through a downtime of every gatherer.
 //! - `deploy_*`: the deployment tree (systemd units, Prometheus rules and dashboard, the
 //!   runbook's install and PITR drill, `backfill` against the simulator); `deploy_support`
@@ -26,7 +29,9 @@
 //! - `rest_books`: REST books from a 2 s edge cache, polled every minute: `verify` and `book`.
 //! - `tls_production`: `migrate`, `up` and `verify` against a PostgreSQL that accepts only TLS.
 
+mod audit;
 mod cli_help;
+mod ctrl_c;
 mod cutoff;
 mod deploy_backfill;
 mod deploy_metrics;

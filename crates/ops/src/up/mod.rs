@@ -6,20 +6,23 @@
 //! - [`custom`]: `--config`, any subset of processes (e.g. against the real exchange).
 //!
 //! Start order: key pair, schema (`migrate`), simulator, gatherers, deduplicator, exporter.
-//! Stop order with `--duration`: the exchange first, then wait until every gatherer's store
-//! head has stopped growing and the deduplicator has acknowledged every row, then the rest.
+//! Stop order with `--duration` or a first Ctrl-C ([`signals`]): the exchange first, then wait
+//! until every gatherer's store head has stopped growing and the deduplicator has acknowledged
+//! every row, then the rest. A second Ctrl-C or SIGTERM stops at once.
 
 pub mod args;
 pub mod custom;
 pub mod liveness;
 pub mod plan;
 pub mod progress;
+pub mod signals;
 pub mod state;
 pub mod supervisor;
 
 pub use args::UpArgs;
 
 use plan::{Keys, ProcessSpec};
+pub use signals::Stop;
 use state::{Kind, ProcessState, UpState};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -68,12 +71,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> UpError + '_ {
 
 /// Runs `up` until Ctrl-C/SIGTERM or the end of `--duration`.
 pub async fn run(args: &UpArgs) -> Result<(), UpError> {
-    let shutdown = kd_core::shutdown::on_signal();
-    run_until(args, shutdown).await
+    run_until(args, Stop::on_signals()).await
 }
 
-/// [`run`] with the shutdown token given (tests cancel it themselves).
-pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(), UpError> {
+/// [`run`] with the stop tokens given (tests cancel them themselves).
+pub async fn run_until(args: &UpArgs, stop: Stop) -> Result<(), UpError> {
+    // Before the platform runs, any stop request ends the start-up.
+    let shutdown = stop.drain.clone();
     let dir = args.data_dir.clone();
     for sub in ["", "logs", "config", "keys"] {
         let d = dir.join(sub);
@@ -139,7 +143,12 @@ pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(),
             d.saturating_duration_since(Instant::now())
         }));
         tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = stop.now.cancelled() => break,
+            () = stop.drain.cancelled() => {
+                ticker.finish();
+                drain(&children, &shared, &client, production.as_ref(), &stop.now, Why::Interrupted).await;
+                break;
+            }
             () = tokio::time::sleep(wait) => {}
         }
         if let Some(snapshot) = shared.snapshot() {
@@ -154,7 +163,15 @@ pub async fn run_until(args: &UpArgs, shutdown: CancellationToken) -> Result<(),
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             ticker.finish();
-            drain(&children, &shared, &client, production.as_ref(), &shutdown).await;
+            drain(
+                &children,
+                &shared,
+                &client,
+                production.as_ref(),
+                &stop.now,
+                Why::Duration,
+            )
+            .await;
             break;
         }
     }
@@ -288,18 +305,36 @@ async fn wait_answering(url: &str, limit: Duration, shutdown: &CancellationToken
     }
 }
 
-/// `--duration` ended: stop the exchange, then wait until production holds everything.
+/// Why a run drains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    Duration,
+    Interrupted,
+}
+
+/// `--duration` ended or Ctrl-C: stop the exchange, then wait until production holds
+/// everything. `shutdown` (a second Ctrl-C) cuts the wait short.
 async fn drain(
     children: &[(ProcessSpec, CancellationToken, tokio::task::JoinHandle<()>)],
     shared: &Shared,
     client: &reqwest::Client,
     production: Option<&kd_production::Store>,
     shutdown: &CancellationToken,
+    why: Why,
 ) {
     shared.update(|s| s.phase = "draining".into());
-    eprintln!(
-        "up: duration reached — stopping the exchange, then draining gatherers and deduplicator"
-    );
+    let ours = children.iter().any(|(s, _, _)| s.kind == Kind::Sim);
+    let what = match why {
+        Why::Duration => "duration reached",
+        Why::Interrupted => "Ctrl-C (press it again to stop at once)",
+    };
+    if ours {
+        eprintln!("up: {what} — stopping the exchange, then draining gatherers and deduplicator");
+    } else {
+        eprintln!(
+            "up: {what} — the exchange is not ours: draining what the gatherers hold into production"
+        );
+    }
     // Preferred: the exchange stops publishing but keeps serving REST, so gatherers can still
     // repair what they missed. Without that control, stopping the simulator is the fallback.
     let mut paused = true;
@@ -361,7 +396,9 @@ async fn drain(
         let r = progress::read(client, &snapshot, production).await;
         let all_answer = r.backlog.iter().all(|(_, d)| d.is_some());
         let drained = all_answer && r.backlog.iter().all(|(_, d)| *d == Some(0));
-        let unchanged = last_heads.as_ref() == Some(&r.heads);
+        // A real exchange keeps publishing: its heads never stand still, so one drained
+        // reading (everything committed so far is in production) is as far as a drain goes.
+        let unchanged = !ours || last_heads.as_ref() == Some(&r.heads);
         stable = if drained && unchanged { stable + 1 } else { 0 };
         last_heads = Some(r.heads.clone());
         if stable >= 3 {
@@ -424,7 +461,7 @@ fn print_summary(args: &UpArgs, specs: &[ProcessSpec]) {
         ));
     }
     out.push_str(
-        "\n  Ctrl-C stops everything; the next `up` on the same data directory resumes.\n",
+        "\n  Ctrl-C stops the exchange feed, drains everything into production, then stops\n  (a second Ctrl-C stops at once); the next `up` on the same data directory resumes.\n",
     );
     eprintln!("{out}");
 }

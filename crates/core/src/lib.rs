@@ -14,6 +14,7 @@
 //! - [`config`]: TOML + environment + flag layering with errors that name the key.
 //! - [`telemetry`]: tracing and the Prometheus recorder every process installs.
 //! - [`shutdown`]: Ctrl-C / SIGTERM to a cancellation token.
+//! - [`validate`]: what a record must satisfy to be stored (the edge's and production's check).
 
 pub mod backoff;
 pub mod book;
@@ -27,6 +28,7 @@ pub mod shutdown;
 pub mod table;
 pub mod telemetry;
 pub mod units;
+pub mod validate;
 
 pub use records::{
     Gap, Lifecycle, OrderbookDelta, OrderbookSnapshot, Record, Side, SnapshotSource, Ticker, Trade,

@@ -40,5 +40,6 @@ macro_rules! both_backends {
 mod common;
 mod e2e;
 mod lifecycle;
+mod quarantine;
 mod store;
 mod sync;

@@ -90,7 +90,10 @@ impl PgStore {
         }
         for c in cursors {
             let (seq, now) = cursor_params(c)?;
-            tx.execute(CURSOR_SQL, &[&c.gatherer, &c.table.name(), &seq, &now])
+            tx.execute(
+                CURSOR_SQL,
+                &[&c.gatherer, &c.table.name(), &seq, &now, &c.store_id],
+            )
                 .await?;
         }
         tx.commit().await?;

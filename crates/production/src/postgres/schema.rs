@@ -37,7 +37,30 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "lifecycle copies",
         sql: V2_LIFECYCLE_COPIES,
     },
+    Migration {
+        version: 3,
+        name: "quarantine and store ids",
+        sql: V3_QUARANTINE,
+    },
 ];
+
+/// Rows production refused or could not be given (`crate::quarantine`), and the gatherer store
+/// each cursor counts in (a new store id starts the cursor over). Not partitioned: a refused
+/// row's time may be anything.
+const V3_QUARANTINE: &str = r#"
+CREATE TABLE quarantine (
+    id bigserial PRIMARY KEY,
+    gatherer text NOT NULL,
+    table_name text NOT NULL,
+    store_id text NOT NULL,
+    seq bigint NOT NULL,
+    reason text NOT NULL,
+    body text NOT NULL,
+    quarantined_at bigint NOT NULL,
+    UNIQUE (gatherer, table_name, store_id, seq)
+);
+ALTER TABLE sync_cursors ADD COLUMN store_id text NOT NULL DEFAULT '';
+"#;
 
 /// Every lifecycle copy the deduplicator filed and the row it joined (`crate::lifecycle`).
 /// Not partitioned: a few rows per lifecycle message.

@@ -55,11 +55,7 @@ impl Invalid {
 /// `[PLAUSIBLE_FROM, received + PLAUSIBLE_AHEAD_US]`.
 pub fn plausible(record: &Record, received: TimestampUs) -> Result<(), Invalid> {
     let until = received.micros().saturating_add(PLAUSIBLE_AHEAD_US);
-    check(
-        record,
-        PLAUSIBLE_FROM.micros(),
-        until.saturating_add(1),
-    )
+    check(record, PLAUSIBLE_FROM.micros(), until.saturating_add(1))
 }
 
 /// The production check: what both backends can store.
@@ -125,8 +121,18 @@ fn check(record: &Record, from: i64, until: i64) -> Result<(), Invalid> {
                 clean_text("ticker", t)?;
             }
             // A gap is the gatherer's own record, filed by its clock: only storability counts.
-            time("start", g.start, STORABLE_FROM.micros(), STORABLE_UNTIL.micros())?;
-            time("end", g.end, STORABLE_FROM.micros(), STORABLE_UNTIL.micros())
+            time(
+                "start",
+                g.start,
+                STORABLE_FROM.micros(),
+                STORABLE_UNTIL.micros(),
+            )?;
+            time(
+                "end",
+                g.end,
+                STORABLE_FROM.micros(),
+                STORABLE_UNTIL.micros(),
+            )
         }
     }
 }
@@ -165,7 +171,10 @@ mod tests {
         );
         assert_eq!(storable(&far).map_err(|e| e.kind()), Err("time"));
         let nul = trade("t", "M\0X", NOW);
-        assert_eq!(storable(&nul).map_err(|e| e.kind()), Err("control_character"));
+        assert_eq!(
+            storable(&nul).map_err(|e| e.kind()),
+            Err("control_character")
+        );
         assert!(plausible(&trade("t", "KX-M", NOW), TimestampUs::from_micros(NOW)).is_ok());
     }
 

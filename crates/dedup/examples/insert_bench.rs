@@ -112,7 +112,7 @@ async fn main() -> Result<()> {
                 vec![Batch {
                     gatherer: g,
                     records: pulled(chunk, first),
-                ..Batch::default()
+                    ..Batch::default()
                 }],
                 Some(&recent),
             );

@@ -350,7 +350,10 @@ mod tests {
         assert_eq!(r.gatherers[0].tables[&Table::Deltas].lag_seconds, 0.0);
         h.quarantined(Table::Trades, 2, "not storable");
         let r = h.report();
-        assert_eq!((r.quarantine.total, r.quarantine.tables[&Table::Trades]), (2, 2));
+        assert_eq!(
+            (r.quarantine.total, r.quarantine.tables[&Table::Trades]),
+            (2, 2)
+        );
         h.production_failed("gone".into());
         assert_eq!(h.report().status, "down");
         assert!(!h.is_ready());

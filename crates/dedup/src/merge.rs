@@ -432,7 +432,10 @@ mod tests {
         };
         let m = merge(vec![old, new]);
         assert_eq!(m.cursors.len(), 1);
-        assert_eq!((m.cursors[0].last_seq, &*m.cursors[0].store_id), (12, "new"));
+        assert_eq!(
+            (m.cursors[0].last_seq, &*m.cursors[0].store_id),
+            (12, "new")
+        );
         assert_eq!(m.unreadable.len(), 1);
         assert_eq!(m.sources[1].seq, 11);
     }

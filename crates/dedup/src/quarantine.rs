@@ -44,7 +44,13 @@ impl Cause {
     }
 }
 
-fn row(ctx: &SyncContext, table: Table, source: &Source, reason: String, body: String) -> QuarantineRow {
+fn row(
+    ctx: &SyncContext,
+    table: Table,
+    source: &Source,
+    reason: String,
+    body: String,
+) -> QuarantineRow {
     QuarantineRow {
         gatherer: ctx.clients[source.gatherer].id().to_string(),
         table,
@@ -61,11 +67,20 @@ fn record_body(record: &Record) -> String {
 
 /// Takes the gatherers' unreadable rows and the records that are not storable out of
 /// `merged`; returns them as quarantine rows (unreadable first).
-pub(crate) fn screen(ctx: &SyncContext, table: Table, merged: &mut Merged) -> Vec<(Cause, QuarantineRow)> {
+pub(crate) fn screen(
+    ctx: &SyncContext,
+    table: Table,
+    merged: &mut Merged,
+) -> Vec<(Cause, QuarantineRow)> {
     let mut out: Vec<(Cause, QuarantineRow)> = merged
         .unreadable
         .drain(..)
-        .map(|(source, q)| (Cause::Unreadable, row(ctx, table, &source, q.reason, q.body)))
+        .map(|(source, q)| {
+            (
+                Cause::Unreadable,
+                row(ctx, table, &source, q.reason, q.body),
+            )
+        })
         .collect();
     if merged
         .records
@@ -82,7 +97,13 @@ pub(crate) fn screen(ctx: &SyncContext, table: Table, merged: &mut Merged) -> Ve
                 keep.push(false);
                 out.push((
                     Cause::NotStorable,
-                    row(ctx, table, &merged.sources[i], format!("not storable: {e}"), record_body(r)),
+                    row(
+                        ctx,
+                        table,
+                        &merged.sources[i],
+                        format!("not storable: {e}"),
+                        record_body(r),
+                    ),
                 ));
             }
         }
@@ -162,7 +183,8 @@ pub(crate) async fn file(
                 reason: &first.reason,
             }
             .emit();
-            ctx.health.quarantined(table, of.len() as u64, &first.reason);
+            ctx.health
+                .quarantined(table, of.len() as u64, &first.reason);
         }
     }
     Some(())

@@ -27,8 +27,8 @@ use crate::events::{
 };
 use crate::health::Health;
 use crate::merge::{Batch, Merged, RecentIdentities, merge_with};
-use crate::quarantine;
 use crate::pull_client::PullClient;
+use crate::quarantine;
 use kd_core::backoff::{Backoff, BackoffPolicy};
 use kd_core::{Table, TimestampUs};
 use kd_production::{CursorUpdate, InsertOutcome, Store};
@@ -155,9 +155,8 @@ async fn puller(
                 // gatherer that names no store. Either way read it again from the start;
                 // duplicates are absorbed. An unknown id (a cursor from before store ids) is
                 // taken as the current one.
-                let replaced = !resp.store_id.is_empty()
-                    && !store.is_empty()
-                    && *resp.store_id != *store;
+                let replaced =
+                    !resp.store_id.is_empty() && !store.is_empty() && *resp.store_id != *store;
                 if replaced || (resp.head < after && resp.rows() == 0) {
                     GathererReset {
                         gatherer: &gatherer,
@@ -324,7 +323,10 @@ async fn committer(
             })
             .collect();
         let screened = quarantine::screen(ctx, table, &mut merged);
-        if quarantine::file(ctx, table, screened, shutdown).await.is_none() {
+        if quarantine::file(ctx, table, screened, shutdown)
+            .await
+            .is_none()
+        {
             return;
         }
         let Some(outcome) = commit(ctx, table, &mut merged, &cursors, shutdown).await else {

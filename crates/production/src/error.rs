@@ -110,18 +110,20 @@ impl StoreError {
             StoreError::Postgres(e) => e
                 .code()
                 .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23")),
-            StoreError::Sqlite(e) => matches!(
-                e.sqlite_error_code(),
-                Some(
-                    rusqlite::ErrorCode::ConstraintViolation
-                        | rusqlite::ErrorCode::TooBig
-                        | rusqlite::ErrorCode::TypeMismatch
+            StoreError::Sqlite(e) => {
+                matches!(
+                    e.sqlite_error_code(),
+                    Some(
+                        rusqlite::ErrorCode::ConstraintViolation
+                            | rusqlite::ErrorCode::TooBig
+                            | rusqlite::ErrorCode::TypeMismatch
+                    )
+                ) || matches!(
+                    e,
+                    rusqlite::Error::ToSqlConversionFailure(_)
+                        | rusqlite::Error::IntegralValueOutOfRange(..)
                 )
-            ) || matches!(
-                e,
-                rusqlite::Error::ToSqlConversionFailure(_)
-                    | rusqlite::Error::IntegralValueOutOfRange(..)
-            ),
+            }
             _ => false,
         }
     }

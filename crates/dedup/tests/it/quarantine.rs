@@ -17,7 +17,13 @@ use tokio_util::sync::CancellationToken;
 
 /// Writes one row with `body` into `table` of the gatherer store in `dir` (another connection
 /// than the gatherer's writer, as SQLite allows); returns its sequence number.
-fn inject(dir: &Path, table: &str, subject: &str, exchange_ts: i64, body: &[u8]) -> Result<u64, rusqlite::Error> {
+fn inject(
+    dir: &Path,
+    table: &str,
+    subject: &str,
+    exchange_ts: i64,
+    body: &[u8],
+) -> Result<u64, rusqlite::Error> {
     let conn = rusqlite::Connection::open(kd_gatherer::store::db_path(dir))?;
     conn.busy_timeout(Duration::from_secs(10))?;
     // `table` is one of the test's literals below, never input.
@@ -73,9 +79,11 @@ async fn poisoned_rows_are_quarantined(production: &str) -> TestResult {
         cluster.feed(g, &first).await?;
     }
     // Wait for the writers to commit, so the injected rows sit between good ones.
-    let settled = kd_testkit::wait::until(Duration::from_secs(30), Duration::from_millis(50), async || {
-        cluster.gatherers[0].heads().borrow().get(Table::Trades) >= 500
-    })
+    let settled = kd_testkit::wait::until(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        async || cluster.gatherers[0].heads().borrow().get(Table::Trades) >= 500,
+    )
     .await;
     assert!(settled, "gatherer 0 never committed the first trades");
     let dir = cluster.dirs[0].path();
@@ -85,19 +93,37 @@ async fn poisoned_rows_are_quarantined(production: &str) -> TestResult {
     };
     far.trade_id = "far-future".into();
     far.exchange_ts = kd_core::TimestampUs::from_micros(9_223_372_036_854_775_000);
-    inject(dir, "trades", &far.ticker, 0, &json(&Record::Trade(far.clone()))?)?;
+    inject(
+        dir,
+        "trades",
+        &far.ticker,
+        0,
+        &json(&Record::Trade(far.clone()))?,
+    )?;
     let Record::Ticker(mut nul) = ticker(90_002, BASE_US) else {
         return Err("fixture".into());
     };
     nul.ticker = "MKT-\0X".into();
-    inject(dir, "tickers", "MKT-X", BASE_US, &json(&Record::Ticker(nul))?)?;
+    inject(
+        dir,
+        "tickers",
+        "MKT-X",
+        BASE_US,
+        &json(&Record::Ticker(nul))?,
+    )?;
     // Storable by the predicate, refused by PostgreSQL only (22021: NUL in `text`).
     let Record::Lifecycle(mut payload) = lifecycle(90_003, BASE_US) else {
         return Err("fixture".into());
     };
     payload.payload = "{\"note\":\"a\u{0}b\"}".into();
     let refused_lifecycle = Record::Lifecycle(payload.clone());
-    inject(dir, "lifecycle", &payload.subject, BASE_US, &json(&refused_lifecycle)?)?;
+    inject(
+        dir,
+        "lifecycle",
+        &payload.subject,
+        BASE_US,
+        &json(&refused_lifecycle)?,
+    )?;
     // Case 2: a body that is not JSON, and JSON of the wrong shape.
     inject(dir, "trades", "MKT-0", BASE_US, b"\x00not json {")?;
     inject(dir, "deltas", "MKT-0", BASE_US, br#"{"wrong":"shape"}"#)?;
@@ -129,14 +155,24 @@ async fn poisoned_rows_are_quarantined(production: &str) -> TestResult {
         .map(|q| format!("{}#{} {}", q.table, q.seq, q.reason))
         .collect();
     assert_eq!(quarantined.len(), want, "{reasons:#?}");
-    assert!(quarantined.iter().all(|q| q.gatherer == "g0" && !q.store_id.is_empty()));
+    assert!(
+        quarantined
+            .iter()
+            .all(|q| q.gatherer == "g0" && !q.store_id.is_empty())
+    );
     let has = |table: Table, needle: &str| {
         quarantined
             .iter()
             .any(|q| q.table == table && q.reason.contains(needle))
     };
-    assert!(has(Table::Trades, "not storable: field `exchange_ts`"), "{reasons:#?}");
-    assert!(has(Table::Tickers, "control character U+0000"), "{reasons:#?}");
+    assert!(
+        has(Table::Trades, "not storable: field `exchange_ts`"),
+        "{reasons:#?}"
+    );
+    assert!(
+        has(Table::Tickers, "control character U+0000"),
+        "{reasons:#?}"
+    );
     assert!(has(Table::Trades, "unreadable"), "{reasons:#?}");
     assert!(has(Table::Deltas, "unreadable"), "{reasons:#?}");
     if pg {
@@ -148,14 +184,18 @@ async fn poisoned_rows_are_quarantined(production: &str) -> TestResult {
     );
     // The cursors pass the bad rows: they reach the gatherer's heads and are acknowledged.
     let heads = *cluster.gatherers[0].heads().borrow();
-    let ok = kd_testkit::wait::until(Duration::from_secs(30), Duration::from_millis(100), async || {
-        let Ok(cursors) = dedup.store().cursors().await else {
-            return false;
-        };
-        Table::ALL.iter().all(|t| {
-            cursors.get(&("g0".to_string(), *t)).copied().unwrap_or(0) >= heads.get(*t)
-        })
-    })
+    let ok = kd_testkit::wait::until(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        async || {
+            let Ok(cursors) = dedup.store().cursors().await else {
+                return false;
+            };
+            Table::ALL.iter().all(|t| {
+                cursors.get(&("g0".to_string(), *t)).copied().unwrap_or(0) >= heads.get(*t)
+            })
+        },
+    )
     .await;
     assert!(ok, "g0's cursors never passed the quarantined rows");
 
@@ -163,7 +203,10 @@ async fn poisoned_rows_are_quarantined(production: &str) -> TestResult {
     let health: serde_json::Value = reqwest::get(format!("{base}/health")).await?.json().await?;
     assert_eq!(health["quarantine"]["total"], want as u64, "{health}");
     assert_eq!(health["status"], "ok", "{health}");
-    let metrics = reqwest::get(format!("{base}/metrics")).await?.text().await?;
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await?
+        .text()
+        .await?;
     assert!(
         metrics.contains("dedup_quarantined_total{"),
         "dedup_quarantined_total missing"
@@ -210,9 +253,19 @@ async fn a_replaced_store_loses_nothing(production: &str) -> TestResult {
     let dedup = kd_dedup::start(config(old.addr()), CancellationToken::new()).await?;
     let want = all_counts(&first);
     wait_for_counts(dedup.store(), &want, Duration::from_secs(60)).await?;
-    let reached = kd_testkit::wait::until(Duration::from_secs(30), Duration::from_millis(50), async || {
-        dedup.store().cursors().await.ok().and_then(|c| c.get(&("g0".to_string(), Table::Trades)).copied()) == Some(969)
-    })
+    let reached = kd_testkit::wait::until(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        async || {
+            dedup
+                .store()
+                .cursors()
+                .await
+                .ok()
+                .and_then(|c| c.get(&("g0".to_string(), Table::Trades)).copied())
+                == Some(969)
+        },
+    )
     .await;
     assert!(reached, "the old store's cursor never reached 969");
     dedup.stop().await?;
@@ -223,15 +276,20 @@ async fn a_replaced_store_loses_nothing(production: &str) -> TestResult {
     std::fs::rename(&data, dir.path().join("gatherer-g0.broken"))?;
     let shutdown = CancellationToken::new();
     let new = kd_gatherer::start(gatherer_config("g0", &data), shutdown.clone()).await?;
-    let second = renamed(records(Table::Trades, 2_136, BASE_US + 5_000_000_000), "new-");
+    let second = renamed(
+        records(Table::Trades, 2_136, BASE_US + 5_000_000_000),
+        "new-",
+    );
     let sender = new.test_sender().ok_or("gatherer stopping")?;
     for r in &second {
         sender.send(r.clone()).await?;
     }
     drop(sender);
-    let written = kd_testkit::wait::until(Duration::from_secs(30), Duration::from_millis(50), async || {
-        new.heads().borrow().get(Table::Trades) >= 2_136
-    })
+    let written = kd_testkit::wait::until(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        async || new.heads().borrow().get(Table::Trades) >= 2_136,
+    )
     .await;
     assert!(written, "the new store never held 2,136 trades");
 
@@ -245,17 +303,27 @@ async fn a_replaced_store_loses_nothing(production: &str) -> TestResult {
     assert_production_equals(dedup.store(), &everything).await?;
     let stores = dedup.store().cursor_stores().await?;
     let cursors = dedup.store().cursors().await?;
-    assert_eq!(cursors.get(&("g0".to_string(), Table::Trades)), Some(&2_136));
+    assert_eq!(
+        cursors.get(&("g0".to_string(), Table::Trades)),
+        Some(&2_136)
+    );
     assert!(!stores[&("g0".to_string(), Table::Trades)].is_empty());
     let base = format!("http://{}", dedup.addr());
-    let metrics = reqwest::get(format!("{base}/metrics")).await?.text().await?;
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await?
+        .text()
+        .await?;
     let resets = kd_testkit::prom::value(&metrics, "dedup_gatherer_resets_total");
     assert!(resets >= 1.0, "dedup_gatherer_resets_total = {resets}");
     println!(
         "store replacement ({production_kind}): old cursor 969, new store 2,136 rows, {} trades in production after {:.1} s, resets {resets}",
         counts[&Table::Trades],
         started.elapsed().as_secs_f64(),
-        production_kind = if production.starts_with("postgres") { "postgres" } else { "sqlite" },
+        production_kind = if production.starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        },
     );
     dedup.stop().await?;
     shutdown.cancel();

@@ -176,7 +176,9 @@ fn plausible(event: &WsEvent, times: ReceiveTimes) -> Result<(), WsParseError> {
             clean_text("market_ticker", &ticker.ticker).map_err(invalid("ticker"))?;
             time_ok(ticker.exchange_ts, at).map_err(invalid("ticker"))
         }
-        WsEvent::MarketLifecycle { lifecycle, info, .. } => {
+        WsEvent::MarketLifecycle {
+            lifecycle, info, ..
+        } => {
             clean_text("market_ticker", &info.market_ticker).map_err(invalid(info.channel))?;
             if let Some(e) = &info.event_ticker {
                 clean_text("event_ticker", e).map_err(invalid(info.channel))?;

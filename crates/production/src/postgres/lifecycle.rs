@@ -94,7 +94,7 @@ impl PgStore {
                 CURSOR_SQL,
                 &[&c.gatherer, &c.table.name(), &seq, &now, &c.store_id],
             )
-                .await?;
+            .await?;
         }
         tx.commit().await?;
         Ok(InsertOutcome {

@@ -210,7 +210,10 @@ impl PgStore {
     pub async fn cursor_stores(&self) -> Result<HashMap<(String, Table), String>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT gatherer, table_name, store_id FROM sync_cursors", &[])
+            .query(
+                "SELECT gatherer, table_name, store_id FROM sync_cursors",
+                &[],
+            )
             .await?;
         let mut out = HashMap::new();
         for row in rows {

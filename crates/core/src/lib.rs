@@ -16,6 +16,7 @@
 //! - [`telemetry`]: tracing and the Prometheus recorder every process installs.
 //! - [`sd_notify`]: readiness and watchdog notifications to systemd.
 //! - [`shutdown`]: Ctrl-C / SIGTERM to a cancellation token.
+//! - [`validate`]: what a record must satisfy to be stored (the edge's and production's check).
 
 pub mod backoff;
 pub mod book;
@@ -31,6 +32,7 @@ pub mod shutdown;
 pub mod table;
 pub mod telemetry;
 pub mod units;
+pub mod validate;
 
 pub use records::{
     Gap, Lifecycle, OrderbookDelta, OrderbookSnapshot, Record, Side, SnapshotSource, Ticker, Trade,

@@ -11,6 +11,13 @@
 //!
 //! The local sequence number is assigned in commit order by the gatherer's single writer, so a
 //! cursor never skips a row that commits later.
+//!
+//! Every response names the local store it was read from (`store_id`, made when the store was
+//! created): sequence numbers mean something only within one store, so a deduplicator that sees
+//! a new id starts that gatherer's cursors over. A stored row the gatherer cannot read back
+//! (its body is not JSON, or not the shape of its table's record) is answered as a
+//! [`QuarantinedRow`] in `quarantined` instead of failing the page: the deduplicator files it
+//! in production's `quarantine` table and its cursor moves past it like past any row.
 
 use crate::records::Record;
 use crate::table::Table;
@@ -33,6 +40,39 @@ pub struct PullResponse {
     pub records: Vec<PulledRecord>,
     /// The highest sequence number committed in this table (for lag).
     pub head: u64,
+    /// The id of the local store the rows come from (empty from a gatherer that predates it).
+    #[serde(default)]
+    pub store_id: String,
+    /// Rows of this page the gatherer could not read, ascending by `seq`, interleaved by `seq`
+    /// with `records` (every sequence number of the page is in one of the two).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quarantined: Vec<QuarantinedRow>,
+}
+
+/// A stored row that is not a record: why, and its body as text (lossy UTF-8, at most
+/// [`QUARANTINED_BODY_MAX`] bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantinedRow {
+    pub seq: u64,
+    pub reason: String,
+    pub body: String,
+}
+
+/// How much of an unreadable body a pull answer carries.
+pub const QUARANTINED_BODY_MAX: usize = 64 * 1024;
+
+impl PullResponse {
+    /// The highest sequence number the page covers (a record or a quarantined row).
+    pub fn last_seq(&self) -> Option<u64> {
+        let r = self.records.last().map(|r| r.seq);
+        let q = self.quarantined.last().map(|q| q.seq);
+        r.max(q)
+    }
+
+    /// Rows the page covers.
+    pub fn rows(&self) -> usize {
+        self.records.len() + self.quarantined.len()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -56,6 +56,7 @@ fn cursors(last_seq: u64) -> Vec<CursorUpdate> {
             gatherer: format!("g{g}"),
             table: Table::Deltas,
             last_seq,
+            store_id: String::new(),
         })
         .collect()
 }
@@ -85,6 +86,7 @@ async fn main() -> Result<()> {
             .map(|g| Batch {
                 gatherer: g,
                 records: pulled(chunk, first),
+                ..Batch::default()
             })
             .collect();
         let merged = merge(batches);
@@ -110,6 +112,7 @@ async fn main() -> Result<()> {
                 vec![Batch {
                     gatherer: g,
                     records: pulled(chunk, first),
+                    ..Batch::default()
                 }],
                 Some(&recent),
             );
@@ -117,6 +120,7 @@ async fn main() -> Result<()> {
                 gatherer: format!("g{g}"),
                 table: Table::Deltas,
                 last_seq: first + chunk.len() as u64,
+                store_id: String::new(),
             }];
             s_b.insert_unique(Table::Deltas, &merged.records, &c)
                 .await?;
@@ -136,11 +140,13 @@ async fn main() -> Result<()> {
             let merged = merge(vec![Batch {
                 gatherer: g,
                 records: pulled(chunk, first),
+                ..Batch::default()
             }]);
             let c = vec![CursorUpdate {
                 gatherer: format!("g{g}"),
                 table: Table::Deltas,
                 last_seq: first + chunk.len() as u64,
+                store_id: String::new(),
             }];
             s_w.insert_unique(Table::Deltas, &merged.records, &c)
                 .await?;

@@ -126,13 +126,42 @@ pub struct GathererReset<'a> {
     pub table: Table,
     pub head: u64,
     pub cursor: u64,
+    /// The store the cursor counted in, and the one the gatherer now answers from (equal when
+    /// only the head went below the cursor).
+    pub old_store: &'a str,
+    pub new_store: &'a str,
 }
 
 impl InternalEvent for GathererReset<'_> {
     fn emit(self) {
         metrics::counter!(m::GATHERER_RESETS_TOTAL).increment(1);
-        tracing::warn!(gatherer = %self.gatherer, table = %self.table, head = self.head, cursor = self.cursor,
-            "gatherer head below our cursor; re-reading it from the start");
+        if self.old_store != self.new_store {
+            tracing::warn!(gatherer = %self.gatherer, table = %self.table, head = self.head,
+                cursor = self.cursor, old_store = %self.old_store, new_store = %self.new_store,
+                "gatherer store replaced; re-reading it from the start");
+        } else {
+            tracing::warn!(gatherer = %self.gatherer, table = %self.table, head = self.head, cursor = self.cursor,
+                "gatherer head below our cursor; re-reading it from the start");
+        }
+    }
+}
+
+/// Rows filed in production's `quarantine` instead of their table.
+pub struct RowsQuarantined<'a> {
+    pub table: Table,
+    /// `not_storable`, `refused` or `unreadable`.
+    pub reason_kind: &'static str,
+    pub rows: u64,
+    /// One example reason (the first row's).
+    pub reason: &'a str,
+}
+
+impl InternalEvent for RowsQuarantined<'_> {
+    fn emit(self) {
+        metrics::counter!(m::QUARANTINED_TOTAL, "table" => self.table.name(), "reason" => self.reason_kind)
+            .increment(self.rows);
+        tracing::error!(table = %self.table, rows = self.rows, kind = self.reason_kind, reason = %self.reason,
+            "rows filed in quarantine instead of production; the cursor moves past them");
     }
 }
 

@@ -37,6 +37,9 @@ struct State {
     production_backend: &'static str,
     last_sync: Option<TimestampUs>,
     ready: bool,
+    /// Rows in production's `quarantine`, per table (loaded at start, then counted).
+    quarantined: BTreeMap<Table, u64>,
+    last_quarantine: Option<String>,
 }
 
 /// Shared health state (cheap, short critical sections).
@@ -84,6 +87,17 @@ pub struct HealthReport {
     pub production: ProductionReport,
     pub last_sync: Option<String>,
     pub gatherers: Vec<GathererReport>,
+    /// Rows in production's `quarantine` table per table (refused by production, or unreadable
+    /// in a gatherer's store); each one's reason is in the table.
+    pub quarantine: QuarantineReport,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QuarantineReport {
+    pub total: u64,
+    pub tables: BTreeMap<Table, u64>,
+    /// The reason of the latest row this process filed.
+    pub last_reason: Option<String>,
 }
 
 fn lag_seconds(t: &TableState, now: TimestampUs) -> f64 {
@@ -212,6 +226,25 @@ impl Health {
         metrics::gauge!(m::RDS_CONNECTED).set(0.0);
     }
 
+    /// What production's `quarantine` holds at start.
+    pub fn quarantine_loaded(&self, counts: &kd_production::QuarantineCounts) {
+        self.with(|s| {
+            for (name, n) in counts {
+                if let Some(t) = Table::parse(name) {
+                    s.quarantined.insert(t, *n);
+                }
+            }
+        });
+    }
+
+    /// Rows newly filed in `quarantine`.
+    pub fn quarantined(&self, table: Table, rows: u64, reason: &str) {
+        self.with(|s| {
+            *s.quarantined.entry(table).or_default() += rows;
+            s.last_quarantine = Some(reason.to_string());
+        });
+    }
+
     pub fn synced(&self) {
         self.with(|s| s.last_sync = Some(TimestampUs::now()));
     }
@@ -274,6 +307,11 @@ impl Health {
                 },
                 last_sync: s.last_sync.map(|t| t.to_rfc3339()),
                 gatherers,
+                quarantine: QuarantineReport {
+                    total: s.quarantined.values().sum(),
+                    tables: s.quarantined.clone(),
+                    last_reason: s.last_quarantine.clone(),
+                },
             }
         })
     }
@@ -310,6 +348,12 @@ mod tests {
         let r = h.report();
         assert_eq!(r.gatherers[0].tables[&Table::Deltas].lag_rows, 0);
         assert_eq!(r.gatherers[0].tables[&Table::Deltas].lag_seconds, 0.0);
+        h.quarantined(Table::Trades, 2, "not storable");
+        let r = h.report();
+        assert_eq!(
+            (r.quarantine.total, r.quarantine.tables[&Table::Trades]),
+            (2, 2)
+        );
         h.production_failed("gone".into());
         assert_eq!(h.report().status, "down");
         assert!(!h.is_ready());

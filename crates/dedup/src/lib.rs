@@ -9,7 +9,10 @@
 //! - [`pull_client`]: the gatherer pull API, client side; [`pull_tls`]: its per-gatherer CA and
 //!   client certificate, and the cause of a failed request in words.
 //! - [`merge`]: batches of several gatherers → unique records + cursor moves (pure).
-//! - `sync`: pullers and writers per table; retries; acknowledgements after commit.
+//! - `sync`: pullers and writers per table; retries; acknowledgements after commit; a new
+//!   gatherer store id starts that gatherer's cursors over.
+//! - `quarantine`: rows that must not block their table (unreadable, not storable, refused),
+//!   isolated and filed in production's `quarantine`.
 //! - [`metadata`]: series/events/markets from Kalshi REST, upserted latest-wins.
 //! - [`health`]: the state behind `/health` and the gauges; [`server`]: the HTTP routes.
 //! - [`events`]: every observable event as a type whose `emit()` logs and counts it together,
@@ -28,6 +31,7 @@ pub mod pull_client;
 pub mod pull_tls;
 pub mod server;
 pub use kd_production as store;
+mod quarantine;
 mod sync;
 
 pub use config::{DedupConfig, GathererEndpoint};
@@ -228,10 +232,13 @@ async fn main_loop(
         store
             .ensure_partitions_ahead(config.partitions_ahead_days)
             .await?;
-        store.cursors().await
+        let cursors = store.cursors().await?;
+        let stores = store.cursor_stores().await?;
+        health.quarantine_loaded(&store.quarantine_counts().await?);
+        Ok((cursors, stores))
     })
     .await;
-    if let Some(cursors) = prepared {
+    if let Some((cursors, stores)) = prepared {
         health.set_ready();
         let ctx = Arc::new(sync::SyncContext {
             store: store.clone(),
@@ -239,7 +246,7 @@ async fn main_loop(
             clients,
             config: Arc::clone(&config),
         });
-        sync::spawn(ctx, &cursors, &mut tasks, &shutdown);
+        sync::spawn(ctx, &cursors, &stores, &mut tasks, &shutdown);
         tasks.spawn(housekeeping(
             store.clone(),
             Arc::clone(&health),

@@ -13,12 +13,13 @@
 //! (which arrive a few milliseconds after the first copy committed) are dropped in memory
 //! instead of costing the database a conflict check each.
 
-use kd_core::pull::PulledRecord;
+use kd_core::pull::{PulledRecord, QuarantinedRow};
 use kd_core::records::Identity;
 use kd_core::{Record, TimestampUs};
 use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 /// A 128-bit digest of an identity (xxh3-128 over its fields). Two different identities
 /// sharing one is about as likely as 2^-100 over a billion rows: negligible next to hardware
@@ -116,20 +117,44 @@ impl RecentIdentities {
 }
 
 /// Rows one gatherer delivered for one table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Batch {
     /// Index of the gatherer in the configuration.
     pub gatherer: usize,
     pub records: Vec<PulledRecord>,
+    /// The gatherer's local store the rows come from.
+    pub store_id: Arc<str>,
+    /// Rows the gatherer could not read (filed in `quarantine`; the cursor moves past them).
+    pub quarantined: Vec<QuarantinedRow>,
+}
+
+impl Batch {
+    /// The highest sequence number the batch covers, records and quarantined rows alike.
+    pub fn last_seq(&self) -> Option<u64> {
+        let r = self.records.last().map(|r| r.seq);
+        let q = self.quarantined.iter().map(|q| q.seq).max();
+        r.max(q)
+    }
 }
 
 /// Where a gatherer's cursor goes once the merged batch commits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CursorAdvance {
     pub gatherer: usize,
     pub last_seq: u64,
-    /// `received_at` of the row at `last_seq` (lag).
+    /// `received_at` of the last record of the batch (lag).
     pub last_received: TimestampUs,
+    /// The store `last_seq` counts in.
+    pub store_id: Arc<str>,
+}
+
+/// Where a surviving record came from: enough to file it in `quarantine` if production
+/// refuses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub gatherer: usize,
+    pub store_id: Arc<str>,
+    pub seq: u64,
 }
 
 /// The merge of several batches of one table.
@@ -141,6 +166,10 @@ pub struct Merged {
     pub keys: Vec<u128>,
     /// The gatherer (index in the configuration) each of `records` came from, same order.
     pub origins: Vec<usize>,
+    /// The store and local sequence of each of `records`, same order.
+    pub sources: Vec<Source>,
+    /// Rows the gatherers could not read, with where they came from.
+    pub unreadable: Vec<(Source, QuarantinedRow)>,
     /// Copies dropped in memory.
     pub duplicates: u64,
     /// One per gatherer that delivered rows.
@@ -160,16 +189,22 @@ pub fn merge_with(batches: Vec<Batch>, recent: Option<&RecentIdentities>) -> Mer
         records: Vec::with_capacity(total),
         keys: Vec::with_capacity(total),
         origins: Vec::with_capacity(total),
+        sources: Vec::with_capacity(total),
         ..Merged::default()
     };
     for batch in batches {
-        let Some(last) = batch.records.last() else {
+        let Some(last_seq) = batch.last_seq() else {
             continue;
         };
         let advance = CursorAdvance {
             gatherer: batch.gatherer,
-            last_seq: last.seq,
-            last_received: last.record.received_at(),
+            last_seq,
+            last_received: batch
+                .records
+                .last()
+                .map(|r| r.record.received_at())
+                .unwrap_or_default(),
+            store_id: Arc::clone(&batch.store_id),
         };
         match merged
             .cursors
@@ -177,8 +212,19 @@ pub fn merge_with(batches: Vec<Batch>, recent: Option<&RecentIdentities>) -> Mer
             .find(|c| c.gatherer == batch.gatherer)
         {
             Some(c) if c.last_seq < advance.last_seq => *c = advance,
+            // A batch of a replaced store follows the old store's batches (one puller per
+            // gatherer and table, in order): its cursor wins whatever the numbers.
+            Some(c) if c.store_id != advance.store_id => *c = advance,
             Some(_) => {}
             None => merged.cursors.push(advance),
+        }
+        for q in batch.quarantined {
+            let source = Source {
+                gatherer: batch.gatherer,
+                store_id: Arc::clone(&batch.store_id),
+                seq: q.seq,
+            };
+            merged.unreadable.push((source, q));
         }
         for pulled in batch.records {
             let key = record_key(&pulled.record);
@@ -188,6 +234,11 @@ pub fn merge_with(batches: Vec<Batch>, recent: Option<&RecentIdentities>) -> Mer
                 merged.records.push(pulled.record);
                 merged.keys.push(key);
                 merged.origins.push(batch.gatherer);
+                merged.sources.push(Source {
+                    gatherer: batch.gatherer,
+                    store_id: Arc::clone(&batch.store_id),
+                    seq: pulled.seq,
+                });
             }
         }
     }
@@ -239,6 +290,7 @@ mod tests {
                 .into_iter()
                 .map(|(seq, record)| PulledRecord { seq, record })
                 .collect(),
+            ..Batch::default()
         }
     }
 
@@ -268,17 +320,20 @@ mod tests {
                 CursorAdvance {
                     gatherer: 0,
                     last_seq: 2,
-                    last_received: TimestampUs::from_micros(11)
+                    last_received: TimestampUs::from_micros(11),
+                    store_id: Arc::default(),
                 },
                 CursorAdvance {
                     gatherer: 1,
                     last_seq: 8,
-                    last_received: TimestampUs::from_micros(15)
+                    last_received: TimestampUs::from_micros(15),
+                    store_id: Arc::default(),
                 },
                 CursorAdvance {
                     gatherer: 2,
                     last_seq: 4,
-                    last_received: TimestampUs::from_micros(21)
+                    last_received: TimestampUs::from_micros(21),
+                    store_id: Arc::default(),
                 },
             ]
         );
@@ -358,6 +413,31 @@ mod tests {
         assert_eq!(m.records.len(), 2);
         assert_eq!(m.duplicates, 1);
         assert_eq!(m.origins, vec![0, 1]);
+    }
+
+    #[test]
+    fn a_replaced_store_takes_the_cursor_and_unreadable_rows_move_it() {
+        let old = Batch {
+            store_id: "old".into(),
+            ..batch(0, vec![(969, trade("a", 1))])
+        };
+        let new = Batch {
+            store_id: "new".into(),
+            quarantined: vec![QuarantinedRow {
+                seq: 12,
+                reason: "not JSON".into(),
+                body: "x".into(),
+            }],
+            ..batch(0, vec![(11, trade("b", 2))])
+        };
+        let m = merge(vec![old, new]);
+        assert_eq!(m.cursors.len(), 1);
+        assert_eq!(
+            (m.cursors[0].last_seq, &*m.cursors[0].store_id),
+            (12, "new")
+        );
+        assert_eq!(m.unreadable.len(), 1);
+        assert_eq!(m.sources[1].seq, 11);
     }
 
     #[test]

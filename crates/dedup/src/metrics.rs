@@ -31,5 +31,9 @@ pub const TRANSACTIONS_TOTAL: &str = "dedup_transactions_total";
 pub const COMMIT_LATENCY_SECONDS: &str = "dedup_commit_latency_seconds";
 /// Metadata rows upserted (`kind`: series, events, markets).
 pub const METADATA_UPSERTED_TOTAL: &str = "dedup_metadata_upserted_total";
-/// Gatherers whose sequence restarted below our cursor (their store was replaced).
+/// Rows filed in production's `quarantine` instead of their table (`table`, `reason`:
+/// `not_storable`, `refused`, `unreadable`).
+pub const QUARANTINED_TOTAL: &str = "dedup_quarantined_total";
+/// Gatherer cursors started over because the gatherer's store changed: a new store id, or
+/// its sequence restarted below our cursor (their store was replaced).
 pub const GATHERER_RESETS_TOTAL: &str = "dedup_gatherer_resets_total";

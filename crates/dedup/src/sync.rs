@@ -28,6 +28,7 @@ use crate::events::{
 use crate::health::Health;
 use crate::merge::{Batch, Merged, RecentIdentities, merge_with};
 use crate::pull_client::PullClient;
+use crate::quarantine;
 use kd_core::backoff::{Backoff, BackoffPolicy};
 use kd_core::{Table, TimestampUs};
 use kd_production::{CursorUpdate, InsertOutcome, Store};
@@ -49,10 +50,15 @@ pub(crate) struct SyncContext {
 /// Batches waiting per table before pullers block (per gatherer).
 const QUEUED_BATCHES_PER_GATHERER: usize = 2;
 
-/// Spawns every puller and writer into `tasks`, starting from `cursors`.
+/// A committed cursor: the store it counts in and the sequence.
+type Committed = (Arc<str>, u64);
+
+/// Spawns every puller and writer into `tasks`, starting from `cursors` (each counting in the
+/// store `stores` names, `""` when unknown).
 pub(crate) fn spawn(
     ctx: Arc<SyncContext>,
     cursors: &HashMap<(String, Table), u64>,
+    stores: &HashMap<(String, Table), String>,
     tasks: &mut JoinSet<()>,
     shutdown: &CancellationToken,
 ) {
@@ -65,14 +71,18 @@ pub(crate) fn spawn(
                 .get(&(client.id().to_string(), table))
                 .copied()
                 .unwrap_or(0);
+            let store: Arc<str> = stores
+                .get(&(client.id().to_string(), table))
+                .map(|s| Arc::from(s.as_str()))
+                .unwrap_or_default();
             ctx.health.initial_cursor(g, table, start);
-            let (c_tx, c_rx) = watch::channel(start);
+            let (c_tx, c_rx) = watch::channel((Arc::clone(&store), start));
             committed.push(c_tx);
             tasks.spawn(puller(
                 Arc::clone(&ctx),
                 g,
                 table,
-                start,
+                (store, start),
                 tx.clone(),
                 c_rx,
                 shutdown.clone(),
@@ -93,9 +103,9 @@ async fn puller(
     ctx: Arc<SyncContext>,
     g: usize,
     table: Table,
-    start: u64,
+    (mut store, start): Committed,
     out: mpsc::Sender<Batch>,
-    mut committed: watch::Receiver<u64>,
+    mut committed: watch::Receiver<Committed>,
     shutdown: CancellationToken,
 ) {
     let client = &ctx.clients[g];
@@ -109,8 +119,10 @@ async fn puller(
         Duration::from_millis(cfg.gatherer_retry_max_ms),
     ));
     while !shutdown.is_cancelled() {
-        let done = *committed.borrow_and_update();
-        if done > acked {
+        let (done_store, done) = committed.borrow_and_update().clone();
+        // Only a cursor of the store we read now: acknowledging a replaced store's cursor to
+        // its successor would let it delete rows production does not have.
+        if done > acked && done_store == store {
             match client.ack(table, done).await {
                 Ok(()) => acked = done,
                 // Harmless: the next ack covers it, and until then the gatherer keeps the rows.
@@ -138,28 +150,42 @@ async fn puller(
                 }
                 backoff.reset();
                 ctx.health.pull_ok(g, table, resp.head);
-                if resp.head < after && resp.records.is_empty() {
-                    // The gatherer's sequence restarted below our cursor (its store was
-                    // replaced): read it again from the start; duplicates are absorbed.
+                // A new store id: the store was replaced (our cursor counts in the old one,
+                // whatever the new one's numbers). A head below the cursor: the same, from a
+                // gatherer that names no store. Either way read it again from the start;
+                // duplicates are absorbed. An unknown id (a cursor from before store ids) is
+                // taken as the current one.
+                let replaced =
+                    !resp.store_id.is_empty() && !store.is_empty() && *resp.store_id != *store;
+                if replaced || (resp.head < after && resp.rows() == 0) {
                     GathererReset {
                         gatherer: &gatherer,
                         table,
                         head: resp.head,
                         cursor: after,
+                        old_store: &store,
+                        new_store: &resp.store_id,
                     }
                     .emit();
+                    if !resp.store_id.is_empty() {
+                        store = Arc::from(resp.store_id.as_str());
+                    }
                     after = 0;
+                    acked = 0;
                     behind = true;
                     continue;
                 }
-                let n = resp.records.len();
+                if store.is_empty() && !resp.store_id.is_empty() {
+                    store = Arc::from(resp.store_id.as_str());
+                }
+                let n = resp.rows();
                 RecordsPolled {
                     gatherer: &gatherer,
                     table,
                     rows: n,
                 }
                 .emit();
-                let Some(last) = resp.records.last().map(|r| r.seq) else {
+                let Some(last) = resp.last_seq() else {
                     behind = false;
                     continue;
                 };
@@ -168,6 +194,8 @@ async fn puller(
                 let batch = Batch {
                     gatherer: g,
                     records: resp.records,
+                    store_id: Arc::clone(&store),
+                    quarantined: resp.quarantined,
                 };
                 tokio::select! {
                     sent = out.send(batch) => if sent.is_err() { return },
@@ -204,7 +232,7 @@ async fn writer(
     ctx: Arc<SyncContext>,
     table: Table,
     rx: mpsc::Receiver<Batch>,
-    committed: Vec<watch::Sender<u64>>,
+    committed: Vec<watch::Sender<Committed>>,
     shutdown: CancellationToken,
 ) {
     let (tx, merged_rx) = mpsc::channel::<Merged>(QUEUED_MERGED);
@@ -237,7 +265,7 @@ async fn merger(
             b = rx.recv() => match b { Some(b) => b, None => return },
             _ = shutdown.cancelled() => return,
         };
-        let mut rows = first.records.len();
+        let mut rows = first.records.len() + first.quarantined.len();
         let mut batches = vec![first];
         // When current (a small batch), wait a moment for the other gatherers' copies and more
         // rows: one transaction instead of one per copy, at a bounded latency cost.
@@ -258,7 +286,7 @@ async fn merger(
                 }
             };
             let Some(b) = next else { break };
-            rows += b.records.len();
+            rows += b.records.len() + b.quarantined.len();
             batches.push(b);
         }
         let merged = merge_with(batches, Some(&recent));
@@ -276,11 +304,11 @@ async fn committer(
     ctx: &SyncContext,
     table: Table,
     mut rx: mpsc::Receiver<Merged>,
-    committed: &[watch::Sender<u64>],
+    committed: &[watch::Sender<Committed>],
     shutdown: &CancellationToken,
 ) {
     loop {
-        let merged = tokio::select! {
+        let mut merged = tokio::select! {
             m = rx.recv() => match m { Some(m) => m, None => return },
             _ = shutdown.cancelled() => return,
         };
@@ -291,15 +319,17 @@ async fn committer(
                 gatherer: ctx.clients[c.gatherer].id().to_string(),
                 table,
                 last_seq: c.last_seq,
+                store_id: c.store_id.to_string(),
             })
             .collect();
-        let origins: Vec<&str> = merged
-            .origins
-            .iter()
-            .map(|&g| ctx.clients[g].id())
-            .collect();
-        let Some(outcome) = commit(ctx, table, &merged.records, &origins, &cursors, shutdown).await
-        else {
+        let screened = quarantine::screen(ctx, table, &mut merged);
+        if quarantine::file(ctx, table, screened, shutdown)
+            .await
+            .is_none()
+        {
+            return;
+        }
+        let Some(outcome) = commit(ctx, table, &mut merged, &cursors, shutdown).await else {
             return;
         };
         BatchCommitted {
@@ -314,34 +344,43 @@ async fn committer(
         for c in &merged.cursors {
             ctx.health.committed(c.gatherer, table, c.last_seq);
             if let Some(tx) = committed.get(c.gatherer) {
-                tx.send_replace(c.last_seq);
+                tx.send_replace((Arc::clone(&c.store_id), c.last_seq));
             }
         }
     }
 }
 
-/// Inserts and advances cursors, retrying forever (DESIGN §6); `None` on shutdown.
+/// Inserts and advances cursors, retrying forever (DESIGN §6); `None` on shutdown. Rows
+/// production refuses for their data are isolated and filed in `quarantine` (see
+/// [`crate::quarantine`]), and the rest is committed with the cursors.
 async fn commit(
     ctx: &SyncContext,
     table: Table,
-    records: &[kd_core::Record],
-    origins: &[&str],
+    merged: &mut Merged,
     cursors: &[CursorUpdate],
     shutdown: &CancellationToken,
 ) -> Option<InsertOutcome> {
     let mut backoff = Backoff::new(BackoffPolicy::DATABASE);
     let timeout = Duration::from_secs(ctx.config.transaction_timeout_secs);
+    // Rows committed while isolating refused ones (the final insert sees them as copies).
+    let mut isolated_inserted = 0_u64;
     loop {
+        let origins: Vec<&str> = merged
+            .origins
+            .iter()
+            .map(|&g| ctx.clients[g].id())
+            .collect();
+        let records = &merged.records;
         let attempt = tokio::time::timeout(
             timeout,
-            ctx.store.insert_merged(table, records, origins, cursors),
+            ctx.store.insert_merged(table, records, &origins, cursors),
         );
         let result = tokio::select! {
             r = attempt => r,
             _ = shutdown.cancelled() => return None,
         };
         let (kind, error) = match result {
-            Ok(Ok(outcome)) => {
+            Ok(Ok(mut outcome)) => {
                 if backoff.attempts() > 0 {
                     ProductionReachable {
                         table,
@@ -350,7 +389,32 @@ async fn commit(
                     .emit();
                 }
                 ctx.health.production_ok();
+                outcome.inserted += isolated_inserted;
+                outcome.duplicates = outcome.duplicates.saturating_sub(isolated_inserted);
                 return Some(outcome);
+            }
+            Ok(Err(e)) if quarantine::refused(&e) && !records.is_empty() => {
+                match quarantine::isolate(ctx, table, records, &origins, timeout).await {
+                    Ok(found) if !found.refused.is_empty() => {
+                        isolated_inserted += found.inserted;
+                        let rows = quarantine::refused_rows(ctx, table, merged, &found.refused);
+                        quarantine::file(ctx, table, rows, shutdown).await?;
+                        let mut keep = vec![true; merged.records.len()];
+                        for (i, _) in &found.refused {
+                            if let Some(k) = keep.get_mut(*i) {
+                                *k = false;
+                            }
+                        }
+                        quarantine::retain(merged, &keep);
+                        continue;
+                    }
+                    // Every row goes in on its own: the refusal is not the rows' (retry).
+                    Ok(found) => {
+                        isolated_inserted += found.inserted;
+                        (ErrorKind::from(e.kind()), e.to_string())
+                    }
+                    Err(during) => (ErrorKind::from(e.kind()), format!("{e} ({during})")),
+                }
             }
             Ok(Err(e)) => (ErrorKind::from(e.kind()), e.to_string()),
             Err(_) => (
@@ -362,7 +426,7 @@ async fn commit(
         let delay = backoff.next_delay();
         ProductionWriteFailed {
             table,
-            rows: records.len(),
+            rows: merged.records.len(),
             kind,
             error: &error,
             retry_in: delay,

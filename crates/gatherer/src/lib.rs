@@ -204,12 +204,15 @@ pub async fn start(
     )?;
     let data_dir = config.data_dir.clone();
     let gatherer_id = config.gatherer_id.clone();
-    let conn = tokio::task::spawn_blocking(move || -> Result<WriteConn, StoreError> {
-        let mut conn = WriteConn::open(&data_dir)?;
-        conn.claim_gatherer_id(&gatherer_id)?;
-        Ok(conn)
-    })
-    .await??;
+    let (conn, store_id) =
+        tokio::task::spawn_blocking(move || -> Result<(WriteConn, String), StoreError> {
+            let mut conn = WriteConn::open(&data_dir)?;
+            conn.claim_gatherer_id(&gatherer_id)?;
+            let store_id = conn.store_id()?;
+            Ok((conn, store_id))
+        })
+        .await??;
+    tracing::info!(store_id = %store_id, "local store opened");
     let pool = Arc::new(ReadPool::new(&config.data_dir)?);
     let settings = WriterSettings {
         data_dir: config.data_dir.clone(),
@@ -238,6 +241,7 @@ pub async fn start(
     let addr = bound.addr;
     let api = pull_api::router(pull_api::ApiState {
         gatherer: config.gatherer_id.clone(),
+        store_id,
         pool,
         heads: heads.clone(),
         control: input.control.clone(),

@@ -121,6 +121,9 @@ pub const STORE_WRITE_FAILING: &str = "store_write_failing";
 pub const PULL_REQUESTS_TOTAL: &str = "pull_requests_total";
 /// Rows served, by `table`.
 pub const PULL_ROWS_TOTAL: &str = "pull_rows_total";
+/// Stored rows that could not be read, served as quarantine entries (each time a page holds
+/// one), by `table`.
+pub const PULL_QUARANTINED_TOTAL: &str = "pull_quarantined_total";
 /// Acknowledgements received, by `table`.
 pub const PULL_ACKS_TOTAL: &str = "pull_acks_total";
 /// Requests refused or failed, by `kind` (`auth`, `table`, `store`, `ack`).

@@ -6,7 +6,9 @@
 //! bearer token when configured (always when listening beyond loopback, where TLS is served).
 
 use crate::events::emit;
-use crate::events::serving::{AckServed, PullFailed, PullRefused, PullRequested, PullServed};
+use crate::events::serving::{
+    AckServed, PullFailed, PullRefused, PullRequested, PullServed, RowsQuarantined,
+};
 use crate::health::Health;
 use crate::store::read::RawPage;
 use crate::store::{Heads, ReadPool, StoreError};
@@ -35,6 +37,8 @@ pub const MAX_CONCURRENT_PULLS: usize = 8;
 #[derive(Clone)]
 pub struct ApiState {
     pub gatherer: String,
+    /// The local store's id (`kd_core::pull::PullResponse::store_id`).
+    pub store_id: String,
     pub pool: Arc<ReadPool>,
     pub heads: watch::Receiver<Heads>,
     pub control: WriterControl,
@@ -207,6 +211,17 @@ fn answer(state: &ApiState, table: Table, page: RawPage, head: u64) -> Response 
     let _ = serde_json::to_writer(&mut body, &table);
     body.extend_from_slice(b",\"records\":");
     body.extend_from_slice(&page.json);
+    body.extend_from_slice(b",\"store_id\":");
+    let _ = serde_json::to_writer(&mut body, &state.store_id);
+    if !page.quarantined.is_empty() {
+        body.extend_from_slice(b",\"quarantined\":");
+        // Strings and integers always serialise.
+        let _ = serde_json::to_writer(&mut body, &page.quarantined);
+        emit(RowsQuarantined {
+            table,
+            rows: page.quarantined.len(),
+        });
+    }
     body.extend_from_slice(format!(",\"head\":{head}}}").as_bytes());
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -23,6 +23,9 @@ pub struct ProductionData {
     pub gaps: Vec<Gap>,
     /// Gatherers the deduplicator has pulled from (their cursors), sorted.
     pub gatherers: Vec<String>,
+    /// Rows in production's `quarantine` per table (whatever their time: a quarantined row's
+    /// time may be the very reason it is there).
+    pub quarantined: kd_production::QuarantineCounts,
 }
 
 impl ProductionData {
@@ -73,15 +76,19 @@ pub async fn load(
     gatherers.sort();
     gatherers.dedup();
     data.gatherers = gatherers;
+    data.quarantined = store.quarantine_counts().await?;
     Ok(data)
 }
 
-/// Rows per table (progress and `status`).
+/// Rows per table (progress and `status`), then `quarantine` (rows refused or unreadable,
+/// every table together).
 pub async fn counts(url: &str) -> Result<Vec<(String, u64)>, ProductionError> {
     let store = kd_production::open(url).await?;
     let mut out = Vec::new();
     for table in Table::ALL {
         out.push((table.name().to_string(), store.count(table).await?));
     }
+    let quarantined = store.quarantine_counts().await?.values().sum();
+    out.push(("quarantine".to_string(), quarantined));
     Ok(out)
 }

@@ -99,6 +99,35 @@ impl StoreError {
         }
     }
 
+    /// True when the database refused the *data* — a value it cannot hold (PostgreSQL class 22,
+    /// e.g. 22021 for a NUL byte in `text`), a constraint (class 23), or a value outside what
+    /// production can store (no partition for its day) — so the same rows will be refused
+    /// again, and the deduplicator isolates them into `quarantine`. Everything else (outages,
+    /// timeouts, a full disk, lock conflicts) is retried as it is.
+    pub fn refuses_data(&self) -> bool {
+        match self {
+            StoreError::OutOfRange(_) => true,
+            StoreError::Postgres(e) => e
+                .code()
+                .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23")),
+            StoreError::Sqlite(e) => {
+                matches!(
+                    e.sqlite_error_code(),
+                    Some(
+                        rusqlite::ErrorCode::ConstraintViolation
+                            | rusqlite::ErrorCode::TooBig
+                            | rusqlite::ErrorCode::TypeMismatch
+                    )
+                ) || matches!(
+                    e,
+                    rusqlite::Error::ToSqlConversionFailure(_)
+                        | rusqlite::Error::IntegralValueOutOfRange(..)
+                )
+            }
+            _ => false,
+        }
+    }
+
     /// Outage or refusal: see [`ErrorKind`].
     pub fn kind(&self) -> ErrorKind {
         if self.is_connection() {

@@ -20,6 +20,8 @@
 //! - [`error`]: [`StoreError`] and its [`ErrorKind`] (outage or refusal).
 //! - `lifecycle`: how lifecycle copies of several gatherers become one row (schema 2's
 //!   `lifecycle_copies`), for both backends.
+//! - [`quarantine`]: rows production refused or could not be given, with their reason
+//!   (schema 3), for both backends.
 //! - [`metadata`]: series, events, markets and the 4-value production status.
 //! - `rows`: conversions between records and stored column values.
 //! - `decode`: the one decoding of a stored row into a record, for both backends (each only
@@ -33,6 +35,7 @@ pub mod error;
 mod lifecycle;
 pub mod metadata;
 pub mod postgres;
+pub mod quarantine;
 mod queries;
 mod rows;
 pub mod sqlite;
@@ -41,5 +44,6 @@ pub mod store;
 pub use error::{ErrorKind, StoreError};
 pub use metadata::{EventRow, MarketRow, ProductionStatus, SeriesRow};
 pub use postgres::PgStore;
+pub use quarantine::{QuarantineCounts, QuarantineRow};
 pub use sqlite::SqliteStore;
 pub use store::{ConnectionUsage, CursorUpdate, InsertOutcome, Store, open};

@@ -3,6 +3,7 @@
 use crate::error::StoreError;
 use crate::metadata::{EventRow, MarketRow, SeriesRow};
 use crate::postgres::PgStore;
+use crate::quarantine::{QuarantineCounts, QuarantineRow};
 use crate::sqlite::SqliteStore;
 use kd_core::records::{Identity, Record};
 use kd_core::{Table, TimestampUs};
@@ -33,6 +34,8 @@ pub struct CursorUpdate {
     pub table: Table,
     /// Every row of `gatherer`'s `table` with a local sequence number ≤ this is committed.
     pub last_seq: u64,
+    /// The gatherer's local store `last_seq` counts in (`kd_core::pull::PullResponse::store_id`).
+    pub store_id: String,
 }
 
 /// The production store: one of the two backends. Cheap to clone (both hold shared handles).
@@ -191,6 +194,29 @@ impl Store {
     /// Every stored gatherer cursor.
     pub async fn cursors(&self) -> Result<HashMap<(String, Table), u64>, StoreError> {
         dispatch!(self, s => s.cursors().await)
+    }
+
+    /// The gatherer store each cursor counts in (`""` when unknown).
+    pub async fn cursor_stores(&self) -> Result<HashMap<(String, Table), String>, StoreError> {
+        dispatch!(self, s => s.cursor_stores().await)
+    }
+
+    /// Files rows in `quarantine` (a row filed before is skipped); returns how many are new.
+    pub async fn quarantine(&self, rows: &[QuarantineRow]) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        dispatch!(self, s => s.quarantine(rows).await)
+    }
+
+    /// Quarantined rows per table.
+    pub async fn quarantine_counts(&self) -> Result<QuarantineCounts, StoreError> {
+        dispatch!(self, s => s.quarantine_counts().await)
+    }
+
+    /// Every quarantined row, oldest first.
+    pub async fn quarantined(&self) -> Result<Vec<QuarantineRow>, StoreError> {
+        dispatch!(self, s => s.quarantined().await)
     }
 
     /// Upserts series, latest wins.

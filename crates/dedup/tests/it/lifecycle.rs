@@ -49,6 +49,7 @@ fn batch(gatherer: usize, toggles: std::ops::Range<i64>) -> Batch {
                 record: toggle(i, gatherer),
             })
             .collect(),
+        ..Batch::default()
     }
 }
 
@@ -64,6 +65,7 @@ async fn commit(s: &Store, recent: &mut RecentIdentities, batches: Vec<Batch>) -
             gatherer: GATHERERS[c.gatherer].into(),
             table: Table::Lifecycle,
             last_seq: c.last_seq,
+            store_id: String::new(),
         })
         .collect();
     s.insert_merged(Table::Lifecycle, &merged.records, &origins, &cursors)

@@ -40,6 +40,7 @@ macro_rules! both_backends {
 mod common;
 mod e2e;
 mod lifecycle;
+mod quarantine;
 mod store;
 mod sync;
 mod tls_pull;

@@ -8,9 +8,9 @@ use kd_dedup::store::{self, CursorUpdate, MarketRow, ProductionStatus, Store};
 async fn migrate_twice_is_a_noop(s: &Store) -> TestResult {
     assert_eq!(s.schema_version().await?, 0);
     s.migrate().await?;
-    assert_eq!(s.schema_version().await?, 3);
+    assert_eq!(s.schema_version().await?, 4);
     s.migrate().await?;
-    assert_eq!(s.schema_version().await?, 3);
+    assert_eq!(s.schema_version().await?, 4);
     for t in Table::ALL {
         assert_eq!(s.count(t).await?, 0);
     }
@@ -85,6 +85,7 @@ async fn cursor_moves_only_with_its_rows(s: &Store) -> TestResult {
         gatherer: "g1".into(),
         table: Table::Deltas,
         last_seq: seq,
+        store_id: String::new(),
     };
     s.insert_batch(Table::Deltas, &a, &[cursor(5)]).await?;
     assert_eq!(
@@ -111,6 +112,7 @@ async fn cursor_moves_only_with_its_rows(s: &Store) -> TestResult {
                 gatherer: "g2".into(),
                 table: Table::Deltas,
                 last_seq: 3,
+                store_id: String::new(),
             },
         ],
     )

@@ -51,6 +51,24 @@ impl InternalEvent for PullServed {
     }
 }
 
+/// A page answered rows the store holds but cannot read, as quarantine entries.
+pub struct RowsQuarantined {
+    pub table: Table,
+    pub rows: usize,
+}
+
+impl InternalEvent for RowsQuarantined {
+    fn emit(self) {
+        metrics::counter!(m::PULL_QUARANTINED_TOTAL, "table" => self.table.name())
+            .increment(self.rows as u64);
+        tracing::warn!(
+            table = %self.table,
+            rows = self.rows,
+            "unreadable stored rows served as quarantine entries"
+        );
+    }
+}
+
 /// An acknowledgement was recorded.
 pub struct AckServed {
     pub table: Table,

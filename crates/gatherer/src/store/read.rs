@@ -2,7 +2,7 @@
 //! writer commits; a small pool avoids reopening the file per request.
 
 use super::{Heads, StoreError, db_path, schema, write::read_acks};
-use kd_core::pull::PulledRecord;
+use kd_core::pull::{PulledRecord, QUARANTINED_BODY_MAX, QuarantinedRow};
 use kd_core::{Record, Table};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, params};
@@ -103,19 +103,19 @@ impl ReadPool {
 fn last_on(conn: &Connection, table: Table) -> Result<Option<PulledRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(schema::select_last(table))?;
     let mut rows = stmt.query([])?;
-    match rows.next()? {
-        None => Ok(None),
-        Some(row) => {
-            let seq = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
-            let body = match row.get_ref(1)? {
-                ValueRef::Blob(b) | ValueRef::Text(b) => b,
-                _ => &[][..],
-            };
-            let record =
-                decode(table, body).map_err(|source| StoreError::Decode { table, seq, source })?;
-            Ok(Some(PulledRecord { seq, record }))
+    // The newest row that is a record: an unreadable one (served as a quarantine entry) must
+    // not keep the gatherer from starting.
+    while let Some(row) = rows.next()? {
+        let seq = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+        let body = match row.get_ref(1)? {
+            ValueRef::Blob(b) | ValueRef::Text(b) => b,
+            _ => &[][..],
+        };
+        if let Ok(record) = decode(table, body) {
+            return Ok(Some(PulledRecord { seq, record }));
         }
     }
+    Ok(None)
 }
 
 fn pull_on(
@@ -149,6 +149,8 @@ pub struct RawPage {
     pub json: Vec<u8>,
     pub rows: usize,
     pub last_seq: Option<u64>,
+    /// Rows that are not a record of their table (counted in `rows`, not in `json`).
+    pub quarantined: Vec<QuarantinedRow>,
 }
 
 impl RawPage {
@@ -189,16 +191,21 @@ fn pull_json_on(
             ValueRef::Blob(b) | ValueRef::Text(b) => b,
             _ => &[][..],
         };
-        // One well-formed JSON value, or the row is reported like any undecodable one (the
-        // deduplicator decodes it into its record).
-        serde_json::from_slice::<serde::de::IgnoredAny>(body)
-            .map_err(|source| StoreError::Decode { table, seq, source })?;
         // The byte bound of one page (always at least one row): the client pulls again from
         // the last row it got, so a page cut short loses nothing.
         if page.rows > 0 && page.json.len() + body.len() > MAX_PAGE_BYTES {
             break;
         }
-        if page.rows > 0 {
+        page.rows += 1;
+        page.last_seq = Some(seq);
+        // A row that is not its table's record is answered as a quarantine entry: failing the
+        // page would stop the table for good (the row never changes) and keep retention from
+        // ever freeing it. Decoding without re-encoding keeps the body's own bytes on the wire.
+        if let Err(e) = decode(table, body) {
+            page.quarantined.push(unreadable(seq, body, &e));
+            continue;
+        }
+        if page.json.len() > 1 {
             page.json.push(b',');
         }
         // Writing to a Vec cannot fail.
@@ -208,11 +215,19 @@ fn pull_json_on(
         );
         page.json.extend_from_slice(body);
         page.json.extend_from_slice(b"}}");
-        page.rows += 1;
-        page.last_seq = Some(seq);
     }
     page.json.push(b']');
     Ok(page)
+}
+
+/// The quarantine entry of an unreadable row: the decode error and the body as text.
+fn unreadable(seq: u64, body: &[u8], e: &serde_json::Error) -> QuarantinedRow {
+    let cut = &body[..body.len().min(QUARANTINED_BODY_MAX)];
+    QuarantinedRow {
+        seq,
+        reason: format!("unreadable in the gatherer's store: {e}"),
+        body: String::from_utf8_lossy(cut).into_owned(),
+    }
 }
 
 /// The tag `Record` is serialised with for a table's records.

@@ -74,15 +74,15 @@ pub const fn select_after(table: Table) -> &'static str {
     }
 }
 
-/// The last row (highest sequence).
+/// The last rows (highest sequence first; the reader takes the newest that decodes).
 pub const fn select_last(table: Table) -> &'static str {
     match table {
-        Table::Trades => "SELECT seq, body FROM trades ORDER BY seq DESC LIMIT 1",
-        Table::Deltas => "SELECT seq, body FROM deltas ORDER BY seq DESC LIMIT 1",
-        Table::Snapshots => "SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 1",
-        Table::Tickers => "SELECT seq, body FROM tickers ORDER BY seq DESC LIMIT 1",
-        Table::Lifecycle => "SELECT seq, body FROM lifecycle ORDER BY seq DESC LIMIT 1",
-        Table::Gaps => "SELECT seq, body FROM gaps ORDER BY seq DESC LIMIT 1",
+        Table::Trades => "SELECT seq, body FROM trades ORDER BY seq DESC LIMIT 64",
+        Table::Deltas => "SELECT seq, body FROM deltas ORDER BY seq DESC LIMIT 64",
+        Table::Snapshots => "SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 64",
+        Table::Tickers => "SELECT seq, body FROM tickers ORDER BY seq DESC LIMIT 64",
+        Table::Lifecycle => "SELECT seq, body FROM lifecycle ORDER BY seq DESC LIMIT 64",
+        Table::Gaps => "SELECT seq, body FROM gaps ORDER BY seq DESC LIMIT 64",
     }
 }
 

@@ -9,6 +9,16 @@ use std::path::Path;
 /// Rows deleted per retention statement, so one pass never holds the write lock for long.
 const RETENTION_CHUNK: i64 = 20_000;
 
+/// The `state` key of the store's id.
+pub const STORE_ID_KEY: &str = "store_id";
+
+/// 128 random bits as hex, and the creation time for a reader's sake.
+fn new_store_id() -> String {
+    use rand::RngExt;
+    let bits: u128 = rand::rng().random();
+    format!("{}-{bits:032x}", TimestampUs::now().micros() / 1_000_000)
+}
+
 /// The writing connection of the store.
 pub struct WriteConn {
     conn: Connection,
@@ -47,7 +57,18 @@ impl WriteConn {
         if this.state("schema_version")?.is_none() {
             this.set_state("schema_version", schema::SCHEMA_VERSION)?;
         }
+        // The store's identity, made once when the store is created (or, for a store from
+        // before ids, at its first open since): every pull answer carries it, so the
+        // deduplicator notices a replaced store even when its sequence numbers are higher.
+        if this.state(STORE_ID_KEY)?.is_none() {
+            this.set_state(STORE_ID_KEY, &new_store_id())?;
+        }
         Ok(this)
+    }
+
+    /// The id of this store (see [`WriteConn::open`]).
+    pub fn store_id(&self) -> Result<String, StoreError> {
+        Ok(self.state(STORE_ID_KEY)?.unwrap_or_default())
     }
 
     fn read_heads(&self) -> Result<Heads, StoreError> {

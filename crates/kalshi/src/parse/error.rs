@@ -62,6 +62,14 @@ pub enum WsParseError {
         msg_type: &'static str,
         field: &'static str,
     },
+    /// Well-formed but implausible: an exchange time outside 2015-01-01 .. receipt + 1 day, or a
+    /// control character in a ticker or id (`kd_core::validate::plausible`).
+    #[error("{msg_type}: {source}")]
+    Invalid {
+        msg_type: &'static str,
+        #[source]
+        source: kd_core::validate::Invalid,
+    },
 }
 
 impl WsParseError {
@@ -78,9 +86,10 @@ impl WsParseError {
     }
 
     /// A short, fixed label for metrics: `json`, `shape`, `missing_field`, `field`,
-    /// `invalid_value`.
+    /// `invalid_value`, `implausible`.
     pub fn kind(&self) -> &'static str {
         match self {
+            WsParseError::Invalid { .. } => "implausible",
             WsParseError::Json(_) => "json",
             WsParseError::Shape { .. } => "shape",
             WsParseError::MissingField { .. } => "missing_field",
@@ -94,6 +103,7 @@ impl WsParseError {
         match self {
             WsParseError::Json(_) => None,
             WsParseError::Shape { msg_type, .. }
+            | WsParseError::Invalid { msg_type, .. }
             | WsParseError::MissingField { msg_type, .. }
             | WsParseError::Field { msg_type, .. }
             | WsParseError::InvalidValue { msg_type, .. } => Some(msg_type),
@@ -104,6 +114,10 @@ impl WsParseError {
     pub fn field_name(&self) -> Option<&'static str> {
         match self {
             WsParseError::Json(_) | WsParseError::Shape { .. } => None,
+            WsParseError::Invalid { source, .. } => Some(match source {
+                kd_core::validate::Invalid::Time { field, .. }
+                | kd_core::validate::Invalid::Control { field, .. } => field,
+            }),
             WsParseError::MissingField { field, .. }
             | WsParseError::Field { field, .. }
             | WsParseError::InvalidValue { field, .. } => Some(field),

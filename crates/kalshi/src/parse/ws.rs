@@ -136,7 +136,87 @@ fn parse_from<'de, R: serde_json::de::Read<'de>>(
     .deserialize(&mut de)
     .map_err(classify)?;
     de.end().map_err(classify)?;
-    build(envelope, times, no_scale)
+    let event = build(envelope, times, no_scale)?;
+    plausible(&event, times)?;
+    Ok(event)
+}
+
+/// The edge check of `kd_core::validate::plausible` on the records a frame carries (and the
+/// tickers beside them): a frame that fails is a parse error — never stored; its sequence
+/// number goes unconsumed, so the next frame of its subscription opens a gap that is repaired
+/// like a dropped message (fresh snapshot, REST trade backfill).
+fn plausible(event: &WsEvent, times: ReceiveTimes) -> Result<(), WsParseError> {
+    use kd_core::validate::clean_text;
+    let at = times.exchange_now;
+    // Checked field by field rather than through `Record`: no snapshot is copied to check it.
+    let lifecycle_ok = |l: &kd_core::Lifecycle| {
+        clean_text("subject", &l.subject)?;
+        clean_text("kind", &l.kind)?;
+        clean_text("event_type", &l.event_type)?;
+        time_ok(l.exchange_ts, at)
+    };
+    let invalid = |msg_type: &'static str| {
+        move |source: kd_core::validate::Invalid| WsParseError::Invalid { msg_type, source }
+    };
+    match event {
+        WsEvent::Snapshot { snapshot, .. } => {
+            clean_text("market_ticker", &snapshot.ticker).map_err(invalid("orderbook_snapshot"))?;
+            time_ok(snapshot.exchange_ts, at).map_err(invalid("orderbook_snapshot"))
+        }
+        WsEvent::Delta { delta, .. } => {
+            clean_text("market_ticker", &delta.ticker).map_err(invalid("orderbook_delta"))?;
+            time_ok(delta.exchange_ts, at).map_err(invalid("orderbook_delta"))
+        }
+        WsEvent::Trade { trade, .. } => {
+            clean_text("trade_id", &trade.trade_id).map_err(invalid("trade"))?;
+            clean_text("market_ticker", &trade.ticker).map_err(invalid("trade"))?;
+            time_ok(trade.exchange_ts, at).map_err(invalid("trade"))
+        }
+        WsEvent::Ticker { ticker, .. } => {
+            clean_text("market_ticker", &ticker.ticker).map_err(invalid("ticker"))?;
+            time_ok(ticker.exchange_ts, at).map_err(invalid("ticker"))
+        }
+        WsEvent::MarketLifecycle {
+            lifecycle, info, ..
+        } => {
+            clean_text("market_ticker", &info.market_ticker).map_err(invalid(info.channel))?;
+            if let Some(e) = &info.event_ticker {
+                clean_text("event_ticker", e).map_err(invalid(info.channel))?;
+            }
+            lifecycle_ok(lifecycle).map_err(invalid(info.channel))
+        }
+        WsEvent::EventLifecycle {
+            lifecycle,
+            event_ticker,
+            series_ticker,
+            ..
+        } => {
+            clean_text("event_ticker", event_ticker).map_err(invalid("event_lifecycle"))?;
+            if let Some(s) = series_ticker {
+                clean_text("series_ticker", s).map_err(invalid("event_lifecycle"))?;
+            }
+            lifecycle_ok(lifecycle).map_err(invalid("event_lifecycle"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An exchange time in the plausible window around `at` (`kd_core::validate`).
+fn time_ok(ts: TimestampUs, at: TimestampUs) -> Result<(), kd_core::validate::Invalid> {
+    let from = kd_core::validate::PLAUSIBLE_FROM.micros();
+    let until = at
+        .micros()
+        .saturating_add(kd_core::validate::PLAUSIBLE_AHEAD_US);
+    if (from..=until).contains(&ts.micros()) {
+        Ok(())
+    } else {
+        Err(kd_core::validate::Invalid::Time {
+            field: "exchange_ts",
+            micros: ts.micros(),
+            from,
+            until: until.saturating_add(1),
+        })
+    }
 }
 
 fn build(

@@ -446,3 +446,54 @@ fn rest_market_round_trips_through_serialize() -> Result<(), Box<dyn std::error:
     }
     Ok(())
 }
+
+/// A trade frame with the given id, ticker and `ts_ms`.
+fn trade_frame(id: &str, ticker: &str, ts_ms: i64) -> String {
+    serde_json::json!({
+        "type": "trade", "sid": 1, "seq": 2,
+        "msg": {
+            "trade_id": id, "market_ticker": ticker,
+            "yes_price_dollars": "0.4200", "no_price_dollars": "0.5800", "count_fp": "3.00",
+            "taker_outcome_side": "yes", "ts_ms": ts_ms
+        }
+    })
+    .to_string()
+}
+
+#[test]
+fn the_issue_cases_are_refused_at_the_edge() {
+    // Issue 17 case 1: the parser used to accept both.
+    for frame in [
+        trade_frame("t1", "KX-M", 9_223_372_036_854_775),
+        trade_frame("t1", "KX-\u{0}M", AT.millis()),
+        trade_frame("t\u{0}1", "KX-M", AT.millis()),
+    ] {
+        match parse::parse_ws_text(&frame, AT) {
+            Err(e) => assert_eq!(e.kind(), "implausible", "{e}"),
+            Ok(other) => panic!("accepted {other:?} from {frame}"),
+        }
+    }
+    assert!(parse::parse_ws_text(&trade_frame("t1", "KX-M", AT.millis()), AT).is_ok());
+}
+
+proptest! {
+    /// Exactly the exchange times from 2015-01-01 to a day after receipt pass, and a control
+    /// character anywhere in the ticker is refused.
+    #[test]
+    fn trade_times_and_tickers_are_validated(
+        ts_ms in any::<i64>().prop_map(|v| v / 1_000),
+        near in -400_000_000_000_i64..200_000_000_i64,
+        c in any::<char>(),
+    ) {
+        let lo = kd_core::validate::PLAUSIBLE_FROM.micros();
+        let hi = AT.micros() + kd_core::validate::PLAUSIBLE_AHEAD_US;
+        for ms in [ts_ms, AT.millis() + near] {
+            let ok = parse::parse_ws_text(&trade_frame("t", "KX-M", ms), AT).is_ok();
+            let us = ms.checked_mul(1_000);
+            prop_assert_eq!(ok, us.is_some_and(|us| us >= lo && us <= hi), "ts_ms {}", ms);
+        }
+        let ticker = format!("KX-{c}M");
+        let parsed = parse::parse_ws_text(&trade_frame("t", &ticker, AT.millis()), AT);
+        prop_assert_eq!(parsed.is_ok(), !c.is_control());
+    }
+}

@@ -62,6 +62,21 @@ pub fn evaluate(r: &StatusReport) -> Vec<Alert> {
             detail: down.join(", "),
         });
     }
+    if let Some(n) = r
+        .production
+        .as_ref()
+        .and_then(|p| p.rows.iter().find(|(t, _)| t == "quarantine"))
+        .map(|(_, n)| *n)
+        .filter(|n| *n > 0)
+    {
+        alerts.push(Alert {
+            severity: "warning",
+            name: "RowsQuarantined",
+            detail: format!(
+                "{n} rows in production table `quarantine` (refused or unreadable; see docs/runbook.md)"
+            ),
+        });
+    }
     for g in &r.gatherers {
         if let Some(pct) = g.disk_used_pct.filter(|p| *p > DISK_ALERT_PCT) {
             alerts.push(Alert {

@@ -124,6 +124,8 @@ pub struct Report {
     pub from: TimestampUs,
     pub to: TimestampUs,
     pub gatherers: Vec<String>,
+    /// Rows in production's `quarantine`, per table (shown; the verdict is the comparison's).
+    pub quarantined: Vec<(String, u64)>,
     pub trades: Category,
     pub deltas: Category,
     pub tickers: Category,
@@ -242,6 +244,11 @@ pub fn compare_with(truth: &Truth, production: &ProductionData, expect: &Expect)
         from,
         to,
         gatherers: gaps.gatherers().into_iter().map(String::from).collect(),
+        quarantined: production
+            .quarantined
+            .iter()
+            .map(|(t, n)| (t.clone(), *n))
+            .collect(),
         ..Report::default()
     };
     let mut known: HashMap<Identity, ()> = HashMap::new();

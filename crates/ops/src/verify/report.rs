@@ -9,6 +9,24 @@ pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "window: {} .. {}", report.from, report.to);
     let _ = writeln!(out, "gatherers: {}", report.gatherers.join(", "));
+    let quarantined: u64 = report.quarantined.iter().map(|(_, n)| n).sum();
+    let per_table: Vec<String> = report
+        .quarantined
+        .iter()
+        .map(|(t, n)| format!("{t}={n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "quarantine: {quarantined} rows{}",
+        if per_table.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({}; reasons in production table `quarantine`)",
+                per_table.join(" ")
+            )
+        }
+    );
     for (name, c) in [
         ("trades", &report.trades),
         ("deltas", &report.deltas),

@@ -266,8 +266,11 @@ impl PgStore {
         };
         for c in cursors {
             let (seq, now) = cursor_params(c)?;
-            tx.execute(CURSOR_SQL, &[&c.gatherer, &c.table.name(), &seq, &now])
-                .await?;
+            tx.execute(
+                CURSOR_SQL,
+                &[&c.gatherer, &c.table.name(), &seq, &now, &c.store_id],
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(InsertOutcome {

@@ -214,6 +214,25 @@ impl PgStore {
         Ok(())
     }
 
+    /// The gatherer store each cursor counts in (`''` before schema 3 or when unknown).
+    pub async fn cursor_stores(&self) -> Result<HashMap<(String, Table), String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT gatherer, table_name, store_id FROM sync_cursors",
+                &[],
+            )
+            .await?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let name: String = row.get(1);
+            if let Some(table) = Table::parse(&name) {
+                out.insert((row.get::<_, String>(0), table), row.get::<_, String>(2));
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn cursors(&self) -> Result<HashMap<(String, Table), u64>, StoreError> {
         let client = self.client().await?;
         let rows = client
@@ -403,10 +422,11 @@ impl PgStore {
 }
 
 /// The cursor upsert shared by the insert path.
-const CURSOR_SQL: &str = "INSERT INTO sync_cursors (gatherer, table_name, last_seq, updated_at)
-    VALUES ($1, $2, $3, $4)
+pub(crate) const CURSOR_SQL: &str = "INSERT INTO sync_cursors
+    (gatherer, table_name, last_seq, updated_at, store_id)
+    VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (gatherer, table_name) DO UPDATE SET last_seq = EXCLUDED.last_seq,
-      updated_at = EXCLUDED.updated_at";
+      updated_at = EXCLUDED.updated_at, store_id = EXCLUDED.store_id";
 
 fn cursor_params(c: &CursorUpdate) -> Result<(i64, i64), StoreError> {
     Ok((seq_to_i64(c.last_seq)?, TimestampUs::now().micros()))

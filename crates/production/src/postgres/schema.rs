@@ -42,11 +42,34 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "gap market lists",
         sql: V3_GAP_MARKET_LISTS,
     },
+    Migration {
+        version: 4,
+        name: "quarantine and store ids",
+        sql: V4_QUARANTINE,
+    },
 ];
 
 /// One gap record per subscription instead of per market: `tickers` holds the markets (a JSON
 /// array, NULL when `ticker` alone names the market or the gap is the whole feed's).
 const V3_GAP_MARKET_LISTS: &str = "ALTER TABLE gaps ADD COLUMN tickers text;";
+
+/// Rows production refused or could not be given (`crate::quarantine`), and the gatherer store
+/// each cursor counts in (a new store id starts the cursor over). Not partitioned: a refused
+/// row's time may be anything.
+const V4_QUARANTINE: &str = r#"
+CREATE TABLE quarantine (
+    id bigserial PRIMARY KEY,
+    gatherer text NOT NULL,
+    table_name text NOT NULL,
+    store_id text NOT NULL,
+    seq bigint NOT NULL,
+    reason text NOT NULL,
+    body text NOT NULL,
+    quarantined_at bigint NOT NULL,
+    UNIQUE (gatherer, table_name, store_id, seq)
+);
+ALTER TABLE sync_cursors ADD COLUMN store_id text NOT NULL DEFAULT '';
+"#;
 
 /// Every lifecycle copy the deduplicator filed and the row it joined (`crate::lifecycle`).
 /// Not partitioned: a few rows per lifecycle message.

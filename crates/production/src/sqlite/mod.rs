@@ -159,17 +159,18 @@ impl SqliteStore {
             };
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO sync_cursors (gatherer, table_name, last_seq, updated_at)
-                     VALUES (?1, ?2, ?3, ?4)
+                    "INSERT INTO sync_cursors (gatherer, table_name, last_seq, updated_at, store_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (gatherer, table_name) DO UPDATE SET last_seq = excluded.last_seq,
-                       updated_at = excluded.updated_at",
+                       updated_at = excluded.updated_at, store_id = excluded.store_id",
                 )?;
                 for cu in &cursors {
                     stmt.execute(params![
                         cu.gatherer,
                         cu.table.name(),
                         seq_to_i64(cu.last_seq)?,
-                        TimestampUs::now().micros()
+                        TimestampUs::now().micros(),
+                        cu.store_id
                     ])?;
                 }
             }
@@ -178,6 +179,29 @@ impl SqliteStore {
                 inserted,
                 duplicates: (total as u64).saturating_sub(inserted),
             })
+        })
+        .await
+    }
+
+    /// The gatherer store each cursor counts in (`''` before schema 3 or when unknown).
+    pub async fn cursor_stores(&self) -> Result<HashMap<(String, Table), String>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT gatherer, table_name, store_id FROM sync_cursors")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut out = HashMap::new();
+            for row in rows {
+                let (gatherer, name, store) = row?;
+                if let Some(table) = Table::parse(&name) {
+                    out.insert((gatherer, table), store);
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -6,10 +6,28 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial schema", V1),
     (2, "lifecycle copies", V2_LIFECYCLE_COPIES),
     (3, "gap market lists", V3_GAP_MARKET_LISTS),
+    (4, "quarantine and store ids", V4_QUARANTINE),
 ];
 
 /// One gap record per subscription: `tickers` holds its markets (see PostgreSQL's V3).
 const V3_GAP_MARKET_LISTS: &str = "ALTER TABLE gaps ADD COLUMN tickers TEXT;";
+
+/// Rows production refused or could not be given (`crate::quarantine`), and the gatherer store
+/// each cursor counts in (a new store id starts the cursor over).
+const V4_QUARANTINE: &str = r#"
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    gatherer TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    store_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    body TEXT NOT NULL,
+    quarantined_at INTEGER NOT NULL,
+    UNIQUE (gatherer, table_name, store_id, seq)
+);
+ALTER TABLE sync_cursors ADD COLUMN store_id TEXT NOT NULL DEFAULT '';
+"#;
 
 /// Every lifecycle copy the deduplicator filed and the row it joined (`crate::lifecycle`).
 const V2_LIFECYCLE_COPIES: &str = r#"

@@ -211,7 +211,7 @@ pub(crate) fn publisher(
         // The send queue (`send_lag`): messages leave it in the order they were made, once
         // their lag has passed; all at once when publishing stops (nothing is left unsent).
         if cfg.send_lag.is_zero() {
-            due.extend(out.drain(..));
+            due.append(&mut out);
         } else {
             lagged.extend(out.drain(..).map(|item| (now + cfg.send_lag, item)));
             while lagged

@@ -296,6 +296,7 @@ mod tests {
             gatherer: g.into(),
             gap_id: format!("{a}"),
             ticker: None,
+            tickers: Vec::new(),
             channel: "orderbook_delta".into(),
             start: TimestampUs::from_micros(a),
             end: TimestampUs::from_micros(b),

@@ -246,7 +246,7 @@ async fn a_replaced_store_loses_nothing(production: &str) -> TestResult {
         c.gatherers = vec![kd_dedup::config::GathererEndpoint {
             id: "g0".into(),
             url: format!("http://{addr}"),
-            token: Default::default(),
+            ..Default::default()
         }];
         c
     };

@@ -11,9 +11,11 @@
 use kd_core::{Gap, Record};
 use std::collections::HashMap;
 
-type Key = (Option<String>, String, String);
+/// (ticker, tickers, channel, reason): a record per subscription coalesces only with one naming
+/// the same markets, so widening never moves a market into or out of a gap.
+type Key = (Option<String>, Vec<String>, String, String);
 
-/// The gaps this retry added to the kept batch, by (ticker, channel, reason) → batch index.
+/// The gaps this retry added to the kept batch, by [`Key`] → batch index.
 #[derive(Debug, Default)]
 pub(super) struct KeptGaps {
     index: HashMap<Key, usize>,
@@ -23,7 +25,12 @@ impl KeptGaps {
     /// Adds `gap` to `batch`, or widens the kept gap of its market, channel and reason.
     /// Returns true when it was coalesced.
     pub(super) fn keep(&mut self, batch: &mut Vec<Record>, gap: Gap) -> bool {
-        let key = (gap.ticker.clone(), gap.channel.clone(), gap.reason.clone());
+        let key = (
+            gap.ticker.clone(),
+            gap.tickers.clone(),
+            gap.channel.clone(),
+            gap.reason.clone(),
+        );
         if let Some(&i) = self.index.get(&key)
             && let Some(Record::Gap(kept)) = batch.get_mut(i)
         {
@@ -47,6 +54,7 @@ mod tests {
             gatherer: "g".into(),
             gap_id: format!("{ticker}-{reason}-{start}"),
             ticker: Some(ticker.into()),
+            tickers: Vec::new(),
             channel: "orderbook_delta".into(),
             start: TimestampUs::from_micros(start),
             end: TimestampUs::from_micros(end),

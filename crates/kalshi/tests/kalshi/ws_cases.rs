@@ -48,7 +48,7 @@ fn msg_before_type_and_unknown_fields() -> Result<(), WsParseError> {
 #[test]
 fn escaped_strings_are_unescaped() -> Result<(), WsParseError> {
     let s = delta_with(
-        r#""market_ticker":"M\u002d1","price_dollars":"0.5255","delta_fp":"1.50","side":"n\u006f","ts_ms":1"#,
+        r#""market_ticker":"M\u002d1","price_dollars":"0.5255","delta_fp":"1.50","side":"n\u006f","ts_ms":1700000000123"#,
     );
     let WsEvent::Delta { delta, .. } = parse(&s)? else {
         panic!("not a delta");

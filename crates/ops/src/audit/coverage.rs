@@ -41,7 +41,7 @@ pub struct Cover {
 
 /// Whether a gap concerns `ticker` on `chan`.
 fn applies(gap: &Gap, ticker: &str, chan: &str) -> bool {
-    let ticker_ok = gap.ticker.as_deref().is_none_or(|t| t == ticker);
+    let ticker_ok = gap.names(ticker);
     let chan_ok = matches!(gap.channel.as_str(), "" | "*" | "all") || gap.channel == chan;
     ticker_ok && chan_ok
 }
@@ -62,9 +62,15 @@ pub fn cover(
     let mut by_ticker: BTreeMap<&str, Vec<&Gap>> = BTreeMap::new();
     let mut whole: Vec<&Gap> = Vec::new();
     for g in gaps.iter().filter(|g| g.end >= from && g.start <= to) {
-        match &g.ticker {
-            Some(t) => by_ticker.entry(t.as_str()).or_default().push(g),
-            None => whole.push(g),
+        // A record per subscription names its markets in `tickers`: it is each one's own gap.
+        if let Some(t) = &g.ticker {
+            by_ticker.entry(t.as_str()).or_default().push(g);
+        } else if g.whole_feed() {
+            whole.push(g);
+        } else {
+            for t in &g.tickers {
+                by_ticker.entry(t.as_str()).or_default().push(g);
+            }
         }
     }
     for ticker in markets {
@@ -209,6 +215,7 @@ mod tests {
             gatherer: g.into(),
             gap_id: format!("{g}-{start}"),
             ticker: ticker.map(Into::into),
+            tickers: Vec::new(),
             channel: chan.into(),
             start: TimestampUs::from_micros(start),
             end: TimestampUs::from_micros(end),
@@ -253,6 +260,27 @@ mod tests {
         assert_eq!(spans, vec![(30, 39), (51, 70)], "{c:?}");
         // N: only b's whole-feed gap, so neither.
         assert!(c.uncovered.iter().chain(&c.single).all(|w| w.ticker == "M"));
+    }
+
+    #[test]
+    fn a_record_per_subscription_counts_for_each_market_it_names() {
+        let mut a = gap("a", None, channel::DELTA, 10, 50);
+        a.tickers = vec!["M".into(), "N".into()];
+        let mut b = gap("b", None, channel::DELTA, 20, 60);
+        b.tickers = vec!["M".into()];
+        let c = cover(
+            &set(&["a", "b"]),
+            &[a, b],
+            &set(&["M", "N", "O"]),
+            TimestampUs::from_micros(0),
+            TimestampUs::from_micros(1_000),
+        );
+        let spans: Vec<(&str, i64, i64)> = c
+            .uncovered
+            .iter()
+            .map(|w| (w.ticker.as_str(), w.start.micros(), w.end.micros()))
+            .collect();
+        assert_eq!(spans, vec![("M", 20, 50)], "{c:?}");
     }
 
     #[test]

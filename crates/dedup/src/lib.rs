@@ -140,6 +140,7 @@ pub async fn start(
 ) -> Result<DedupHandle, DedupError> {
     config.validate()?;
     let _ = kd_core::telemetry::metrics_handle();
+    events::QuarantineCounted.emit();
     let shutdown = shutdown.child_token();
     let store = kd_production::open(config.production.expose()).await?;
     let slack = Duration::from_millis(config.pull_timeout_ms);

@@ -13,6 +13,8 @@ use std::time::Duration;
 pub const PROBE_EVERY: Duration = Duration::from_secs(2);
 /// Longest wait for one probe's answer.
 const PROBE_TIMEOUT_MAX: Duration = Duration::from_secs(5);
+/// Shortest: the last probe before the limit still gets this long.
+const PROBE_TIMEOUT_MIN: Duration = Duration::from_millis(500);
 /// Default `--hung-after`: this long without an answer, after a first answer, means hung.
 /// Above the longest freeze the reliability tests impose on purpose (12 s) and far below the
 /// 30 s in which a replacement must be storing data again.
@@ -35,9 +37,14 @@ pub async fn until_hung(url: String, hung_after: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        // Generous per probe (a loaded machine answers slowly, and slow is not hung), and
-        // never more than a third of the limit, so a hang is still seen within it + a third.
-        let timeout = (hung_after / 3).clamp(PROBE_EVERY.min(hung_after), PROBE_TIMEOUT_MAX);
+        // Generous per probe (a loaded machine answers slowly, and slow is not hung), but never
+        // past the moment the silence reaches the limit: a hang is seen within it plus one
+        // probe interval, however slow the probes.
+        let started = tokio::time::Instant::now();
+        let left = last_answer.map_or(PROBE_TIMEOUT_MAX, |t| {
+            (t + hung_after).saturating_duration_since(started)
+        });
+        let timeout = left.clamp(PROBE_TIMEOUT_MIN, PROBE_TIMEOUT_MAX);
         let answered = tokio::time::timeout(timeout, client.get(&url).send())
             .await
             .is_ok_and(|r| r.is_ok());

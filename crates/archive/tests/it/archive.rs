@@ -218,7 +218,12 @@ async fn local_folder_export_matches_production() -> TestResult {
         ),
         "{keys:?}"
     );
-    assert!(keys.contains("raw/trades/year=2026/month=01/day=05/trades_20260105T0000Z_1d.parquet"));
+    // Every table in hourly windows (issue 17: the archive within the hour).
+    assert!(
+        keys.contains(
+            "raw/trades/year=2026/month=01/day=05/hour=00/trades_20260105T0000Z_1h.parquet"
+        )
+    );
     assert!(keys.contains(
         "processed/deltas/year=2026/month=01/day=05/hour=02/deltas_20260105T0200Z_1h.parquet"
     ));

@@ -141,7 +141,9 @@ mod tests {
     ) -> Result<crate::parse::WsEvent, crate::parse::WsParseError> {
         crate::parse::parse_ws_frame_scaled(
             crate::parse::WsFrame::Text(frame),
-            crate::parse::ReceiveTimes::same(kd_core::TimestampUs::from_micros(1)),
+            crate::parse::ReceiveTimes::same(kd_core::TimestampUs::from_micros(
+                1_700_000_000_000_000,
+            )),
             &|_| scale,
         )
     }
@@ -168,7 +170,7 @@ mod tests {
         let delta = |side: &str, p: &str| {
             format!(
                 r#"{{"type":"orderbook_delta","sid":2,"seq":2,"msg":{{"market_ticker":"M","side":"{side}",
-            "price_dollars":"{p}","delta_fp":"-1.00","ts_ms":5}}}}"#
+            "price_dollars":"{p}","delta_fp":"-1.00","ts_ms":1700000000005}}}}"#
             )
         };
         let WsEvent::Delta { delta: d, .. } = scaled(&delta("no", "0.7200"), NoScale::YesLeg)?

@@ -39,7 +39,7 @@ fn us(v: &serde_json::Value) -> i64 {
 }
 
 #[test]
-#[ignore = "issue 19: did not pass yet, see NOTES-audit.md"]
+#[ignore = "issue 19: passes alone (cargo test -p kalshi-data --test it -- --ignored ctrl_c:: audit::); not yet run under the full suite's load"]
 fn audit_of_a_clean_run_finds_nothing() -> Res<()> {
     let tmp = tempfile::Builder::new()
         .prefix("kd-audit-clean-")
@@ -72,7 +72,7 @@ fn audit_of_a_clean_run_finds_nothing() -> Res<()> {
 }
 
 #[test]
-#[ignore = "issue 19: did not pass yet, see NOTES-audit.md"]
+#[ignore = "issue 19: passes alone (cargo test -p kalshi-data --test it -- --ignored ctrl_c:: audit::); not yet run under the full suite's load"]
 fn audit_reports_the_window_no_gatherer_covered() -> Res<()> {
     let tmp = tempfile::Builder::new()
         .prefix("kd-audit-frozen-")

@@ -227,6 +227,35 @@ impl Signer {
     }
 }
 
+/// A `--auth KEY_ID=PEM` argument that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyArgError {
+    #[error("--auth `{0}`: expected KEY_ID=PUBLIC_KEY_PEM_FILE")]
+    Syntax(String),
+    #[error("--auth key file {path}: {source}")]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Splits a `--auth KEY_ID=PEM` argument into the key id and the public key's PEM text: the
+/// PEM inline, or read from the path given.
+pub fn key_arg(arg: &str) -> Result<(String, String), KeyArgError> {
+    let (id, pem) = arg
+        .split_once('=')
+        .ok_or_else(|| KeyArgError::Syntax(arg.to_string()))?;
+    let pem = if pem.trim_start().starts_with("-----BEGIN") {
+        pem.to_string()
+    } else {
+        std::fs::read_to_string(pem).map_err(|source| KeyArgError::File {
+            path: std::path::PathBuf::from(pem),
+            source,
+        })?
+    };
+    Ok((id.to_string(), pem))
+}
+
 /// Checks signatures against registered public keys (the simulator's side).
 #[derive(Debug, Clone, Default)]
 pub struct Verifier {
@@ -284,6 +313,24 @@ impl Verifier {
                 key.verify_strict(text.as_bytes(), &signature)
                     .map_err(|_| AuthError::BadSignature)
             }
+        }
+    }
+
+    /// Verifies a request by its three `KALSHI-ACCESS-*` headers, read through `header` (the
+    /// simulator's and the replay server's one check); false when one is missing or wrong.
+    pub fn verify_headers<'a>(
+        &self,
+        header: impl Fn(&'static str) -> Option<&'a str>,
+        method: &str,
+        path: &str,
+    ) -> bool {
+        match (
+            header("KALSHI-ACCESS-KEY"),
+            header("KALSHI-ACCESS-TIMESTAMP"),
+            header("KALSHI-ACCESS-SIGNATURE"),
+        ) {
+            (Some(key), Some(ts), Some(sig)) => self.verify(key, ts, method, path, sig).is_ok(),
+            _ => false,
         }
     }
 

@@ -26,7 +26,6 @@ use data::{DataError, Dataset};
 use kd_core::TimestampUs;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use feed::WS_PATH;
@@ -77,13 +76,8 @@ pub enum ReplayError {
     ArchiveUnsupported,
     #[error("--from {from} is after --to {to}")]
     EmptyRange { from: String, to: String },
-    #[error("--auth `{0}`: expected KEY_ID=PUBLIC_KEY_PEM_FILE")]
-    AuthSyntax(String),
-    #[error("--auth key file {path}: {source}")]
-    AuthFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    AuthArg(#[from] kd_kalshi::auth::KeyArgError),
     #[error("--auth key `{id}`: {reason}")]
     AuthKey { id: String, reason: String },
     #[error(transparent)]
@@ -110,15 +104,11 @@ impl Shared {
         let Some(verifier) = &self.verifier else {
             return true;
         };
-        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        match (
-            h("KALSHI-ACCESS-KEY"),
-            h("KALSHI-ACCESS-TIMESTAMP"),
-            h("KALSHI-ACCESS-SIGNATURE"),
-        ) {
-            (Some(key), Some(ts), Some(sig)) => verifier.verify(key, ts, method, path, sig).is_ok(),
-            _ => false,
-        }
+        verifier.verify_headers(
+            |name| headers.get(name).and_then(|v| v.to_str().ok()),
+            method,
+            path,
+        )
     }
 }
 
@@ -131,19 +121,9 @@ fn verifier(args: &ReplayArgs) -> Result<Option<kd_kalshi::auth::Verifier>, Repl
     }
     let mut v = kd_kalshi::auth::Verifier::new();
     for a in &args.auth {
-        let (id, pem) = a
-            .split_once('=')
-            .ok_or_else(|| ReplayError::AuthSyntax(a.clone()))?;
-        let pem = if pem.trim_start().starts_with("-----BEGIN") {
-            pem.to_string()
-        } else {
-            std::fs::read_to_string(pem).map_err(|source| ReplayError::AuthFile {
-                path: PathBuf::from(pem),
-                source,
-            })?
-        };
-        v.add_pem(id, &pem).map_err(|e| ReplayError::AuthKey {
-            id: id.to_string(),
+        let (id, pem) = kd_kalshi::auth::key_arg(a)?;
+        v.add_pem(&id, &pem).map_err(|e| ReplayError::AuthKey {
+            id,
             reason: e.to_string(),
         })?;
     }

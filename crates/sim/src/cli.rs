@@ -131,13 +131,8 @@ pub struct SimArgs {
 /// Why `kalshi-data sim` stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum SimCliError {
-    #[error("--auth `{0}`: expected KEY_ID=PUBLIC_KEY_PEM_FILE")]
-    AuthSyntax(String),
-    #[error("--auth key file {path}: {source}")]
-    AuthFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    AuthArg(#[from] kd_kalshi::auth::KeyArgError),
     #[error(
         "--listen {0} is not a loopback address: give --auth KEY_ID=PUBLIC_KEY_PEM_FILE (or listen on 127.0.0.1); \
          without it anyone who can reach the address could connect unsigned and POST /_sim/faults"
@@ -164,18 +159,7 @@ impl SimArgs {
         } else {
             let mut keys = Vec::new();
             for a in &self.auth {
-                let (id, pem) = a
-                    .split_once('=')
-                    .ok_or_else(|| SimCliError::AuthSyntax(a.clone()))?;
-                let pem = if pem.trim_start().starts_with("-----BEGIN") {
-                    pem.to_string()
-                } else {
-                    std::fs::read_to_string(pem).map_err(|source| SimCliError::AuthFile {
-                        path: PathBuf::from(pem),
-                        source,
-                    })?
-                };
-                keys.push((id.to_string(), pem));
+                keys.push(kd_kalshi::auth::key_arg(a)?);
             }
             AuthMode::Keys(keys)
         };

@@ -22,15 +22,11 @@ pub(crate) fn authorised(shared: &Shared, headers: &HeaderMap, method: &str, pat
     let Some(verifier) = &shared.verifier else {
         return true;
     };
-    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    match (
-        h("KALSHI-ACCESS-KEY"),
-        h("KALSHI-ACCESS-TIMESTAMP"),
-        h("KALSHI-ACCESS-SIGNATURE"),
-    ) {
-        (Some(key), Some(ts), Some(sig)) => verifier.verify(key, ts, method, path, sig).is_ok(),
-        _ => false,
-    }
+    verifier.verify_headers(
+        |name| headers.get(name).and_then(|v| v.to_str().ok()),
+        method,
+        path,
+    )
 }
 
 pub(crate) async fn upgrade(

@@ -191,15 +191,7 @@ pub fn page(r: &Report) -> String {
         let levels: Vec<String> = m
             .levels
             .iter()
-            .map(|l| {
-                format!(
-                    "{}@{}: {} vs {}",
-                    l.side,
-                    l.price,
-                    l.rebuilt.as_deref().unwrap_or("-"),
-                    l.snapshot.as_deref().unwrap_or("-")
-                )
-            })
+            .map(super::report::LevelDoc::describe)
             .collect();
         let _ = writeln!(
             out,

@@ -80,6 +80,19 @@ pub struct LevelDoc {
     pub snapshot: Option<String>,
 }
 
+impl LevelDoc {
+    /// `yes@0.7900: 112.00 vs -` (rebuilt vs snapshot; `-` where a side has no such level).
+    pub fn describe(&self) -> String {
+        format!(
+            "{}@{}: {} vs {}",
+            self.side,
+            self.price,
+            self.rebuilt.as_deref().unwrap_or("-"),
+            self.snapshot.as_deref().unwrap_or("-")
+        )
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Redundancy {
     /// Windows (per market) where exactly one gatherer was covering.
@@ -170,20 +183,7 @@ pub fn render(r: &Report) -> String {
         c.checked, c.agreed, c.mismatched, c.unchecked, c.negative_levels
     );
     for m in c.mismatches.iter().take(50) {
-        let levels: Vec<String> = m
-            .levels
-            .iter()
-            .take(6)
-            .map(|l| {
-                format!(
-                    "{}@{}: {} vs {}",
-                    l.side,
-                    l.price,
-                    l.rebuilt.as_deref().unwrap_or("-"),
-                    l.snapshot.as_deref().unwrap_or("-")
-                )
-            })
-            .collect();
+        let levels: Vec<String> = m.levels.iter().take(6).map(LevelDoc::describe).collect();
         let _ = writeln!(
             out,
             "  {}  {}  {}{}  rebuilt vs snapshot: {}",

@@ -182,17 +182,7 @@ impl ArchiveSource {
         needed.extend(loaded.rest.tickers.iter().map(|t| t.ticker.clone()));
         needed.extend(tickers.iter().cloned());
         let mut based: BTreeSet<String> = BTreeSet::new();
-        let mut note_bases = |records: &[Record]| {
-            for r in records {
-                if let Record::Snapshot(s) = r
-                    && s.source == SnapshotSource::Ws
-                    && s.exchange_ts <= from
-                {
-                    based.insert(s.ticker.clone());
-                }
-            }
-        };
-        note_bases(&snaps);
+        note_bases(&mut based, &snaps, from);
         let mut earliest = lo;
         for p in snap_parts.iter().rev().filter(|p| p.end <= lo) {
             if needed.iter().all(|m| based.contains(m)) {
@@ -201,7 +191,7 @@ impl ArchiveSource {
             let more = self
                 .read(Table::Snapshots, std::slice::from_ref(p), tickers)
                 .await?;
-            note_bases(&more);
+            note_bases(&mut based, &more, from);
             snaps.extend(more);
             earliest = earliest.min(p.start);
         }
@@ -241,6 +231,18 @@ impl ArchiveSource {
             }
         }
         Ok(names.into_iter().collect())
+    }
+}
+
+/// Adds the markets that have a WebSocket snapshot at or before `from` among `records`.
+fn note_bases(based: &mut BTreeSet<String>, records: &[Record], from: TimestampUs) {
+    for r in records {
+        if let Record::Snapshot(s) = r
+            && s.source == SnapshotSource::Ws
+            && s.exchange_ts <= from
+        {
+            based.insert(s.ticker.clone());
+        }
     }
 }
 

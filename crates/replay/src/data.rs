@@ -5,7 +5,7 @@
 //! keeps a cursor into it), so N clients cost one copy of the data.
 
 use kd_core::book::{Book, MarketHistory, histories};
-use kd_core::{Gap, Lifecycle, OrderbookDelta, SnapshotSource, Table, Ticker, TimestampUs, Trade};
+use kd_core::{Gap, Lifecycle, OrderbookDelta, SnapshotSource, Ticker, TimestampUs, Trade};
 use kd_production::MarketRow;
 use std::collections::BTreeMap;
 

@@ -206,18 +206,14 @@ impl Derived {
     pub fn before(&mut self, ts: TimestampUs, out: &mut Vec<String>) {
         let ts = ts.micros();
         match self.spec {
-            Spec::Snapshot { every_us, .. } => {
-                if ts > self.next {
-                    self.snapshots(self.next, out);
-                    // Nothing changes until this event: the boundaries in between send nothing.
-                    self.next = ceil_to(ts, every_us);
-                }
+            Spec::Snapshot { every_us, .. } if ts > self.next => {
+                self.snapshots(self.next, out);
+                // Nothing changes until this event: the boundaries in between send nothing.
+                self.next = ceil_to(ts, every_us);
             }
-            Spec::TimeBar { every_us } => {
-                if ts >= self.next && !self.bars.is_empty() {
-                    let start = self.next - every_us;
-                    self.flush_bars(Some((start, self.next)), true, out);
-                }
+            Spec::TimeBar { every_us } if ts >= self.next && !self.bars.is_empty() => {
+                let start = self.next - every_us;
+                self.flush_bars(Some((start, self.next)), true, out);
             }
             _ => {}
         }

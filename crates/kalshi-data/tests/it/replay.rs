@@ -427,6 +427,9 @@ fn replay_of_an_up_run_sends_exactly_what_production_holds() -> Res<()> {
             }
             Ok(out)
         };
+        if v["type"] != "book_snapshot" {
+            continue;
+        }
         let ts = v["msg"]["ts_us"].as_i64().ok_or("snapshot ts")?;
         snaps.push((ts, (side(&v["msg"]["yes"])?, side(&v["msg"]["no"])?)));
     }

@@ -8,6 +8,8 @@
 //! - [`production`]: scratch PostgreSQL database, bare `COPY`, the deduplicator merging three
 //!   identical copies (PostgreSQL and SQLite), the exporter.
 //! - [`live`]: latency exchange → local commit and exchange → production at a steady rate.
+//! - [`replay`]: `kalshi-data replay --speed max` from the exported archive, one client, and
+//!   the bare read of the same Parquet rows.
 //! - [`scale`]: a gatherer process at 10k / 100k / 1M markets: sync time and RSS.
 //! - [`harness`]: starting the real components in-process (the deduplicator is why this
 //!   crate depends on `kd-dedup`; production is read through `kd-production`).
@@ -21,6 +23,7 @@ pub mod live;
 pub mod local;
 pub mod measure;
 pub mod production;
+pub mod replay;
 pub mod report;
 pub mod scale;
 
@@ -99,7 +102,8 @@ pub struct BenchArgs {
     /// this executable when it is `kalshi-data`).
     #[arg(long)]
     pub gatherer_exe: Option<PathBuf>,
-    /// Skip stages: any of `throughput`, `dedup`, `export`, `live`, `scale`.
+    /// Skip stages: any of `throughput`, `dedup`, `export`, `replay` (needs `export`), `live`,
+    /// `scale`.
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
 }
@@ -419,8 +423,19 @@ async fn throughput(
             );
             let from =
                 TimestampUs::from_micros(from.micros() - from.micros().rem_euclid(3_600_000_000));
-            if let Err(e) = production::export(&url, from, to, &dir.join("archive"), report).await {
-                report.skip("export_rows_per_s", &e.to_string());
+            let archive = dir.join("archive");
+            match production::export(&url, from, to, &archive, report).await {
+                Err(e) => {
+                    report.skip("export_rows_per_s", &e.to_string());
+                    report.skip("replay_msgs_per_s", "no archive: the export failed");
+                }
+                Ok(()) if skip("replay") => report.skip("replay_msgs_per_s", "skipped"),
+                Ok(()) => {
+                    let url = format!("file://{}", archive.display());
+                    if let Err(e) = replay::replay(&url, from, to, report).await {
+                        report.skip("replay_msgs_per_s", &e.to_string());
+                    }
+                }
             }
         }
     }

@@ -5,7 +5,7 @@
 //! keeps a cursor into it), so N clients cost one copy of the data.
 
 use kd_core::book::{Book, MarketHistory, histories};
-use kd_core::{Gap, Lifecycle, OrderbookDelta, SnapshotSource, Table, Ticker, TimestampUs, Trade};
+use kd_core::{Gap, Lifecycle, OrderbookDelta, SnapshotSource, Ticker, TimestampUs, Trade};
 use kd_production::MarketRow;
 use std::collections::BTreeMap;
 
@@ -61,33 +61,37 @@ pub struct Dataset {
     pub gatherers: Vec<String>,
 }
 
-/// Why the data could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    #[error(transparent)]
-    Production(#[from] kd_ops::production::ProductionError),
-    #[error("production store: {0}")]
-    Store(#[from] kd_production::StoreError),
-}
+pub use crate::source::{DataError, Loaded, Source};
 
 impl Dataset {
-    /// Reads `[from, to]` from production at `url` (snapshots and deltas from the start, so
-    /// books at `from` can be rebuilt).
+    /// Reads `[from, to]` from `source` (snapshots and deltas from before `from` too, so
+    /// books at `from` can be rebuilt) and builds the timeline.
+    pub async fn load(
+        source: &Source,
+        from: TimestampUs,
+        to: TimestampUs,
+        tickers: &[String],
+    ) -> Result<Dataset, DataError> {
+        let loaded = source.load(from, to, tickers).await?;
+        Ok(Dataset::build(loaded, from, to))
+    }
+
+    /// Reads `[from, to]` from production at `url`.
     pub async fn from_production(
         url: &str,
         from: TimestampUs,
         to: TimestampUs,
     ) -> Result<Dataset, DataError> {
-        let origin = TimestampUs::from_micros(0);
-        let books = kd_ops::production::load(url, &[Table::Snapshots, Table::Deltas], origin, to);
-        let rest = kd_ops::production::load(
-            url,
-            &[Table::Trades, Table::Tickers, Table::Lifecycle, Table::Gaps],
-            from,
-            to,
-        );
-        let (books, rest) = tokio::try_join!(books, rest)?;
-        let markets = kd_production::open(url).await?.markets().await?;
+        Dataset::load(&Source::Production(url.to_string()), from, to, &[]).await
+    }
+
+    /// The dataset of what a source read (the same whichever source it was).
+    pub fn build(loaded: Loaded, from: TimestampUs, to: TimestampUs) -> Dataset {
+        let Loaded {
+            books,
+            rest,
+            markets,
+        } = loaded;
         let gaps: Vec<Gap> = rest.gaps.into_iter().filter(|g| g.end >= from).collect();
         let uncovered = uncovered(&gaps, &rest.gatherers, from, to);
         let mut data = Dataset {
@@ -103,7 +107,7 @@ impl Dataset {
         data.trades
             .sort_by(|a, b| (a.exchange_ts, &a.trade_id).cmp(&(b.exchange_ts, &b.trade_id)));
         data.build_timeline(books.snapshots, books.deltas, rest.tickers, rest.lifecycle);
-        Ok(data)
+        data
     }
 
     /// Merges the tables into one exchange-time order. Within one instant: deltas, then

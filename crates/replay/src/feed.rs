@@ -65,7 +65,12 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>) {
             },
             () = wait, if session.is_subscribed() => {
                 if next_ts.is_none() {
-                    // Range over: say so, then close the feed.
+                    // Range over: the derived streams' last frames, say so, then close.
+                    let mut last = Vec::new();
+                    session.finish(clock.to, &mut last);
+                    for text in last {
+                        let _ = sink.feed(Message::Text(text.into())).await;
+                    }
                     let body = serde_json::json!({
                         "to": clock.to.to_rfc3339(),
                         "to_ms": clock.to.millis(),
@@ -123,7 +128,7 @@ fn advance(
             }
             last = *ts;
         }
-        session.frames(event, out);
+        session.frames(*ts, event, out);
         sent += 1;
         cursor += 1;
     }

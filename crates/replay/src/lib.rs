@@ -3,26 +3,35 @@
 //! the past.
 //!
 //! # Layout
-//! - [`data`]: the range read from production as one exchange-time timeline, books at any
+//! - [`source`]: where the records come from — production, or the Parquet archive
+//!   ([`archive_source`], decoding files with [`parquet_rows`]); both yield the same records.
+//! - [`data`]: the range read as one exchange-time timeline, books at any
 //!   instant, and the windows no gatherer covered.
 //! - [`clock`]: the replay clock (`--speed X` or `max`).
 //! - [`wire`]: records back into Kalshi's message shapes (kd-kalshi's wire structs).
 //! - `session`: one connection's subscriptions and commands; `feed`: the WebSocket endpoint.
 //! - `rest`: the REST endpoints as of the replay clock; `ndjson`: `GET /replay`.
+//! - [`derived`]: book snapshots at intervals and trade bars, from the same timeline.
 
+pub mod archive_source;
 pub mod clock;
 pub mod data;
+pub mod derived;
 mod feed;
 mod ndjson;
+pub mod parquet_rows;
 mod rest;
 mod session;
+pub mod source;
 pub mod wire;
 
+use archive_source::ArchiveSource;
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::get;
-use clock::{Clock, Speed};
-use data::{DataError, Dataset};
+use clock::Clock;
+pub use clock::Speed;
+use data::{DataError, Dataset, Source};
 use kd_core::TimestampUs;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -42,9 +51,20 @@ pub struct ReplayArgs {
         conflicts_with = "archive"
     )]
     pub production: Option<String>,
-    /// Replay from this Parquet archive (a folder or `s3://…`). Not implemented yet.
+    /// Replay from this Parquet archive: a folder (`PATH` or `file://PATH`) or
+    /// `s3://BUCKET/PREFIX` (credentials from the standard AWS variables). Only the windows
+    /// and columns the range (and `--tickers`) need are read.
     #[arg(long)]
     pub archive: Option<String>,
+    /// S3-compatible endpoint of an `s3://` archive (`http://127.0.0.1:9000`).
+    #[arg(long, requires = "archive")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region of an `s3://` archive.
+    #[arg(long, requires = "archive")]
+    pub s3_region: Option<String>,
+    /// Replay these markets only (comma-separated; default: every market of the range).
+    #[arg(long, value_delimiter = ',')]
+    pub tickers: Vec<String>,
     /// Start of the range (RFC 3339 or µs since the epoch): where the replay clock starts.
     #[arg(long, value_parser = kd_ops::time_arg::parse_time)]
     pub from: TimestampUs,
@@ -72,8 +92,6 @@ pub struct ReplayArgs {
 pub enum ReplayError {
     #[error("give --production URL or --archive URL")]
     NoSource,
-    #[error("--archive is not implemented yet: replay from --production")]
-    ArchiveUnsupported,
     #[error("--from {from} is after --to {to}")]
     EmptyRange { from: String, to: String },
     #[error(transparent)]
@@ -140,11 +158,19 @@ pub async fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         });
     }
     let verifier = verifier(args)?;
-    let data = match (&args.production, &args.archive) {
-        (Some(url), _) => Dataset::from_production(url, args.from, args.to).await?,
-        (None, Some(_)) => return Err(ReplayError::ArchiveUnsupported),
+    let source = match (&args.production, &args.archive) {
+        (Some(url), _) => Source::Production(url.clone()),
+        (None, Some(url)) => {
+            let s3 = kd_archive::S3Options {
+                endpoint: args.s3_endpoint.clone(),
+                region: args.s3_region.clone(),
+                ..Default::default()
+            };
+            Source::Archive(ArchiveSource::open(url, &s3).map_err(DataError::from)?)
+        }
         (None, None) => return Err(ReplayError::NoSource),
     };
+    let data = Dataset::load(&source, args.from, args.to, &args.tickers).await?;
     tracing::info!(
         messages = data.timeline.len(),
         uncovered_windows = data.uncovered.len(),
@@ -157,15 +183,28 @@ pub async fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(ReplayError::Serve)?;
-    // The clock starts once the data is loaded and the socket is ready.
-    let shared = Arc::new(Shared {
-        data,
-        clock: Clock::new(args.from, args.to, args.speed),
-        verifier,
-    });
+    // The clock starts once the data is loaded and the socket is ready, before the line that
+    // says so (a client may take the line as the clock's start: it is never early).
+    let clock = Clock::new(args.from, args.to, args.speed);
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "replay listening on {addr}");
     let _ = stdout.flush();
+    serve(listener, data, clock, verifier).await
+}
+
+/// Serves `data` on `listener` with `clock` (no authentication when `verifier` is `None`)
+/// until the process is stopped. Embeddable (the bench runs it in-process).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    data: Dataset,
+    clock: Clock,
+    verifier: Option<kd_kalshi::auth::Verifier>,
+) -> Result<(), ReplayError> {
+    let shared = Arc::new(Shared {
+        clock,
+        data,
+        verifier,
+    });
     axum::serve(listener, router(shared))
         .await
         .map_err(ReplayError::Serve)

@@ -1,7 +1,8 @@
 //! `GET /replay?tickers=…&channels=…&from=…&to=…`: the same messages as the WebSocket, one JSON
 //! object a line (NDJSON), streamed as fast as the client reads — for notebooks
 //! (`pandas.read_json(url, lines=True)`). Independent of the replay clock: the window is the
-//! query's, clamped to the loaded range.
+//! query's, clamped to the loaded range. `channels` may also name derived streams
+//! ([`crate::derived`]: `book_snapshot_10_1s`, `trade_bar_1m`, …), interleaved in time order.
 
 use crate::Shared;
 use crate::session::Session;
@@ -54,13 +55,20 @@ pub(crate) async fn replay(
         state,
         move |(shared, mut session, cursor, first)| async move {
             let mut out = first.unwrap_or_default();
-            if cursor >= end && out.is_empty() {
+            if cursor > end {
                 return None;
             }
             let stop = (cursor + CHUNK).min(end);
-            for (_, event) in shared.data.timeline.get(cursor..stop).unwrap_or(&[]) {
-                session.frames(event, &mut out);
+            for (ts, event) in shared.data.timeline.get(cursor..stop).unwrap_or(&[]) {
+                session.frames(*ts, event, &mut out);
             }
+            // One step past the end: the derived streams' last frames, then the stream ends.
+            let stop = if cursor == end {
+                session.finish(to, &mut out);
+                end + 1
+            } else {
+                stop
+            };
             let mut text = String::with_capacity(out.iter().map(|l| l.len() + 1).sum());
             for line in out {
                 text.push_str(&line);

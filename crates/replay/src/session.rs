@@ -4,6 +4,7 @@
 //! contiguous `seq`.
 
 use crate::data::{Dataset, Event};
+use crate::derived::Derived;
 use crate::wire::{self, channel_of, frame};
 use kd_core::TimestampUs;
 use kd_kalshi::ws::{Channel, ErrorCode};
@@ -42,6 +43,8 @@ impl Sub {
 #[derive(Default)]
 pub struct Session {
     subs: Vec<Sub>,
+    /// Derived streams (`book_snapshot_…`, `trade_bar_…`), each with its own sid.
+    derived: Vec<Derived>,
     next_sid: u64,
 }
 
@@ -67,11 +70,29 @@ fn tickers_param(params: &Value) -> Option<Vec<String>> {
 
 impl Session {
     pub fn is_subscribed(&self) -> bool {
-        !self.subs.is_empty()
+        !self.subs.is_empty() || !self.derived.is_empty()
     }
 
-    /// Frames of one timeline event for this connection (possibly none).
-    pub fn frames(&mut self, event: &Event, out: &mut Vec<String>) {
+    /// Frames of one timeline event at `ts` for this connection (possibly none); derived
+    /// streams first emit what closed before `ts`.
+    pub fn frames(&mut self, ts: TimestampUs, event: &Event, out: &mut Vec<String>) {
+        for d in &mut self.derived {
+            d.before(ts, out);
+        }
+        self.kalshi_frames(event, out);
+        for d in &mut self.derived {
+            d.on(event, out);
+        }
+    }
+
+    /// The range ended at `to`: the derived streams' last frames.
+    pub fn finish(&mut self, to: TimestampUs, out: &mut Vec<String>) {
+        for d in &mut self.derived {
+            d.finish(to, out);
+        }
+    }
+
+    fn kalshi_frames(&mut self, event: &Event, out: &mut Vec<String>) {
         let channel = channel_of(event);
         let market = event.market();
         if channel.is_none() {
@@ -116,11 +137,16 @@ impl Session {
             Some("unsubscribe") => self.unsubscribe(id, &params, out),
             Some("update_subscription") => self.update(id, &params, data, at, out),
             Some("list_subscriptions") => {
-                let list: Vec<Value> = self
+                let mut list: Vec<Value> = self
                     .subs
                     .iter()
                     .map(|s| json!({"channel": s.channel.as_str(), "sid": s.sid}))
                     .collect();
+                list.extend(
+                    self.derived
+                        .iter()
+                        .map(|d| json!({"channel": d.name(), "sid": d.sid})),
+                );
                 out.push(json!({"id": id, "type": "ok", "msg": list}).to_string());
             }
             _ => out.push(error(id, ErrorCode::UnknownCommand)),
@@ -145,6 +171,17 @@ impl Session {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         for name in channels.iter().filter_map(Value::as_str) {
+            let set = tickers.clone().map(|t| t.into_iter().collect());
+            if let Some(mut d) = Derived::for_data(name, set, data, at) {
+                self.next_sid += 1;
+                d.sid = Some(self.next_sid);
+                out.push(
+                    json!({"id": id, "type": "subscribed", "msg": {"channel": name, "sid": self.next_sid}})
+                        .to_string(),
+                );
+                self.derived.push(d);
+                continue;
+            }
             let channel = Channel::parse(name);
             if matches!(channel, Channel::Other(_)) {
                 out.push(error(id, ErrorCode::UnknownChannel));
@@ -190,9 +227,10 @@ impl Session {
             return;
         };
         for sid in sids.iter().filter_map(Value::as_u64) {
-            let before = self.subs.len();
+            let before = self.subs.len() + self.derived.len();
             self.subs.retain(|s| s.sid != sid);
-            if self.subs.len() < before {
+            self.derived.retain(|d| d.sid != Some(sid));
+            if self.subs.len() + self.derived.len() < before {
                 out.push(json!({"id": id, "type": "unsubscribed", "sid": sid}).to_string());
             } else {
                 out.push(error(id, ErrorCode::UnknownSid));

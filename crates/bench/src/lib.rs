@@ -10,6 +10,8 @@
 //! - [`live`]: latency exchange → local commit and exchange → production at a steady rate.
 //! - [`replay`]: `kalshi-data replay --speed max` from the exported archive, one client, and
 //!   the bare read of the same Parquet rows.
+//! - [`platform`]: `kalshi-data up` (simulator, three gatherer processes, deduplicator,
+//!   exporter) into a scratch PostgreSQL database at a rising rate, `verify` after each step.
 //! - [`scale`]: a gatherer process at 10k / 100k / 1M markets: sync time and RSS.
 //! - [`harness`]: starting the real components in-process (the deduplicator is why this
 //!   crate depends on `kd-dedup`; production is read through `kd-production`).
@@ -22,6 +24,7 @@ pub mod harness;
 pub mod live;
 pub mod local;
 pub mod measure;
+pub mod platform;
 pub mod production;
 pub mod replay;
 pub mod report;
@@ -98,12 +101,23 @@ pub struct BenchArgs {
     /// Messages/s the simulator sends during the scale runs.
     #[arg(long, default_value_t = 1_000)]
     pub scale_rate: u32,
-    /// The `kalshi-data` executable for the gatherer processes of the scale runs (default:
+    /// The `kalshi-data` executable for the gatherer processes of the scale runs and the `up`
+    /// of the platform stage (default:
     /// this executable when it is `kalshi-data`).
     #[arg(long)]
     pub gatherer_exe: Option<PathBuf>,
+    /// Seconds of each step of the platform stage (`up --duration`).
+    #[arg(long)]
+    pub platform_secs: Option<u64>,
+    /// Exchange rates the platform stage steps through, in order, until one fails
+    /// (default 10000,20000,35000,50000,65000).
+    #[arg(long, value_delimiter = ',')]
+    pub platform_rates: Option<Vec<u32>>,
+    /// Markets of the platform stage (default 2000, the issue's `up --markets`).
+    #[arg(long)]
+    pub platform_markets: Option<usize>,
     /// Skip stages: any of `throughput`, `dedup`, `export`, `replay` (needs `export`), `live`,
-    /// `scale`.
+    /// `scale`, `platform`.
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
 }
@@ -122,6 +136,9 @@ impl BenchArgs {
             scale_markets: None,
             scale_rate: 1_000,
             gatherer_exe: None,
+            platform_secs: None,
+            platform_rates: None,
+            platform_markets: None,
             skip: Vec::new(),
         }
     }
@@ -273,6 +290,8 @@ pub async fn run(args: &BenchArgs) -> Result<Report, BenchError> {
             let _ = db.drop_db().await;
         }
     }
+
+    platform_stage(args, dir, &mut report).await;
 
     if skip("scale") || plan.scale.is_empty() {
         let why = if args.quick {
@@ -444,6 +463,38 @@ async fn throughput(
     }
     shutdown.cancel();
     let _ = sim.join().await;
+}
+
+/// The platform stage, when there is a PostgreSQL server and a `kalshi-data` to run.
+async fn platform_stage(args: &BenchArgs, dir: &Path, report: &mut Report) {
+    let why = if args.skip.iter().any(|x| x == "platform") {
+        "platform stage skipped"
+    } else if args.production.is_none() {
+        "no --production postgres://… given"
+    } else if gatherer_exe(args).is_none() {
+        "no kalshi-data executable to run `up` (--gatherer-exe)"
+    } else {
+        ""
+    };
+    let (Some(server), Some(exe), "") = (&args.production, gatherer_exe(args), why) else {
+        for k in platform::PLATFORM_KEYS {
+            report.skip(k, why);
+        }
+        return;
+    };
+    let (secs, rates, markets) = if args.quick {
+        (5, vec![2_000], 200)
+    } else {
+        (60, vec![10_000, 20_000, 35_000, 50_000, 65_000], 2_000)
+    };
+    let plan = platform::PlatformPlan {
+        exe,
+        server: server.clone(),
+        markets: args.platform_markets.unwrap_or(markets),
+        rates: args.platform_rates.clone().unwrap_or(rates),
+        secs: args.platform_secs.unwrap_or(secs),
+    };
+    platform::run(&plan, dir, report).await;
 }
 
 fn gatherer_exe(args: &BenchArgs) -> Option<PathBuf> {

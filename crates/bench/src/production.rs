@@ -39,7 +39,7 @@ fn with_db(url: &str, db: &str) -> String {
     out
 }
 
-async fn connect(url: &str) -> Result<tokio_postgres::Client, BenchError> {
+pub(crate) async fn connect(url: &str) -> Result<tokio_postgres::Client, BenchError> {
     // The production URL's TLS settings apply here too: one connect path for production.
     kd_production::postgres::connect_client(url)
         .await

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 /// Keys `--json` always carries (more are added as measured).
-pub const REQUIRED_KEYS: [&str; 12] = [
+pub const REQUIRED_KEYS: [&str; 13] = [
     "parse_msgs_per_s",
     "gatherer_msgs_per_s",
     "gatherer_vs_baseline",
@@ -17,6 +17,7 @@ pub const REQUIRED_KEYS: [&str; 12] = [
     "rss_1m_markets_mb",
     "sync_1m_markets_s",
     "export_rows_per_s",
+    "platform_max_msgs_per_s",
 ];
 
 /// Figures in insertion order, with the reason for each one not measured.

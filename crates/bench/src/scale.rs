@@ -24,6 +24,10 @@ pub struct ScalePoint {
     pub connections_opened: u64,
     /// Connections the simulator cut off for falling behind its feed (error 25, close 1011).
     pub overflow_disconnects: u64,
+    /// Gap records the gatherer wrote for one connection the exchange closed once every
+    /// market was subscribed (`None` when not measured: `drop_once` off, or no full
+    /// subscription to start from).
+    pub gaps_per_connection_loss: Option<u64>,
 }
 
 fn free_port() -> Result<u16, BenchError> {
@@ -41,6 +45,7 @@ pub async fn point(
     rate: u32,
     dir: &Path,
     limit: Duration,
+    drop_once: bool,
 ) -> Result<ScalePoint, BenchError> {
     let shutdown = CancellationToken::new();
     let sim = harness::sim(markets, rate, &shutdown).await?;
@@ -63,6 +68,12 @@ pub async fn point(
         .map_err(|e| BenchError::stage("spawn gatherer", e))?;
     let pid = child.id().unwrap_or(0);
     let mut result = observe(pid, port, start, markets, limit).await;
+    if drop_once
+        && let Ok(p) = result.as_mut()
+        && p.subscribed_s.is_some()
+    {
+        p.gaps_per_connection_loss = drop_one_connection(&sim, port, dir).await.ok();
+    }
     let _ = child.start_kill();
     let _ = child.wait().await;
     if let Ok(point) = result.as_mut() {
@@ -136,7 +147,83 @@ async fn observe(
         peak_rss_mb: peak,
         connections_opened: 0,
         overflow_disconnects: 0,
+        gaps_per_connection_loss: None,
     })
+}
+
+/// Gap records in the gatherer's store (every reason; read-only beside its writer).
+fn gap_rows(dir: &Path) -> Result<u64, BenchError> {
+    let sql = |e| BenchError::stage("read gaps", e);
+    let conn = rusqlite::Connection::open_with_flags(
+        dir.join("store.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .map_err(sql)?;
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM gaps", [], |r| r.get(0))
+        .map_err(sql)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The exchange closes one connection once (`ws-close:1011:EVERY`, cleared as soon as it has
+/// fired); the gap records written from then until every market is subscribed again and the
+/// count has stood still for 3 s.
+async fn drop_one_connection(
+    sim: &kd_sim::SimHandle,
+    port: u16,
+    dir: &Path,
+) -> Result<u64, BenchError> {
+    let before = gap_rows(dir)?;
+    let closed0 = sim.stats().await.ws_closed_by_fault;
+    sim.add_fault(kd_sim::faults::FaultSpec::WsClose {
+        code: 1011,
+        every: Some(Duration::from_secs(1)),
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.stats().await.ws_closed_by_fault == closed0 {
+        if Instant::now() > deadline {
+            sim.clear_faults();
+            return Err(BenchError::msg(
+                "scale",
+                "the exchange closed no connection",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sim.clear_faults();
+    if sim.stats().await.ws_closed_by_fault > closed0 + 1 {
+        return Err(BenchError::msg("scale", "more than one connection closed"));
+    }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| BenchError::stage("http client", e))?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (mut last, mut still) = (u64::MAX, 0);
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let all = match http
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+        {
+            Ok(r) => r.json::<serde_json::Value>().await.ok().is_some_and(|h| {
+                let known = h["markets_known"].as_u64().unwrap_or(0);
+                known > 0 && h["markets_subscribed"].as_u64().unwrap_or(0) >= known
+            }),
+            Err(_) => false,
+        };
+        let n = gap_rows(dir)?;
+        still = if all && n == last { still + 1 } else { 0 };
+        last = n;
+        if still >= 3 {
+            return Ok(n.saturating_sub(before));
+        }
+    }
+    Err(BenchError::msg(
+        "scale",
+        "not resubscribed within 300 s after the connection loss",
+    ))
 }
 
 /// Runs each market count in turn and records `rss_<label>_markets_mb` and, for the largest,
@@ -153,7 +240,11 @@ pub async fn run(
         let label = label(n);
         let sub = dir.join(format!("scale-{n}"));
         let outcome = match std::fs::create_dir_all(&sub) {
-            Ok(()) => point(exe, n, rate, &sub, Duration::from_secs(600)).await,
+            // The connection loss is measured at the largest count (1 M markets by default).
+            Ok(()) => {
+                let largest = counts.iter().max() == Some(&n);
+                point(exe, n, rate, &sub, Duration::from_secs(600), largest).await
+            }
             Err(e) => Err(BenchError::stage("scale dir", e)),
         };
         match outcome {
@@ -180,6 +271,13 @@ pub async fn run(
                     Some(p.overflow_disconnects as f64),
                     "",
                 );
+                if p.gaps_per_connection_loss.is_some() || counts.iter().max() == Some(&n) {
+                    report.set(
+                        &format!("gap_records_per_connection_loss_{label}_markets"),
+                        p.gaps_per_connection_loss.map(|g| g as f64),
+                        "not measured: no full subscription, or no resubscription in time",
+                    );
+                }
                 points.push(p);
             }
             Err(e) => {

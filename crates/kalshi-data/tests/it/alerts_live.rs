@@ -165,15 +165,26 @@ fn wait_cleared(prom: &Prometheus, names: &[&str], limit: Duration) -> Res<Durat
     Ok(t0.elapsed())
 }
 
-/// Every alert seen pending or firing, polled each second for `period`.
-fn alerts_during(prom: &Prometheus, period: Duration) -> Res<BTreeSet<Alert>> {
-    let end = Instant::now() + period;
+/// Every alert seen pending or firing, polled each second for `period`, and what the failed
+/// scrapes said when one was.
+fn alerts_during(prom: &Prometheus, period: Duration) -> Res<(BTreeSet<Alert>, Vec<String>)> {
+    let t0 = Instant::now();
     let mut seen = BTreeSet::new();
-    while Instant::now() < end {
-        seen.extend(prom.alerts().ok_or("Prometheus stopped answering")?);
+    let mut why = Vec::new();
+    while t0.elapsed() < period {
+        let now = prom.alerts().ok_or("Prometheus stopped answering")?;
+        if !now.is_empty() {
+            why.push(format!(
+                "at {:.0}s: {}; failed scrapes: {:?}",
+                t0.elapsed().as_secs_f64(),
+                show(&now.iter().cloned().collect()),
+                prom.target_errors()
+            ));
+        }
+        seen.extend(now);
         std::thread::sleep(Duration::from_secs(1));
     }
-    Ok(seen)
+    Ok((seen, why))
 }
 
 #[test]
@@ -219,7 +230,7 @@ fn alert_rules_are_silent_while_healthy_and_fire_on_their_faults() -> Res<()> {
         },
     )
     .map_err(|e| format!("{e}: targets {:?}, rules {:?}", prom.targets_up(), prom.rules()))?;
-    let healthy = alerts_during(&prom, HEALTHY)?;
+    let (healthy, why) = alerts_during(&prom, HEALTHY)?;
     let missing: Vec<&str> = READ_BY_RULES
         .iter()
         .copied()
@@ -243,8 +254,9 @@ fn alert_rules_are_silent_while_healthy_and_fire_on_their_faults() -> Res<()> {
     assert!(bad_rules.is_empty(), "rules failing to evaluate: {bad_rules:?}");
     assert!(
         healthy.is_empty(),
-        "alerts on a healthy platform: {}",
-        show(&healthy)
+        "alerts on a healthy platform: {}\n{}",
+        show(&healthy),
+        why.join("\n")
     );
 
     // --- 2. The faults, with the scaled copy. ---

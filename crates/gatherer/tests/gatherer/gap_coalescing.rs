@@ -58,7 +58,9 @@ async fn status(addr: SocketAddr) -> Option<String> {
 }
 
 /// (`sequence_gaps_total` over every reason, `writer_gaps_coalesced_total`, `writer_kept_gaps`).
-async fn gap_counts(addr: SocketAddr) -> Result<(f64, f64, f64), Box<dyn std::error::Error + Send + Sync>> {
+async fn gap_counts(
+    addr: SocketAddr,
+) -> Result<(f64, f64, f64), Box<dyn std::error::Error + Send + Sync>> {
     let text = scrape(addr).await?;
     Ok((
         prom::sum(&text, "sequence_gaps_total").unwrap_or(0.0),
@@ -72,8 +74,8 @@ fn overlaps(g: &Gap, from: TimestampUs, to: TimestampUs) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gaps_while_the_store_fails_are_coalesced_and_stored_once_covering_the_outage()
--> TestResult {
+async fn gaps_while_the_store_fails_are_coalesced_and_stored_once_covering_the_outage() -> TestResult
+{
     let _serial = SERIAL.write().await;
     let _ = kd_core::telemetry::metrics_handle();
     let dir = tempfile::tempdir()?;
@@ -96,14 +98,21 @@ async fn gaps_while_the_store_fails_are_coalesced_and_stored_once_covering_the_o
         heads.borrow().get(Table::Deltas) > 300
     })
     .await;
-    assert!(started, "the gatherer stored too little: {:?}", *heads.borrow());
+    assert!(
+        started,
+        "the gatherer stored too little: {:?}",
+        *heads.borrow()
+    );
 
     fill(&mnt.join("filler"))?;
     let failing = until(Duration::from_secs(30), POLL, || async {
         status(addr).await.is_some_and(|s| s == "store_failing")
     })
     .await;
-    assert!(failing, "/health never reported store_failing on a full disk");
+    assert!(
+        failing,
+        "/health never reported store_failing on a full disk"
+    );
     let (gaps0, coalesced0, kept0) = gap_counts(addr).await?;
     sim.add_fault(parse_fault("ws-drop-all:0.05")?);
     let fault_at = TimestampUs::now();
@@ -130,7 +139,10 @@ async fn gaps_while_the_store_fails_are_coalesced_and_stored_once_covering_the_o
         status(addr).await.is_some_and(|s| s != "store_failing")
     })
     .await;
-    assert!(recovered, "the gatherer never recovered after the disk grew");
+    assert!(
+        recovered,
+        "the gatherer never recovered after the disk grew"
+    );
     let recovered_at = TimestampUs::now();
     let (_, _, kept_after) = gap_counts(addr).await?;
     // The drop windows close once the queue has room; let them and the repairs be stored.
@@ -228,8 +240,14 @@ async fn gaps_while_the_store_fails_are_coalesced_and_stored_once_covering_the_o
         per_key.iter().filter(|(k, _)| k.3 == "dropped").count(),
         uncovered.len(),
     );
-    assert!(recorded >= 100.0, "too few gaps to test anything: {recorded}");
-    assert!(dropped > 0, "the simulator dropped nothing during the outage");
+    assert!(
+        recorded >= 100.0,
+        "too few gaps to test anything: {recorded}"
+    );
+    assert!(
+        dropped > 0,
+        "the simulator dropped nothing during the outage"
+    );
     assert_eq!(
         merged + kept1 - kept0,
         recorded,
@@ -240,9 +258,18 @@ async fn gaps_while_the_store_fails_are_coalesced_and_stored_once_covering_the_o
         "the kept batch grew with the gaps: {max_kept} kept of {recorded}"
     );
     assert_eq!(kept_after, 0.0, "writer_kept_gaps back to 0 once committed");
-    assert!(!seq_gaps.is_empty(), "no sequence gap stored for the outage");
-    assert!(repeated.is_empty(), "keys stored more than once: {repeated:#?}");
-    assert!(uncovered.is_empty(), "dropped outside every stored window: {uncovered:?}");
+    assert!(
+        !seq_gaps.is_empty(),
+        "no sequence gap stored for the outage"
+    );
+    assert!(
+        repeated.is_empty(),
+        "keys stored more than once: {repeated:#?}"
+    );
+    assert!(
+        uncovered.is_empty(),
+        "dropped outside every stored window: {uncovered:?}"
+    );
     sim.shutdown().await?;
     drop(tmpfs);
     Ok(())

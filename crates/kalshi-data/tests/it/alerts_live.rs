@@ -89,7 +89,10 @@ fn scaled_rules(real: &str) -> String {
         1,
         "DedupSyncStalled's threshold changed shape: update scaled_rules"
     );
-    out = out.replace(stalled, &stalled.replace("> 300", &format!("> {}", 300 / SCALE)));
+    out = out.replace(
+        stalled,
+        &stalled.replace("> 300", &format!("> {}", 300 / SCALE)),
+    );
     assert!(fors >= 10, "only {fors} `for: Nm` lines scaled");
     out
 }
@@ -229,7 +232,13 @@ fn alert_rules_are_silent_while_healthy_and_fire_on_their_faults() -> Res<()> {
                 .then_some(())
         },
     )
-    .map_err(|e| format!("{e}: targets {:?}, rules {:?}", prom.targets_up(), prom.rules()))?;
+    .map_err(|e| {
+        format!(
+            "{e}: targets {:?}, rules {:?}",
+            prom.targets_up(),
+            prom.rules()
+        )
+    })?;
     let (healthy, why) = alerts_during(&prom, HEALTHY)?;
     let missing: Vec<&str> = READ_BY_RULES
         .iter()
@@ -248,10 +257,20 @@ fn alert_rules_are_silent_while_healthy_and_fire_on_their_faults() -> Res<()> {
          pending or firing{}",
         HEALTHY.as_secs(),
         healthy.len(),
-        if healthy.is_empty() { String::new() } else { format!(": {}", show(&healthy)) }
+        if healthy.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", show(&healthy))
+        }
     );
-    assert!(missing.is_empty(), "metrics the rules read are absent: {missing:?}");
-    assert!(bad_rules.is_empty(), "rules failing to evaluate: {bad_rules:?}");
+    assert!(
+        missing.is_empty(),
+        "metrics the rules read are absent: {missing:?}"
+    );
+    assert!(
+        bad_rules.is_empty(),
+        "rules failing to evaluate: {bad_rules:?}"
+    );
     assert!(
         healthy.is_empty(),
         "alerts on a healthy platform: {}\n{}",
@@ -274,7 +293,13 @@ fn alert_rules_are_silent_while_healthy_and_fire_on_their_faults() -> Res<()> {
         .ok_or("gatherer-b: no port")?;
     let frozen = Instant::now();
     let pid_b = up.signal("gatherer-b", "STOP")?;
-    let down = wait_firing(&prom, "GathererDown", frozen, Duration::from_secs(60), |_| true);
+    let down = wait_firing(
+        &prom,
+        "GathererDown",
+        frozen,
+        Duration::from_secs(60),
+        |_| true,
+    );
     let down_all = prom.alerts().unwrap_or_default();
     kd_testkit::process::signal(pid_b, "CONT")?;
     let (down_after, down_alert) = down?;
@@ -282,13 +307,22 @@ fn alert_rules_are_silent_while_healthy_and_fire_on_their_faults() -> Res<()> {
         .iter()
         .filter(|a| a.name == "GathererDown")
         .collect();
-    also.extend(down_all.iter().filter(|a| a.name != "GathererDown").cloned());
+    also.extend(
+        down_all
+            .iter()
+            .filter(|a| a.name != "GathererDown")
+            .cloned(),
+    );
     assert_eq!(
         (down_alert.label("instance"), down_alert.label("process")),
         (Some(target_b.as_str()), Some("gatherer-b")),
         "GathererDown names the wrong gatherer: {down_alert:?}"
     );
-    assert_eq!(down_named.len(), 1, "only gatherer-b is down: {down_named:?}");
+    assert_eq!(
+        down_named.len(),
+        1,
+        "only gatherer-b is down: {down_named:?}"
+    );
     let down_cleared = wait_cleared(&prom, &["GathererDown"], Duration::from_secs(60))?;
     let head_b = up.deltas_head("gatherer-b").unwrap_or(0);
     up.wait_deltas_above("gatherer-b", head_b, Duration::from_secs(60))?;
@@ -343,7 +377,11 @@ fn alert_rules_are_silent_while_healthy_and_fire_on_their_faults() -> Res<()> {
         stalled_alert.labels,
         prod_cleared.as_secs_f64(),
         (restarted - stopped + prod_cleared).as_secs_f64(),
-        if also.is_empty() { "none".to_string() } else { show(&also) },
+        if also.is_empty() {
+            "none".to_string()
+        } else {
+            show(&also)
+        },
     );
     assert!(
         unreachable_alert.label("job") == Some("kalshi-data-dedup"),

@@ -145,10 +145,7 @@ impl Prometheus {
                         .join(",")
                 });
                 Alert {
-                    name: a["labels"]["alertname"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .into(),
+                    name: a["labels"]["alertname"].as_str().unwrap_or_default().into(),
                     state: a["state"].as_str().unwrap_or_default().into(),
                     labels,
                 }
@@ -213,9 +210,11 @@ impl Prometheus {
     ) -> Result<()> {
         std::fs::write(&self.rules, rules)?;
         signal(self.child.id(), "HUP")?;
-        wait_for(Duration::from_secs(30), "Prometheus reloading the rules", || {
-            self.rules().filter(|r| check(r)).map(|_| ())
-        })
+        wait_for(
+            Duration::from_secs(30),
+            "Prometheus reloading the rules",
+            || self.rules().filter(|r| check(r)).map(|_| ()),
+        )
         .map_err(|e| Error::Failed(format!("{e}\n{}", self.log_text())))
     }
 
@@ -237,7 +236,10 @@ mod tests {
 
     #[test]
     fn queries_are_encoded_and_labels_read() {
-        assert_eq!(encode("max(a{b=\"c\"}) > 3"), "max%28a%7Bb%3D%22c%22%7D%29%20%3E%203");
+        assert_eq!(
+            encode("max(a{b=\"c\"}) > 3"),
+            "max%28a%7Bb%3D%22c%22%7D%29%20%3E%203"
+        );
         let a = Alert {
             name: "GathererDown".into(),
             state: "firing".into(),

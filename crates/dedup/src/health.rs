@@ -182,6 +182,22 @@ impl Health {
         });
     }
 
+    /// Sets every sync-lag gauge at the current time, before `/metrics` is rendered. The
+    /// gauges were set only on a pull or a commit, so while production was down (nothing
+    /// committed, the pullers blocked behind a full queue) the lag froze at its last value
+    /// (17.5 s in the live alert test) and DedupSyncStalled could never fire.
+    pub fn refresh_lag_gauges(&self) {
+        self.with(|s| {
+            let now = TimestampUs::now();
+            for gs in &s.gatherers {
+                for (table, ts) in &gs.tables {
+                    metrics::gauge!(m::SYNC_LAG_SECONDS, "gatherer" => gs.id.clone(), "table" => table.name())
+                        .set(lag_seconds(ts, now));
+                }
+            }
+        });
+    }
+
     /// The cursor found in production at start.
     pub fn initial_cursor(&self, g: usize, table: Table, seq: u64) {
         self.table_update(g, table, |_, t| t.committed = seq);

@@ -34,7 +34,8 @@ async fn ready(State(health): State<Arc<Health>>) -> Response {
     }
 }
 
-async fn metrics_text() -> Response {
+async fn metrics_text(State(health): State<Arc<Health>>) -> Response {
+    health.refresh_lag_gauges();
     (
         [(
             axum::http::header::CONTENT_TYPE,

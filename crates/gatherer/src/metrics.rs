@@ -111,6 +111,9 @@ pub const STORE_WRITE_ERRORS_TOTAL: &str = "store_write_errors_total";
 /// Gap records merged into a gap of the same market, channel and reason already in the kept
 /// batch while a commit was retried (the kept batch stays bounded during a store failure).
 pub const WRITER_GAPS_COALESCED_TOTAL: &str = "writer_gaps_coalesced_total";
+/// Gap records the kept batch gained while its commit is retried: at most one per market,
+/// channel and reason however long the store fails; 0 while commits succeed (gauge).
+pub const WRITER_KEPT_GAPS: &str = "writer_kept_gaps";
 /// Pull requests that waited for one of the pull API's concurrent-read permits.
 pub const PULL_WAITS_TOTAL: &str = "pull_waits_total";
 /// 1 while commits fail (the store is full or broken), else 0 (gauge).

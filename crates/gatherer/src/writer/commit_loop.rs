@@ -33,6 +33,8 @@ impl WriterLoop {
     pub(super) async fn run(mut self) {
         self.acks = self.conn.acks().unwrap_or_default();
         self.refresh_stats();
+        // Exported from the start, so a dashboard or test reads 0 before any failure.
+        metrics::gauge!(crate::metrics::WRITER_KEPT_GAPS).set(0.0);
         let mut batch: Vec<Record> = Vec::with_capacity(self.settings.batch_rows);
         let mut retention = tokio::time::interval(
             self.settings
@@ -135,6 +137,7 @@ impl WriterLoop {
                 Ok(heads) => {
                     if let Some((since, _)) = failing {
                         self.recovered(since, batch.len());
+                        metrics::gauge!(crate::metrics::WRITER_KEPT_GAPS).set(0.0);
                     }
                     self.committed(batch, heads, started);
                     return;
@@ -157,6 +160,7 @@ impl WriterLoop {
                             rows: batch.len(),
                         });
                         batch.clear();
+                        metrics::gauge!(crate::metrics::WRITER_KEPT_GAPS).set(0.0);
                         self.giving_up = true;
                         return;
                     }
@@ -206,6 +210,10 @@ impl WriterLoop {
                         if kept_gaps.keep(batch, g) {
                             metrics::counter!(crate::metrics::WRITER_GAPS_COALESCED_TOTAL)
                                 .increment(1);
+                        } else {
+                            // Display only: a count to a gauge.
+                            metrics::gauge!(crate::metrics::WRITER_KEPT_GAPS)
+                                .set(kept_gaps.len() as f64);
                         }
                     }
                     Some(c) => self.handle_control(c, batch),

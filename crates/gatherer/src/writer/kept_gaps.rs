@@ -22,6 +22,11 @@ pub(super) struct KeptGaps {
 }
 
 impl KeptGaps {
+    /// Gap records added to the batch (one per key).
+    pub(super) fn len(&self) -> usize {
+        self.index.len()
+    }
+
     /// Adds `gap` to `batch`, or widens the kept gap of its market, channel and reason.
     /// Returns true when it was coalesced.
     pub(super) fn keep(&mut self, batch: &mut Vec<Record>, gap: Gap) -> bool {

@@ -5,6 +5,9 @@
 //! `cargo test -p kalshi-data --test it reliability:: -- --nocapture` (the reliability suite)
 //! or `cargo test -p kalshi-data --test it deploy_systemd::`.
 //!
+//! - `alerts_live`: deploy/prometheus/alerts.yml in a real Prometheus server scraping `up`:
+//!   no alert pending or firing for two minutes while healthy; GathererDown,
+//!   ProductionUnreachable and DedupSyncStalled fire when made true (issue 17).
 //! - `audit`: `audit` on a clean run and on one where every gatherer was frozen, against the
 //!   truth; its HTML page in headless Chromium.
 //! - `cli_help`: the command line (`--help`, usage errors).
@@ -29,6 +32,7 @@
 //! - `rest_books`: REST books from a 2 s edge cache, polled every minute: `verify` and `book`.
 //! - `tls_production`: `migrate`, `up` and `verify` against a PostgreSQL that accepts only TLS.
 
+mod alerts_live;
 mod audit;
 mod cli_help;
 mod ctrl_c;

@@ -244,7 +244,9 @@ pub fn html_renders(page: &Path) -> Res<()> {
         &["--dump-dom".to_string()],
     )?;
     assert!(
-        caught.iter().any(|l| l.contains("undefinedFunctionOfTheTest")),
+        caught
+            .iter()
+            .any(|l| l.contains("undefinedFunctionOfTheTest")),
         "a page whose script throws was not flagged: {caught:?}"
     );
 
@@ -261,7 +263,10 @@ pub fn html_renders(page: &Path) -> Res<()> {
     )?;
     assert!(console.is_empty(), "console messages: {console:?}");
     let out = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/png_check.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/png_check.py"
+        ))
         .arg(&shot)
         .output()?;
     let verdict = String::from_utf8_lossy(&out.stdout).trim().to_string();

@@ -93,7 +93,10 @@ fn every_snippet_of_the_page_answers_like_production() -> Res<()> {
         unchecked.is_empty(),
         "snippets on the page this test has no check for: {unchecked:?}"
     );
-    assert!(missing.is_empty(), "checks whose snippet is missing: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "checks whose snippet is missing: {missing:?}"
+    );
     assert_eq!(all.len(), names.len(), "a snippet name is used twice");
     if !tools_present() {
         return Ok(());
@@ -167,7 +170,9 @@ fn every_snippet_of_the_page_answers_like_production() -> Res<()> {
             _ => None,
         })
         .collect();
-    let t_us = *later.get(later.len() / 2).ok_or("no delta after the snapshot")?;
+    let t_us = *later
+        .get(later.len() / 2)
+        .ok_or("no delta after the snapshot")?;
     let t = TimestampUs::from_micros(t_us).to_rfc3339();
     let first_trade = trades
         .iter()
@@ -264,12 +269,8 @@ fn book_cli(url: &str, ticker: &str, at: &str) -> Res<BTreeSet<(String, i64, i64
         .args(["book", "--production", url, "--ticker", ticker, "--json"])
         .args(["--depth", "100000", "--at", at])
         .output()?;
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "book --json: {e}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("book --json: {e}: {}", String::from_utf8_lossy(&out.stderr)))?;
     assert_eq!(doc["snapshot_source"], "ws", "{doc}");
     assert_eq!(doc["negative_levels"], 0, "{doc}");
     let mut levels = BTreeSet::new();
@@ -476,13 +477,21 @@ fn check(s: &Snippet, csv: &Csv, e: &Expected) -> Result<usize, String> {
             same("bars", format!("{got:?}"), format!("{:?}", e.ohlc))?;
         }
         "series-volume" => {
-            let (n, v, d) = (ints("trades", 0)?, ints("contracts", 2)?, ints("dollars", 7)?);
+            let (n, v, d) = (
+                ints("trades", 0)?,
+                ints("contracts", 2)?,
+                ints("dollars", 7)?,
+            );
             let got: BTreeMap<String, [i64; 3]> = texts("series")?
                 .into_iter()
                 .enumerate()
                 .map(|(r, k)| (k, [n[r], v[r], d[r]]))
                 .collect();
-            same("series volume", format!("{got:?}"), format!("{:?}", e.series))?;
+            same(
+                "series volume",
+                format!("{got:?}"),
+                format!("{:?}", e.series),
+            )?;
         }
         "day-deltas" => {
             let times: Vec<i64> = col("exchange_time")?
@@ -505,7 +514,11 @@ fn check(s: &Snippet, csv: &Csv, e: &Expected) -> Result<usize, String> {
         }
         "event-markets" if s.lang == Lang::Sql => {
             let got: BTreeSet<String> = texts("ticker")?.into_iter().collect();
-            same("markets", format!("{got:?}"), format!("{:?}", e.event_markets))?;
+            same(
+                "markets",
+                format!("{got:?}"),
+                format!("{:?}", e.event_markets),
+            )?;
         }
         "event-markets" => {
             let (n, d) = (ints("trades", 0)?, ints("deltas", 0)?);

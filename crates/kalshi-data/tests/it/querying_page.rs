@@ -64,8 +64,8 @@ pub fn substitute(s: &Snippet, vars: &BTreeMap<&str, String>) -> Result<String, 
                 Some((name.to_uppercase(), format!("\\set {name} '{{}}'")))
             }),
             Lang::Python => line.split_once(" = \"").and_then(|(name, rest)| {
-                let input = name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
-                    && rest.ends_with('"');
+                let input =
+                    name.chars().all(|c| c.is_ascii_uppercase() || c == '_') && rest.ends_with('"');
                 input.then(|| (name.to_string(), format!("{name} = \"{{}}\"")))
             }),
         };
@@ -128,7 +128,11 @@ impl Csv {
             .ok_or_else(|| format!("no column `{name}` in {:?}", self.header))?;
         self.rows
             .iter()
-            .map(|r| r.get(i).map(String::as_str).ok_or_else(|| format!("short row {r:?}")))
+            .map(|r| {
+                r.get(i)
+                    .map(String::as_str)
+                    .ok_or_else(|| format!("short row {r:?}"))
+            })
             .collect()
     }
 }

@@ -3,7 +3,7 @@
 //! - every gatherer frozen 12 s then killed (`up` restarts them): a possible-loss window
 //!   covering the freeze, every record absent from production (by the truth) inside a reported
 //!   window of its market, exit 1; its `--html` page loaded in headless Chromium renders with
-//!   no console error, and a screenshot is kept under `target/audit-html/`.
+//!   no console error, and a screenshot is kept under `target/test-artifacts/audit.png`.
 
 use crate::reliability_support::*;
 use std::collections::{BTreeMap, HashSet};
@@ -171,22 +171,20 @@ fn audit_reports_the_window_no_gatherer_covered() -> Res<()> {
     html_renders(&html)
 }
 
-/// Loads the page in headless Chromium: the DOM has the heat map and the tables, the log has
-/// no console message of level error, and a screenshot is kept under `target/audit-html/`.
-fn html_renders(page: &Path) -> Res<()> {
-    let text = std::fs::read_to_string(page)?;
-    // Self-contained: nothing fetched from anywhere.
-    for bad in ["src=\"http", "href=\"http", "<link", "@import", "url("] {
-        assert!(!text.contains(bad), "external resource `{bad}` in the page");
-    }
-    let keep = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/audit-html");
-    std::fs::create_dir_all(&keep)?;
-    let shot = keep.join("audit.png");
-    let _ = std::fs::remove_file(&shot);
+/// Where a test keeps what a person should look at afterwards (screenshots, pages).
+pub fn artifacts() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts")
+}
+
+/// Loads `url` in headless Chromium: the rendered DOM and the page's console lines.
+///
+/// Chromium's `--enable-logging=stderr` log writes every console message as `INFO:CONSOLE`,
+/// whatever its level (an uncaught `ReferenceError` included), so the level cannot be read
+/// from it: a line of the page is a failure. The audit page has no script, so it logs none.
+fn load(url: &str, extra: &[String]) -> Res<(String, Vec<String>)> {
     let profile = tempfile::tempdir()?;
-    let url = format!("file://{}", page.display());
-    let common = |c: &mut Command| {
-        c.args([
+    let out = Command::new("chromium")
+        .args([
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
@@ -194,14 +192,34 @@ fn html_renders(page: &Path) -> Res<()> {
             "--enable-logging=stderr",
             "--v=0",
         ])
-        .arg(format!("--user-data-dir={}", profile.path().display()));
-    };
-    let mut dom = Command::new("chromium");
-    common(&mut dom);
-    let out = dom.arg("--dump-dom").arg(&url).output()?;
-    let rendered = String::from_utf8_lossy(&out.stdout);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "chromium --dump-dom failed:\n{log}");
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url)
+        .output()?;
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        return Err(format!("chromium failed ({}):\n{log}", out.status).into());
+    }
+    let console = log
+        .lines()
+        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
+        .map(str::to_string)
+        .collect();
+    Ok((String::from_utf8_lossy(&out.stdout).into_owned(), console))
+}
+
+/// Loads the page in headless Chromium: the DOM has the heat map and the tables, the page
+/// logs no console message (checked to catch one: a copy with a broken script must be
+/// flagged), and its screenshot, kept under `target/test-artifacts/`, is not blank (decoded
+/// by `png_check.py`: many colours, a fair share of non-background pixels).
+pub fn html_renders(page: &Path) -> Res<()> {
+    let text = std::fs::read_to_string(page)?;
+    // Self-contained: nothing fetched from anywhere.
+    for bad in ["src=\"http", "href=\"http", "<link", "@import", "url("] {
+        assert!(!text.contains(bad), "external resource `{bad}` in the page");
+    }
+    let url = format!("file://{}", page.display());
+    let (rendered, console) = load(&url, &["--dump-dom".to_string()])?;
     for id in [
         "id=\"heatmap\"",
         "id=\"possible-loss\"",
@@ -210,27 +228,67 @@ fn html_renders(page: &Path) -> Res<()> {
     ] {
         assert!(rendered.contains(id), "rendered page lacks {id}");
     }
-    let console_errors: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("CONSOLE") && (l.contains("ERROR") || l.contains("\"error\"")))
-        .collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    // The detector detects: the same page with a script that throws is flagged.
+    let broken = page.with_extension("broken.html");
+    std::fs::write(
+        &broken,
+        text.replacen(
+            "</body>",
+            "<script>undefinedFunctionOfTheTest();</script></body>",
+            1,
+        ),
+    )?;
+    let (_, caught) = load(
+        &format!("file://{}", broken.display()),
+        &["--dump-dom".to_string()],
+    )?;
     assert!(
-        console_errors.is_empty(),
-        "console errors: {console_errors:?}"
+        caught
+            .iter()
+            .any(|l| l.contains("undefinedFunctionOfTheTest")),
+        "a page whose script throws was not flagged: {caught:?}"
     );
-    let mut cap = Command::new("chromium");
-    common(&mut cap);
-    let out = cap
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg("--window-size=1400,1000")
-        .arg(&url)
+
+    let keep = artifacts();
+    std::fs::create_dir_all(&keep)?;
+    let shot = keep.join("audit.png");
+    let _ = std::fs::remove_file(&shot);
+    let (_, console) = load(
+        &url,
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1400,1000".to_string(),
+        ],
+    )?;
+    assert!(console.is_empty(), "console messages: {console:?}");
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/png_check.py"
+        ))
+        .arg(&shot)
         .output()?;
+    let verdict = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(
-        out.status.success() && shot.metadata().is_ok_and(|m| m.len() > 1000),
-        "no screenshot: {}",
+        out.status.success(),
+        "screenshot {}: {}",
+        shot.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+    let figure = |key: &str| -> f64 {
+        verdict
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        figure("colors=") >= 8.0 && figure("non_background=") >= 0.02,
+        "the screenshot looks blank: {verdict} ({})",
+        shot.display()
+    );
     std::fs::copy(page, keep.join("audit.html"))?;
-    eprintln!("audit html: screenshot {}", shot.display());
+    eprintln!("audit html: screenshot {} ({verdict})", shot.display());
     Ok(())
 }

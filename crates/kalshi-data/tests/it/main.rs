@@ -26,6 +26,11 @@
 //! - `no_price`: the NO-price flip, one `up` + `verify` per NO-side pricing of the exchange.
 //! - `reliability*`: the seed's failure tables made to happen against the real binary;
 //!   `reliability_support` drives `up` (through `kd_testkit::up`), `verify` and the figures.
+//! - `querying`: every snippet of docs/querying.md (SQL on PostgreSQL production; DuckDB,
+//!   pandas/pyarrow and polars on the exported archive) against one short `up` run, each
+//!   answer equal to production read in Rust; the run's `audit --html` page in headless
+//!   Chromium (screenshot in `target/test-artifacts/`). `querying_page` parses the page and the
+//!   snippets' CSV.
 //! - `secrets`: no password, token or key id on a command line, in `up.json`, a log or `--help`.
 //! - `replay`: `replay` of an `up` run's range gives exactly production's trades, deltas and
 //!   books, to our client and to a Python `websockets` one (issue 20).
@@ -48,6 +53,8 @@ mod every_market;
 mod guards;
 mod lifecycle;
 mod no_price;
+mod querying;
+mod querying_page;
 mod reliability;
 mod reliability_disk;
 mod reliability_skew;

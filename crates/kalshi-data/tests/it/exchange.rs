@@ -173,7 +173,10 @@ fn up_exchange_captures_the_stand_in_and_verify_is_ok() -> kd_testkit::Result<()
     // The stand-in stops publishing (REST keeps serving) so that its truth ends where the
     // capture can: `up` cannot stop an exchange that is not its own.
     let stopped = request("POST", &stand_in.url("/_sim/stop-publishing"), None);
-    assert!(stopped.as_ref().is_some_and(|(s, _)| *s < 300), "{stopped:?}");
+    assert!(
+        stopped.as_ref().is_some_and(|(s, _)| *s < 300),
+        "{stopped:?}"
+    );
     let exit = wait_exit(&mut up, Duration::from_secs(90))?;
     let out = std::fs::read_to_string(&log)?;
     assert!(exit.success(), "up: {exit}\n{out}");

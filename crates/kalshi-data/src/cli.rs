@@ -24,7 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run everything on one machine: simulator, 3 gatherers, deduplicator and exporter.
+    /// Run everything on one machine: simulator, 3 gatherers, deduplicator and exporter (with
+    /// `--exchange kalshi|demo|URL`: the gatherers capture that exchange, no simulator).
     Up(kd_ops::up::UpArgs),
     /// Run the Kalshi exchange simulator (REST + WebSocket + faults + ground truth).
     Sim(kd_sim::cli::SimArgs),
@@ -101,8 +102,20 @@ mod kd_ops_run {
     use std::process::ExitCode;
 
     pub async fn up(args: &kd_ops::up::UpArgs) -> anyhow::Result<ExitCode> {
-        kd_ops::up::run(args).await?;
-        Ok(ExitCode::SUCCESS)
+        match kd_ops::up::run(args).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            // What is wrong with the exchange, the key or the clock, one line each; nothing
+            // was started.
+            Err(kd_ops::up::UpError::Preflight(failed)) => {
+                eprintln!("{failed}");
+                Ok(ExitCode::from(2))
+            }
+            Err(kd_ops::up::UpError::Exchange(e)) => {
+                eprintln!("up: {e}");
+                Ok(ExitCode::from(2))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn status(args: &kd_ops::status::StatusArgs) -> anyhow::Result<ExitCode> {

@@ -256,6 +256,28 @@ pub fn key_arg(arg: &str) -> Result<(String, String), KeyArgError> {
     Ok((id.to_string(), pem))
 }
 
+/// Why [`Verifier::check_headers`] refused a request; [`Refusal::message`] is the 401 body's
+/// `message`, which `up`'s preflight reads to name what is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A `KALSHI-ACCESS-*` header is missing.
+    Missing,
+    /// No public key is registered under the key id.
+    UnknownKey,
+    /// The key id is known and the signature does not verify with its public key.
+    BadSignature,
+}
+
+impl Refusal {
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing KALSHI-ACCESS-KEY, -TIMESTAMP or -SIGNATURE header",
+            Refusal::UnknownKey => "unknown API key id",
+            Refusal::BadSignature => "invalid API key signature",
+        }
+    }
+}
+
 /// Checks signatures against registered public keys (the simulator's side).
 #[derive(Debug, Clone, Default)]
 pub struct Verifier {
@@ -324,13 +346,28 @@ impl Verifier {
         method: &str,
         path: &str,
     ) -> bool {
+        self.check_headers(header, method, path).is_ok()
+    }
+
+    /// [`Verifier::verify_headers`] saying why a request is refused, so a 401 can tell a
+    /// client whether its key id or its private key is wrong.
+    pub fn check_headers<'a>(
+        &self,
+        header: impl Fn(&'static str) -> Option<&'a str>,
+        method: &str,
+        path: &str,
+    ) -> Result<(), Refusal> {
         match (
-            header("KALSHI-ACCESS-KEY"),
-            header("KALSHI-ACCESS-TIMESTAMP"),
-            header("KALSHI-ACCESS-SIGNATURE"),
+            header(HEADER_KEY),
+            header(HEADER_TIMESTAMP),
+            header(HEADER_SIGNATURE),
         ) {
-            (Some(key), Some(ts), Some(sig)) => self.verify(key, ts, method, path, sig).is_ok(),
-            _ => false,
+            (Some(key), Some(ts), Some(sig)) => match self.verify(key, ts, method, path, sig) {
+                Ok(()) => Ok(()),
+                Err(AuthError::UnknownKey) => Err(Refusal::UnknownKey),
+                Err(_) => Err(Refusal::BadSignature),
+            },
+            _ => Err(Refusal::Missing),
         }
     }
 

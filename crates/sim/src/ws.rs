@@ -17,12 +17,18 @@ use tokio_util::sync::CancellationToken;
 /// Path of the WebSocket API.
 pub const WS_PATH: &str = "/trade-api/ws/v2";
 
-/// Checks the handshake's Kalshi headers (if keys are configured).
-pub(crate) fn authorised(shared: &Shared, headers: &HeaderMap, method: &str, path: &str) -> bool {
+/// Checks the handshake's Kalshi headers (if keys are configured); the refusal says which
+/// part was wrong (the 401 body's message).
+pub(crate) fn authorised(
+    shared: &Shared,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+) -> Result<(), kd_kalshi::auth::Refusal> {
     let Some(verifier) = &shared.verifier else {
-        return true;
+        return Ok(());
     };
-    verifier.verify_headers(
+    verifier.check_headers(
         |name| headers.get(name).and_then(|v| v.to_str().ok()),
         method,
         path,
@@ -34,11 +40,11 @@ pub(crate) async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !authorised(&shared, &headers, "GET", WS_PATH) {
+    if let Err(refusal) = authorised(&shared, &headers, "GET", WS_PATH) {
         bump(&shared.stats.auth_rejected);
         return (
             StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"error": {"code": "authentication_error", "message": "invalid or missing API key signature", "service": "sim"}})),
+            axum::Json(serde_json::json!({"error": {"code": "authentication_error", "message": refusal.message(), "service": "sim"}})),
         )
             .into_response();
     }

@@ -20,6 +20,8 @@
 //!   replaced by `up`, no `stage_*` NOTICE in the deduplicator log (issue 17).
 //! - `lifecycle`: `up` with repeated toggles, combo markets created while running, fee
 //!   updates; `verify: OK` and each change stored (issue 16).
+//! - `exchange`: `up --exchange URL` against the simulator started apart with `--auth`,
+//!   standing in for Kalshi: preflight, capture, `status`, `verify --truth`; preflight refusals.
 //! - `e2e_up`: `kalshi-data up` twice on one data directory, `status`, `verify`, `book`.
 //! - `every_market`: `verify` sees every market (subscription refusals lose none; a market
 //!   nobody subscribes to fails it).
@@ -50,6 +52,7 @@ mod deploy_support;
 mod deploy_systemd;
 mod e2e_up;
 mod every_market;
+mod exchange;
 mod guards;
 mod lifecycle;
 mod no_price;

@@ -1,10 +1,12 @@
 //! Reading a deployment: where its processes are (from `up.json` or a config file), then one
 //! probe round of `/health` and `/metrics` (two `/metrics` reads a second apart for rates).
 
-use super::model::{GathererStatus, Lag, ProductionStatus, ServiceStatus, StatusReport};
+use super::model::{
+    ArchiveAge, GathererStatus, Lag, ProductionStatus, ServiceStatus, StatusReport,
+};
 use crate::probe::{self, Metrics};
 use crate::up::state::{Kind, UpState, pid_alive};
-use kd_core::Table;
+use kd_core::{Table, TimestampUs};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -160,7 +162,14 @@ pub async fn collect(dep: &Deployment) -> StatusReport {
                 .gatherers
                 .push(gatherer(t, pid, health, before, metrics)),
             Kind::Dedup => report.dedup = Some(service(t, pid, health, metrics)),
-            Kind::Exporter => report.exporter = Some(service(t, pid, health, metrics)),
+            Kind::Exporter => {
+                let mut s = service(t, pid, health, metrics);
+                s.archive = s
+                    .health
+                    .as_ref()
+                    .map(|h| archive_age(h, TimestampUs::now()));
+                report.exporter = Some(s);
+            }
             Kind::Sim => report.sim = Some(service(t, pid, health, metrics)),
         }
     }
@@ -312,6 +321,7 @@ fn service(
         restarts: t.restarts,
         lag,
         production_connected: connected,
+        archive: None,
         health,
     }
 }
@@ -358,6 +368,23 @@ fn disk_used_pct(dir: &Path) -> Option<u64> {
     (total > 0).then(|| used * 100 / total)
 }
 
+/// The newest archived data from the exporter's `/health`: the latest `watermark` (end of the
+/// last exported window) over its tables, and how old it is at `now`.
+pub fn archive_age(health: &serde_json::Value, now: TimestampUs) -> ArchiveAge {
+    let newest = health
+        .get("tables")
+        .and_then(|t| t.as_object())
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, t)| t.get("watermark").and_then(|w| w.as_str()))
+        .filter_map(|w| TimestampUs::parse_rfc3339(w).ok())
+        .max();
+    ArchiveAge {
+        newest: newest.map(TimestampUs::to_rfc3339_secs),
+        age_seconds: newest.map(|t| now.secs().saturating_sub(t.secs()).max(0)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,5 +396,20 @@ mod tests {
             Some("trades")
         );
         assert_eq!(label("{gatherer=\"g-a\"}", "table"), None);
+    }
+
+    #[test]
+    fn the_archive_age_is_that_of_the_newest_watermark() -> Result<(), kd_core::UnitError> {
+        let health = serde_json::json!({"tables": {
+            "trades": {"watermark": "2026-12-02T15:00:00Z"},
+            "orderbook_deltas": {"watermark": "2026-12-02T14:00:00Z"},
+        }});
+        let now = TimestampUs::parse_rfc3339("2026-12-02T16:30:00Z")?;
+        let a = archive_age(&health, now);
+        assert_eq!(a.newest.as_deref(), Some("2026-12-02T15:00:00Z"));
+        assert_eq!(a.age_seconds, Some(5_400));
+        let none = archive_age(&serde_json::json!({"tables": {}}), now);
+        assert_eq!(none, ArchiveAge::default());
+        Ok(())
     }
 }

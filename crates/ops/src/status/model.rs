@@ -52,8 +52,18 @@ pub struct ServiceStatus {
     pub lag: Vec<Lag>,
     /// Deduplicator: production connectivity as it reports it.
     pub production_connected: Option<bool>,
+    /// Exporter: the newest archived data and its age (the exporter's lag as a user sees it).
+    pub archive: Option<ArchiveAge>,
     /// The raw `/health` document, for anything this screen does not summarise.
     pub health: Option<serde_json::Value>,
+}
+
+/// How far the archive reaches: the end of the newest exported window (RFC 3339) and its age.
+/// Both `None` before the first window is exported (hourly windows plus the settle delay).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ArchiveAge {
+    pub newest: Option<String>,
+    pub age_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -78,6 +78,19 @@ pub fn render(r: &StatusReport) -> String {
         if let Some(c) = s.production_connected {
             let _ = writeln!(out, "    production connected: {c}");
         }
+        if let Some(a) = &s.archive {
+            let _ = match (&a.newest, a.age_seconds) {
+                (Some(t), Some(age)) => writeln!(
+                    out,
+                    "    archive: newest data up to {t}, {} old",
+                    age_text(age)
+                ),
+                _ => writeln!(
+                    out,
+                    "    archive: nothing archived yet (the first window is exported after it ends plus the settle delay)"
+                ),
+            };
+        }
         let mut lags = s.lag.clone();
         lags.sort_by(|a, b| (&a.gatherer, &a.table).cmp(&(&b.gatherer, &b.table)));
         if !lags.is_empty() {
@@ -120,4 +133,14 @@ pub fn render(r: &StatusReport) -> String {
         }
     }
     out
+}
+
+/// `42s`, `3m05s`, `2h07m`, `3d04h`.
+fn age_text(secs: i64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3_600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3_600, (s % 3_600) / 60),
+        s => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3_600),
+    }
 }

@@ -12,7 +12,7 @@ pub struct UpArgs {
     /// gatherers and the deduplicator drain until production holds everything, then stop.
     #[arg(long)]
     pub duration: Option<u64>,
-    /// Simulator seed.
+    /// Simulator seed (simulator only, as are the next flags up to --truth).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Simulator markets at start.
@@ -42,6 +42,24 @@ pub struct UpArgs {
     /// docs/operations.md).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Capture a real exchange instead of the simulator: `kalshi` (production,
+    /// api.elections.kalshi.com), `demo` (demo-api.kalshi.co) or a base URL such as
+    /// `http://127.0.0.1:8787` (REST is BASE/trade-api/v2, the WebSocket
+    /// ws(s)://…/trade-api/ws/v2). Needs --key-id and --private-key; a preflight checks
+    /// connectivity, the key and the clock before anything starts (exit 2 when it fails).
+    #[arg(
+        long,
+        value_name = "kalshi|demo|URL",
+        conflicts_with_all = ["config", "faults", "sim_args", "truth", "seed", "markets", "rate"]
+    )]
+    pub exchange: Option<String>,
+    /// Kalshi API key id (with --exchange). Better through the environment: a command line
+    /// is world-readable. `up` hands it to the gatherers through theirs.
+    #[arg(long, env = "KALSHI_DATA_UP_KEY_ID", hide_env_values = true)]
+    pub key_id: Option<String>,
+    /// PEM file of the API key's private key (with --exchange), mode 0600.
+    #[arg(long, env = "KALSHI_DATA_UP_PRIVATE_KEY", value_name = "PATH")]
+    pub private_key: Option<PathBuf>,
     /// Print progress lines instead of a live bar even on a terminal.
     #[arg(long)]
     pub plain: bool,
@@ -62,6 +80,12 @@ pub struct UpArgs {
 }
 
 impl UpArgs {
+    /// True when `up` runs its own simulator (neither `--exchange` nor `--config`), so there
+    /// is a ground truth to verify against.
+    pub fn simulated(&self) -> bool {
+        self.exchange.is_none() && self.config.is_none()
+    }
+
     pub fn truth_path(&self) -> PathBuf {
         self.truth
             .clone()

@@ -4,6 +4,8 @@
 //! - [`args`]: flags. [`plan`]: the command line of each child. [`supervisor`]: restart with
 //!   backoff, stop with SIGTERM. [`state`]: `DATA_DIR/up.json`. [`progress`]: live figures.
 //! - [`custom`]: `--config`, any subset of processes (e.g. against the real exchange).
+//! - [`exchange`]: `--exchange kalshi|demo|URL`, the real exchange with no simulator, after
+//!   the [`preflight`] checks (connectivity, key, clock) pass.
 //!
 //! Start order: key pair, schema (`migrate`), simulator, gatherers, deduplicator, exporter.
 //! Stop order with `--duration` or a first Ctrl-C ([`signals`]): the exchange first, then wait
@@ -12,11 +14,14 @@
 
 pub mod args;
 pub mod custom;
+pub mod exchange;
 pub mod liveness;
 pub mod plan;
+pub mod preflight;
 pub mod progress;
 pub mod signals;
 pub mod state;
+mod summary;
 pub mod supervisor;
 
 pub use args::UpArgs;
@@ -60,6 +65,11 @@ pub enum UpError {
     State(#[from] state::StateError),
     #[error("--config {path}: {reason}")]
     Config { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Exchange(#[from] exchange::BadExchange),
+    /// One line per failed check; the command exits 2.
+    #[error(transparent)]
+    Preflight(#[from] preflight::PreflightFailed),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> UpError + '_ {
@@ -78,6 +88,19 @@ pub async fn run(args: &UpArgs) -> Result<(), UpError> {
 pub async fn run_until(args: &UpArgs, stop: Stop) -> Result<(), UpError> {
     // Before the platform runs, any stop request ends the start-up.
     let shutdown = stop.drain.clone();
+    // The real exchange is checked before anything is created or started.
+    let real = match &args.exchange {
+        Some(text) => {
+            let ex = exchange::Exchange::parse(text)?;
+            let creds = preflight::credentials(args)?;
+            let passed = preflight::run(&ex, &creds).await?;
+            for line in passed.lines(&ex) {
+                eprintln!("{line}");
+            }
+            Some((ex, creds))
+        }
+        None => None,
+    };
     let dir = args.data_dir.clone();
     for sub in ["", "logs", "config", "keys"] {
         let d = dir.join(sub);
@@ -87,9 +110,14 @@ pub async fn run_until(args: &UpArgs, stop: Stop) -> Result<(), UpError> {
     // the pid in up.json: two `up`s started together both saw no live pid there.
     let _lock = kd_core::dir_lock::lock_dir(&dir, "kalshi-data up")?;
     let exe = std::env::current_exe().map_err(UpError::Exe)?;
-    let specs = match &args.config {
-        Some(path) => custom::specs(path, &dir)?,
-        None => {
+    let specs = match (&args.config, &real) {
+        (Some(path), _) => custom::specs(path, &dir)?,
+        (None, Some((ex, creds))) => {
+            let specs = exchange::specs(args, ex, creds)?;
+            migrate(&exe, &args.production_url(), &dir, &shutdown).await;
+            specs
+        }
+        (None, None) => {
             let keys = ensure_keys(&dir.join("keys")).await?;
             let specs = local_specs(args, &keys)?;
             migrate(&exe, &args.production_url(), &dir, &shutdown).await;
@@ -103,7 +131,7 @@ pub async fn run_until(args: &UpArgs, stop: Stop) -> Result<(), UpError> {
         // Never the password: up.json is read by `status` and by people.
         production: kd_core::config::redact_url(&args.production_url()),
         archive: args.archive_url(),
-        truth: args.config.is_none().then(|| args.truth_path()),
+        truth: args.simulated().then(|| args.truth_path()),
         processes: specs.iter().map(process_state).collect(),
         phase: "running".into(),
     };
@@ -130,7 +158,7 @@ pub async fn run_until(args: &UpArgs, stop: Stop) -> Result<(), UpError> {
             wait_answering(&spec.health_url(), Duration::from_secs(30), &shutdown).await;
         }
     }
-    print_summary(args, &specs);
+    summary::print(args, real.as_ref().map(|(ex, _)| ex), &specs);
 
     let production = kd_production::open(&args.production_url()).await.ok();
     let client = crate::probe::client();
@@ -199,10 +227,15 @@ pub async fn run_until(args: &UpArgs, stop: Stop) -> Result<(), UpError> {
         }
         eprintln!("up: stopped. production rows: {}", parts.join(" "));
     }
-    if args.config.is_none() {
+    if args.simulated() {
         eprintln!(
             "up: check it: kalshi-data verify --truth {} --production {}",
             args.truth_path().display(),
+            kd_core::config::redact_url(&args.production_url())
+        );
+    } else if real.is_some() {
+        eprintln!(
+            "up: check it: kalshi-data audit --production {}",
             kd_core::config::redact_url(&args.production_url())
         );
     }
@@ -413,57 +446,6 @@ async fn drain(
         "up: drain did not complete within {} s; stopping anyway",
         DRAIN_DEADLINE.as_secs()
     );
-}
-
-fn print_summary(args: &UpArgs, specs: &[ProcessSpec]) {
-    let dir = args.data_dir.display();
-    let mut out = String::new();
-    out.push_str("kalshi-data is up.\n\n");
-    out.push_str(&format!(
-        "  {:<12} {:<38} {}\n",
-        "process", "health", "metrics"
-    ));
-    for s in specs {
-        out.push_str(&format!(
-            "  {:<12} {:<38} {}\n",
-            s.name,
-            s.health_url(),
-            s.metrics_url()
-        ));
-    }
-    // Printed, so never with its password (the operator has it; a terminal log must not).
-    let prod = kd_core::config::redact_url(&args.production_url());
-    out.push_str(&format!(
-        "\n  data:        {dir}/   (logs in {dir}/logs/, processes in {dir}/up.json)\n"
-    ));
-    out.push_str(&format!("  production:  {prod}\n"));
-    out.push_str(&format!("  archive:     {}\n", args.archive_url()));
-    if args.config.is_none() {
-        out.push_str(&format!("  truth:       {}\n", args.truth_path().display()));
-    }
-    if let Some(path) = prod.strip_prefix("sqlite://") {
-        out.push_str(&format!(
-            "\n  query:       sqlite3 {path} 'SELECT COUNT(*) FROM trades'\n"
-        ));
-    } else {
-        out.push_str(&format!(
-            "\n  query:       psql '{prod}' -c 'SELECT COUNT(*) FROM trades'\n"
-        ));
-    }
-    out.push_str(&format!(
-        "  status:      kalshi-data status --data-dir {dir}\n"
-    ));
-    out.push_str(&format!("  book:        kalshi-data book --production {prod} --ticker TICKER --at 2026-01-01T00:00:00Z\n"));
-    if args.config.is_none() {
-        out.push_str(&format!(
-            "  verify:      kalshi-data verify --truth {} --production {prod}\n",
-            args.truth_path().display()
-        ));
-    }
-    out.push_str(
-        "\n  Ctrl-C stops the exchange feed, drains everything into production, then stops\n  (a second Ctrl-C stops at once); the next `up` on the same data directory resumes.\n",
-    );
-    eprintln!("{out}");
 }
 
 /// A live line on a terminal, plain lines otherwise.

@@ -184,8 +184,19 @@ fn production_env(var: &str, args: &UpArgs) -> (OsString, OsString) {
     (var.into(), args.production_url().into())
 }
 
-/// The deduplicator's command line.
+/// The deduplicator's command line against the simulator.
 pub fn dedup(args: &UpArgs, port: u16, gatherers: &[(String, u16)], sim_port: u16) -> ProcessSpec {
+    let rest_url = format!("http://127.0.0.1:{sim_port}/trade-api/v2");
+    dedup_at(args, port, gatherers, &rest_url)
+}
+
+/// The deduplicator's command line, reading metadata from the exchange at `rest_url`.
+pub fn dedup_at(
+    args: &UpArgs,
+    port: u16,
+    gatherers: &[(String, u16)],
+    rest_url: &str,
+) -> ProcessSpec {
     let dir = &args.data_dir;
     let mut argv: Vec<OsString> = vec!["dedup".into()];
     argv.push("--listen".into());
@@ -195,7 +206,7 @@ pub fn dedup(args: &UpArgs, port: u16, gatherers: &[(String, u16)], sim_port: u1
         argv.push(format!("{name}=http://127.0.0.1:{gport}").into());
     }
     argv.push("--rest-url".into());
-    argv.push(format!("http://127.0.0.1:{sim_port}/trade-api/v2").into());
+    argv.push(rest_url.into());
     ProcessSpec {
         name: "dedup".into(),
         kind: Kind::Dedup,

@@ -116,12 +116,17 @@ pub fn line(
     let routed_prev: Option<u64> = prev.and_then(|(p, _)| p.routed.iter().map(|(_, v)| *v).sum());
     let routed_rate = per_sec(routed_prev, routed_now);
     let backlog: u64 = cur.backlog.iter().filter_map(|(_, v)| *v).sum();
+    // A real exchange publishes no count of its own: no column rather than a lasting `-`.
+    let exchange = if cur.published.is_some() {
+        format!(" | exchange {pub_rate} msg/s")
+    } else {
+        String::new()
+    };
     format!(
-        "[{:>5}s] gatherers {}/{} healthy | exchange {} msg/s | gatherers {} msg/s | production {} rows | backlog {} rows | dedup lag {}",
+        "[{:>5}s] gatherers {}/{} healthy{exchange} | gatherers {} msg/s | production {} rows | backlog {} rows | dedup lag {}",
         started.elapsed().as_secs(),
         cur.healthy,
         cur.gatherers,
-        pub_rate,
         routed_rate,
         cur.production_rows
             .map_or("-".to_string(), |n| n.to_string()),

@@ -100,13 +100,13 @@ async fn faults_layer(State(shared): St, req: Request, next: Next) -> Response {
     let rel = req.uri().path().to_string();
     let full = format!("{REST_PREFIX}{rel}");
     if req.headers().contains_key("KALSHI-ACCESS-KEY")
-        && !authorised(&shared, req.headers(), req.method().as_str(), &full)
+        && let Err(refusal) = authorised(&shared, req.headers(), req.method().as_str(), &full)
     {
         bump(&shared.stats.auth_rejected);
         return error(
             StatusCode::UNAUTHORIZED,
             "authentication_error",
-            "invalid API key signature",
+            refusal.message(),
         );
     }
     if rel != "/exchange/status" && shared.faults.maintenance_until(Instant::now()).is_some() {

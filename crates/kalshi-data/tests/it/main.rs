@@ -5,6 +5,8 @@
 //! `cargo test -p kalshi-data --test it reliability:: -- --nocapture` (the reliability suite)
 //! or `cargo test -p kalshi-data --test it deploy_systemd::`.
 //!
+//! - `archive_complete`: the archive after an 8-minute production outage equals production
+//!   row by row (a late backfill re-exported); a trade archived within 65 s at 60 s windows.
 //! - `audit`: `audit` on a clean run and on one where every gatherer was frozen, against the
 //!   truth; its HTML page in headless Chromium.
 //! - `cli_help`: the command line (`--help`, usage errors).
@@ -29,6 +31,7 @@
 //! - `rest_books`: REST books from a 2 s edge cache, polled every minute: `verify` and `book`.
 //! - `tls_production`: `migrate`, `up` and `verify` against a PostgreSQL that accepts only TLS.
 
+mod archive_complete;
 mod audit;
 mod cli_help;
 mod ctrl_c;

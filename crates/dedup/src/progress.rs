@@ -92,9 +92,7 @@ pub(crate) struct Board {
 impl Board {
     pub fn publish(&self, gatherer: &str, table: Table, through: TimestampUs) {
         if let Ok(mut map) = self.proved.lock() {
-            let slot = map
-                .entry((gatherer.to_string(), table))
-                .or_insert(through);
+            let slot = map.entry((gatherer.to_string(), table)).or_insert(through);
             *slot = (*slot).max(through);
         }
     }

@@ -55,7 +55,8 @@ async fn run(url: &str, server: &mut S3Server) -> TestResult {
         ..ExportConfig::default()
     };
     let health = Arc::new(Health::default());
-    let exporter = Arc::new(Exporter::new(source, archive, config).with_health(Arc::clone(&health)));
+    let exporter =
+        Arc::new(Exporter::new(source, archive, config).with_health(Arc::clone(&health)));
     // The first two steps go out while S3 is up; then the server stops with the rest due.
     let plan = exporter.plan(TimestampUs::now()).await?;
     for step in plan.steps.iter().take(2) {
@@ -69,9 +70,11 @@ async fn run(url: &str, server: &mut S3Server) -> TestResult {
         let shutdown = shutdown.clone();
         tokio::spawn(async move { exporter.run(shutdown).await })
     };
-    let failing = until(Duration::from_secs(30), Duration::from_millis(100), async || {
-        health.report().consecutive_failures >= 2
-    })
+    let failing = until(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        async || health.report().consecutive_failures >= 2,
+    )
     .await;
     assert!(failing, "cycles must fail while S3 is down");
     // The outage itself: a fixed length by design.
@@ -82,14 +85,22 @@ async fn run(url: &str, server: &mut S3Server) -> TestResult {
     let restarted = Instant::now();
     let end = TimestampUs::from_micros(day0().micros() + HOURS * HOUR);
     let src = exporter.source();
-    let caught = until(Duration::from_secs(180), Duration::from_millis(100), async || {
-        let mut all = true;
-        for table in Table::ALL {
-            let wm = src.watermark(&layout::watermark_name(table)).await.ok().flatten();
-            all &= wm.is_some_and(|w| w >= end);
-        }
-        all && health.report().consecutive_failures == 0
-    })
+    let caught = until(
+        Duration::from_secs(180),
+        Duration::from_millis(100),
+        async || {
+            let mut all = true;
+            for table in Table::ALL {
+                let wm = src
+                    .watermark(&layout::watermark_name(table))
+                    .await
+                    .ok()
+                    .flatten();
+                all &= wm.is_some_and(|w| w >= end);
+            }
+            all && health.report().consecutive_failures == 0
+        },
+    )
     .await;
     assert!(caught, "every table exported after S3 returned");
     let caught_up = restarted.elapsed();

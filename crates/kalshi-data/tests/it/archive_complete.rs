@@ -72,9 +72,7 @@ fn row_of(r: &Record) -> (String, i64, String) {
 }
 
 /// Production's rows of every table before its export watermark, and the watermarks.
-async fn production_rows_below_watermarks(
-    url: &str,
-) -> Res<(Rows, BTreeMap<Table, TimestampUs>)> {
+async fn production_rows_below_watermarks(url: &str) -> Res<(Rows, BTreeMap<Table, TimestampUs>)> {
     let store = kd_production::open(url).await?;
     let mut rows = Rows::new();
     let mut marks = BTreeMap::new();
@@ -136,7 +134,9 @@ fn metric_sum(up: &Up, name: &str, table: Option<&str>) -> f64 {
 fn production_outage_of_8_minutes_archive_equals_production() -> Res<()> {
     const OUTAGE: Duration = Duration::from_secs(480);
     let pg = PrivatePg::start(&[])?;
-    let tmp = tempfile::Builder::new().prefix("kd-archive-outage-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("kd-archive-outage-")
+        .tempdir()?;
     let url = pg.url("postgres", "postgres");
     let mut up = start_up(
         &tmp.path().join("data"),
@@ -147,7 +147,10 @@ fn production_outage_of_8_minutes_archive_equals_production() -> Res<()> {
             production: Some(url.clone()),
             env: vec![
                 ("KALSHI_DATA_EXPORT_WINDOW".into(), "1m".into()),
-                ("KALSHI_DATA_EXPORT_RECHECK_INTERVAL_SECS".into(), "10".into()),
+                (
+                    "KALSHI_DATA_EXPORT_RECHECK_INTERVAL_SECS".into(),
+                    "10".into(),
+                ),
             ],
             ..UpOpts::default()
         },
@@ -170,10 +173,15 @@ fn production_outage_of_8_minutes_archive_equals_production() -> Res<()> {
     let past = TimestampUs::from_micros(back_us + 60_000_000);
     wait_for(Duration::from_secs(300), "archive past the outage", || {
         let marks = rt.block_on(watermarks(&url)).ok()?;
-        [Table::Trades, Table::Deltas, Table::Tickers, Table::Snapshots]
-            .iter()
-            .all(|t| marks.get(t).is_some_and(|wm| *wm >= past))
-            .then_some(())
+        [
+            Table::Trades,
+            Table::Deltas,
+            Table::Tickers,
+            Table::Snapshots,
+        ]
+        .iter()
+        .all(|t| marks.get(t).is_some_and(|wm| *wm >= past))
+        .then_some(())
     })?;
     let caught_up = restarted.elapsed();
     let late_after_outage = metric_sum(&up, "export_late_rows_total", None);
@@ -200,9 +208,11 @@ fn production_outage_of_8_minutes_archive_equals_production() -> Res<()> {
         Ok(t)
     })?;
     let backfilled_at = Instant::now();
-    wait_for(Duration::from_secs(120), "the backfilled window re-exported", || {
-        (metric_sum(&up, "export_reexports_total", Some("trades")) >= 1.0).then_some(())
-    })?;
+    wait_for(
+        Duration::from_secs(120),
+        "the backfilled window re-exported",
+        || (metric_sum(&up, "export_reexports_total", Some("trades")) >= 1.0).then_some(()),
+    )?;
     let reexported_in = backfilled_at.elapsed();
     let late_total = metric_sum(&up, "export_late_rows_total", None);
     up.wait_exit(Duration::from_secs(600))?;
@@ -216,10 +226,16 @@ fn production_outage_of_8_minutes_archive_equals_production() -> Res<()> {
     for (table, rows) in &produced {
         let a = archived.get(table).map_or(0, Vec::len);
         counts.push(format!("{table}={}/{}", a, rows.len()));
-        assert_eq!(archived.get(table), Some(rows), "{table}: archive ≠ production");
+        assert_eq!(
+            archived.get(table),
+            Some(rows),
+            "{table}: archive ≠ production"
+        );
     }
     assert!(
-        produced["trades"].iter().any(|r| r.2 == backfilled.trade_id),
+        produced["trades"]
+            .iter()
+            .any(|r| r.2 == backfilled.trade_id),
         "the backfilled trade is in production"
     );
     println!(
@@ -241,7 +257,9 @@ fn production_outage_of_8_minutes_archive_equals_production() -> Res<()> {
 
 #[test]
 fn a_trade_is_archived_within_65_s_at_60_s_windows() -> Res<()> {
-    let tmp = tempfile::Builder::new().prefix("kd-archive-65s-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("kd-archive-65s-")
+        .tempdir()?;
     let up = start_up(
         &tmp.path().join("data"),
         &UpOpts {
@@ -251,7 +269,10 @@ fn a_trade_is_archived_within_65_s_at_60_s_windows() -> Res<()> {
             env: vec![
                 ("KALSHI_DATA_EXPORT_WINDOW".into(), "1m".into()),
                 ("KALSHI_DATA_EXPORT_SETTLE_SECS".into(), "2".into()),
-                ("KALSHI_DATA_DEDUP_PROGRESS_CLOCK_MARGIN_MS".into(), "83".into()),
+                (
+                    "KALSHI_DATA_DEDUP_PROGRESS_CLOCK_MARGIN_MS".into(),
+                    "83".into(),
+                ),
             ],
             ..UpOpts::default()
         },
@@ -269,9 +290,11 @@ fn a_trade_is_archived_within_65_s_at_60_s_windows() -> Res<()> {
         };
         let key = layout::table_key(Tier::Raw, Table::Trades, &w);
         let path = archive.join(key.as_ref());
-        wait_for(Duration::from_secs(200), "the trade window archived", || {
-            path.is_file().then_some(())
-        })?;
+        wait_for(
+            Duration::from_secs(200),
+            "the trade window archived",
+            || path.is_file().then_some(()),
+        )?;
         let latency_s = (now_us() - w.start.micros()) as f64 / 1e6;
         latencies.push(latency_s);
     }
@@ -279,7 +302,10 @@ fn a_trade_is_archived_within_65_s_at_60_s_windows() -> Res<()> {
         "FIGURES archive-within-65s window_s=60 settle_s=2 window_start_to_archived_s={latencies:?}"
     );
     for l in &latencies {
-        assert!(*l <= 65.0, "a trade window reached the archive {l} s after its start");
+        assert!(
+            *l <= 65.0,
+            "a trade window reached the archive {l} s after its start"
+        );
     }
     Ok(())
 }

@@ -642,10 +642,7 @@ async fn the_historical_cutoff_advances_and_older_trades_leave_markets_trades() 
     let mut attempts = 0;
     let (live, old) = loop {
         attempts += 1;
-        assert!(
-            attempts <= 20,
-            "the cutoff moved during each of 20 reads of both tiers"
-        );
+        assert!(attempts <= 20, "the cutoff moved during each of 20 reads of both tiers");
         let (_, before) = get_json(&format!("{base}/historical/cutoff")).await?;
         let live = all_trades(&base, "/markets/trades").await?;
         let old = all_trades(&base, "/historical/trades").await?;

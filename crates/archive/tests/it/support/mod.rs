@@ -346,14 +346,14 @@ impl Drop for S3Server {
     }
 }
 
+/// Raw rows per table: `(ticker, exchange_ts, id)`, sorted.
+pub type ArchiveRows = std::collections::BTreeMap<String, Vec<(String, i64, String)>>;
+
 /// The raw rows of an archive folder per table, read by `tests/archive_rows.py` (pyarrow):
 /// `[ticker, exchange_ts, id]` sorted; `Ok(None)` (loudly) when pyarrow is missing outside CI.
 pub fn archive_rows(
     root: &Path,
-) -> Result<
-    Option<std::collections::BTreeMap<String, Vec<(String, i64, String)>>>,
-    Box<dyn std::error::Error + Send + Sync>,
-> {
+) -> Result<Option<ArchiveRows>, Box<dyn std::error::Error + Send + Sync>> {
     if check_parquet(root)?.is_none() {
         return Ok(None);
     }

@@ -104,6 +104,19 @@ impl InternalEvent for LagMeasured {
     }
 }
 
+/// How many closed windows of a table wait for production to be complete.
+pub struct WindowsWaiting {
+    pub table: Table,
+    pub windows: usize,
+}
+
+impl InternalEvent for WindowsWaiting {
+    fn emit(self) {
+        // Display only: a window count as a gauge.
+        metrics::gauge!(m::WINDOWS_WAITING, "table" => self.table.name()).set(self.windows as f64);
+    }
+}
+
 /// A continuous-export cycle wrote something.
 pub struct CycleExported {
     pub rows: usize,

@@ -39,6 +39,6 @@ pub mod store;
 pub mod window;
 
 pub use exporter::{ExportConfig, ExportError, Exporter, Plan, Step, StepReport};
-pub use source::{MarketRef, MemorySource, SourceError, WindowSource};
+pub use source::{Completeness, MarketRef, MemorySource, SourceError, WindowSource};
 pub use store::{Archive, S3Options, StoreError};
 pub use window::{Window, WindowLen};

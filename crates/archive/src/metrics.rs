@@ -7,6 +7,7 @@
 //! | `export_duration_seconds` | histogram | `table` — one window, read to last put |
 //! | `export_errors_total` | counter | `stage` (read, encode, write, watermark, metadata) |
 //! | `export_lag_seconds` | gauge | `table` — how long the table's next window has been due and not exported: now − (watermark + window length + settle), at least 0 (the window's natural delay is not lag) |
+//! | `export_windows_waiting` | gauge | `table` — windows closed by time (end + settle passed) but not exported yet because a live gatherer's rows of them are not all in production (`sync_progress`) |
 //! | `export_late_rows_total` | counter | `table` — rows found in production for a window already exported |
 //! | `export_reexports_total` | counter | `table` — windows exported again because of late rows |
 //! | `export_duplicates_removed_total` | counter | `table` — dropped by the processed tier |
@@ -19,6 +20,7 @@ pub const DURATION_SECONDS: &str = "export_duration_seconds";
 pub const ERRORS_TOTAL: &str = "export_errors_total";
 pub const LAG_SECONDS: &str = "export_lag_seconds";
 pub const DUPLICATES_REMOVED_TOTAL: &str = "export_duplicates_removed_total";
+pub const WINDOWS_WAITING: &str = "export_windows_waiting";
 pub const LATE_ROWS_TOTAL: &str = "export_late_rows_total";
 pub const REEXPORTS_TOTAL: &str = "export_reexports_total";
 
@@ -46,6 +48,7 @@ pub fn register(processed: bool, aggregates: bool) {
         let _ = metrics::histogram!(DURATION_SECONDS, "table" => table.name());
         metrics::counter!(LATE_ROWS_TOTAL, "table" => table.name()).increment(0);
         metrics::counter!(REEXPORTS_TOTAL, "table" => table.name()).increment(0);
+        metrics::gauge!(WINDOWS_WAITING, "table" => table.name()).set(0.0);
         if processed && crate::processed::PROCESSED_TABLES.contains(&table) {
             rows(table.name(), Tier::Processed.prefix(), 0);
             bytes(table.name(), Tier::Processed.prefix(), 0);

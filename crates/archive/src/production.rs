@@ -7,7 +7,7 @@
 //!   ticker's part before the first `-` (Kalshi's naming: `KXHIGHNY-25NOV27` belongs to
 //!   `KXHIGHNY`).
 
-use crate::source::{MarketRef, SourceError, WindowSource};
+use crate::source::{Completeness, MarketRef, SourceError, WindowSource};
 use kd_core::{Record, Table, TimestampUs};
 use kd_production::Store;
 use std::collections::HashMap;
@@ -93,6 +93,23 @@ impl WindowSource for ProductionSource {
                 name: name.to_string(),
                 source: Box::new(e),
             })
+    }
+
+    async fn completeness(&self, table: Table) -> Result<Vec<Completeness>, SourceError> {
+        let rows = self
+            .store
+            .progress()
+            .await
+            .map_err(|e| SourceError::Progress(Box::new(e)))?;
+        Ok(rows
+            .into_iter()
+            .filter(|p| p.table == table)
+            .map(|p| Completeness {
+                gatherer: p.gatherer,
+                complete_through: p.complete_through,
+                updated_at: p.updated_at,
+            })
+            .collect())
     }
 
     async fn market_refs(

@@ -19,6 +19,18 @@ pub enum SourceError {
     Watermark { name: String, source: BoxError },
     #[error("market metadata: {0}")]
     Metadata(BoxError),
+    #[error("sync progress: {0}")]
+    Progress(BoxError),
+}
+
+/// How far production is complete for one gatherer's rows of a table (the deduplicator's
+/// `sync_progress`): every row that gatherer committed before `complete_through` is in
+/// production; `updated_at` is when the deduplicator last proved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completeness {
+    pub gatherer: String,
+    pub complete_through: TimestampUs,
+    pub updated_at: TimestampUs,
 }
 
 /// A market's place in Kalshi's hierarchy, for enrichment.
@@ -69,6 +81,17 @@ pub trait WindowSource: Send + Sync {
         ts: TimestampUs,
     ) -> impl Future<Output = Result<(), SourceError>> + Send;
 
+    /// How far production is complete for `table`, one entry per gatherer the deduplicator
+    /// pulls from. Empty (the default) when unknown: the exporter then waits only for the
+    /// window's end plus the settle delay.
+    fn completeness(
+        &self,
+        table: Table,
+    ) -> impl Future<Output = Result<Vec<Completeness>, SourceError>> + Send {
+        let _ = table;
+        async { Ok(Vec::new()) }
+    }
+
     /// Event and series of each known market among `tickers` (unknown ones are absent).
     fn market_refs(
         &self,
@@ -82,6 +105,7 @@ pub struct MemorySource {
     tables: HashMap<Table, Vec<Record>>,
     watermarks: Mutex<BTreeMap<String, TimestampUs>>,
     markets: HashMap<String, MarketRef>,
+    progress: Mutex<HashMap<Table, Vec<Completeness>>>,
 }
 
 impl MemorySource {
@@ -105,6 +129,25 @@ impl MemorySource {
                 series_ticker: series_ticker.to_string(),
             },
         );
+    }
+
+    /// Sets (replaces) `gatherer`'s completeness for `table`, as the deduplicator would.
+    pub fn set_completeness(
+        &self,
+        table: Table,
+        gatherer: &str,
+        complete_through: TimestampUs,
+        updated_at: TimestampUs,
+    ) {
+        if let Ok(mut map) = self.progress.lock() {
+            let list = map.entry(table).or_default();
+            list.retain(|c| c.gatherer != gatherer);
+            list.push(Completeness {
+                gatherer: gatherer.to_string(),
+                complete_through,
+                updated_at,
+            });
+        }
     }
 
     /// All records of a table (test oracles).
@@ -150,6 +193,14 @@ impl WindowSource for MemorySource {
         })?;
         map.insert(name.to_string(), ts);
         Ok(())
+    }
+
+    async fn completeness(&self, table: Table) -> Result<Vec<Completeness>, SourceError> {
+        let map = self
+            .progress
+            .lock()
+            .map_err(|_| SourceError::Progress("lock poisoned".into()))?;
+        Ok(map.get(&table).cloned().unwrap_or_default())
     }
 
     async fn market_refs(

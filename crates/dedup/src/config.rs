@@ -74,6 +74,10 @@ pub struct DedupConfig {
     pub partitions_ahead_days: u32,
     /// Run `migrate` at start (idempotent).
     pub migrate_on_start: bool,
+    /// Subtracted from a pull's start time before it is recorded as how far production is
+    /// complete for that gatherer (`sync_progress`): covers this host's clock running ahead of
+    /// the gatherers' and the exchange's (see `kd_dedup::progress`).
+    pub progress_clock_margin_ms: u64,
 }
 
 impl Default for DedupConfig {
@@ -95,6 +99,7 @@ impl Default for DedupConfig {
             metadata_interval_secs: 300,
             partitions_ahead_days: 3,
             migrate_on_start: true,
+            progress_clock_margin_ms: 5_000,
         }
     }
 }

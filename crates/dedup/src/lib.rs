@@ -13,6 +13,8 @@
 //!   gatherer store id starts that gatherer's cursors over.
 //! - `quarantine`: rows that must not block their table (unreadable, not storable, refused),
 //!   isolated and filed in production's `quarantine`.
+//! - [`progress`]: how far production is complete per gatherer (`sync_progress`), proved from
+//!   complete pull answers once their rows are committed; the exporter waits for it.
 //! - [`metadata`]: series/events/markets from Kalshi REST, upserted latest-wins.
 //! - [`health`]: the state behind `/health` and the gauges; [`server`]: the HTTP routes.
 //! - [`events`]: every observable event as a type whose `emit()` logs and counts it together,
@@ -27,6 +29,7 @@ pub mod health;
 pub mod merge;
 pub mod metadata;
 pub mod metrics;
+pub mod progress;
 pub mod pull_client;
 pub mod pull_tls;
 pub mod server;
@@ -246,6 +249,7 @@ async fn main_loop(
             health: Arc::clone(&health),
             clients,
             config: Arc::clone(&config),
+            progress: Arc::default(),
         });
         sync::spawn(ctx, &cursors, &stores, &mut tasks, &shutdown);
         tasks.spawn(housekeeping(

@@ -27,6 +27,7 @@ use crate::events::{
 };
 use crate::health::Health;
 use crate::merge::{Batch, Merged, RecentIdentities, merge_with};
+use crate::progress::{self, Board, Claims};
 use crate::pull_client::PullClient;
 use crate::quarantine;
 use kd_core::backoff::{Backoff, BackoffPolicy};
@@ -45,6 +46,8 @@ pub(crate) struct SyncContext {
     pub health: Arc<Health>,
     pub clients: Vec<PullClient>,
     pub config: Arc<DedupConfig>,
+    /// Proved completeness per gatherer and table, written to `sync_progress`.
+    pub progress: Arc<Board>,
 }
 
 /// Batches waiting per table before pullers block (per gatherer).
@@ -62,6 +65,11 @@ pub(crate) fn spawn(
     tasks: &mut JoinSet<()>,
     shutdown: &CancellationToken,
 ) {
+    tasks.spawn(progress::writer(
+        ctx.store.clone(),
+        Arc::clone(&ctx.progress),
+        shutdown.clone(),
+    ));
     for table in Table::ALL {
         let capacity = QUEUED_BATCHES_PER_GATHERER * ctx.clients.len().max(1);
         let (tx, rx) = mpsc::channel::<Batch>(capacity);
@@ -114,12 +122,20 @@ async fn puller(
     let mut after = start;
     let mut acked = start;
     let mut behind = true;
+    // Complete answers whose rows are not all committed yet (see `crate::progress`).
+    let mut claims = Claims::default();
+    let margin = Duration::from_millis(cfg.progress_clock_margin_ms);
     let mut backoff = Backoff::new(BackoffPolicy::new(
         Duration::from_millis(cfg.gatherer_retry_ms),
         Duration::from_millis(cfg.gatherer_retry_max_ms),
     ));
     while !shutdown.is_cancelled() {
         let (done_store, done) = committed.borrow_and_update().clone();
+        if done_store == store
+            && let Some(through) = claims.prove(done)
+        {
+            ctx.progress.publish(&gatherer, table, through);
+        }
         // Only a cursor of the store we read now: acknowledging a replaced store's cursor to
         // its successor would let it delete rows production does not have.
         if done > acked && done_store == store {
@@ -135,6 +151,8 @@ async fn puller(
             }
         }
         let wait_ms = if behind { 0 } else { cfg.long_poll_ms };
+        // Read before the request leaves: the answer covers every row committed before this.
+        let requested_at = TimestampUs::now();
         let pulled = tokio::select! {
             r = client.pull(table, after, cfg.batch_size, wait_ms) => r,
             _ = shutdown.cancelled() => return,
@@ -173,6 +191,7 @@ async fn puller(
                     after = 0;
                     acked = 0;
                     behind = true;
+                    claims.clear();
                     continue;
                 }
                 if store.is_empty() && !resp.store_id.is_empty() {
@@ -185,12 +204,24 @@ async fn puller(
                     rows: n,
                 }
                 .emit();
+                let through = TimestampUs::from_micros(
+                    requested_at
+                        .micros()
+                        .saturating_sub(i64::try_from(margin.as_micros()).unwrap_or(i64::MAX)),
+                );
                 let Some(last) = resp.last_seq() else {
                     behind = false;
+                    // Nothing new: every row before the request is at or below our cursor.
+                    if resp.head <= after {
+                        claims.claim(after, through);
+                    }
                     continue;
                 };
                 after = last;
                 behind = n >= cfg.batch_size || resp.head > last;
+                if !behind {
+                    claims.claim(last, through);
+                }
                 let batch = Batch {
                     gatherer: g,
                     records: resp.records,

@@ -22,6 +22,8 @@
 //!   `lifecycle_copies`), for both backends.
 //! - [`quarantine`]: rows production refused or could not be given, with their reason
 //!   (schema 3), for both backends.
+//! - [`progress`]: how far production is complete per gatherer and table (schema 5's
+//!   `sync_progress`), written by the deduplicator, read by the exporter.
 //! - [`metadata`]: series, events, markets and the 4-value production status.
 //! - `rows`: conversions between records and stored column values.
 //! - `decode`: the one decoding of a stored row into a record, for both backends (each only
@@ -35,6 +37,7 @@ pub mod error;
 mod lifecycle;
 pub mod metadata;
 pub mod postgres;
+pub mod progress;
 pub mod quarantine;
 mod queries;
 mod rows;
@@ -44,6 +47,7 @@ pub mod store;
 pub use error::{ErrorKind, StoreError};
 pub use metadata::{EventRow, MarketRow, ProductionStatus, SeriesRow};
 pub use postgres::PgStore;
+pub use progress::SyncProgress;
 pub use quarantine::{QuarantineCounts, QuarantineRow};
 pub use sqlite::SqliteStore;
 pub use store::{ConnectionUsage, CursorUpdate, InsertOutcome, Store, open};

@@ -3,6 +3,7 @@
 use crate::error::StoreError;
 use crate::metadata::{EventRow, MarketRow, SeriesRow};
 use crate::postgres::PgStore;
+use crate::progress::SyncProgress;
 use crate::quarantine::{QuarantineCounts, QuarantineRow};
 use crate::sqlite::SqliteStore;
 use kd_core::records::{Identity, Record};
@@ -212,6 +213,19 @@ impl Store {
     /// Quarantined rows per table.
     pub async fn quarantine_counts(&self) -> Result<QuarantineCounts, StoreError> {
         dispatch!(self, s => s.quarantine_counts().await)
+    }
+
+    /// Records how far production is complete per gatherer and table (overwrites).
+    pub async fn set_progress(&self, rows: &[SyncProgress]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, s => s.set_progress(rows).await)
+    }
+
+    /// Every gatherer's completeness per table (`sync_progress`).
+    pub async fn progress(&self) -> Result<Vec<SyncProgress>, StoreError> {
+        dispatch!(self, s => s.progress().await)
     }
 
     /// Every quarantined row, oldest first.

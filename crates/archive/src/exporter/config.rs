@@ -23,6 +23,11 @@ pub struct ExportConfig {
     /// before exporting it. Hourly windows + 120 s settle: a record is archived within 62 min
     /// of its exchange time plus the export itself (the promise: 65 min).
     pub settle_secs: u64,
+    /// How long since the deduplicator last proved a gatherer's progress (`sync_progress`)
+    /// before the exporter stops waiting for that gatherer's rows: it is then taken as down,
+    /// and rows it delivers later are found by the late-row re-check. Above a production
+    /// outage of several minutes (during one no progress is proved at all).
+    pub gatherer_down_secs: u64,
     /// How far back (hours before each table's watermark) exported windows are re-checked for
     /// late rows — rows production received after their window was exported (a production
     /// outage, a gatherer's downtime repair, a backfill). 0 turns the re-check off.
@@ -50,6 +55,7 @@ impl Default for ExportConfig {
             s3: S3Options::default(),
             window: None,
             settle_secs: 120,
+            gatherer_down_secs: 600,
             recheck_hours: 48,
             recheck_interval_secs: 300,
             poll_interval_secs: 30,

@@ -3,15 +3,19 @@
 //! For each table, the next window starts at the table's watermark (`archive.<table>` in
 //! production; the oldest record's window when there is none) and is exported once it is
 //! closed — its end plus a settle delay (for records still travelling from the gatherers) is
-//! in the past. Each window writes `raw/` and `processed/`, and only then advances the
+//! in the past — and production is complete for it (`complete`: every gatherer's rows up to
+//! the window's end + settle are committed, or that gatherer is known down). Each window writes `raw/` and `processed/`, and only then advances the
 //! watermark: a crash replays the window, which rewrites the same keys (idempotent). After
 //! downtime every missed window is exported in order. Daily aggregates follow once every
 //! table's watermark has passed the day's end (`archive.aggregates`).
 //!
+//! - `complete`: a window waits until production is complete for it (every live gatherer's
+//!   `sync_progress` past its end + settle).
 //! - `config`: [`ExportConfig`], what the operator writes.
 //! - `encode_window`: a window's records → its Parquet files (CPU only).
 //! - this file: planning, the steps, watermarks, the continuous loop.
 
+mod complete;
 mod config;
 mod encode_window;
 mod lag;
@@ -38,6 +42,7 @@ use encode_window::encode_window;
 use kd_core::backoff::BackoffPolicy;
 use kd_core::{Table, TimestampUs};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -68,6 +73,7 @@ impl ExportError {
             ExportError::Source(SourceError::Read { .. }) => Stage::Read,
             ExportError::Source(SourceError::Watermark { .. }) => Stage::Watermark,
             ExportError::Source(SourceError::Metadata(_)) => Stage::Metadata,
+            ExportError::Source(SourceError::Progress(_)) => Stage::Read,
             ExportError::Store(_) => Stage::Write,
             _ => Stage::Encode,
         }
@@ -108,6 +114,8 @@ pub struct Exporter<S> {
     archive: Archive,
     config: ExportConfig,
     health: Option<Arc<Health>>,
+    /// Windows the last plan found closed by time but waiting for completeness, all tables.
+    waiting: AtomicUsize,
 }
 
 impl<S: WindowSource> Exporter<S> {
@@ -117,6 +125,7 @@ impl<S: WindowSource> Exporter<S> {
             archive,
             config,
             health: None,
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -156,18 +165,29 @@ impl<S: WindowSource> Exporter<S> {
 
     /// The closed windows not yet exported, then the days whose aggregates are due.
     pub async fn plan(&self, now: TimestampUs) -> Result<Plan, ExportError> {
-        let settle = i64::try_from(self.config.settle_secs)
-            .unwrap_or(i64::MAX)
-            .saturating_mul(1_000_000);
-        let closed_bound = TimestampUs::from_micros(now.micros().saturating_sub(settle));
+        let settle = self.settle_us();
+        let time_bound = TimestampUs::from_micros(now.micros().saturating_sub(settle));
         let mut steps = Vec::new();
         // How far every table will have been exported once this plan ran.
-        let mut covered_until = closed_bound;
+        let mut covered_until = time_bound;
+        let mut waiting_total = 0;
         for table in EXPORT_TABLES {
             let len = self.config.window_for(table);
             let Some(mut start) = self.next_start(table).await? else {
+                self.report_waiting(table, 0);
                 continue;
             };
+            // Closed by time and complete in production.
+            let closed_bound = match self.complete_until(table, now).await? {
+                Some(complete) => time_bound.min(complete),
+                None => time_bound,
+            };
+            let waiting = len
+                .windows(closed_bound.max(start), time_bound)
+                .filter(|w| w.end > closed_bound && w.end <= time_bound)
+                .count();
+            self.report_waiting(table, waiting);
+            waiting_total += waiting;
             if !len.is_aligned(start) {
                 // The window length changed since the watermark was written: one short window
                 // up to the next boundary, so no row is exported under two keys.
@@ -189,6 +209,7 @@ impl<S: WindowSource> Exporter<S> {
             }
             covered_until = covered_until.min(last_end);
         }
+        self.waiting.store(waiting_total, Ordering::Relaxed);
         if self.config.aggregates {
             let from = match self.source.watermark(layout::AGGREGATES_WATERMARK).await? {
                 Some(wm) => Some(wm),
@@ -440,10 +461,11 @@ impl<S: WindowSource> Exporter<S> {
     }
 
     /// The continuous exporter: catches up, then exports each window as it closes, until
-    /// `shutdown`. Errors are logged and counted, then retried with backoff (1 s → 5 min);
+    /// `shutdown`. Errors are logged and counted, then retried with backoff (1 s → 60 s: after
+    /// an outage of the archive or production the exporter is back within a minute);
     /// the watermark guarantees nothing is skipped.
     pub async fn run(&self, shutdown: CancellationToken) {
-        let policy = BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(300));
+        let policy = BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(60));
         let mut attempt = 0_u32;
         let mut last_recheck: Option<Instant> = None;
         metrics::register(self.config.processed, self.config.aggregates);
@@ -481,7 +503,15 @@ impl<S: WindowSource> Exporter<S> {
                         let us = due.micros().saturating_sub(TimestampUs::now().micros());
                         Duration::from_micros(u64::try_from(us).unwrap_or(0))
                     });
-                    poll.min(until_due.max(Duration::from_millis(200)))
+                    // Waiting for a gatherer's rows to reach production: look again each
+                    // second (the deduplicator proves progress about that often), not at the
+                    // 200 ms floor an overdue window would otherwise get.
+                    let floor = if self.waiting.load(Ordering::Relaxed) > 0 {
+                        Duration::from_secs(1)
+                    } else {
+                        Duration::from_millis(200)
+                    };
+                    poll.min(until_due.max(floor))
                 }
                 Err(e) => {
                     CycleFailed { error: &e }.emit();

@@ -8,9 +8,9 @@ use kd_dedup::store::{self, CursorUpdate, MarketRow, ProductionStatus, Store};
 async fn migrate_twice_is_a_noop(s: &Store) -> TestResult {
     assert_eq!(s.schema_version().await?, 0);
     s.migrate().await?;
-    assert_eq!(s.schema_version().await?, 4);
+    assert_eq!(s.schema_version().await?, 5);
     s.migrate().await?;
-    assert_eq!(s.schema_version().await?, 4);
+    assert_eq!(s.schema_version().await?, 5);
     for t in Table::ALL {
         assert_eq!(s.count(t).await?, 0);
     }

@@ -8,6 +8,8 @@
 //! - `alerts_live`: deploy/prometheus/alerts.yml in a real Prometheus server scraping `up`:
 //!   no alert pending or firing for two minutes while healthy; GathererDown,
 //!   ProductionUnreachable and DedupSyncStalled fire when made true (issue 17).
+//! - `archive_complete`: the archive after an 8-minute production outage equals production
+//!   row by row (a late backfill re-exported); a trade archived within 65 s at 60 s windows.
 //! - `audit`: `audit` on a clean run and on one where every gatherer was frozen, against the
 //!   truth; its HTML page in headless Chromium.
 //! - `cli_help`: the command line (`--help`, usage errors).
@@ -40,6 +42,7 @@
 //! - `tls_production`: `migrate`, `up` and `verify` against a PostgreSQL that accepts only TLS.
 
 mod alerts_live;
+mod archive_complete;
 mod audit;
 mod cli_help;
 mod ctrl_c;

@@ -47,7 +47,24 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "quarantine and store ids",
         sql: V4_QUARANTINE,
     },
+    Migration {
+        version: 5,
+        name: "sync progress",
+        sql: V5_SYNC_PROGRESS,
+    },
 ];
+
+/// How far production is complete per gatherer and table (`crate::progress`): every row the
+/// gatherer committed before `complete_through` is in production. The exporter waits for it.
+const V5_SYNC_PROGRESS: &str = r#"
+CREATE TABLE sync_progress (
+    gatherer text NOT NULL,
+    table_name text NOT NULL,
+    complete_through bigint NOT NULL,
+    updated_at bigint NOT NULL,
+    PRIMARY KEY (gatherer, table_name)
+);
+"#;
 
 /// One gap record per subscription instead of per market: `tickers` holds the markets (a JSON
 /// array, NULL when `ticker` alone names the market or the gap is the whole feed's).

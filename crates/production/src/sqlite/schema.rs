@@ -7,7 +7,19 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "lifecycle copies", V2_LIFECYCLE_COPIES),
     (3, "gap market lists", V3_GAP_MARKET_LISTS),
     (4, "quarantine and store ids", V4_QUARANTINE),
+    (5, "sync progress", V5_SYNC_PROGRESS),
 ];
+
+/// How far production is complete per gatherer and table (see PostgreSQL's V5).
+const V5_SYNC_PROGRESS: &str = r#"
+CREATE TABLE sync_progress (
+    gatherer TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    complete_through INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (gatherer, table_name)
+);
+"#;
 
 /// One gap record per subscription: `tickers` holds its markets (see PostgreSQL's V3).
 const V3_GAP_MARKET_LISTS: &str = "ALTER TABLE gaps ADD COLUMN tickers TEXT;";

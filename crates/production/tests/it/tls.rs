@@ -116,7 +116,7 @@ async fn a_client_certificate_authenticates() -> TestResult {
     );
     let store = kd_production::open(&with_cert).await?;
     store.migrate().await?;
-    assert_eq!(store.schema_version().await?, 4);
+    assert_eq!(store.schema_version().await?, 5);
     let text = refusal(&base).await?;
     assert!(text.contains("certificate"), "{text}");
     Ok(())

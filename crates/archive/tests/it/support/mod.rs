@@ -234,6 +234,8 @@ pub fn s3s_fs_binary() -> Option<PathBuf> {
 /// A running `s3s-fs` on a free loopback port over a temp dir, killed on drop.
 pub struct S3Server {
     child: Child,
+    bin: PathBuf,
+    pub port: u16,
     pub endpoint: String,
     pub root: tempfile::TempDir,
     pub bucket: String,
@@ -276,6 +278,8 @@ impl S3Server {
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Ok(Some(S3Server {
                         child,
+                        bin,
+                        port,
                         endpoint: format!("http://127.0.0.1:{port}"),
                         root,
                         bucket: bucket.to_string(),
@@ -290,6 +294,32 @@ impl S3Server {
             let _ = child.wait();
         }
         Err("s3s-fs did not start".into())
+    }
+
+    /// Stops the server (the S3 endpoint becomes unreachable: connections are refused).
+    pub fn stop(&mut self) -> std::io::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Starts it again on the same port and folder (after [`S3Server::stop`]).
+    pub fn restart(&mut self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.child = Command::new(&self.bin)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(self.root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err("s3s-fs did not start again on its port".into())
     }
 
     pub fn options(&self) -> kd_archive::S3Options {
@@ -314,6 +344,27 @@ impl Drop for S3Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Raw rows per table: `(ticker, exchange_ts, id)`, sorted.
+pub type ArchiveRows = std::collections::BTreeMap<String, Vec<(String, i64, String)>>;
+
+/// The raw rows of an archive folder per table, read by `tests/archive_rows.py` (pyarrow):
+/// `[ticker, exchange_ts, id]` sorted; `Ok(None)` (loudly) when pyarrow is missing outside CI.
+pub fn archive_rows(
+    root: &Path,
+) -> Result<Option<ArchiveRows>, Box<dyn std::error::Error + Send + Sync>> {
+    if check_parquet(root)?.is_none() {
+        return Ok(None);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("archive_rows.py");
+    let out = Command::new("python3").arg(script).arg(root).output()?;
+    if !out.status.success() {
+        return Err(format!("archive_rows.py: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(Some(serde_json::from_slice(&out.stdout)?))
 }
 
 /// Runs `tests/check_parquet.py` over an archive folder; `Ok(None)` (loudly) when pyarrow is

@@ -355,6 +355,19 @@ pub fn sort_key(record: &Record) -> (&str, i64) {
     (ticker, record.exchange_ts().micros())
 }
 
+/// A row as an independent reader of the archive names it (`tests/archive_rows.py`): its
+/// [`sort_key`] and, for a trade or a gap, its id. Tests compare the archive with production
+/// row by row with it.
+pub fn row_name(record: &Record) -> (String, i64, String) {
+    let (ticker, ts) = sort_key(record);
+    let id = match record {
+        Record::Trade(t) => t.trade_id.clone(),
+        Record::Gap(g) => g.gap_id.clone(),
+        _ => String::new(),
+    };
+    (ticker.to_string(), ts, id)
+}
+
 /// Sorts records by [`sort_key`], stable so production's order breaks ties.
 ///
 /// Comparing tickers as strings dominated a window's export (≈ 20 string comparisons per row),

@@ -147,7 +147,7 @@ impl ArchiveSource {
                 match &r {
                     Record::Gap(g) if !in_range(g.start) => continue,
                     Record::Gap(_) => {}
-                    other if !in_range(time(other)) => continue,
+                    other if !in_range(other.exchange_ts()) => continue,
                     _ => {}
                 }
                 loaded.rest.push(r);
@@ -202,7 +202,7 @@ impl ArchiveSource {
             .collect();
         deltas.extend(self.read(Table::Deltas, &older, tickers).await?);
         for r in snaps.into_iter().chain(deltas) {
-            if time(&r) <= to {
+            if r.exchange_ts() <= to {
                 loaded.books.push(r);
             }
         }
@@ -255,18 +255,6 @@ fn market(r: &Record) -> Option<&str> {
         Record::Ticker(t) => Some(&t.ticker),
         Record::Lifecycle(l) => Some(&l.subject),
         Record::Gap(_) => None,
-    }
-}
-
-/// The record's exchange time (a gap's start).
-fn time(r: &Record) -> TimestampUs {
-    match r {
-        Record::Trade(t) => t.exchange_ts,
-        Record::Delta(d) => d.exchange_ts,
-        Record::Snapshot(s) => s.exchange_ts,
-        Record::Ticker(t) => t.exchange_ts,
-        Record::Lifecycle(l) => l.exchange_ts,
-        Record::Gap(g) => g.start,
     }
 }
 

@@ -27,7 +27,7 @@ use std::collections::BTreeSet;
 /// What one re-check found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecheckReport {
-    /// Windows checked (those with a recorded row count).
+    /// Windows checked.
     pub checked: usize,
     /// Late rows found, every table.
     pub late_rows: u64,
@@ -40,8 +40,8 @@ const HOUR_US: i64 = 3_600_000_000;
 impl<S: WindowSource> Exporter<S> {
     /// Re-checks the exported windows of the last `recheck_hours` before each table's
     /// watermark and exports again every one production now holds more rows for; then the
-    /// aggregates of their days, when those were already written. Windows exported by a
-    /// version that recorded no row count are skipped.
+    /// aggregates of their days, when those were already written. A window with no recorded
+    /// count counts as exported empty.
     pub async fn recheck(&self) -> Result<RecheckReport, ExportError> {
         let mut report = RecheckReport::default();
         let horizon = i64::try_from(self.config.recheck_hours)
@@ -65,11 +65,16 @@ impl<S: WindowSource> Exporter<S> {
                 .collect();
             for w in windows {
                 let name = layout::window_rows_name(table, w.start);
-                let Some(exported) = self.source.watermark(&name).await? else {
-                    continue;
+                // No recorded count: the window was never exported — it lies before the
+                // table's first window (a backfill of trades older than the archive's start)
+                // or was exported by a version that recorded none. Either way it holds
+                // nothing of what production has now, so rows there are late too (rewriting
+                // an old version's object is idempotent).
+                let exported = match self.source.watermark(&name).await? {
+                    Some(n) => u64::try_from(n.micros()).unwrap_or(0),
+                    None => 0,
                 };
                 report.checked += 1;
-                let exported = u64::try_from(exported.micros()).unwrap_or(0);
                 let now_rows = self.source.count_window(table, w.start, w.end).await?;
                 if now_rows <= exported {
                     continue;

@@ -28,16 +28,6 @@ async fn s3_unreachable_for_a_minute_the_exporter_catches_up() -> TestResult {
     result
 }
 
-fn row_of(r: &Record) -> (String, i64, String) {
-    let (ticker, ts) = kd_archive::schema::sort_key(r);
-    let id = match r {
-        Record::Trade(t) => t.trade_id.clone(),
-        Record::Gap(g) => g.gap_id.clone(),
-        _ => String::new(),
-    };
-    (ticker.to_string(), ts, id)
-}
-
 async fn run(url: &str, server: &mut S3Server) -> TestResult {
     let store = kd_production::open(url).await?;
     store.migrate().await?;
@@ -120,7 +110,7 @@ async fn run(url: &str, server: &mut S3Server) -> TestResult {
             .read_window(table, day0(), end)
             .await?
             .iter()
-            .map(row_of)
+            .map(kd_archive::schema::row_name)
             .collect();
         rows.sort();
         produced.insert(table.name().to_string(), rows);

@@ -42,9 +42,9 @@ fn migrate_is_refused_with_the_wrong_ca_or_in_clear_and_works_over_tls() -> Res<
         assert!(!text.contains(TlsPg::PASSWORD), "password leaked: {text}");
     }
     let (ok, text) = migrate(&srv.url("sslmode=require"))?;
-    assert!(ok && text.contains("version 0 → 4"), "{text}");
+    assert!(ok && text.contains("version 0 → 5"), "{text}");
     let (ok, text) = migrate(&srv.verify_full())?;
-    assert!(ok && text.contains("version 4 → 4"), "{text}");
+    assert!(ok && text.contains("version 5 → 5"), "{text}");
     assert!(!text.contains(TlsPg::PASSWORD), "password leaked: {text}");
     Ok(())
 }

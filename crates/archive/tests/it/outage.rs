@@ -7,7 +7,7 @@ use crate::support::{HOUR, S3Server, TestResult, archive_rows, day0, synthetic};
 use kd_archive::production::ProductionSource;
 use kd_archive::server::Health;
 use kd_archive::{Archive, ExportConfig, Exporter, WindowSource, layout};
-use kd_core::{Record, Table, TimestampUs};
+use kd_core::{Table, TimestampUs};
 use kd_testkit::wait::until;
 use std::collections::BTreeMap;
 use std::sync::Arc;

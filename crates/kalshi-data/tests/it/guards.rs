@@ -94,13 +94,22 @@ fn a_hung_gatherer_is_replaced_and_the_dedup_log_has_no_staging_notice() -> kd_t
     };
     let mut up = Up::start(BIN.as_ref(), &dir, &opts)?;
     up.wait_ready(Duration::from_secs(90))?;
+    // A gatherer that has been collecting a while, not one stopped in the first milliseconds
+    // after it began to serve (seen: 50 ms), before `up`'s liveness check ever saw it answer —
+    // a process is judged hung only after a first answer (crates/ops/src/up/liveness.rs).
+    let first = up
+        .deltas_head("gatherer-b")
+        .ok_or_else(|| kd_testkit::Error::Failed("gatherer-b: no deltas head".into()))?;
+    up.wait_deltas_above("gatherer-b", first + 200, Duration::from_secs(30))?;
     let head = up
         .deltas_head("gatherer-b")
         .ok_or_else(|| kd_testkit::Error::Failed("gatherer-b: no deltas head".into()))?;
     let t0 = Instant::now();
     // Running but silent: only the liveness check can tell (the process never exits).
     let old = up.signal("gatherer-b", "STOP")?;
-    let new = up.wait_restarted("gatherer-b", old, Duration::from_secs(30))?;
+    let new = up
+        .wait_restarted("gatherer-b", old, Duration::from_secs(30))
+        .map_err(|e| kd_testkit::Error::Failed(format!("{e}\nup's log:\n{}", up.log_text())))?;
     let replaced = t0.elapsed();
     up.wait_deltas_above("gatherer-b", head, Duration::from_secs(30))?;
     let flowing = t0.elapsed();

@@ -11,6 +11,10 @@ use std::time::Duration;
 
 /// Time between probes.
 pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// Time between probes until the first answer: a child that hangs right after it starts
+/// serving must be seen answering first, or it is never judged (with 2 s probes a gatherer
+/// stopped within 2 s of serving was never replaced — the guards test, reproducible alone).
+const FIRST_PROBE_EVERY: Duration = Duration::from_millis(200);
 /// Longest wait for one probe's answer.
 const PROBE_TIMEOUT_MAX: Duration = Duration::from_secs(5);
 /// Shortest: the last probe before the limit still gets this long.
@@ -33,10 +37,9 @@ pub async fn until_hung(url: String, hung_after: Duration) {
         .build()
         .unwrap_or_else(|_| reqwest::Client::new());
     let mut last_answer: Option<tokio::time::Instant> = None;
-    let mut tick = tokio::time::interval(PROBE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next = tokio::time::Instant::now();
     loop {
-        tick.tick().await;
+        tokio::time::sleep_until(next).await;
         // Generous per probe (a loaded machine answers slowly, and slow is not hung), but never
         // past the moment the silence reaches the limit: a hang is seen within it plus one
         // probe interval, however slow the probes.
@@ -54,5 +57,12 @@ pub async fn until_hung(url: String, hung_after: Duration) {
         } else if last_answer.is_some_and(|t| now.duration_since(t) >= hung_after) {
             return;
         }
+        // From this probe's start, as a fixed-rate tick whose missed ticks are delayed.
+        next = started
+            + if last_answer.is_some() {
+                PROBE_EVERY
+            } else {
+                FIRST_PROBE_EVERY
+            };
     }
 }

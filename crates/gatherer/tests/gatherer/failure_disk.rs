@@ -11,7 +11,7 @@
 use crate::common;
 
 use common::{
-    SERIAL, TestResult, all_rows, gatherer_config, metric, scrape, small_sim, wait_until,
+    SERIAL, SmallDisk, TestResult, all_rows, gatherer_config, metric, scrape, small_sim, wait_until,
 };
 use kd_core::pull::{PullResponse, PulledRecord};
 use kd_core::{Gap, Record, Table, TimestampUs};
@@ -81,21 +81,15 @@ async fn a_full_disk_fails_loudly_keeps_what_is_stored_and_recovers_when_space_r
     let _serial = SERIAL.write().await;
     let _ = kd_core::telemetry::metrics_handle();
     kd_core::telemetry::init_logging(kd_core::telemetry::LogFormat::Human);
-    let dir = tempfile::tempdir()?;
-    let mnt = dir.path().join("mnt");
-    std::fs::create_dir(&mnt)?;
-    let tmpfs = Tmpfs::mount(&mnt, "4m")?;
-    let store = mnt.join("store");
-    let truth = dir.path().join("truth.jsonl");
-    let sim = small_sim(30, 800, Some(truth.clone())).await?;
-    let mut config = gatherer_config(&store, &sim.rest_base(), &sim.ws_url());
-    config.snapshot_poll_interval_mins = 0;
-    // A small queue and a short backpressure wait: the full period overflows it quickly, so
-    // the drop-as-gap path is exercised too.
-    config.writer_batch_rows = 100;
-    config.writer_queue_records = 300;
-    config.router_backpressure_ms = 200;
-    let gatherer = kd_gatherer::start(config, CancellationToken::new()).await?;
+    let SmallDisk {
+        dir: _dir,
+        tmpfs,
+        mnt,
+        store,
+        truth,
+        sim,
+        gatherer,
+    } = SmallDisk::start(30).await?;
     let addr = gatherer.addr();
     let heads = gatherer.heads();
     let before_metrics = scrape(addr).await?;

@@ -18,16 +18,15 @@
 
 use crate::common;
 
-use common::{SERIAL, TestResult, all_rows, gatherer_config, scrape, small_sim, wait_until};
+use common::{SERIAL, SmallDisk, TestResult, all_rows, scrape, wait_until};
 use kd_core::{Gap, Record, Table, TimestampUs};
 use kd_sim::{Fate, TruthLine, parse_fault, read_truth_full};
 use kd_testkit::prom;
-use kd_testkit::tmpfs::{Tmpfs, fill};
+use kd_testkit::tmpfs::fill;
 use kd_testkit::wait::until;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 const POLL: Duration = Duration::from_millis(100);
 /// How long gaps pile up while the store fails.
@@ -78,20 +77,16 @@ async fn gaps_while_the_store_fails_are_coalesced_and_stored_once_covering_the_o
 {
     let _serial = SERIAL.write().await;
     let _ = kd_core::telemetry::metrics_handle();
-    let dir = tempfile::tempdir()?;
-    let mnt = dir.path().join("mnt");
-    std::fs::create_dir(&mnt)?;
-    let tmpfs = Tmpfs::mount(&mnt, "4m")?;
-    let store = mnt.join("store");
-    let truth = dir.path().join("truth.jsonl");
     let markets = 20;
-    let sim = small_sim(markets, 800, Some(truth.clone())).await?;
-    let mut config = gatherer_config(&store, &sim.rest_base(), &sim.ws_url());
-    config.snapshot_poll_interval_mins = 0;
-    config.writer_batch_rows = 100;
-    config.writer_queue_records = 300;
-    config.router_backpressure_ms = 200;
-    let gatherer = kd_gatherer::start(config, CancellationToken::new()).await?;
+    let SmallDisk {
+        dir: _dir,
+        tmpfs,
+        mnt,
+        store,
+        truth,
+        sim,
+        gatherer,
+    } = SmallDisk::start(markets).await?;
     let addr = gatherer.addr();
     let heads = gatherer.heads();
     let started = wait_until(Duration::from_secs(60), || {

@@ -325,3 +325,47 @@ pub async fn small_sim(
     )
     .await?)
 }
+
+/// A simulator and a gatherer whose store is on a 4 MiB tmpfs (to be filled), with a small
+/// writer queue and a short backpressure wait, so a full disk overflows the queue quickly and
+/// the drop-as-gap path runs too. What the full-disk tests share.
+pub struct SmallDisk {
+    /// Holds the mount point and the truth file; dropped last.
+    pub dir: tempfile::TempDir,
+    pub tmpfs: kd_testkit::tmpfs::Tmpfs,
+    pub mnt: std::path::PathBuf,
+    pub store: std::path::PathBuf,
+    pub truth: std::path::PathBuf,
+    pub sim: kd_sim::SimHandle,
+    pub gatherer: kd_gatherer::GathererHandle,
+}
+
+impl SmallDisk {
+    pub async fn start(
+        markets: usize,
+    ) -> Result<SmallDisk, Box<dyn std::error::Error + Send + Sync>> {
+        let dir = tempfile::tempdir()?;
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt)?;
+        let tmpfs = kd_testkit::tmpfs::Tmpfs::mount(&mnt, "4m")?;
+        let store = mnt.join("store");
+        let truth = dir.path().join("truth.jsonl");
+        let sim = small_sim(markets, 800, Some(truth.clone())).await?;
+        let mut config = gatherer_config(&store, &sim.rest_base(), &sim.ws_url());
+        config.snapshot_poll_interval_mins = 0;
+        config.writer_batch_rows = 100;
+        config.writer_queue_records = 300;
+        config.router_backpressure_ms = 200;
+        let gatherer =
+            kd_gatherer::start(config, tokio_util::sync::CancellationToken::new()).await?;
+        Ok(SmallDisk {
+            dir,
+            tmpfs,
+            mnt,
+            store,
+            truth,
+            sim,
+            gatherer,
+        })
+    }
+}

@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 /// Path of the WebSocket API.
 pub const WS_PATH: &str = "/trade-api/ws/v2";
 
-/// Checks the handshake's Kalshi headers (if keys are configured); the refusal says which
-/// part was wrong (the 401 body's message).
+/// Checks the handshake's Kalshi headers (if keys are configured). The 401 it leads to does not
+/// say which part was wrong: Kalshi's documents promise only an `ErrorResponse` (code, message),
+/// so the simulator does not tell a client more than Kalshi may.
 pub(crate) fn authorised(
     shared: &Shared,
     headers: &HeaderMap,
@@ -40,11 +41,11 @@ pub(crate) async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if let Err(refusal) = authorised(&shared, &headers, "GET", WS_PATH) {
+    if authorised(&shared, &headers, "GET", WS_PATH).is_err() {
         bump(&shared.stats.auth_rejected);
         return (
             StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"error": {"code": "authentication_error", "message": refusal.message(), "service": "sim"}})),
+            axum::Json(serde_json::json!({"error": {"code": "authentication_error", "message": "invalid or missing API key signature", "service": "sim"}})),
         )
             .into_response();
     }

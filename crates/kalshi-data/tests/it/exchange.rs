@@ -278,7 +278,9 @@ fn the_preflight_names_what_is_wrong_and_starts_nothing() -> kd_testkit::Result<
     let (code, out, dir) = run("wrong-id", &stand_in.base(), "wrong-key-8812", &private)?;
     assert_eq!(code, Some(2), "{out}");
     assert!(
-        out.contains("up: preflight FAILED: key: the exchange refused the key id (--key-id"),
+        out.contains(
+            "up: preflight FAILED: key: the exchange refused the signed WebSocket handshake"
+        ) && out.contains("the key id (--key-id"),
         "{out}"
     );
     no_secret(&out);
@@ -289,7 +291,8 @@ fn the_preflight_names_what_is_wrong_and_starts_nothing() -> kd_testkit::Result<
     let (code, out, _) = run("wrong-key", &stand_in.base(), KEY_ID, &other)?;
     assert_eq!(code, Some(2), "{out}");
     assert!(
-        out.contains("key: the exchange refused the signature"),
+        out.contains("key: the exchange refused the signed WebSocket handshake")
+            && out.contains("or the private key"),
         "{out}"
     );
     no_secret(&out);

@@ -8,8 +8,9 @@
 //!    [`SKEW_WARN_MS`], a refusal beyond [`SKEW_REFUSE_MS`] (signatures carry the local time,
 //!    and the gatherers' receive times are the data's timestamps);
 //! 4. the key: a WebSocket handshake signed with it succeeds. A 401/403 says which part was
-//!    refused when the exchange's answer says so (the simulator does: `unknown API key id` or
-//!    `invalid API key signature`), otherwise that one of the two is wrong.
+//!    refused when the exchange's answer says so (`unknown API key id` or `invalid API key
+//!    signature`); Kalshi's documents promise no such detail and the simulator gives none, so
+//!    usually it says that one of the two is wrong.
 //!
 //! No message holds the key id or any key material: the key id is named by its flag.
 

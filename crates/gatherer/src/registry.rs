@@ -173,6 +173,13 @@ impl Registry {
         let rest = &self.rest;
         let policy = self.policy;
         let known = &self.known;
+        let changes = &self.changes;
+        // New markets are subscribed page by page, while the listing goes on: at a million
+        // markets the listing takes ~20 s, and subscribing (a snapshot per market) as long
+        // again after it. `early` remembers them across retries of the listing, so a market
+        // announced by an attempt that later failed is dropped if the next attempt lacks it.
+        let early: std::sync::Mutex<HashSet<Ticker>> = std::sync::Mutex::new(HashSet::new());
+        let early_ref = &early;
         let mut listed = rest
             .retry_forever(policy, shutdown, || async {
                 rest.wait_for_exchange(shutdown).await?;
@@ -182,7 +189,27 @@ impl Registry {
                 };
                 let mut listed: HashSet<Ticker> = HashSet::with_capacity(known.len());
                 rest.each_market_tickers(&query, |tickers| {
-                    listed.extend(tickers.into_iter().map(|t| intern(known, t)));
+                    let page: Vec<Ticker> = tickers.into_iter().map(|t| intern(known, t)).collect();
+                    let fresh: Vec<Ticker> = match early_ref.lock() {
+                        Ok(mut early) => page
+                            .iter()
+                            .filter(|t| !known.contains(*t) && early.insert(Ticker::clone(t)))
+                            .cloned()
+                            .collect(),
+                        // Poisoned only if a thread panicked holding it: subscribe at the end.
+                        Err(_) => Vec::new(),
+                    };
+                    if !fresh.is_empty()
+                        && changes
+                            .send(MarketChange::Subscribe {
+                                tickers: fresh,
+                                noticed_at: None,
+                            })
+                            .is_err()
+                    {
+                        tracing::debug!("connection manager gone; market change ignored");
+                    }
+                    listed.extend(page);
                 })
                 .await
                 .inspect_err(|error| RestFailed { error }.emit())?;
@@ -196,11 +223,24 @@ impl Registry {
                 }
             })?;
         listed.shrink_to_fit();
-        let added: Vec<Ticker> = listed.difference(&self.known).cloned().collect();
-        let gone: Vec<Ticker> = self.known.difference(&listed).cloned().collect();
+        let early = early.into_inner().unwrap_or_else(|p| p.into_inner());
+        let added: Vec<Ticker> = listed
+            .difference(&self.known)
+            .filter(|t| !early.contains(*t))
+            .cloned()
+            .collect();
+        // Known before, or announced by a listing attempt that failed, and not listed now.
+        let gone: Vec<Ticker> = self
+            .known
+            .iter()
+            .chain(early.iter())
+            .filter(|t| !listed.contains(*t))
+            .cloned()
+            .collect();
+        let added_total = listed.difference(&self.known).count();
         emit(MarketListSynced {
             open: listed.len(),
-            added: added.len(),
+            added: added_total,
             gone: gone.len(),
         });
         self.known = listed;

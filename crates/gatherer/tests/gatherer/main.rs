@@ -11,5 +11,6 @@ mod failure_ws;
 mod gap_coalescing;
 mod gap_windows;
 mod kill9;
+mod registry_pages;
 mod snapshot_lag;
 mod store_pull;

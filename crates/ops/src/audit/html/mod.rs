@@ -119,8 +119,8 @@ h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:30px 0 6px}\
 .legend{display:flex;flex-wrap:wrap;gap:6px 22px;align-items:center;margin:6px 0 10px}\
 .legend i{display:inline-block;width:14px;height:14px;margin-right:6px;vertical-align:-2px;border-radius:2px}\
 .note{color:#555;font-size:13px}\
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}\
-th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}td.bad{color:#b3261e;font-weight:bold}\
+table{border-collapse:collapse;margin:8px 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}\
+th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}td.t{white-space:nowrap;font-variant-numeric:tabular-nums}td.bad{color:#b3261e;font-weight:bold}\
 svg text{font:11px ui-monospace,monospace;fill:#333}svg .tick{stroke:#999}svg .grid{stroke:#fff;stroke-opacity:.6}";
 
 pub fn page(r: &Report) -> String {

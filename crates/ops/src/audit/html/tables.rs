@@ -2,7 +2,34 @@
 
 use super::esc;
 use crate::audit::report::{LevelDoc, Report};
+use crate::verify::gaps::channel;
 use std::fmt::Write as _;
+
+/// An RFC 3339 time as a table shows it: `2026-12-03 09:06:22.234276`, on one line.
+fn when(rfc: &str) -> String {
+    format!(
+        "<td class=\"t\">{}</td>",
+        esc(&rfc.replacen('T', " ", 1).trim_end_matches('Z').to_string())
+    )
+}
+
+/// A window's channels by the tables they fill (`all` for the four).
+fn channels(list: &[String]) -> String {
+    if list.len() >= crate::audit::coverage::CHANNELS.len() {
+        return "all".into();
+    }
+    let name = |c: &str| {
+        match c {
+            channel::DELTA => "deltas + snapshots",
+            channel::TRADE => "trades",
+            channel::TICKER => "tickers",
+            channel::LIFECYCLE => "lifecycle",
+            other => other,
+        }
+        .to_string()
+    };
+    esc(&list.iter().map(|c| name(c)).collect::<Vec<_>>().join(", "))
+}
 
 /// The report's tables: possible loss, book mismatches, redundancy, sanity.
 pub(super) fn tables(out: &mut String, r: &Report) {
@@ -18,16 +45,19 @@ pub(super) fn tables(out: &mut String, r: &Report) {
     for w in &r.possible_loss {
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            "<tr><td class=\"t\">{}</td>{}{}<td class=\"n\">{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td>{}</tr>",
             esc(&w.ticker),
-            esc(&w.start),
-            esc(&w.end),
+            when(&w.start),
+            when(&w.end),
             w.seconds,
-            esc(&w.channels.join(", ")),
+            channels(&w.channels),
             esc(&w.reasons.join(", ")),
             esc(&w.repaired.attempted.join(", ")),
             w.repaired.trades_recovered_rest,
-            esc(w.repaired.book_resnapshotted_at.as_deref().unwrap_or("—"))
+            w.repaired
+                .book_resnapshotted_at
+                .as_deref()
+                .map_or_else(|| "<td>—</td>".to_string(), when)
         );
     }
     let _ = writeln!(out, "</table>");
@@ -46,9 +76,9 @@ pub(super) fn tables(out: &mut String, r: &Report) {
         let levels: Vec<String> = m.levels.iter().map(LevelDoc::describe).collect();
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"t\">{}</td>{}<td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&m.ticker),
-            esc(&m.at),
+            when(&m.at),
             esc(&m.source),
             if m.after_possible_loss { "yes" } else { "no" },
             esc(&levels.join("; "))

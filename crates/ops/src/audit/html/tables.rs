@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 fn when(rfc: &str) -> String {
     format!(
         "<td class=\"t\">{}</td>",
-        esc(&rfc.replacen('T', " ", 1).trim_end_matches('Z').to_string())
+        esc(rfc.replacen('T', " ", 1).trim_end_matches('Z'))
     )
 }
 

@@ -317,7 +317,7 @@ pub async fn start(
         if collected.is_ok() && !task_shutdown.is_cancelled() {
             tracing::info!(
                 "exchange feed closed (WebSockets closed, REST poller and repair stopped); \
-                 everything received is committed; still serving pulls until stopped"
+                 everything received goes to the store; still serving pulls until stopped"
             );
             task_shutdown.cancelled().await;
         }

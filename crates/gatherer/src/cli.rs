@@ -50,10 +50,36 @@ impl GathererArgs {
     }
 }
 
-/// Runs the command until Ctrl-C/SIGTERM.
+/// Runs the command until Ctrl-C/SIGTERM. SIGUSR1 closes the exchange feed first and keeps
+/// the pull API serving (`up` sends it on Ctrl-C when the exchange is not its own, so the
+/// deduplicator can pull the rest before SIGTERM).
 pub async fn run(args: GathererArgs) -> Result<(), crate::GathererError> {
     let config = args.load()?;
     let shutdown = kd_core::shutdown::on_signal();
+    // Listening before the server binds: once `/health` answers, SIGUSR1 no longer has its
+    // default action (terminating the process without committing what it holds).
+    let feed = feed_stop_on_sigusr1();
     let _ = kd_core::telemetry::metrics_handle();
-    crate::run(config, shutdown).await
+    crate::run_with_feed(config, shutdown, feed).await
+}
+
+/// A token cancelled on the first SIGUSR1.
+fn feed_stop_on_sigusr1() -> tokio_util::sync::CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
+    let token = tokio_util::sync::CancellationToken::new();
+    match signal(SignalKind::user_defined1()) {
+        Ok(mut usr1) => {
+            let t = token.clone();
+            tokio::spawn(async move {
+                if usr1.recv().await.is_some() {
+                    tracing::info!(
+                        "SIGUSR1: closing the exchange feed; serving pulls until stopped"
+                    );
+                    t.cancel();
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGUSR1 (feed stop)"),
+    }
+    token
 }

@@ -89,6 +89,8 @@ pub struct GathererHandle {
     /// Weak, so holding the handle never keeps the writer from finishing.
     records: tokio::sync::mpsc::WeakSender<kd_core::Record>,
     shutdown: CancellationToken,
+    /// Cancelled to close the exchange feed while the store and the pull API keep serving.
+    feed: CancellationToken,
     task: JoinHandle<Result<(), GathererError>>,
 }
 
@@ -117,6 +119,14 @@ impl GathererHandle {
     /// the gatherer is stopping. Drop it before stopping, or the writer waits for it.
     pub fn test_sender(&self) -> Option<tokio::sync::mpsc::Sender<kd_core::Record>> {
         self.records.upgrade()
+    }
+
+    /// Closes the exchange feed and keeps serving: the WebSockets close cleanly, the REST
+    /// poller and the repair stop, everything received is committed, and the pull API keeps
+    /// answering pulls and acknowledgements until [`GathererHandle::shutdown`]. The store's
+    /// coverage ends at its last row, as after any stop (the next start records the downtime).
+    pub fn stop_feed(&self) {
+        self.feed.cancel();
     }
 
     /// Asks the gatherer to stop (it flushes everything received first).
@@ -175,9 +185,28 @@ async fn downtime(pool: &Arc<ReadPool>) -> Result<Option<repair::Downtime>, Gath
 /// Runs a gatherer until `shutdown` is cancelled; everything received is committed before
 /// this returns.
 pub async fn run(config: GathererConfig, shutdown: CancellationToken) -> Result<(), GathererError> {
+    run_with_feed(config, shutdown, CancellationToken::new()).await
+}
+
+/// [`run`], and cancelling `feed` closes the exchange feed first while the pull API keeps
+/// serving (see [`GathererHandle::stop_feed`]).
+pub async fn run_with_feed(
+    config: GathererConfig,
+    shutdown: CancellationToken,
+    feed: CancellationToken,
+) -> Result<(), GathererError> {
     let handle = start(config, shutdown).await?;
     tracing::info!(addr = %handle.addr(), "gatherer serving pull API, /health, /ready, /metrics");
-    handle.wait().await
+    let own = handle.feed.clone();
+    let relay = tokio::spawn(async move {
+        tokio::select! {
+            () = feed.cancelled() => own.cancel(),
+            () = own.cancelled() => {}
+        }
+    });
+    let result = handle.wait().await;
+    relay.abort();
+    result
 }
 
 /// Starts a gatherer and returns once its store is open and its HTTP server is bound
@@ -188,6 +217,7 @@ pub async fn start(
 ) -> Result<GathererHandle, GathererError> {
     config.validate()?;
     let shutdown = shutdown.child_token();
+    let feed = shutdown.child_token();
     let health = Arc::new(Health::default());
     let clock = Arc::new(clock::Clock::new(config.clock_offset_ms));
     if config.clock_offset_ms != 0 {
@@ -277,16 +307,21 @@ pub async fn start(
     let records = input.records.downgrade();
     let task_health = health.clone();
     let task_shutdown = shutdown.clone();
+    let task_feed = feed.clone();
+    // Held while the feed is closed and the API still serves: the writer stops once every
+    // record sender is gone, and acknowledgements go through it.
+    let keep_writer = input.records.clone();
     let task = tokio::spawn(async move {
-        let collected = pipeline::run(
-            &config,
-            input,
-            task_health,
-            clock,
-            downtime,
-            task_shutdown.clone(),
-        )
-        .await;
+        let collected =
+            pipeline::run(&config, input, task_health, clock, downtime, task_feed).await;
+        if collected.is_ok() && !task_shutdown.is_cancelled() {
+            tracing::info!(
+                "exchange feed closed (WebSockets closed, REST poller and repair stopped); \
+                 everything received goes to the store; still serving pulls until stopped"
+            );
+            task_shutdown.cancelled().await;
+        }
+        drop(keep_writer);
         // Every record sender is gone once the pipeline returns: the writer drains and stops.
         let joined = tokio::task::spawn_blocking(move || writer_join.join()).await;
         server_stop.cancel();
@@ -305,6 +340,7 @@ pub async fn start(
         control,
         records,
         shutdown,
+        feed,
         task,
     })
 }

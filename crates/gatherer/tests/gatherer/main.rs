@@ -8,6 +8,7 @@ mod failure_disk;
 mod failure_http;
 mod failure_repair;
 mod failure_ws;
+mod feed_stop;
 mod gap_coalescing;
 mod gap_windows;
 mod kill9;

@@ -1,9 +1,10 @@
 //! `kalshi-data audit` against the simulator, compared with `verify`'s ground truth (issue 19):
-//! - a clean run: no possible loss, no book mismatch, exit 0;
-//! - every gatherer frozen 12 s then killed (`up` restarts them): a possible-loss window
+//! - a clean run (ended by Ctrl-C): no possible loss, no book mismatch, exit 0;
+//! - every gatherer frozen 12 s then killed (`up` restarts them; Ctrl-C once each restarted
+//!   one has recorded its downtime): a possible-loss window
 //!   covering the freeze, every record absent from production (by the truth) inside a reported
 //!   window of its market, exit 1; its `--html` page loaded in headless Chromium renders with
-//!   no console error, and a screenshot is kept under `target/test-artifacts/audit.png`.
+//!   no console error, and a screenshot is kept under `target/test-artifacts/audit-{clean,frozen}.png`.
 
 use crate::reliability_support::*;
 use std::collections::{BTreeMap, HashSet};
@@ -32,6 +33,47 @@ fn audit(production: &str, html: Option<&Path>) -> Res<(i32, serde_json::Value, 
     Ok((out.status.code().unwrap_or(-1), doc, text))
 }
 
+/// Waits until every gatherer is subscribed and has stored 2,500 more deltas (about 10 s at
+/// the default rate: a few snapshots per market to check the books against).
+fn capture_a_while(up: &Up) -> Res<()> {
+    up.wait_ready(READY)?;
+    for g in GATHERERS {
+        up.wait_subscribed(g, READY)?;
+    }
+    capture(up, 2_500)
+}
+
+/// Waits until every gatherer has stored `deltas` more deltas than now.
+fn capture(up: &Up, deltas: u64) -> Res<()> {
+    let heads: Vec<u64> = GATHERERS
+        .iter()
+        .map(|g| up.deltas_head(g).unwrap_or(0))
+        .collect();
+    for (g, head) in GATHERERS.iter().zip(heads) {
+        up.wait_deltas_above(g, head + deltas, READY)?;
+    }
+    Ok(())
+}
+
+/// Whether the gatherer store in `dir` holds a `downtime` gap that began before `before_us`.
+fn downtime_recorded(dir: &Path, before_us: i64) -> bool {
+    let Ok(pool) = kd_gatherer::store::ReadPool::new(dir) else {
+        return false;
+    };
+    let mut after = 0;
+    while let Ok(page) = pool.pull(kd_core::Table::Gaps, after, 1_000) {
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        if page.iter().any(|row| {
+            matches!(&row.record, kd_core::Record::Gap(g)
+                if g.reason == "downtime" && g.start.micros() <= before_us)
+        }) {
+            return true;
+        }
+    }
+    false
+}
+
 fn us(v: &serde_json::Value) -> i64 {
     v.as_str()
         .and_then(|s| kd_core::TimestampUs::parse_rfc3339(s).ok())
@@ -39,19 +81,23 @@ fn us(v: &serde_json::Value) -> i64 {
 }
 
 #[test]
-#[ignore = "issue 19: passes alone (cargo test -p kalshi-data --test it -- --ignored ctrl_c:: audit::); not yet run under the full suite's load"]
 fn audit_of_a_clean_run_finds_nothing() -> Res<()> {
     let tmp = tempfile::Builder::new()
         .prefix("kd-audit-clean-")
         .tempdir()?;
+    // Ended by Ctrl-C once every gatherer has captured a while, not by a fixed duration: under
+    // the suite's load the start-up alone can take most of one.
     let o = UpOpts {
-        duration: 25,
+        duration: 3_600,
         ..UpOpts::default()
     };
     let mut up = start_up(&tmp.path().join("data"), &o)?;
+    capture_a_while(&up)?;
+    up.signal_up("INT")?;
     up.wait_exit(EXIT)?;
     verify(&up.dir, &up.production)?.assert_ok()?;
-    let (code, doc, text) = audit(&up.production, None)?;
+    let html = tmp.path().join("audit.html");
+    let (code, doc, text) = audit(&up.production, Some(&html))?;
     eprintln!(
         "audit clean: verdict={} continuity={} redundancy={}",
         doc["verdict"], doc["book_continuity"], doc["redundancy"]
@@ -68,17 +114,18 @@ fn audit_of_a_clean_run_finds_nothing() -> Res<()> {
     );
     assert_eq!(doc["verdict"], "OK", "{text}");
     assert_eq!(code, 0, "{text}");
-    Ok(())
+    html_renders(&html, "audit-clean")
 }
 
 #[test]
-#[ignore = "issue 19: passes alone (cargo test -p kalshi-data --test it -- --ignored ctrl_c:: audit::); not yet run under the full suite's load"]
 fn audit_reports_the_window_no_gatherer_covered() -> Res<()> {
     let tmp = tempfile::Builder::new()
         .prefix("kd-audit-frozen-")
         .tempdir()?;
+    // Ended by Ctrl-C once every restarted gatherer has recorded its downtime (a fixed
+    // duration could end while they were still frozen, before any gap said so).
     let o = UpOpts {
-        duration: 50,
+        duration: 3_600,
         ..UpOpts::default()
     };
     let mut up = start_up(&tmp.path().join("data"), &o)?;
@@ -86,7 +133,19 @@ fn audit_reports_the_window_no_gatherer_covered() -> Res<()> {
     for g in GATHERERS {
         up.wait_subscribed(g, READY)?;
     }
+    // Some capture on either side of the outage, so the page shows it between covered time.
+    capture(&up, 500)?;
+    let pids: Vec<u32> = GATHERERS.iter().filter_map(|g| up.pid(g)).collect();
+    assert_eq!(pids.len(), GATHERERS.len(), "a gatherer without a pid");
     let outage = freeze_then_kill_all(&up, Duration::from_secs(12))?;
+    for (g, old) in GATHERERS.iter().zip(pids) {
+        up.wait_restarted(g, old, READY)?;
+        wait_for(READY, &format!("{g} to record its downtime"), || {
+            downtime_recorded(&up.dir.join(g), outage.killed_us).then_some(())
+        })?;
+    }
+    capture(&up, 500)?;
+    up.signal_up("INT")?;
     up.wait_exit(EXIT)?;
     let v = verify(&up.dir, &up.production)?;
     let html = tmp.path().join("audit.html");
@@ -168,7 +227,7 @@ fn audit_reports_the_window_no_gatherer_covered() -> Res<()> {
         "absent records outside every possible-loss window: {:?}",
         &outside[..outside.len().min(10)]
     );
-    html_renders(&html)
+    html_renders(&html, "audit-frozen")
 }
 
 /// Where a test keeps what a person should look at afterwards (screenshots, pages).
@@ -212,7 +271,7 @@ fn load(url: &str, extra: &[String]) -> Res<(String, Vec<String>)> {
 /// logs no console message (checked to catch one: a copy with a broken script must be
 /// flagged), and its screenshot, kept under `target/test-artifacts/`, is not blank (decoded
 /// by `png_check.py`: many colours, a fair share of non-background pixels).
-pub fn html_renders(page: &Path) -> Res<()> {
+pub fn html_renders(page: &Path, name: &str) -> Res<()> {
     let text = std::fs::read_to_string(page)?;
     // Self-contained: nothing fetched from anywhere.
     for bad in ["src=\"http", "href=\"http", "<link", "@import", "url("] {
@@ -252,7 +311,7 @@ pub fn html_renders(page: &Path) -> Res<()> {
 
     let keep = artifacts();
     std::fs::create_dir_all(&keep)?;
-    let shot = keep.join("audit.png");
+    let shot = keep.join(format!("{name}.png"));
     let _ = std::fs::remove_file(&shot);
     let (_, console) = load(
         &url,
@@ -288,7 +347,7 @@ pub fn html_renders(page: &Path) -> Res<()> {
         "the screenshot looks blank: {verdict} ({})",
         shot.display()
     );
-    std::fs::copy(page, keep.join("audit.html"))?;
+    std::fs::copy(page, keep.join(format!("{name}.html")))?;
     eprintln!("audit html: screenshot {} ({verdict})", shot.display());
     Ok(())
 }

@@ -6,13 +6,18 @@
 //!   age, and after the stand-in stops publishing, `verify --truth` against the stand-in's
 //!   own truth log is OK. The key id (given through `KALSHI_DATA_UP_KEY_ID`) is on no child's
 //!   command line, in no file `up` writes and in no output.
+//! - Ctrl-C on that run (the exchange is not ours, so it keeps publishing): the gatherers close
+//!   their sockets first (SIGUSR1) and keep serving pulls, the drain completes, production
+//!   holds every row each gatherer stored, and `verify --truth --to` the moment of the Ctrl-C
+//!   is OK.
 //! - The preflight refuses, exit 2, nothing started: a key id the exchange does not know (the
 //!   message names the key id, not its value), a key file others can read, an address where
 //!   nothing listens (the message names connectivity).
 
 use kd_testkit::http::{get_json, request};
-use kd_testkit::process::{spawn_logged, stop, wait_exit};
+use kd_testkit::process::{signal, spawn_logged, stop, wait_exit};
 use kd_testkit::wait::wait_for;
+use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
@@ -253,6 +258,159 @@ fn up_exchange_captures_the_stand_in_and_verify_is_ok() -> kd_testkit::Result<()
             .lines()
             .find(|l| l.contains("verify:"))
             .unwrap_or(""),
+        started.elapsed().as_secs(),
+        summary.join("\n")
+    );
+    Ok(())
+}
+
+/// Microseconds since the Unix epoch (the stand-in stamps exchange time from this clock).
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// Identities of every row of the store of gatherer `name` (lifecycle rows aside: their
+/// copies are one change within a tolerance, not one identity — see `verify`).
+fn stored_identities(
+    dir: &Path,
+    name: &str,
+) -> kd_testkit::Result<HashSet<kd_core::records::Identity>> {
+    let failed = |e: kd_gatherer::store::StoreError| {
+        kd_testkit::Error::Failed(format!("{name}'s store: {e}"))
+    };
+    let pool = kd_gatherer::store::ReadPool::new(&dir.join(name)).map_err(failed)?;
+    let mut out = HashSet::new();
+    for table in kd_core::Table::ALL {
+        if table == kd_core::Table::Lifecycle {
+            continue;
+        }
+        let mut after = 0;
+        loop {
+            let page = pool.pull(table, after, 10_000).map_err(failed)?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            out.extend(page.iter().map(|row| row.record.identity()));
+        }
+    }
+    Ok(out)
+}
+
+/// Identities of every row in production, gap records included.
+fn production_identities(url: &str) -> kd_testkit::Result<HashSet<kd_core::records::Identity>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let data = rt
+        .block_on(kd_ops::production::load(
+            url,
+            &kd_core::Table::ALL,
+            kd_core::TimestampUs::from_micros(0),
+            kd_core::TimestampUs::from_micros(i64::MAX - 2),
+        ))
+        .map_err(|e| kd_testkit::Error::Failed(format!("production: {e}")))?;
+    let gaps = data.gaps.iter().cloned().map(kd_core::Record::Gap);
+    Ok(data.records().chain(gaps).map(|r| r.identity()).collect())
+}
+
+#[test]
+fn ctrl_c_on_an_exchange_not_ours_closes_the_sockets_first() -> kd_testkit::Result<()> {
+    let started = Instant::now();
+    let tmp = tempfile::tempdir()?;
+    let (private, public) = keygen(tmp.path(), "trader")?;
+    let stand_in = StandIn::start(tmp.path(), &public)?;
+    let dir = tmp.path().join("data");
+    let log = tmp.path().join("up.log");
+    // No --duration: only the Ctrl-C ends this run.
+    let mut up = spawn_logged(
+        &mut up_command(&dir, &stand_in.base(), KEY_ID, &private),
+        &log,
+    )?;
+    // A capture of some seconds (the stand-in sends ~20 deltas/s), with trades, on both.
+    for g in ["gatherer-a", "gatherer-b"] {
+        wait_for(
+            Duration::from_secs(120),
+            &format!("{g} to store 200 deltas"),
+            || {
+                let port = port_of(&dir, g)?;
+                let h = get_json(&format!("http://127.0.0.1:{port}/health"))?;
+                let head = |t: &str| h["store"]["tables"][t]["head"].as_u64();
+                (h["connections_up"].as_u64()? > 0 && head("trades")? > 0 && head("deltas")? >= 200)
+                    .then_some(())
+            },
+        )?;
+    }
+    // The stand-in keeps publishing through the whole stop, as Kalshi would.
+    let interrupted_us = now_us();
+    signal(up.id(), "INT")?;
+    let exit = wait_exit(&mut up, Duration::from_secs(180))?;
+    let out = std::fs::read_to_string(&log)?;
+    assert!(exit.success(), "up: {exit}\n{out}");
+    let mut stand_in = stand_in;
+    assert!(stop(&mut stand_in.child, Duration::from_secs(10)));
+
+    // In this order: the sockets closed, the drain done, then every process stopped.
+    let at = |want: &str| {
+        out.find(want)
+            .unwrap_or_else(|| panic!("`{want}` missing from up's output:\n{out}"))
+    };
+    let order = [
+        at(
+            "Ctrl-C (press it again to stop at once) — the exchange is not ours: closing the gatherers' sockets first",
+        ),
+        at("up: sockets closed on 2 gatherer(s)"),
+        at("up: drained"),
+        at("up: stopping every process"),
+    ];
+    assert!(order.is_sorted(), "out of order {order:?}:\n{out}");
+    for g in ["gatherer-a", "gatherer-b"] {
+        let glog = std::fs::read_to_string(dir.join("logs").join(format!("{g}.log")))?;
+        let closed = glog.find("exchange feed closed");
+        let stopping = glog.find("shutdown requested");
+        assert!(
+            closed.is_some() && stopping.is_some() && closed < stopping,
+            "{g}: its feed closed before it was stopped:\n{glog}"
+        );
+    }
+
+    // Production holds every row each gatherer stored.
+    let production = format!("sqlite://{}", dir.join("production.db").display());
+    let present = production_identities(&production)?;
+    let mut stored = Vec::new();
+    for g in ["gatherer-a", "gatherer-b"] {
+        let rows = stored_identities(&dir, g)?;
+        let lacking = rows.difference(&present).count();
+        assert_eq!(
+            lacking,
+            0,
+            "{g}: {lacking} of its {} rows not in production",
+            rows.len()
+        );
+        stored.push(format!("{g}={}", rows.len()));
+    }
+
+    // Everything the stand-in sent before the Ctrl-C is in production.
+    let verify = Command::new(BIN)
+        .args(["verify", "--truth"])
+        .arg(&stand_in.truth)
+        .arg("--production")
+        .arg(&production)
+        .args(["--to", &interrupted_us.to_string()])
+        .output()?;
+    let verdict = text(&verify);
+    assert!(
+        verify.status.success() && verdict.contains("verify: OK"),
+        "{verdict}"
+    );
+    let summary: Vec<&str> = out.lines().filter(|l| l.starts_with("up: ")).collect();
+    eprintln!(
+        "FIGURES exchange-ctrl-c: {} | stored {} all in production | {} s wall\n{}",
+        verdict
+            .lines()
+            .find(|l| l.contains("verify:"))
+            .unwrap_or(""),
+        stored.join(" "),
         started.elapsed().as_secs(),
         summary.join("\n")
     );

@@ -257,7 +257,7 @@ fn every_snippet_of_the_page_answers_like_production() -> Res<()> {
         "audit --html: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    crate::audit::html_renders(&html)?;
+    crate::audit::html_renders(&html, "audit-querying")?;
     drop(store);
     rt.block_on(db.drop_db())?;
     Ok(())

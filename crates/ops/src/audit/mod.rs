@@ -163,7 +163,7 @@ pub fn audit(
     }
     let mut redundancy = Redundancy {
         single_cover_windows: cover.single.len(),
-        single_cover_seconds: cover.single.iter().map(seconds).sum(),
+        single_cover_seconds: secs(cover.single.iter().map(micros).sum()),
         ..Redundancy::default()
     };
     for r in data.records() {
@@ -211,10 +211,10 @@ pub fn audit(
 
     let mut problems = Vec::new();
     if !possible_loss.is_empty() {
-        let secs: f64 = possible_loss.iter().map(|w| w.seconds).sum();
+        let lost = secs(cover.uncovered.iter().map(micros).sum());
         let markets: BTreeSet<&str> = possible_loss.iter().map(|w| w.ticker.as_str()).collect();
         problems.push(format!(
-            "POSSIBLE LOSS windows={} markets={} seconds={secs:.1}",
+            "POSSIBLE LOSS windows={} markets={} seconds={lost:.1}",
             possible_loss.len(),
             markets.len()
         ));
@@ -240,12 +240,20 @@ pub fn audit(
         redundancy,
         sanity,
         single_cover: cover.single,
+        market_names: markets.into_iter().collect(),
         verdict,
     })
 }
 
-fn seconds(w: &coverage::Window) -> f64 {
-    (w.end.micros() - w.start.micros()) as f64 / 1e6
+/// A window's length in µs, summed exactly (a float sum of nothing is -0.0, which the page
+/// once showed).
+fn micros(w: &coverage::Window) -> i64 {
+    w.end.micros().saturating_sub(w.start.micros())
+}
+
+/// Seconds for display, from exact µs.
+fn secs(us: i64) -> f64 {
+    us as f64 / 1e6
 }
 
 /// A possible-loss window with what production shows was repaired.
@@ -273,7 +281,7 @@ fn loss(w: &coverage::Window, data: &ProductionData) -> LossWindow {
         end: w.end.to_rfc3339(),
         start_us: w.start.micros(),
         end_us: w.end.micros(),
-        seconds: seconds(w),
+        seconds: secs(micros(w)),
         channels: w.channels.iter().cloned().collect(),
         reasons: w.reasons.iter().cloned().collect(),
         repaired: Repaired {

@@ -21,6 +21,9 @@ pub struct Report {
     /// Per market, the windows where exactly one gatherer covered it (for the timeline).
     #[serde(skip)]
     pub single_cover: Vec<Window>,
+    /// Every market audited, sorted (the heat map's rows).
+    #[serde(skip)]
+    pub market_names: Vec<String>,
     /// `OK`, or what makes the audit fail.
     pub verdict: String,
 }

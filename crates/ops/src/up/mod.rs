@@ -8,12 +8,15 @@
 //!   the [`preflight`] checks (connectivity, key, clock) pass.
 //!
 //! Start order: key pair, schema (`migrate`), simulator, gatherers, deduplicator, exporter.
-//! Stop order with `--duration` or a first Ctrl-C ([`signals`]): the exchange first, then wait
-//! until every gatherer's store head has stopped growing and the deduplicator has acknowledged
-//! every row, then the rest. A second Ctrl-C or SIGTERM stops at once.
+//! Stop order with `--duration` or a first Ctrl-C ([`signals`], `drain`): the feed first (our
+//! simulator stops publishing; on an exchange that is not ours every gatherer closes its
+//! sockets on SIGUSR1 and keeps serving pulls), then wait until every gatherer's store head has
+//! stopped growing and the deduplicator has acknowledged every row, then the rest. A second
+//! Ctrl-C or SIGTERM stops at once.
 
 pub mod args;
 pub mod custom;
+mod drain;
 pub mod exchange;
 pub mod liveness;
 pub mod plan;
@@ -26,6 +29,7 @@ pub mod supervisor;
 
 pub use args::UpArgs;
 
+use drain::{Why, drain};
 use plan::{Keys, ProcessSpec};
 pub use signals::Stop;
 use state::{Kind, ProcessState, UpState};
@@ -43,8 +47,6 @@ pub const SIM_STOP_PUBLISHING: &str = "/_sim/stop-publishing";
 pub const SIM_FAULTS: &str = "/_sim/faults";
 /// How often progress is shown.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
-/// Longest `--duration` waits for the pipeline to drain after the exchange stops.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpError {
@@ -336,116 +338,6 @@ async fn wait_answering(url: &str, limit: Duration, shutdown: &CancellationToken
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Why a run drains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Why {
-    Duration,
-    Interrupted,
-}
-
-/// `--duration` ended or Ctrl-C: stop the exchange, then wait until production holds
-/// everything. `shutdown` (a second Ctrl-C) cuts the wait short.
-async fn drain(
-    children: &[(ProcessSpec, CancellationToken, tokio::task::JoinHandle<()>)],
-    shared: &Shared,
-    client: &reqwest::Client,
-    production: Option<&kd_production::Store>,
-    shutdown: &CancellationToken,
-    why: Why,
-) {
-    shared.update(|s| s.phase = "draining".into());
-    let ours = children.iter().any(|(s, _, _)| s.kind == Kind::Sim);
-    let what = match why {
-        Why::Duration => "duration reached",
-        Why::Interrupted => "Ctrl-C (press it again to stop at once)",
-    };
-    if ours {
-        eprintln!("up: {what} — stopping the exchange, then draining gatherers and deduplicator");
-    } else {
-        eprintln!(
-            "up: {what} — the exchange is not ours: draining what the gatherers hold into production"
-        );
-    }
-    // Preferred: the exchange stops publishing but keeps serving REST, so gatherers can still
-    // repair what they missed. Without that control, stopping the simulator is the fallback.
-    let mut paused = true;
-    for (spec, token, _) in children {
-        if spec.kind == Kind::Sim {
-            let url = format!("{}{SIM_STOP_PUBLISHING}", spec.base_url());
-            let ok = client
-                .post(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if !ok {
-                eprintln!("up: the simulator has no {SIM_STOP_PUBLISHING}; stopping it instead");
-                paused = false;
-                token.cancel();
-            } else {
-                // Injected faults end with the exchange: a `ws-close` every few seconds would
-                // make every gatherer resubscribe (new snapshots, new gap rows) and the drain
-                // would never see their stores still.
-                let url = format!("{}{SIM_FAULTS}", spec.base_url());
-                if !client
-                    .delete(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-                {
-                    eprintln!("up: could not clear the simulator's faults; draining with them");
-                }
-            }
-        }
-    }
-    // A stopped simulator flushes its truth log on SIGTERM; wait until it has gone.
-    for (spec, _, _) in children {
-        if spec.kind == Kind::Sim && !paused {
-            let end = Instant::now() + supervisor::STOP_GRACE;
-            while Instant::now() < end
-                && shared
-                    .snapshot()
-                    .and_then(|s| {
-                        s.processes
-                            .iter()
-                            .find(|p| p.name == spec.name)
-                            .and_then(|p| p.pid)
-                    })
-                    .is_some()
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-    let end = Instant::now() + DRAIN_DEADLINE;
-    let mut last_heads: Option<Vec<(String, Option<u64>)>> = None;
-    let mut stable = 0;
-    while Instant::now() < end && !shutdown.is_cancelled() {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let Some(snapshot) = shared.snapshot() else {
-            break;
-        };
-        let r = progress::read(client, &snapshot, production).await;
-        let all_answer = r.backlog.iter().all(|(_, d)| d.is_some());
-        let drained = all_answer && r.backlog.iter().all(|(_, d)| *d == Some(0));
-        // A real exchange keeps publishing: its heads never stand still, so one drained
-        // reading (everything committed so far is in production) is as far as a drain goes.
-        let unchanged = !ours || last_heads.as_ref() == Some(&r.heads);
-        stable = if drained && unchanged { stable + 1 } else { 0 };
-        last_heads = Some(r.heads.clone());
-        if stable >= 3 {
-            eprintln!(
-                "up: drained — every gatherer's rows are in production ({} rows)",
-                r.production_rows.map_or("?".into(), |n| n.to_string())
-            );
-            return;
-        }
-    }
-    eprintln!(
-        "up: drain did not complete within {} s; stopping anyway",
-        DRAIN_DEADLINE.as_secs()
-    );
 }
 
 /// A live line on a terminal, plain lines otherwise.

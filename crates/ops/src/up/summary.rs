@@ -62,7 +62,7 @@ pub(super) fn print(args: &UpArgs, exchange: Option<&Exchange>, specs: &[Process
             "  audit:       kalshi-data audit --production {prod}\n"
         ));
         out.push_str(
-            "\n  Ctrl-C drains what the gatherers hold into production, then stops (a second\n  Ctrl-C stops at once); the next `up` on the same data directory resumes.\n",
+            "\n  Ctrl-C closes the gatherers' sockets, drains what they hold into production,\n  then stops (a second Ctrl-C stops at once); the next `up` on the same data\n  directory resumes.\n",
         );
     } else {
         out.push_str(

@@ -183,7 +183,8 @@ fn audit_reports_the_window_no_gatherer_covered() -> Res<()> {
     let first_delivered = truth
         .iter()
         .filter(|(_, d)| *d)
-        .map(|(r, _)| r.exchange_ts().micros())
+        // Send times: a lifecycle record carries its event's time, often before the run.
+        .map(|(r, _)| sent_at(r))
         .min()
         .unwrap_or(0);
     let (mut absent, mut outside) = (0, Vec::new());

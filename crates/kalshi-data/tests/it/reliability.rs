@@ -170,16 +170,6 @@ struct AllDown {
     trades_absent: u64,
 }
 
-/// When the exchange sent a record of the truth: a lifecycle record's own time is the event's
-/// (a `created` carries the market's future open time); the truth keeps the send time in
-/// `received_at`.
-fn sent_at(record: &kd_core::Record) -> i64 {
-    match record {
-        kd_core::Record::Lifecycle(l) => l.received_at.micros(),
-        other => other.exchange_ts().micros(),
-    }
-}
-
 /// How many absent messages of each table, for a failure message.
 fn absent_by_table(absent: &[(kd_core::Table, i64)]) -> BTreeMap<String, usize> {
     let mut by = BTreeMap::new();

@@ -209,6 +209,16 @@ fn runtime() -> Res<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// When the exchange sent a record of the truth: a lifecycle record's own time is the event's
+/// (a `created` carries the market's future open time); the truth keeps the send time in
+/// `received_at`.
+pub fn sent_at(record: &kd_core::Record) -> i64 {
+    match record {
+        kd_core::Record::Lifecycle(l) => l.received_at.micros(),
+        other => other.exchange_ts().micros(),
+    }
+}
+
 /// Rows in production (every data table; gap records not counted).
 pub fn production_rows(url: &str) -> Res<u64> {
     let counts = runtime()?.block_on(kd_ops::production::counts(url))?;

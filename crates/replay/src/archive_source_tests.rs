@@ -108,3 +108,93 @@ async fn tickers_read_only_the_row_groups_that_may_hold_them() -> Res {
     );
     Ok(())
 }
+
+/// Where the `s3s-fs` binary is (`scripts/test-deps` installs it), as the archive tests find it.
+fn s3s_fs() -> Option<std::path::PathBuf> {
+    if let Ok(p) = std::env::var("KALSHI_DATA_S3S_FS") {
+        return Some(p.into());
+    }
+    let mut candidates: Vec<std::path::PathBuf> = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| std::path::Path::new(d).join("s3s-fs"))
+        .collect();
+    if let Ok(home) = std::env::var("CARGO_HOME")
+        .or_else(|_| std::env::var("HOME").map(|h| format!("{h}/.cargo")))
+    {
+        candidates.push(std::path::Path::new(&home).join("bin").join("s3s-fs"));
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// An `s3s-fs` child over a folder, killed on drop.
+struct S3(std::process::Child);
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `--archive s3://…` (an S3-compatible server) reads the same records as the folder it
+/// serves, and prunes row groups the same way.
+#[tokio::test]
+async fn an_s3_archive_reads_what_its_folder_holds() -> Res {
+    let Some(bin) = s3s_fs() else {
+        kd_testkit::ci::skip(
+            "an_s3_archive_reads_what_its_folder_holds",
+            "s3s-fs is not installed",
+        );
+        return Ok(());
+    };
+    let root = tempfile::tempdir()?;
+    let folder = root.path().join("replay-bucket").join("kd");
+    let from = TimestampUs::parse_rfc3339("2026-12-02T10:00:00Z")?;
+    let to = TimestampUs::from_micros(from.micros() + 600_000_000);
+    archive(&folder, from)?;
+    let port = kd_testkit::ports::free_port()?;
+    let (key, secret) = ("kdreplayaccess", "kdreplaysecret");
+    let _server = S3(std::process::Command::new(bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", key, "--secret-key", secret])
+        .arg(root.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::time::Instant::now() > deadline {
+            return Err("s3s-fs did not start".into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let options = S3Options {
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        region: Some("us-east-1".into()),
+        access_key_id: Some(key.into()),
+        secret_access_key: Some(kd_core::config::Secret::new(secret)),
+        session_token: None,
+        allow_http: Some(true),
+    };
+    let local = ArchiveSource::open(&folder.display().to_string(), &S3Options::default())?;
+    let s3 = ArchiveSource::open("s3://replay-bucket/kd", &options)?;
+    for tickers in [Vec::new(), vec!["KXC-1".to_string()]] {
+        let (want, got) = (
+            local.load(from, to, &tickers).await?,
+            s3.load(from, to, &tickers).await?,
+        );
+        assert!(!got.books.deltas.is_empty());
+        assert_eq!(got.books.deltas, want.books.deltas, "tickers {tickers:?}");
+        assert_eq!(
+            got.books.snapshots, want.books.snapshots,
+            "tickers {tickers:?}"
+        );
+    }
+    // Both loads together: 4 + 1 row groups of 4 + 4.
+    assert_eq!(
+        s3.row_groups(Table::Deltas),
+        RowGroups { read: 5, total: 8 }
+    );
+    Ok(())
+}

@@ -87,23 +87,26 @@ async fn client(addr: &str) -> Result<(u64, Duration), BenchError> {
     ws.send(Message::Text(sub.into()))
         .await
         .map_err(|e| BenchError::stage("replay subscribe", e))?;
-    let mut messages = 0_u64;
-    let deadline = Duration::from_secs(600);
-    loop {
-        let next = tokio::time::timeout(deadline, ws.next())
-            .await
-            .map_err(|_| BenchError::msg("replay", "no replay_end within 600 s"))?;
-        match next {
-            Some(Ok(Message::Text(t))) => {
-                // Every frame starts with its type (`wire::frame`).
-                if t.as_str().starts_with("{\"type\":\"replay_end\"") {
-                    return Ok((messages, start.elapsed()));
+    // One deadline for the whole stream (not a timer per message: the client must not be what
+    // is measured).
+    let read = async {
+        let mut messages = 0_u64;
+        while let Some(next) = ws.next().await {
+            match next {
+                Ok(Message::Text(t)) => {
+                    // Every frame starts with its type (`wire::write_head`).
+                    if t.as_str().starts_with("{\"type\":\"replay_end\"") {
+                        return Ok((messages, start.elapsed()));
+                    }
+                    messages += 1;
                 }
-                messages += 1;
+                Ok(_) => {}
+                Err(e) => return Err(BenchError::stage("replay stream", e)),
             }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(BenchError::stage("replay stream", e)),
-            None => return Err(BenchError::msg("replay", "closed before replay_end")),
         }
-    }
+        Err(BenchError::msg("replay", "closed before replay_end"))
+    };
+    tokio::time::timeout(Duration::from_secs(600), read)
+        .await
+        .map_err(|_| BenchError::msg("replay", "no replay_end within 600 s"))?
 }

@@ -16,15 +16,15 @@
 //! misses a gatherer that never had a gap, so a window where every *other* gatherer was down
 //! is announced as uncovered — an over-announcement, never a hidden gap).
 
-use crate::parquet_rows::{self, RowsError};
+use crate::parquet_rows::{self, RowGroups, RowsError};
 use crate::source::Loaded;
 use futures::TryStreamExt;
 use kd_archive::{Archive, S3Options, StoreError};
 use kd_core::{Record, SnapshotSource, Table, TimestampUs};
 use object_store::ObjectStore;
 use object_store::path::Path;
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 /// Why the archive could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,9 @@ pub struct Part {
 /// An opened archive.
 pub struct ArchiveSource {
     store: Arc<dyn ObjectStore>,
+    /// Row groups read and present per table, over every read so far (logged after a load;
+    /// tests check that `--tickers` skips row groups).
+    row_groups: Mutex<BTreeMap<&'static str, RowGroups>>,
 }
 
 impl ArchiveSource {
@@ -69,7 +72,25 @@ impl ArchiveSource {
         }
         Ok(ArchiveSource {
             store: Archive::open(&url, s3)?.store,
+            row_groups: Mutex::default(),
         })
+    }
+
+    /// Row groups of `table` read so far, and how many the files read hold.
+    pub fn row_groups(&self, table: Table) -> RowGroups {
+        self.row_groups
+            .lock()
+            .ok()
+            .and_then(|m| m.get(table.name()).copied())
+            .unwrap_or_default()
+    }
+
+    fn count(&self, table: Table, groups: RowGroups) {
+        if let Ok(mut m) = self.row_groups.lock() {
+            let c = m.entry(table.name()).or_default();
+            c.read += groups.read;
+            c.total += groups.total;
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -105,8 +126,9 @@ impl ArchiveSource {
     ) -> Result<Vec<Record>, ArchiveReadError> {
         let names = parquet_rows::columns(table);
         let reads = parts.iter().map(|p| async move {
-            let batches =
+            let (batches, groups) =
                 parquet_rows::read_batches(&self.store, &p.path, p.size, names, tickers).await?;
+            self.count(table, groups);
             let mut out = Vec::new();
             for b in &batches {
                 out.extend(parquet_rows::decode(table, b, p.path.as_ref())?);
@@ -206,9 +228,12 @@ impl ArchiveSource {
                 loaded.books.push(r);
             }
         }
+        let deltas_read = self.row_groups(Table::Deltas);
         tracing::info!(
             snapshot_windows = range_snaps.len(),
             delta_windows = delta_parts.iter().filter(overlaps).count() + older.len(),
+            delta_row_groups_read = deltas_read.read,
+            delta_row_groups = deltas_read.total,
             "archive read"
         );
         Ok(loaded)
@@ -218,7 +243,7 @@ impl ArchiveSource {
     async fn gatherers(&self) -> Result<Vec<String>, ArchiveReadError> {
         let mut names = BTreeSet::new();
         for p in self.parts(Table::Gaps).await? {
-            let batches =
+            let (batches, _) =
                 parquet_rows::read_batches(&self.store, &p.path, p.size, &["gatherer"], &[])
                     .await?;
             for b in &batches {
@@ -302,3 +327,7 @@ mod tests {
         assert!(window_of("trades_20260105T1400Z_1h.parquet", Table::Deltas).is_none());
     }
 }
+
+#[cfg(test)]
+#[path = "archive_source_tests.rs"]
+mod ticker_tests;

@@ -12,6 +12,7 @@
 //! then [`Derived::on`]; [`Derived::finish`] at the end of the range.
 
 use crate::data::{Dataset, Event};
+use crate::frames::Frames;
 use kd_core::book::Book;
 use kd_core::{Count, Price, TimestampUs, Trade};
 use serde_json::{Value, json};
@@ -166,13 +167,13 @@ impl Derived {
         &self.name
     }
 
-    fn emit(&mut self, mut frame: Value, out: &mut Vec<String>) {
+    fn emit(&mut self, mut frame: Value, out: &mut Frames) {
         if let Some(sid) = self.sid {
             self.seq += 1;
             frame["sid"] = sid.into();
             frame["seq"] = self.seq.into();
         }
-        out.push(frame.to_string());
+        out.push(&frame.to_string());
     }
 
     /// The stream `name` over `data` from `from` (`None`: not a derived stream name).
@@ -203,7 +204,7 @@ impl Derived {
     }
 
     /// Emits what closes before an event at `ts`.
-    pub fn before(&mut self, ts: TimestampUs, out: &mut Vec<String>) {
+    pub fn before(&mut self, ts: TimestampUs, out: &mut Frames) {
         let ts = ts.micros();
         match self.spec {
             Spec::Snapshot { every_us, .. } if ts > self.next => {
@@ -220,7 +221,7 @@ impl Derived {
     }
 
     /// Takes one timeline event.
-    pub fn on(&mut self, event: &Event, out: &mut Vec<String>) {
+    pub fn on(&mut self, event: &Event, out: &mut Frames) {
         match (event, self.spec) {
             (Event::Delta(d), Spec::Snapshot { .. }) if self.wants(&d.ticker) => {
                 if let Some(b) = self.books.get_mut(&d.ticker) {
@@ -273,7 +274,7 @@ impl Derived {
 
     /// End of the range at `to`: the last boundary's snapshots, the open bars (`complete`
     /// false where the bar's interval or size was not reached).
-    pub fn finish(&mut self, to: TimestampUs, out: &mut Vec<String>) {
+    pub fn finish(&mut self, to: TimestampUs, out: &mut Frames) {
         match self.spec {
             Spec::Snapshot { .. } => {
                 if self.next <= to.micros() {
@@ -292,7 +293,7 @@ impl Derived {
         }
     }
 
-    fn flush_bars(&mut self, window: Option<(i64, i64)>, complete: bool, out: &mut Vec<String>) {
+    fn flush_bars(&mut self, window: Option<(i64, i64)>, complete: bool, out: &mut Frames) {
         let bars = std::mem::take(&mut self.bars);
         for (ticker, bar) in &bars {
             let f = self.bar_frame(ticker, bar, window, complete);
@@ -327,7 +328,7 @@ impl Derived {
         })
     }
 
-    fn snapshots(&mut self, at: i64, out: &mut Vec<String>) {
+    fn snapshots(&mut self, at: i64, out: &mut Frames) {
         let Spec::Snapshot { depth, .. } = self.spec else {
             return;
         };

@@ -43,7 +43,7 @@ fn delta(ticker: &str, at: i64, side: Side, p: i64, d: i64) -> Event {
 
 /// Feeds `events` (in order) through a stream and returns its frames as JSON.
 fn run(mut d: Derived, events: &[Event], to: i64) -> Vec<Value> {
-    let mut out = Vec::new();
+    let mut out = crate::frames::Frames::default();
     for e in events {
         let at = match e {
             Event::Trade(t) => t.exchange_ts,
@@ -55,7 +55,7 @@ fn run(mut d: Derived, events: &[Event], to: i64) -> Vec<Value> {
     }
     d.finish(ts(to), &mut out);
     out.iter()
-        .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+        .map(|l| serde_json::from_slice(l).unwrap_or(Value::Null))
         .collect()
 }
 

@@ -8,7 +8,8 @@
 //! - [`data`]: the range read as one exchange-time timeline, books at any
 //!   instant, and the windows no gatherer covered.
 //! - [`clock`]: the replay clock (`--speed X` or `max`).
-//! - [`wire`]: records back into Kalshi's message shapes (kd-kalshi's wire structs).
+//! - [`wire`]: records back into Kalshi's message shapes, written by hand ([`json_write`])
+//!   into one reused buffer per connection and batch ([`frames`]).
 //! - `session`: one connection's subscriptions and commands; `feed`: the WebSocket endpoint.
 //! - `rest`: the REST endpoints as of the replay clock; `ndjson`: `GET /replay`.
 //! - [`derived`]: book snapshots at intervals and trade bars, from the same timeline.
@@ -18,6 +19,8 @@ pub mod clock;
 pub mod data;
 pub mod derived;
 mod feed;
+pub mod frames;
+pub mod json_write;
 mod ndjson;
 pub mod parquet_rows;
 mod rest;

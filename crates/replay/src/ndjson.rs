@@ -5,6 +5,7 @@
 //! ([`crate::derived`]: `book_snapshot_10_1s`, `trade_bar_1m`, …), interleaved in time order.
 
 use crate::Shared;
+use crate::frames::Frames;
 use crate::session::Session;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -46,7 +47,7 @@ pub(crate) async fn replay(
     }
     let command = serde_json::json!({"id": 1, "cmd": "subscribe", "params": params}).to_string();
     let mut session = Session::default();
-    let mut first = Vec::new();
+    let mut first = Frames::default();
     session.command(&command, &shared.data, from, &mut first);
     let start = shared.data.timeline.partition_point(|(ts, _)| *ts <= from);
     let end = shared.data.timeline.partition_point(|(ts, _)| *ts <= to);
@@ -69,10 +70,10 @@ pub(crate) async fn replay(
             } else {
                 stop
             };
-            let mut text = String::with_capacity(out.iter().map(|l| l.len() + 1).sum());
-            for line in out {
-                text.push_str(&line);
-                text.push('\n');
+            let mut text = Vec::with_capacity(out.text_len() + out.len());
+            for line in out.iter() {
+                text.extend_from_slice(line);
+                text.push(b'\n');
             }
             Some((Ok::<_, std::io::Error>(text), (shared, session, stop, None)))
         },

@@ -115,6 +115,13 @@ pub fn columns(table: Table) -> &'static [&'static str] {
     }
 }
 
+/// Row groups of the files read: how many were fetched and decoded, of how many.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowGroups {
+    pub read: usize,
+    pub total: usize,
+}
+
 /// Reads `names` of the file at `path` (`size` bytes). `tickers` non-empty: only the row
 /// groups whose `ticker` range may hold one of them (rows still need filtering).
 pub async fn read_batches(
@@ -123,7 +130,7 @@ pub async fn read_batches(
     size: u64,
     names: &[&str],
     tickers: &[String],
-) -> Result<Vec<RecordBatch>, RowsError> {
+) -> Result<(Vec<RecordBatch>, RowGroups), RowsError> {
     let perr = |source| RowsError::Parquet {
         path: path.to_string(),
         source,
@@ -153,13 +160,17 @@ pub async fn read_batches(
             }
         })
         .collect();
+    let counted = RowGroups {
+        read: groups.len(),
+        total: meta.num_row_groups(),
+    };
     let stream = builder
         .with_projection(mask)
         .with_row_groups(groups)
         .with_batch_size(64 * 1024)
         .build()
         .map_err(perr)?;
-    stream.try_collect().await.map_err(perr)
+    Ok((stream.try_collect().await.map_err(perr)?, counted))
 }
 
 struct Cols<'a> {

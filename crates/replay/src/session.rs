@@ -5,7 +5,8 @@
 
 use crate::data::{Dataset, Event};
 use crate::derived::Derived;
-use crate::wire::{self, channel_of, frame};
+use crate::frames::Frames;
+use crate::wire::{self, channel_of};
 use kd_core::TimestampUs;
 use kd_kalshi::ws::{Channel, ErrorCode};
 use serde_json::{Value, json};
@@ -75,7 +76,7 @@ impl Session {
 
     /// Frames of one timeline event at `ts` for this connection (possibly none); derived
     /// streams first emit what closed before `ts`.
-    pub fn frames(&mut self, ts: TimestampUs, event: &Event, out: &mut Vec<String>) {
+    pub fn frames(&mut self, ts: TimestampUs, event: &Event, out: &mut Frames) {
         for d in &mut self.derived {
             d.before(ts, out);
         }
@@ -86,48 +87,54 @@ impl Session {
     }
 
     /// The range ended at `to`: the derived streams' last frames.
-    pub fn finish(&mut self, to: TimestampUs, out: &mut Vec<String>) {
+    pub fn finish(&mut self, to: TimestampUs, out: &mut Frames) {
         for d in &mut self.derived {
             d.finish(to, out);
         }
     }
 
-    fn kalshi_frames(&mut self, event: &Event, out: &mut Vec<String>) {
+    fn kalshi_frames(&mut self, event: &Event, out: &mut Frames) {
         let channel = channel_of(event);
         let market = event.market();
-        if channel.is_none() {
+        let Some(channel) = channel else {
             // A replay notice (uncovered window): once per connection, no sid.
             if self.is_subscribed() {
-                out.push(frame(
-                    wire::type_of(event),
-                    None,
-                    None,
-                    &wire::body(event, false),
-                ));
+                wire::write_head(out.buf(), wire::type_of(event), None, None);
+                wire::write_body(out.buf(), event, false);
+                out.buf().push(b'}');
+                out.end();
             }
             return;
-        }
-        let mut plain: Option<String> = None;
+        };
+        // Where this event's NO-bid-priced body already is in `out` (the next subscription
+        // that wants it copies those bytes instead of rendering it again).
+        let mut plain: Option<(usize, usize)> = None;
         for sub in &mut self.subs {
-            if Some(&sub.channel) != channel.as_ref() || !sub.wants(market) {
+            if sub.channel != channel || !sub.wants(market) {
                 continue;
             }
             let seq = sub.next_seq();
-            let body = if sub.yes_leg {
-                wire::body(event, true)
-            } else {
-                plain
-                    .get_or_insert_with(|| wire::body(event, false))
-                    .clone()
-            };
-            out.push(frame(wire::type_of(event), Some(sub.sid), seq, &body));
+            let buf = out.buf();
+            wire::write_head(buf, wire::type_of(event), Some(sub.sid), seq);
+            match plain {
+                Some((a, b)) if !sub.yes_leg => buf.extend_from_within(a..b),
+                _ => {
+                    let a = buf.len();
+                    wire::write_body(buf, event, sub.yes_leg);
+                    if !sub.yes_leg {
+                        plain = Some((a, buf.len()));
+                    }
+                }
+            }
+            buf.push(b'}');
+            out.end();
         }
     }
 
     /// Handles one client text frame; replies (and snapshots at `at`) go to `out`.
-    pub fn command(&mut self, text: &str, data: &Dataset, at: TimestampUs, out: &mut Vec<String>) {
+    pub fn command(&mut self, text: &str, data: &Dataset, at: TimestampUs, out: &mut Frames) {
         let Ok(cmd) = serde_json::from_str::<Value>(text) else {
-            out.push(error(None, ErrorCode::InvalidParameter));
+            out.push(&error(None, ErrorCode::InvalidParameter));
             return;
         };
         let id = cmd.get("id").and_then(Value::as_u64);
@@ -147,9 +154,9 @@ impl Session {
                         .iter()
                         .map(|d| json!({"channel": d.name(), "sid": d.sid})),
                 );
-                out.push(json!({"id": id, "type": "ok", "msg": list}).to_string());
+                out.push(&json!({"id": id, "type": "ok", "msg": list}).to_string());
             }
-            _ => out.push(error(id, ErrorCode::UnknownCommand)),
+            _ => out.push(&error(id, ErrorCode::UnknownCommand)),
         }
     }
 
@@ -159,10 +166,10 @@ impl Session {
         params: &Value,
         data: &Dataset,
         at: TimestampUs,
-        out: &mut Vec<String>,
+        out: &mut Frames,
     ) {
         let Some(channels) = params.get("channels").and_then(Value::as_array) else {
-            out.push(error(id, ErrorCode::ChannelsRequired));
+            out.push(&error(id, ErrorCode::ChannelsRequired));
             return;
         };
         let tickers = tickers_param(params);
@@ -176,7 +183,7 @@ impl Session {
                 self.next_sid += 1;
                 d.sid = Some(self.next_sid);
                 out.push(
-                    json!({"id": id, "type": "subscribed", "msg": {"channel": name, "sid": self.next_sid}})
+                    &json!({"id": id, "type": "subscribed", "msg": {"channel": name, "sid": self.next_sid}})
                         .to_string(),
                 );
                 self.derived.push(d);
@@ -184,7 +191,7 @@ impl Session {
             }
             let channel = Channel::parse(name);
             if matches!(channel, Channel::Other(_)) {
-                out.push(error(id, ErrorCode::UnknownChannel));
+                out.push(&error(id, ErrorCode::UnknownChannel));
                 continue;
             }
             self.next_sid += 1;
@@ -207,7 +214,7 @@ impl Session {
                 yes_leg,
             };
             out.push(
-                json!({"id": id, "type": "subscribed", "msg": {"channel": name, "sid": sub.sid}})
+                &json!({"id": id, "type": "subscribed", "msg": {"channel": name, "sid": sub.sid}})
                     .to_string(),
             );
             if channel == Channel::OrderbookDelta {
@@ -221,9 +228,9 @@ impl Session {
         }
     }
 
-    fn unsubscribe(&mut self, id: Option<u64>, params: &Value, out: &mut Vec<String>) {
+    fn unsubscribe(&mut self, id: Option<u64>, params: &Value, out: &mut Frames) {
         let Some(sids) = params.get("sids").and_then(Value::as_array) else {
-            out.push(error(id, ErrorCode::SidsRequired));
+            out.push(&error(id, ErrorCode::SidsRequired));
             return;
         };
         for sid in sids.iter().filter_map(Value::as_u64) {
@@ -231,9 +238,9 @@ impl Session {
             self.subs.retain(|s| s.sid != sid);
             self.derived.retain(|d| d.sid != Some(sid));
             if self.subs.len() + self.derived.len() < before {
-                out.push(json!({"id": id, "type": "unsubscribed", "sid": sid}).to_string());
+                out.push(&json!({"id": id, "type": "unsubscribed", "sid": sid}).to_string());
             } else {
-                out.push(error(id, ErrorCode::UnknownSid));
+                out.push(&error(id, ErrorCode::UnknownSid));
             }
         }
     }
@@ -244,22 +251,22 @@ impl Session {
         params: &Value,
         data: &Dataset,
         at: TimestampUs,
-        out: &mut Vec<String>,
+        out: &mut Frames,
     ) {
         let sid = match params.get("sids").and_then(Value::as_array) {
             Some(list) if list.len() == 1 => list.first().and_then(Value::as_u64),
             Some(_) => {
-                out.push(error(id, ErrorCode::ExactlyOneSid));
+                out.push(&error(id, ErrorCode::ExactlyOneSid));
                 return;
             }
             None => params.get("sid").and_then(Value::as_u64),
         };
         let Some(sub) = sid.and_then(|sid| self.subs.iter_mut().find(|s| s.sid == sid)) else {
-            out.push(error(id, ErrorCode::UnknownSid));
+            out.push(&error(id, ErrorCode::UnknownSid));
             return;
         };
         let Some(tickers) = tickers_param(params) else {
-            out.push(error(id, ErrorCode::MarketTickerRequired));
+            out.push(&error(id, ErrorCode::MarketTickerRequired));
             return;
         };
         let is_book = sub.channel == Channel::OrderbookDelta;
@@ -283,35 +290,31 @@ impl Session {
             }
             Some("get_snapshot") if is_book => snapshots(sub, &tickers, data, at, out),
             Some(_) => {
-                out.push(error(id, ErrorCode::UnsupportedAction));
+                out.push(&error(id, ErrorCode::UnsupportedAction));
                 return;
             }
             None => {
-                out.push(error(id, ErrorCode::ActionRequired));
+                out.push(&error(id, ErrorCode::ActionRequired));
                 return;
             }
         }
         let list: Vec<&String> = sub.markets.iter().flatten().collect();
         out.push(
-            json!({"id": id, "type": "ok", "sid": sub.sid, "seq": sub.seq, "msg": {"market_tickers": list}})
+            &json!({"id": id, "type": "ok", "sid": sub.sid, "seq": sub.seq, "msg": {"market_tickers": list}})
                 .to_string(),
         );
     }
 }
 
 /// `orderbook_snapshot` frames of `tickers` as of `at` (markets without a book then: none).
-fn snapshots(
-    sub: &mut Sub,
-    tickers: &[String],
-    data: &Dataset,
-    at: TimestampUs,
-    out: &mut Vec<String>,
-) {
+fn snapshots(sub: &mut Sub, tickers: &[String], data: &Dataset, at: TimestampUs, out: &mut Frames) {
     for t in tickers {
         if let Some(book) = data.book_at(t, at) {
             let seq = sub.next_seq();
-            let body = wire::snapshot_body(t, &book, sub.yes_leg);
-            out.push(frame("orderbook_snapshot", Some(sub.sid), seq, &body));
+            wire::write_head(out.buf(), "orderbook_snapshot", Some(sub.sid), seq);
+            wire::write_snapshot_body(out.buf(), t, &book, sub.yes_leg);
+            out.buf().push(b'}');
+            out.end();
         }
     }
 }

@@ -11,7 +11,7 @@
 //! the start of every transaction whatever happened to the previous one.
 
 use super::schema::day_of;
-use super::{CURSOR_SQL, PgStore, cursor_params};
+use super::{PgStore, upsert_cursors};
 use crate::error::StoreError;
 use crate::rows::{level_arrays, trade_source_str};
 use crate::store::{CursorUpdate, InsertOutcome};
@@ -272,14 +272,7 @@ impl PgStore {
             }
             n
         };
-        for c in cursors {
-            let (seq, now) = cursor_params(c)?;
-            tx.execute(
-                CURSOR_SQL,
-                &[&c.gatherer, &c.table.name(), &seq, &now, &c.store_id],
-            )
-            .await?;
-        }
+        upsert_cursors(&tx, cursors).await?;
         tx.commit().await?;
         Ok(InsertOutcome {
             inserted,

@@ -4,7 +4,11 @@ use crate::config::GathererEndpoint;
 use crate::events::ErrorKind;
 use kd_core::Table;
 use kd_core::pull::{AckRequest, PullResponse};
+use kd_gatherer::pull_api::codec;
 use std::time::Duration;
+
+/// What a pull accepts: the binary page first, JSON otherwise.
+const ACCEPT: &str = "application/vnd.kalshi-data.pull-v1, application/json;q=0.5";
 
 /// Why a pull or an acknowledgement failed. Every variant marks the gatherer down and is
 /// retried after a backoff; none stops the deduplicator. The texts name the cause (they reach
@@ -41,7 +45,9 @@ pub enum PullError {
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
     #[error("gatherer answer not understood: {0}")]
-    Decode(#[source] reqwest::Error),
+    Json(#[source] serde_json::Error),
+    #[error("gatherer's binary page not understood: {0}")]
+    Binary(#[source] codec::CodecError),
     #[error("gatherer identifies as `{found}`, configured as `{expected}`")]
     WrongGatherer { expected: String, found: String },
     #[error("gatherer answered for table {found} instead of {expected}")]
@@ -57,7 +63,7 @@ impl PullError {
             PullError::Tls { .. } | PullError::TlsFiles { .. } => ErrorKind::GathererTls,
             PullError::Unauthorized { .. } => ErrorKind::GathererUnauthorized,
             PullError::Status { .. } => ErrorKind::GathererStatus,
-            PullError::Decode(_) => ErrorKind::GathererDecode,
+            PullError::Json(_) | PullError::Binary(_) => ErrorKind::GathererDecode,
             PullError::WrongGatherer { .. } | PullError::WrongTable { .. } => {
                 ErrorKind::GathererIdentity
             }
@@ -121,6 +127,9 @@ impl PullClient {
                 ("limit", limit.to_string()),
                 ("wait_ms", wait_ms.to_string()),
             ])
+            // The binary page when the gatherer has it (trades, deltas, tickers), else JSON:
+            // a gatherer from before the binary page ignores the header and answers JSON.
+            .header(reqwest::header::ACCEPT, ACCEPT)
             .timeout(Duration::from_millis(wait_ms) + self.slack);
         let resp = self
             .authorize(req)
@@ -128,13 +137,16 @@ impl PullClient {
             .await
             .map_err(crate::pull_tls::classify)?;
         let resp = check(resp).await?;
-        let body: PullResponse = resp.json().await.map_err(|e| {
-            if e.is_timeout() || e.is_request() || e.is_body() {
-                crate::pull_tls::classify(e)
-            } else {
-                PullError::Decode(e)
-            }
-        })?;
+        let binary = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == codec::CONTENT_TYPE.as_bytes());
+        let body = resp.bytes().await.map_err(crate::pull_tls::classify)?;
+        let body: PullResponse = if binary {
+            codec::decode(&body).map_err(PullError::Binary)?
+        } else {
+            serde_json::from_slice(&body).map_err(PullError::Json)?
+        };
         if body.gatherer != self.endpoint.id {
             return Err(PullError::WrongGatherer {
                 expected: self.endpoint.id.clone(),
@@ -184,4 +196,12 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response, PullError> 
         status: status.as_u16(),
         body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_accept_header_names_the_binary_page_first() {
+        assert!(super::ACCEPT.starts_with(super::codec::CONTENT_TYPE));
+    }
 }

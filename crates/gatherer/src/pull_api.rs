@@ -10,7 +10,7 @@ use crate::events::serving::{
     AckServed, PullFailed, PullRefused, PullRequested, PullServed, RowsQuarantined,
 };
 use crate::health::Health;
-use crate::store::read::RawPage;
+use crate::store::read::{MAX_PAGE_BYTES, RawPage};
 use crate::store::{Heads, ReadPool, StoreError};
 use crate::writer::WriterControl;
 use axum::Json;
@@ -20,11 +20,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kd_core::Table;
-use kd_core::pull::{AckRequest, MAX_PULL_LIMIT, MAX_WAIT_MS};
+use kd_core::pull::{AckRequest, MAX_PULL_LIMIT, MAX_WAIT_MS, PulledRecord};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+
+pub mod codec;
 
 /// Rows per pull when the request names no limit.
 pub const DEFAULT_LIMIT: usize = 1_000;
@@ -123,6 +125,7 @@ async fn pull(
         return unknown_table();
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_PULL_LIMIT);
+    let binary = codec::encodes(table) && accepts_binary(&headers);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms.min(MAX_WAIT_MS));
     let mut heads = state.heads.clone();
     emit(PullRequested { table });
@@ -148,7 +151,7 @@ async fn pull(
                 }
             };
             let rows = tokio::task::spawn_blocking(move || {
-                let page = pool.pull_json(table, after, limit);
+                let page = read_page(&pool, table, after, limit, binary);
                 drop(permit);
                 page
             })
@@ -165,40 +168,123 @@ async fn pull(
                 }
             };
             // A row can commit between reading the head and the query: report the larger.
-            let head = page.last_seq.map_or(head, |seq| seq.max(head));
-            if page.rows > 0 || tokio::time::Instant::now() >= deadline {
+            let head = page.last_seq().map_or(head, |seq| seq.max(head));
+            if page.rows() > 0 || tokio::time::Instant::now() >= deadline {
                 return answer(&state, table, page, head);
             }
         } else if tokio::time::Instant::now() >= deadline {
-            return answer(&state, table, RawPage::empty(), head);
+            return answer(&state, table, Page::empty(), head);
         }
         // Nothing new: sleep until the writer commits or the wait ends.
         let woke = tokio::select! {
             w = tokio::time::timeout_at(deadline, heads.changed()) => w,
             _ = state.shutdown.cancelled() => {
                 let head = heads.borrow().get(table);
-                return answer(&state, table, RawPage::empty(), head);
+                return answer(&state, table, Page::empty(), head);
             }
         };
         match woke {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
                 let head = heads.borrow().get(table);
-                return answer(&state, table, RawPage::empty(), head);
+                return answer(&state, table, Page::empty(), head);
             }
             Err(_) => {
                 // One last look: the head may have moved without a wake-up being pending.
                 let head = heads.borrow().get(table);
                 if head <= q.after {
-                    return answer(&state, table, RawPage::empty(), head);
+                    return answer(&state, table, Page::empty(), head);
                 }
             }
         }
     }
 }
 
+/// One pull page as read from the store: the stored JSON bodies, or decoded records for a
+/// binary answer ([`codec`]).
+enum Page {
+    Json(RawPage),
+    Records(Vec<PulledRecord>),
+}
+
+impl Page {
+    fn empty() -> Page {
+        Page::Json(RawPage::empty())
+    }
+
+    fn rows(&self) -> usize {
+        match self {
+            Page::Json(p) => p.rows,
+            Page::Records(r) => r.len(),
+        }
+    }
+
+    fn last_seq(&self) -> Option<u64> {
+        match self {
+            Page::Json(p) => p.last_seq,
+            Page::Records(r) => r.last().map(|r| r.seq),
+        }
+    }
+}
+
+/// Whether the request's `Accept` names the binary page.
+fn accepts_binary(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.split(';').next().map(str::trim) == Some(codec::CONTENT_TYPE))
+}
+
+/// Reads a page (blocking). A binary page reads the decoded records; a stored row that is not
+/// a record makes that read fail, and the page is then read as JSON, whose path answers the
+/// row as a quarantine entry (rare: the page's client reads either).
+fn read_page(
+    pool: &ReadPool,
+    table: Table,
+    after: u64,
+    limit: usize,
+    binary: bool,
+) -> Result<Page, StoreError> {
+    if binary {
+        match pool.pull(table, after, limit) {
+            Ok(records) => return Ok(Page::Records(records)),
+            Err(StoreError::Decode { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    pool.pull_json(table, after, limit).map(Page::Json)
+}
+
+fn answer(state: &ApiState, table: Table, page: Page, head: u64) -> Response {
+    match page {
+        Page::Json(page) => answer_json(state, table, page, head),
+        Page::Records(records) => match codec::encode(
+            &state.gatherer,
+            table,
+            &state.store_id,
+            head,
+            &records,
+            MAX_PAGE_BYTES,
+        ) {
+            Ok((body, rows)) => {
+                emit(PullServed { table, rows });
+                ([(header::CONTENT_TYPE, codec::CONTENT_TYPE)], body).into_response()
+            }
+            // Unreachable: the table has an encoding (checked before the read) and the store
+            // decoded every row as this table's record. Refused rather than guessed at.
+            Err(e) => refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store",
+                format!("binary page: {e}"),
+            ),
+        },
+    }
+}
+
 /// The [`kd_core::pull::PullResponse`] JSON around the stored rows' own JSON (see `ReadPool::pull_json`).
-fn answer(state: &ApiState, table: Table, page: RawPage, head: u64) -> Response {
+fn answer_json(state: &ApiState, table: Table, page: RawPage, head: u64) -> Response {
     emit(PullServed {
         table,
         rows: page.rows,

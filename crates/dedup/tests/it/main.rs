@@ -5,6 +5,7 @@
 //! - `store`: the production stores on both backends (PostgreSQL, SQLite).
 //! - `sync`: the deduplicator against three real gatherers: exactly-once, restarts, outages.
 //! - `e2e`: the simulator, three gatherers and the deduplicator; `kill -9` of a deduplicator.
+//! - `pull_format`: a real gatherer answers JSON unless the binary page is asked for.
 //! - `common`: sample records of every table, and a cluster of in-process gatherers.
 
 /// One test per backend and name: `postgres::NAME` on a scratch database, `sqlite::NAME` on a
@@ -40,6 +41,7 @@ macro_rules! both_backends {
 mod common;
 mod e2e;
 mod lifecycle;
+mod pull_format;
 mod quarantine;
 mod store;
 mod sync;

@@ -1,12 +1,17 @@
-//! The PostgreSQL bulk path: binary `COPY` into a per-connection temporary staging table, then
-//! `INSERT … SELECT … ON CONFLICT DO NOTHING` and the cursor upserts, all in one transaction.
+//! The PostgreSQL bulk path, rows and cursor upserts in one transaction. Fast path: binary
+//! `COPY` straight into the table inside a savepoint (trades: their ids into `trade_ids`
+//! first, which keeps a trade id unique across partitions), since the deduplicator's survivors
+//! are normally new. When a stored copy makes it hit a unique constraint (a replay), the
+//! savepoint is rolled back and the batch — and the next ones, until one finds nothing already
+//! stored — goes through `COPY` into a per-connection temporary staging table, then
+//! `INSERT … SELECT … ON CONFLICT DO NOTHING`.
 //!
 //! Why staging: `COPY` cannot skip conflicting rows, and row-by-row `INSERT … ON CONFLICT` is an
 //! order of magnitude slower. The staging table is `ON COMMIT DELETE ROWS`, so it is empty at
 //! the start of every transaction whatever happened to the previous one.
 
 use super::schema::day_of;
-use super::{CURSOR_SQL, PgStore, cursor_params};
+use super::{PgStore, upsert_cursors};
 use crate::error::StoreError;
 use crate::rows::{level_arrays, trade_source_str};
 use crate::store::{CursorUpdate, InsertOutcome};
@@ -20,9 +25,9 @@ use tokio_postgres::types::{ToSql, Type};
 struct TableSql {
     staging: &'static str,
     copy: &'static str,
-    /// COPY straight into the table (the fast path); `None` for trades, whose uniqueness
-    /// spans partitions through `trade_ids` and so always goes through staging.
-    copy_direct: Option<&'static str>,
+    /// COPY straight into the table (the fast path). For trades, whose uniqueness spans
+    /// partitions through `trade_ids`, [`TRADE_IDS_COPY`] goes first in the same savepoint.
+    copy_direct: &'static str,
     insert: &'static str,
     types: &'static [Type],
 }
@@ -31,8 +36,10 @@ const TRADES: TableSql = TableSql {
     staging: "CREATE TEMP TABLE IF NOT EXISTS stage_trades (LIKE trades) ON COMMIT DELETE ROWS",
     copy: "COPY stage_trades (trade_id, ticker, exchange_ts, yes_price, no_price, count,
         taker_side, is_block_trade, source, received_at) FROM STDIN (FORMAT binary)",
+    copy_direct:
+        "COPY trades (trade_id, ticker, exchange_ts, yes_price, no_price, count, taker_side,
+        is_block_trade, source, received_at) FROM STDIN (FORMAT binary)",
     // trade_ids keeps trade_id unique across partitions; only its fresh ids reach `trades`.
-    copy_direct: None,
     insert: "WITH fresh AS (
           INSERT INTO trade_ids (trade_id, exchange_ts)
           SELECT trade_id, exchange_ts FROM stage_trades
@@ -57,15 +64,18 @@ const TRADES: TableSql = TableSql {
     ],
 };
 
+/// The fast path of trades: their ids first, so a trade stored before (under any time) makes
+/// the savepoint fail on `trade_ids`' key and the batch take the staging path.
+const TRADE_IDS_COPY: &str = "COPY trade_ids (trade_id, exchange_ts) FROM STDIN (FORMAT binary)";
+
 const DELTAS: TableSql = TableSql {
     staging: "CREATE TEMP TABLE IF NOT EXISTS stage_orderbook_deltas (LIKE orderbook_deltas)
         ON COMMIT DELETE ROWS",
     copy: "COPY stage_orderbook_deltas (ticker, exchange_ts, side, price, delta, occurrence,
         received_at) FROM STDIN (FORMAT binary)",
-    copy_direct: Some(
+    copy_direct:
         "COPY orderbook_deltas (ticker, exchange_ts, side, price, delta, occurrence, received_at)
         FROM STDIN (FORMAT binary)",
-    ),
     insert: "INSERT INTO orderbook_deltas (ticker, exchange_ts, side, price, delta, occurrence,
           received_at)
         SELECT ticker, exchange_ts, side, price, delta, occurrence, received_at
@@ -86,10 +96,9 @@ const SNAPSHOTS: TableSql = TableSql {
         (LIKE orderbook_snapshots) ON COMMIT DELETE ROWS",
     copy: "COPY stage_orderbook_snapshots (ticker, source, exchange_ts, bucket, book_hash,
         yes_prices, yes_sizes, no_prices, no_sizes, received_at) FROM STDIN (FORMAT binary)",
-    copy_direct: Some(
+    copy_direct:
         "COPY orderbook_snapshots (ticker, source, exchange_ts, bucket, book_hash, yes_prices,
         yes_sizes, no_prices, no_sizes, received_at) FROM STDIN (FORMAT binary)",
-    ),
     insert: "INSERT INTO orderbook_snapshots (ticker, source, exchange_ts, bucket, book_hash,
           yes_prices, yes_sizes, no_prices, no_sizes, received_at)
         SELECT ticker, source, exchange_ts, bucket, book_hash, yes_prices, yes_sizes,
@@ -114,11 +123,9 @@ const TICKERS: TableSql = TableSql {
     copy: "COPY stage_tickers (ticker, exchange_ts, values_hash, price, yes_bid, yes_ask, volume,
         open_interest, dollar_volume, dollar_open_interest, yes_bid_size, yes_ask_size,
         last_trade_size, received_at) FROM STDIN (FORMAT binary)",
-    copy_direct: Some(
-        "COPY tickers (ticker, exchange_ts, values_hash, price, yes_bid, yes_ask, volume,
+    copy_direct: "COPY tickers (ticker, exchange_ts, values_hash, price, yes_bid, yes_ask, volume,
         open_interest, dollar_volume, dollar_open_interest, yes_bid_size, yes_ask_size,
         last_trade_size, received_at) FROM STDIN (FORMAT binary)",
-    ),
     insert: "INSERT INTO tickers (ticker, exchange_ts, values_hash, price, yes_bid, yes_ask,
           volume, open_interest, dollar_volume, dollar_open_interest, yes_bid_size,
           yes_ask_size, last_trade_size, received_at)
@@ -149,10 +156,8 @@ const LIFECYCLE: TableSql = TableSql {
         ON COMMIT DELETE ROWS",
     copy: "COPY stage_lifecycle (subject, kind, event_type, exchange_ts, payload_hash, payload,
         received_at) FROM STDIN (FORMAT binary)",
-    copy_direct: Some(
-        "COPY lifecycle (subject, kind, event_type, exchange_ts, payload_hash, payload,
+    copy_direct: "COPY lifecycle (subject, kind, event_type, exchange_ts, payload_hash, payload,
         received_at) FROM STDIN (FORMAT binary)",
-    ),
     insert: "INSERT INTO lifecycle (subject, kind, event_type, exchange_ts, payload_hash,
           payload, received_at)
         SELECT subject, kind, event_type, exchange_ts, payload_hash, payload, received_at
@@ -172,10 +177,8 @@ const GAPS: TableSql = TableSql {
     staging: "CREATE TEMP TABLE IF NOT EXISTS stage_gaps (LIKE gaps) ON COMMIT DELETE ROWS",
     copy: "COPY stage_gaps (gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair, tickers)
         FROM STDIN (FORMAT binary)",
-    copy_direct: Some(
-        "COPY gaps (gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair, tickers)
+    copy_direct: "COPY gaps (gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair, tickers)
         FROM STDIN (FORMAT binary)",
-    ),
     insert: "INSERT INTO gaps (gatherer, gap_id, ticker, channel, start_ts, end_ts, reason,
           repair, tickers)
         SELECT gatherer, gap_id, ticker, channel, start_ts, end_ts, reason, repair, tickers
@@ -227,15 +230,20 @@ impl PgStore {
         let mut tx = client.transaction().await?;
         let inserted = if records.is_empty() {
             0
-        } else if let Some(copy_direct) = table_sql(table)
-            .copy_direct
-            .filter(|_| self.direct_worth_trying(table))
-        {
+        } else if self.direct_worth_trying(table) {
+            let copy_direct = table_sql(table).copy_direct;
             // Fast path: COPY straight into the table inside a savepoint. A unique violation
             // (a replayed copy) rolls the savepoint back and the batch takes the staging path.
             let direct = {
                 let sp = tx.savepoint("direct_copy").await?;
-                match copy_rows(&sp, copy_direct, table, records).await {
+                let copied = match table {
+                    Table::Trades => match copy_trade_ids(&sp, records).await {
+                        Ok(_) => copy_rows(&sp, copy_direct, table, records).await,
+                        Err(e) => Err(e),
+                    },
+                    _ => copy_rows(&sp, copy_direct, table, records).await,
+                };
+                match copied {
                     Ok(n) => {
                         sp.commit().await?;
                         Some(n)
@@ -264,14 +272,7 @@ impl PgStore {
             }
             n
         };
-        for c in cursors {
-            let (seq, now) = cursor_params(c)?;
-            tx.execute(
-                CURSOR_SQL,
-                &[&c.gatherer, &c.table.name(), &seq, &now, &c.store_id],
-            )
-            .await?;
-        }
+        upsert_cursors(&tx, cursors).await?;
         tx.commit().await?;
         Ok(InsertOutcome {
             inserted,
@@ -286,9 +287,7 @@ impl PgStore {
         let mut client = self.client().await?;
         self.ensure_days(&client, &days(table, &refs)).await?;
         let tx = client.transaction().await?;
-        let sql = table_sql(table);
-        let bare = sql.copy.replacen("stage_", "", 1);
-        let n = copy_rows(&tx, sql.copy_direct.unwrap_or(&bare), table, &refs).await?;
+        let n = copy_rows(&tx, table_sql(table).copy_direct, table, &refs).await?;
         tx.commit().await?;
         Ok(n)
     }
@@ -326,6 +325,23 @@ async fn copy_rows(
     pin_mut!(writer);
     for record in records {
         write_row(writer.as_mut(), record).await?;
+    }
+    Ok(writer.finish().await?)
+}
+
+/// Binary COPY of the trades' `(trade_id, exchange_ts)` into `trade_ids`.
+async fn copy_trade_ids(
+    tx: &tokio_postgres::Transaction<'_>,
+    records: &[&Record],
+) -> Result<u64, StoreError> {
+    let sink = tx.copy_in(TRADE_IDS_COPY).await?;
+    let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::INT8]);
+    pin_mut!(writer);
+    for record in records {
+        if let Record::Trade(t) = record {
+            let ts = t.exchange_ts.micros();
+            writer.as_mut().write(&[&t.trade_id, &ts]).await?;
+        }
     }
     Ok(writer.finish().await?)
 }

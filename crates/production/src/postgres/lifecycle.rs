@@ -2,7 +2,7 @@
 //! transaction that advances the cursors (see `crate::lifecycle` for the steps).
 
 use super::schema::day_of;
-use super::{CURSOR_SQL, PgStore, cursor_params};
+use super::{PgStore, upsert_cursors};
 use crate::error::StoreError;
 use crate::lifecycle::{COPY_LOCK, window};
 use crate::store::{CursorUpdate, InsertOutcome};
@@ -88,14 +88,7 @@ impl PgStore {
             )
             .await?;
         }
-        for c in cursors {
-            let (seq, now) = cursor_params(c)?;
-            tx.execute(
-                CURSOR_SQL,
-                &[&c.gatherer, &c.table.name(), &seq, &now, &c.store_id],
-            )
-            .await?;
-        }
+        upsert_cursors(&tx, cursors).await?;
         tx.commit().await?;
         Ok(InsertOutcome {
             inserted,

@@ -421,8 +421,8 @@ impl PgStore {
     }
 }
 
-/// The cursor upsert shared by the insert path.
-pub(crate) const CURSOR_SQL: &str = "INSERT INTO sync_cursors
+/// The cursor upsert shared by the insert paths ([`upsert_cursors`]).
+const CURSOR_SQL: &str = "INSERT INTO sync_cursors
     (gatherer, table_name, last_seq, updated_at, store_id)
     VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (gatherer, table_name) DO UPDATE SET last_seq = EXCLUDED.last_seq,
@@ -430,6 +430,30 @@ pub(crate) const CURSOR_SQL: &str = "INSERT INTO sync_cursors
 
 fn cursor_params(c: &CursorUpdate) -> Result<(i64, i64), StoreError> {
     Ok((seq_to_i64(c.last_seq)?, TimestampUs::now().micros()))
+}
+
+/// Upserts `cursors` in `tx`: one statement prepared once per connection, the upserts sent
+/// together (tokio-postgres pipelines concurrent queries), so a batch's cursors cost one round
+/// trip instead of two per gatherer (parse + execute) while the table's writer waits.
+pub(crate) async fn upsert_cursors(
+    tx: &deadpool_postgres::Transaction<'_>,
+    cursors: &[CursorUpdate],
+) -> Result<(), StoreError> {
+    if cursors.is_empty() {
+        return Ok(());
+    }
+    let stmt = tx.prepare_cached(CURSOR_SQL).await?;
+    let params = cursors
+        .iter()
+        .map(|c| cursor_params(c).map(|(seq, now)| (c, seq, now)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (tx, stmt) = (&tx, &stmt);
+    futures::future::try_join_all(params.iter().map(|(c, seq, now)| async move {
+        tx.execute(stmt, &[&c.gatherer, &c.table.name(), seq, now, &c.store_id])
+            .await
+    }))
+    .await?;
+    Ok(())
 }
 
 fn table_index(table: Table) -> usize {

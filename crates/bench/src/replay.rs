@@ -1,7 +1,7 @@
 //! `replay_msgs_per_s`: one WebSocket client of an in-process `kalshi-data replay --speed max`
 //! over the Parquet archive the export stage wrote, subscribed to every market's
 //! `orderbook_delta`, `trade` and `ticker`; messages received (snapshots included) ÷ time from
-//! the `subscribe` to `replay_end`. Baseline `replay_read_rows_per_s`: the bare read of the
+//! the `subscribe` to `replay_end`, best of three passes. Baseline `replay_read_rows_per_s`: the bare read of the
 //! same rows — the archive source's Parquet read and decode of the range, nothing else —
 //! and `replay_vs_read` the ratio of the two.
 
@@ -15,6 +15,9 @@ use kd_replay::clock::{Clock, Speed};
 use kd_replay::data::{Dataset, Source};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
+
+/// Timed passes of the replay; the figure is the fastest.
+const REPLAY_PASSES: usize = 3;
 
 /// Runs the stage over the archive at `archive` (`file://…`) for `[from, to]`.
 pub async fn replay(
@@ -46,21 +49,37 @@ pub async fn replay(
         per_second(rows as u64, best),
         "no rows read",
     );
-    let data = Dataset::load(&Source::Archive(source), from, to, &[])
-        .await
-        .map_err(|e| BenchError::stage("replay load", e))?;
-    report.note("replay_timeline", data.timeline.len() as u64);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| BenchError::stage("replay bind", e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| BenchError::stage("replay bind", e))?;
-    let clock = Clock::new(from, to, Speed::Max);
-    let server = tokio::spawn(kd_replay::serve(listener, data, clock, None));
-    let counted = client(&addr.to_string()).await;
-    server.abort();
-    let (messages, elapsed) = counted?;
+    // Best of 3 passes, as the baseline is best of its passes: one pass over the bench's range
+    // lasts ~0.3 s, so a single scheduling hiccup moved one-pass figures by a third. Each pass
+    // is a fresh server and client over a freshly loaded dataset (loading is not timed).
+    let source = Source::Archive(source);
+    let (mut messages, mut elapsed) = (0, Duration::MAX);
+    for _ in 0..REPLAY_PASSES {
+        let data = Dataset::load(&source, from, to, &[])
+            .await
+            .map_err(|e| BenchError::stage("replay load", e))?;
+        report.note("replay_timeline", data.timeline.len() as u64);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| BenchError::stage("replay bind", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| BenchError::stage("replay bind", e))?;
+        let clock = Clock::new(from, to, Speed::Max);
+        let server = tokio::spawn(kd_replay::serve(listener, data, clock, None));
+        let counted = client(&addr.to_string()).await;
+        server.abort();
+        let (n, took) = counted?;
+        // Every pass serves the same messages; a pass that did not is a bug worth seeing.
+        if messages != 0 && n != messages {
+            return Err(BenchError::msg(
+                "replay",
+                format!("passes disagree: {messages} then {n} messages"),
+            ));
+        }
+        messages = n;
+        elapsed = elapsed.min(took);
+    }
     report.note("replay_messages", messages);
     report.set(
         "replay_msgs_per_s",

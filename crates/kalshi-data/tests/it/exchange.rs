@@ -297,23 +297,6 @@ fn stored_identities(
     Ok(out)
 }
 
-/// Identities of every row in production, gap records included.
-fn production_identities(url: &str) -> kd_testkit::Result<HashSet<kd_core::records::Identity>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let data = rt
-        .block_on(kd_ops::production::load(
-            url,
-            &kd_core::Table::ALL,
-            kd_core::TimestampUs::from_micros(0),
-            kd_core::TimestampUs::from_micros(i64::MAX - 2),
-        ))
-        .map_err(|e| kd_testkit::Error::Failed(format!("production: {e}")))?;
-    let gaps = data.gaps.iter().cloned().map(kd_core::Record::Gap);
-    Ok(data.records().chain(gaps).map(|r| r.identity()).collect())
-}
-
 #[test]
 fn ctrl_c_on_an_exchange_not_ours_closes_the_sockets_first() -> kd_testkit::Result<()> {
     let started = Instant::now();
@@ -376,7 +359,8 @@ fn ctrl_c_on_an_exchange_not_ours_closes_the_sockets_first() -> kd_testkit::Resu
 
     // Production holds every row each gatherer stored.
     let production = format!("sqlite://{}", dir.join("production.db").display());
-    let present = production_identities(&production)?;
+    let present = crate::reliability_support::production_identities_with_gaps(&production)
+        .map_err(|e| kd_testkit::Error::Failed(format!("production: {e}")))?;
     let mut stored = Vec::new();
     for g in ["gatherer-a", "gatherer-b"] {
         let rows = stored_identities(&dir, g)?;

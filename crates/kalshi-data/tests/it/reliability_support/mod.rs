@@ -231,13 +231,30 @@ pub fn production_rows(url: &str) -> Res<u64> {
 
 /// Identities of every time-series record in production.
 pub fn production_identities(url: &str) -> Res<HashSet<Identity>> {
+    production_identities_of(url, false)
+}
+
+/// Identities of every row in production, gap records included.
+pub fn production_identities_with_gaps(url: &str) -> Res<HashSet<Identity>> {
+    production_identities_of(url, true)
+}
+
+fn production_identities_of(url: &str, gaps: bool) -> Res<HashSet<Identity>> {
     let data = runtime()?.block_on(kd_ops::production::load(
         url,
         &kd_core::Table::ALL,
         kd_core::TimestampUs::from_micros(0),
         kd_core::TimestampUs::from_micros(i64::MAX - 2),
     ))?;
-    Ok(data.records().map(|r| r.identity()).collect())
+    let gap_records = gaps
+        .then(|| data.gaps.iter().cloned().map(kd_core::Record::Gap))
+        .into_iter()
+        .flatten();
+    Ok(data
+        .records()
+        .chain(gap_records)
+        .map(|r| r.identity())
+        .collect())
 }
 
 /// The one line of figures every scenario prints.

@@ -19,6 +19,8 @@
 //! [`QuarantinedRow`] in `quarantined` instead of failing the page: the deduplicator files it
 //! in production's `quarantine` table and its cursor moves past it like past any row.
 
+pub mod codec;
+
 use crate::records::Record;
 use crate::table::Table;
 use serde::{Deserialize, Serialize};

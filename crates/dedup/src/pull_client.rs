@@ -3,8 +3,8 @@
 use crate::config::GathererEndpoint;
 use crate::events::ErrorKind;
 use kd_core::Table;
+use kd_core::pull::codec;
 use kd_core::pull::{AckRequest, PullResponse};
-use kd_gatherer::pull_api::codec;
 use std::time::Duration;
 
 /// What a pull accepts: the binary page first, JSON otherwise.

@@ -26,7 +26,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub mod codec;
+/// The binary page lives in kd-core, beside the JSON contract, so the deduplicator reads it
+/// without depending on the gatherer.
+pub use kd_core::pull::codec;
 
 /// Rows per pull when the request names no limit.
 pub const DEFAULT_LIMIT: usize = 1_000;

@@ -5,7 +5,7 @@ use crate::common::cluster::*;
 use crate::common::*;
 use kd_core::Table;
 use kd_core::pull::PullResponse;
-use kd_gatherer::pull_api::codec;
+use kd_core::pull::codec;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

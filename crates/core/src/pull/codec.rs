@@ -29,9 +29,9 @@
 //! are always answered in JSON, and so is a page holding a row the gatherer cannot read (its
 //! quarantine entry is built by the JSON path); the client decodes by `Content-Type`.
 
-use kd_core::pull::{PullResponse, PulledRecord, QuarantinedRow};
-use kd_core::records::{OrderbookDelta, Ticker, Trade, TradeSource, WirePos};
-use kd_core::{Count, Price, Record, Side, Table, TimestampUs};
+use crate::pull::{PullResponse, PulledRecord, QuarantinedRow};
+use crate::records::{OrderbookDelta, Ticker, Trade, TradeSource, WirePos};
+use crate::{Count, Price, Record, Side, Table, TimestampUs};
 
 /// The media type of a binary page.
 pub const CONTENT_TYPE: &str = "application/vnd.kalshi-data.pull-v1";

@@ -23,12 +23,90 @@ fn fp(h: i64) -> String {
     Count::new(h).to_fp()
 }
 
+/// One leg of a combo market (`mve_selected_legs`).
+#[derive(serde::Serialize)]
+pub struct Leg {
+    event_ticker: String,
+    market_ticker: String,
+    side: &'static str,
+}
+
+/// The `Market` object, as a struct rather than a `serde_json::Value`: `GET /markets` renders a
+/// million of them at the 1 M-market scale, and a `Value` costs a map insert and two
+/// allocations per key (~45 keys) where this serializes straight into the page's buffer.
+#[derive(serde::Serialize)]
+pub struct MarketObj {
+    ticker: String,
+    event_ticker: String,
+    market_type: &'static str,
+    title: String,
+    subtitle: String,
+    yes_sub_title: String,
+    no_sub_title: String,
+    created_time: String,
+    updated_time: String,
+    open_time: String,
+    close_time: String,
+    expected_expiration_time: String,
+    expiration_time: String,
+    latest_expiration_time: String,
+    settlement_timer_seconds: u32,
+    status: &'static str,
+    notional_value_dollars: &'static str,
+    yes_bid_dollars: String,
+    yes_bid_size_fp: String,
+    yes_ask_dollars: String,
+    yes_ask_size_fp: String,
+    no_bid_dollars: String,
+    no_ask_dollars: String,
+    last_price_dollars: String,
+    previous_yes_bid_dollars: String,
+    previous_yes_ask_dollars: String,
+    previous_price_dollars: String,
+    volume_fp: String,
+    volume_24h_fp: String,
+    liquidity_dollars: &'static str,
+    open_interest_fp: String,
+    result: &'static str,
+    can_close_early: bool,
+    fractional_trading_enabled: bool,
+    expiration_value: &'static str,
+    // SDK 3.34 validates it: `default` or `floor` (rest-fields-3.34.md, WIRE.md).
+    settlement_bounds_type: &'static str,
+    rules_primary: String,
+    rules_secondary: &'static str,
+    price_level_structure: &'static str,
+    price_ranges: [PriceRange; 1],
+    strike_type: &'static str,
+    floor_strike: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settlement_value_dollars: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settlement_ts: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mve_collection_ticker: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mve_selected_legs: Option<Vec<Leg>>,
+}
+
+#[derive(serde::Serialize)]
+pub struct PriceRange {
+    start: &'static str,
+    end: &'static str,
+    step: &'static str,
+}
+
 /// The `Market` object of market `m`.
 pub fn market(ex: &Exchange, m: u32) -> Value {
+    market_obj(ex, m)
+        .and_then(|o| serde_json::to_value(o).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The `Market` object of market `m`, ready to serialize; `None` for an unknown market.
+pub fn market_obj(ex: &Exchange, m: u32) -> Option<MarketObj> {
     let uni = &ex.uni;
-    let Some(st) = ex.markets.get(m as usize) else {
-        return Value::Null;
-    };
+    let st = ex.markets.get(m as usize)?;
     let e = uni.event_of(m);
     let strike = uni.strike(m);
     let ticks = uni.ticks(m);
@@ -59,73 +137,70 @@ pub fn market(ex: &Exchange, m: u32) -> Value {
         Some(Side::No) => "no",
         None => "",
     };
-    let mut v = json!({
-        "ticker": ex.ticker(m),
-        "event_ticker": ex.event_ticker_of(m),
-        "market_type": "binary",
-        "title": format!("Will simulated event {e} be above {strike}?"),
-        "subtitle": format!("{strike}"),
-        "yes_sub_title": format!("Above {strike}"),
-        "no_sub_title": format!("Not above {strike}"),
-        "created_time": secs_rfc(st.created_s),
-        "updated_time": TimestampUs::from_micros(st.updated_us).to_rfc3339(),
-        "open_time": secs_rfc(st.open_s),
-        "close_time": secs_rfc(st.close_s),
-        "expected_expiration_time": secs_rfc(st.close_s + 600),
-        "expiration_time": secs_rfc(st.close_s + 7 * 86_400),
-        "latest_expiration_time": secs_rfc(st.close_s + 7 * 86_400),
-        "settlement_timer_seconds": 300,
-        "status": st.status.as_str(),
-        "notional_value_dollars": "1.0000",
-        "yes_bid_dollars": dollars(yes_bid),
-        "yes_bid_size_fp": fp(yes_bid_size),
-        "yes_ask_dollars": dollars(yes_ask),
-        "yes_ask_size_fp": fp(no_bid_size),
-        "no_bid_dollars": dollars(no_bid),
-        "no_ask_dollars": dollars(no_ask),
-        "last_price_dollars": dollars(st.last_price),
-        "previous_yes_bid_dollars": dollars(yes_bid),
-        "previous_yes_ask_dollars": dollars(yes_ask),
-        "previous_price_dollars": dollars(st.previous_price),
-        "volume_fp": fp(st.volume),
-        "volume_24h_fp": fp(st.volume / 10),
-        "liquidity_dollars": "0.0000",
-        "open_interest_fp": fp(st.open_interest),
-        "result": result,
-        "can_close_early": true,
-        "fractional_trading_enabled": true,
-        "expiration_value": "",
-        // SDK 3.34 validates it: `default` or `floor` (rest-fields-3.34.md, WIRE.md).
-        "settlement_bounds_type": "default",
-        "rules_primary": format!("Resolves Yes if simulated event {e} is above {strike}."),
-        "rules_secondary": "",
-        "price_level_structure": ticks.name(),
-        "price_ranges": [{"start": "0.0000", "end": "1.0000", "step": ticks.step_dollars()}],
-        "strike_type": "greater",
-        "floor_strike": strike,
-    });
-    if let Some(r) = st.result {
-        v["settlement_value_dollars"] = json!(if r == Side::Yes { "1.0000" } else { "0.0000" });
-    }
-    if st.settled_s > 0 {
-        v["settlement_ts"] = json!(secs_rfc(st.settled_s));
-    }
-    if let Some(c) = ex.combo_of(m) {
-        v["mve_collection_ticker"] = json!(COMBO_COLLECTION);
-        let legs: Vec<Value> = c
-            .legs
-            .iter()
-            .map(|&(leg, side)| {
-                json!({
-                    "event_ticker": ex.event_ticker_of(leg),
-                    "market_ticker": ex.ticker(leg),
-                    "side": side.as_str(),
+    let combo = ex.combo_of(m);
+    Some(MarketObj {
+        ticker: ex.ticker(m),
+        event_ticker: ex.event_ticker_of(m),
+        market_type: "binary",
+        title: format!("Will simulated event {e} be above {strike}?"),
+        subtitle: format!("{strike}"),
+        yes_sub_title: format!("Above {strike}"),
+        no_sub_title: format!("Not above {strike}"),
+        created_time: secs_rfc(st.created_s),
+        updated_time: TimestampUs::from_micros(st.updated_us).to_rfc3339(),
+        open_time: secs_rfc(st.open_s),
+        close_time: secs_rfc(st.close_s),
+        expected_expiration_time: secs_rfc(st.close_s + 600),
+        expiration_time: secs_rfc(st.close_s + 7 * 86_400),
+        latest_expiration_time: secs_rfc(st.close_s + 7 * 86_400),
+        settlement_timer_seconds: 300,
+        status: st.status.as_str(),
+        notional_value_dollars: "1.0000",
+        yes_bid_dollars: dollars(yes_bid),
+        yes_bid_size_fp: fp(yes_bid_size),
+        yes_ask_dollars: dollars(yes_ask),
+        yes_ask_size_fp: fp(no_bid_size),
+        no_bid_dollars: dollars(no_bid),
+        no_ask_dollars: dollars(no_ask),
+        last_price_dollars: dollars(st.last_price),
+        previous_yes_bid_dollars: dollars(yes_bid),
+        previous_yes_ask_dollars: dollars(yes_ask),
+        previous_price_dollars: dollars(st.previous_price),
+        volume_fp: fp(st.volume),
+        volume_24h_fp: fp(st.volume / 10),
+        liquidity_dollars: "0.0000",
+        open_interest_fp: fp(st.open_interest),
+        result,
+        can_close_early: true,
+        fractional_trading_enabled: true,
+        expiration_value: "",
+        settlement_bounds_type: "default",
+        rules_primary: format!("Resolves Yes if simulated event {e} is above {strike}."),
+        rules_secondary: "",
+        price_level_structure: ticks.name(),
+        price_ranges: [PriceRange {
+            start: "0.0000",
+            end: "1.0000",
+            step: ticks.step_dollars(),
+        }],
+        strike_type: "greater",
+        floor_strike: strike,
+        settlement_value_dollars: st
+            .result
+            .map(|r| if r == Side::Yes { "1.0000" } else { "0.0000" }),
+        settlement_ts: (st.settled_s > 0).then(|| secs_rfc(st.settled_s)),
+        mve_collection_ticker: combo.map(|_| COMBO_COLLECTION),
+        mve_selected_legs: combo.map(|c| {
+            c.legs
+                .iter()
+                .map(|&(leg, side)| Leg {
+                    event_ticker: ex.event_ticker_of(leg),
+                    market_ticker: ex.ticker(leg),
+                    side: side.as_str(),
                 })
-            })
-            .collect();
-        v["mve_selected_legs"] = Value::Array(legs);
-    }
-    v
+                .collect()
+        }),
+    })
 }
 
 /// The status an event shows: open if any market trades, else unopened, closed or settled.

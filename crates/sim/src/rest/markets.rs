@@ -95,7 +95,11 @@ pub(super) async fn markets_list(State(shared): St, RawQuery(q): RawQuery) -> Re
     } else {
         Box::new((start.min(u64::from(count)) as u32)..count)
     };
-    let mut out = Vec::with_capacity(limit.min(1_000));
+    // The page is written straight into one buffer: at a million markets this handler renders
+    // a million objects, and a `Value` tree per page would cost more than the bytes.
+    let mut body = Vec::with_capacity(limit.min(1_000) * 2_048);
+    body.extend_from_slice(b"{\"markets\":[");
+    let mut n = 0_usize;
     let mut next = String::new();
     for m in candidates {
         let st = &ex.markets[m as usize];
@@ -128,13 +132,35 @@ pub(super) async fn markets_list(State(shared): St, RawQuery(q): RawQuery) -> Re
         if t.iter().zip(present.iter()).any(|(ok, p)| *p && !ok) {
             continue;
         }
-        if out.len() == limit {
+        if n == limit {
             next = m.to_string();
             break;
         }
-        out.push(objects::market(&ex, m));
+        let Some(obj) = objects::market_obj(&ex, m) else {
+            continue;
+        };
+        if n > 0 {
+            body.push(b',');
+        }
+        // Writing into a Vec cannot fail, and these structs have no maps with non-string keys.
+        if serde_json::to_writer(&mut body, &obj).is_err() {
+            return super::error(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_server_error",
+                "market object",
+            );
+        }
+        n += 1;
     }
-    Json(json!({"markets": out, "cursor": next})).into_response()
+    drop(ex);
+    body.extend_from_slice(b"],\"cursor\":\"");
+    body.extend_from_slice(next.as_bytes());
+    body.extend_from_slice(b"\"}");
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 pub(super) async fn market_one(State(shared): St, Path(ticker): Path<String>) -> Response {

@@ -85,16 +85,81 @@ fn parse_scaled(text: &str, scale: u32, allow_negative: bool) -> Result<i64, Uni
 /// Writes `value / 10^scale` with exactly `decimals` fractional digits (`decimals <= scale`,
 /// digits dropped must be zero — callers pick `decimals` from the value).
 fn write_scaled(f: &mut fmt::Formatter<'_>, value: i64, scale: u32, decimals: u32) -> fmt::Result {
-    let unit = 10_i64.pow(scale);
-    let sign = if value < 0 { "-" } else { "" };
+    let unit = 10_u64.pow(scale);
     let abs = value.unsigned_abs();
-    let int = abs / unit as u64;
-    let frac = (abs % unit as u64) / 10_u64.pow(scale - decimals);
-    if decimals == 0 {
-        write!(f, "{sign}{int}")
-    } else {
-        write!(f, "{sign}{int}.{frac:0width$}", width = decimals as usize)
+    let int = abs / unit;
+    let frac = (abs % unit) / 10_u64.pow(scale - decimals);
+    // Digits into a stack buffer and one `write_str`: `write!` with a zero-padded width cost
+    // more than the rest of rendering a REST market object (prices and counts are most of it).
+    let mut buf = [0_u8; 48];
+    let mut at = buf.len();
+    if decimals > 0 {
+        at = put_digits(&mut buf, at, frac, decimals as usize);
+        at -= 1;
+        buf[at] = b'.';
     }
+    at = put_digits(&mut buf, at, int, 1);
+    if value < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    // Only ASCII digits, '.' and '-' were written.
+    f.write_str(std::str::from_utf8(&buf[at..]).unwrap_or_default())
+}
+
+/// Writes `v` in decimal, at least `width` digits (zero-padded), ending at `end` of `buf`;
+/// returns where it starts. `buf` must have room (20 digits for any u64, plus the padding).
+fn put_digits(buf: &mut [u8], end: usize, mut v: u64, width: usize) -> usize {
+    let mut at = end;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 && end - at >= width {
+            return at;
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS`, then `.ffffff` when `micros` is given, then `Z`, for years 0–9999
+/// (`None` outside: callers fall back to `format!`). A REST market listing renders seven of
+/// these per market, and `format!` with padded widths was a quarter of its time.
+fn rfc3339_fast(secs: i64, micros: Option<i64>) -> Option<String> {
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
+    let sod = secs.rem_euclid(86_400);
+    let mut buf = [0_u8; 27];
+    let fields = [
+        (0, y, 4),
+        (5, mo, 2),
+        (8, d, 2),
+        (11, sod / 3600, 2),
+        (14, (sod % 3600) / 60, 2),
+        (17, sod % 60, 2),
+    ];
+    for (start, v, width) in fields {
+        put_digits(&mut buf, start + width, v.unsigned_abs(), width);
+    }
+    buf[4] = b'-';
+    buf[7] = b'-';
+    buf[10] = b'T';
+    buf[13] = b':';
+    buf[16] = b':';
+    let len = match micros {
+        Some(us) => {
+            buf[19] = b'.';
+            put_digits(&mut buf, 26, us.unsigned_abs(), 6);
+            buf[26] = b'Z';
+            27
+        }
+        None => {
+            buf[19] = b'Z';
+            20
+        }
+    };
+    std::str::from_utf8(&buf[..len]).ok().map(str::to_owned)
 }
 
 /// A price in hundred-thousandths of a dollar (`"0.5250"` → 52 500), within `0..=100_000`.
@@ -343,6 +408,9 @@ impl TimestampUs {
     pub fn to_rfc3339(self) -> String {
         let secs = self.0.div_euclid(1_000_000);
         let micros = self.0.rem_euclid(1_000_000);
+        if let Some(s) = rfc3339_fast(secs, Some(micros)) {
+            return s;
+        }
         let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400);
         format!(
@@ -356,6 +424,9 @@ impl TimestampUs {
     /// Formats as RFC 3339 UTC with whole seconds (REST `created_time` style when exact).
     pub fn to_rfc3339_secs(self) -> String {
         let secs = self.0.div_euclid(1_000_000);
+        if let Some(s) = rfc3339_fast(secs, None) {
+            return s;
+        }
         let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400);
         format!(
@@ -573,6 +644,36 @@ mod tests {
         fn timestamp_round_trips(us in -62_135_596_800_000_000_i64..253_402_300_799_999_999) {
             let t = TimestampUs::from_micros(us);
             prop_assert_eq!(TimestampUs::parse_rfc3339(&t.to_rfc3339()), Ok(t));
+        }
+
+        #[test]
+        fn fast_text_matches_format(us in -62_135_596_800_000_000_i64..253_402_300_799_999_999, v in any::<i64>(), scale in 0_u32..=6, drop in 0_u32..=6) {
+            // The hand-written digit writers against the `format!` they replaced.
+            let secs = us.div_euclid(1_000_000);
+            let micros = us.rem_euclid(1_000_000);
+            let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+            let sod = secs.rem_euclid(86_400);
+            let (h, mi, se) = (sod / 3600, (sod % 3600) / 60, sod % 60);
+            let t = TimestampUs::from_micros(us);
+            prop_assert_eq!(t.to_rfc3339(), format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}.{micros:06}Z"));
+            prop_assert_eq!(t.to_rfc3339_secs(), format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}Z"));
+            struct Scaled(i64, u32, u32);
+            impl fmt::Display for Scaled {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    write_scaled(f, self.0, self.1, self.2)
+                }
+            }
+            let decimals = scale.saturating_sub(drop);
+            let unit = 10_u64.pow(scale);
+            let abs = v.unsigned_abs();
+            let frac = (abs % unit) / 10_u64.pow(scale - decimals);
+            let sign = if v < 0 { "-" } else { "" };
+            let want = if decimals == 0 {
+                format!("{sign}{}", abs / unit)
+            } else {
+                format!("{sign}{}.{frac:0w$}", abs / unit, w = decimals as usize)
+            };
+            prop_assert_eq!(Scaled(v, scale, decimals).to_string(), want);
         }
 
         #[test]

@@ -24,6 +24,10 @@
 //! side u8: 0 yes, 1 no; source u8: 0 ws, 1 rest; table u8: index in `Table::ALL`
 //! ```
 //!
+//! The same record layout, after the one byte [`BODY_TAG`], is how a gatherer stores these
+//! records' bodies ([`encode_body`], [`decode_body`]): the store's writer encoding JSON and its
+//! pull API decoding it again for every row cost the gatherer more than its SQLite inserts.
+//!
 //! Decoding never panics and never trusts a length: every bad input is a [`CodecError`]
 //! (property-tested below). Other tables (snapshots, lifecycle, gaps: few rows, variable size)
 //! are always answered in JSON, and so is a page holding a row the gatherer cannot read (its
@@ -210,6 +214,47 @@ fn record(w: &mut Writer, r: &Record) {
         // `encode` refused the other tables before any row.
         Record::Snapshot(_) | Record::Lifecycle(_) | Record::Gap(_) => {}
     }
+}
+
+/// The first byte of a binary stored body. A JSON body starts with `{` (or whitespace), never
+/// with this byte, so a store may hold both (stores written before binary bodies, and the
+/// tables that have no binary layout).
+pub const BODY_TAG: u8 = 0xB1;
+
+/// Appends the stored body of `r` — [`BODY_TAG`] and its binary layout — to `buf`, when its
+/// table has one (`false`, nothing appended, otherwise).
+pub fn encode_body(r: &Record, buf: &mut Vec<u8>) -> bool {
+    if !encodes(r.table()) {
+        return false;
+    }
+    let mut w = Writer(std::mem::take(buf));
+    w.u8(BODY_TAG);
+    record(&mut w, r);
+    *buf = w.0;
+    true
+}
+
+/// Whether a stored body is binary (else JSON).
+pub fn is_binary_body(body: &[u8]) -> bool {
+    body.first() == Some(&BODY_TAG)
+}
+
+/// Reads a binary stored body (see [`encode_body`]) as a record of `table`.
+pub fn decode_body(table: Table, body: &[u8]) -> Result<Record, CodecError> {
+    if !is_binary_body(body) {
+        return Err(CodecError::Magic);
+    }
+    let mut r = Reader { bytes: body, at: 1 };
+    let record = match table {
+        Table::Deltas => Record::Delta(delta(&mut r)?),
+        Table::Trades => Record::Trade(trade(&mut r)?),
+        Table::Tickers => Record::Ticker(ticker(&mut r)?),
+        other => return Err(CodecError::NotEncodable(other)),
+    };
+    if r.at != body.len() {
+        return Err(CodecError::Trailing(body.len() - r.at));
+    }
+    Ok(record)
 }
 
 /// Reads fields from a page, every read bounds-checked.

@@ -49,7 +49,7 @@ pub enum StoreError {
         table: Table,
         seq: u64,
         #[source]
-        source: serde_json::Error,
+        source: read::BodyError,
     },
     #[error("record cannot be encoded: {0}")]
     Encode(#[source] serde_json::Error),

@@ -2,7 +2,7 @@
 //! writer commits; a small pool avoids reopening the file per request.
 
 use super::{Heads, StoreError, db_path, schema, write::read_acks};
-use kd_core::pull::{PulledRecord, QUARANTINED_BODY_MAX, QuarantinedRow};
+use kd_core::pull::{PulledRecord, QUARANTINED_BODY_MAX, QuarantinedRow, codec};
 use kd_core::{Record, Table};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, params};
@@ -201,10 +201,13 @@ fn pull_json_on(
         // A row that is not its table's record is answered as a quarantine entry: failing the
         // page would stop the table for good (the row never changes) and keep retention from
         // ever freeing it. Decoding without re-encoding keeps the body's own bytes on the wire.
-        if let Err(e) = decode(table, body) {
-            page.quarantined.push(unreadable(seq, body, &e));
-            continue;
-        }
+        let record = match decode(table, body) {
+            Ok(r) => r,
+            Err(e) => {
+                page.quarantined.push(unreadable(seq, body, &e));
+                continue;
+            }
+        };
         if page.json.len() > 1 {
             page.json.push(b',');
         }
@@ -213,7 +216,12 @@ fn pull_json_on(
             page.json,
             "{{\"seq\":{seq},\"record\":{{\"table\":\"{tag}\",\"record\":"
         );
-        page.json.extend_from_slice(body);
+        if codec::is_binary_body(body) {
+            // The record's own struct, as a JSON body would hold it; these always serialise.
+            let _ = write_record_json(&mut page.json, &record);
+        } else {
+            page.json.extend_from_slice(body);
+        }
         page.json.extend_from_slice(b"}}");
     }
     page.json.push(b']');
@@ -221,12 +229,24 @@ fn pull_json_on(
 }
 
 /// The quarantine entry of an unreadable row: the decode error and the body as text.
-fn unreadable(seq: u64, body: &[u8], e: &serde_json::Error) -> QuarantinedRow {
+fn unreadable(seq: u64, body: &[u8], e: &BodyError) -> QuarantinedRow {
     let cut = &body[..body.len().min(QUARANTINED_BODY_MAX)];
     QuarantinedRow {
         seq,
         reason: format!("unreadable in the gatherer's store: {e}"),
         body: String::from_utf8_lossy(cut).into_owned(),
+    }
+}
+
+/// The record's own struct as JSON (what a JSON body holds).
+fn write_record_json(out: &mut Vec<u8>, record: &Record) -> Result<(), serde_json::Error> {
+    match record {
+        Record::Trade(t) => serde_json::to_writer(out, t),
+        Record::Delta(d) => serde_json::to_writer(out, d),
+        Record::Snapshot(s) => serde_json::to_writer(out, s),
+        Record::Ticker(t) => serde_json::to_writer(out, t),
+        Record::Lifecycle(l) => serde_json::to_writer(out, l),
+        Record::Gap(g) => serde_json::to_writer(out, g),
     }
 }
 
@@ -242,8 +262,21 @@ fn record_tag(table: Table) -> &'static str {
     }
 }
 
-/// Decodes a row's body into the record of its table.
-pub fn decode(table: Table, body: &[u8]) -> Result<Record, serde_json::Error> {
+/// Why a stored body is not a record of its table.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("binary body: {0}")]
+    Binary(#[from] codec::CodecError),
+}
+
+/// Decodes a row's body into the record of its table: the binary layout when the body starts
+/// with its tag, else JSON (stores written before binary bodies, and the other tables).
+pub fn decode(table: Table, body: &[u8]) -> Result<Record, BodyError> {
+    if codec::is_binary_body(body) {
+        return Ok(codec::decode_body(table, body)?);
+    }
     Ok(match table {
         Table::Trades => Record::Trade(serde_json::from_slice(body)?),
         Table::Deltas => Record::Delta(serde_json::from_slice(body)?),

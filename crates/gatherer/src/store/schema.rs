@@ -5,7 +5,9 @@
 //! `seq` (local sequence, the pull cursor), `received_at` (µs, gatherer clock), `sid` and
 //! `wire_seq` (the WebSocket subscription position, diagnosis only), `subject` (market ticker,
 //! event ticker for event lifecycle, NULL for a feed-wide gap), `exchange_ts` (µs) and `body`
-//! (the record as JSON; decoding it yields the `kd_core` record exactly).
+//! (the record; decoding it yields the `kd_core` record exactly: binary for trades, deltas and
+//! tickers — `kd_core::pull::codec::encode_body` — JSON for the rest and for rows written
+//! before 2026-12-04; see `read::decode`).
 
 use kd_core::Table;
 

@@ -291,8 +291,14 @@ impl<'a> Row<'a> {
     }
 }
 
-/// The record's own struct as JSON (the table says which struct it is).
+/// Trades, deltas and tickers in the binary layout of `kd_core::pull::codec` (tagged with its
+/// first byte): encoding them as JSON here and decoding that JSON again for every pull were
+/// the gatherer's largest costs after SQLite itself. The other records (few rows, nested) as
+/// their own struct's JSON (the table says which struct it is).
 fn encode_body(record: &Record, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+    if kd_core::pull::codec::encode_body(record, buf) {
+        return Ok(());
+    }
     let result = match record {
         Record::Trade(t) => serde_json::to_writer(&mut *buf, t),
         Record::Delta(d) => serde_json::to_writer(&mut *buf, d),

@@ -180,6 +180,56 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn stored_bodies_round_trip_and_refuse_every_truncation(
+        r in prop_oneof![delta(), trade(), ticker()],
+        cut in any::<prop::sample::Index>(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+    ) {
+        let mut body = Vec::new();
+        prop_assert!(encode_body(&r, &mut body));
+        prop_assert!(is_binary_body(&body));
+        let back = decode_body(r.table(), &body).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&back, &r);
+        prop_assert!(decode_body(r.table(), &body[..cut.index(body.len())]).is_err());
+        let mut longer = body.clone();
+        longer.push(0);
+        prop_assert_eq!(decode_body(r.table(), &longer), Err(CodecError::Trailing(1)));
+        for (i, b) in flips {
+            let at = i.index(body.len());
+            body[at] = b;
+        }
+        // A corrupted body is an error or a record of the asked table, never a panic.
+        if let Ok(x) = decode_body(r.table(), &body) {
+            prop_assert_eq!(x.table(), r.table());
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_are_an_error_or_a_stored_body(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let mut tagged = vec![BODY_TAG];
+        tagged.extend_from_slice(&bytes);
+        for table in Table::ALL {
+            let _ = decode_body(table, &bytes);
+            let _ = decode_body(table, &tagged);
+        }
+    }
+}
+
+#[test]
+fn json_bodies_are_not_binary_and_other_tables_have_no_binary_body() {
+    assert!(!is_binary_body(b"{\"ticker\":\"X\"}"));
+    assert!(!is_binary_body(b""));
+    assert_eq!(decode_body(Table::Deltas, b"{}"), Err(CodecError::Magic));
+    assert_eq!(
+        decode_body(Table::Gaps, &[BODY_TAG]),
+        Err(CodecError::NotEncodable(Table::Gaps))
+    );
+}
+
 #[test]
 fn a_trailing_byte_a_forged_count_and_a_bad_price_are_named() {
     let rows = vec![PulledRecord {

@@ -1,15 +1,22 @@
 //! The live state behind `/health` and the gauges: each gatherer's reachability and lag per
 //! table, production connectivity, last sync.
 //!
-//! Lag of a (gatherer, table): how long the gatherer has held rows production does not have
-//! yet — 0 when the committed cursor equals the gatherer's head, else the time since it first
-//! fell behind. During a production outage it grows from the outage's start.
+//! Lag of a (gatherer, table): the age of the oldest row the deduplicator knows the gatherer
+//! holds and production does not — from the first pull whose head showed that row to now;
+//! 0 when the committed cursor equals the gatherer's head. During a production outage it
+//! grows from the outage's start. (Until 2026-12-04 it was the time since the cursor last
+//! equalled the head: under a steady stream the head is always a little ahead, so it grew
+//! without bound — 2.7 s at 10,000 msg/s while rows reached production in 0.3 s at p99.)
 
 use crate::metrics as m;
 use kd_core::{Table, TimestampUs};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
+
+/// Head observations kept per table; beyond, the newest is widened (its time kept), which
+/// can only make the lag read older, never younger.
+const MAX_SEEN: usize = 1024;
 
 #[derive(Debug, Default)]
 struct TableState {
@@ -17,7 +24,30 @@ struct TableState {
     reachable: Option<bool>,
     committed: u64,
     head: u64,
-    behind_since: Option<TimestampUs>,
+    /// Heads above `committed`, ascending, each with when a pull first showed it: the front's
+    /// time is when the oldest uncommitted row was first known to exist.
+    seen: VecDeque<(u64, TimestampUs)>,
+}
+
+impl TableState {
+    fn saw_head(&mut self, head: u64, now: TimestampUs) {
+        if head <= self.committed || self.seen.back().is_some_and(|(h, _)| *h >= head) {
+            return;
+        }
+        if self.seen.len() >= MAX_SEEN
+            && let Some(last) = self.seen.back_mut()
+        {
+            last.0 = head;
+            return;
+        }
+        self.seen.push_back((head, now));
+    }
+
+    fn committed_to(&mut self, seq: u64) {
+        while self.seen.front().is_some_and(|(h, _)| *h <= seq) {
+            self.seen.pop_front();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -101,8 +131,8 @@ pub struct QuarantineReport {
 }
 
 fn lag_seconds(t: &TableState, now: TimestampUs) -> f64 {
-    match t.behind_since {
-        Some(since) if t.head > t.committed => {
+    match t.seen.front() {
+        Some((_, since)) if t.head > t.committed => {
             // Display only: microseconds to seconds for a gauge, never used in arithmetic.
             (now.micros().saturating_sub(since.micros())).max(0) as f64 / 1e6
         }
@@ -169,11 +199,9 @@ impl Health {
             let mut ts = gs.tables.remove(&table).unwrap_or_default();
             f(gs, &mut ts);
             let now = TimestampUs::now();
-            if ts.head > ts.committed {
-                ts.behind_since.get_or_insert(now);
-            } else {
-                ts.behind_since = None;
-            }
+            ts.committed_to(ts.committed);
+            let head = ts.head;
+            ts.saw_head(head, now);
             metrics::gauge!(m::SYNC_LAG_SECONDS, "gatherer" => gs.id.clone(), "table" => table.name())
                 .set(lag_seconds(&ts, now));
             gs.tables.insert(table, ts);
@@ -336,6 +364,37 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lag_is_the_age_of_the_oldest_uncommitted_row() {
+        let at = |s: i64| TimestampUs::from_micros(s * 1_000_000);
+        let mut t = TableState::default();
+        // A steady stream: the head is always ahead of the cursor, yet every row commits
+        // within a second of being seen; the lag stays there instead of growing.
+        for s in 0..100_i64 {
+            let head = (s as u64 + 1) * 10;
+            t.head = head;
+            t.saw_head(head, at(s));
+            t.committed = head.saturating_sub(10);
+            t.committed_to(t.committed);
+            let half_later = TimestampUs::from_micros(at(s).micros() + 500_000);
+            assert_eq!(lag_seconds(&t, half_later), 0.5);
+        }
+        // Nothing commits (production down): the oldest uncommitted row keeps ageing.
+        t.saw_head(2_000, at(100));
+        assert_eq!(lag_seconds(&t, at(160)), 61.0);
+        // Caught up: 0.
+        t.committed = 2_000;
+        t.committed_to(2_000);
+        assert_eq!(lag_seconds(&t, at(161)), 0.0);
+        // The observation memory is bounded and only errs towards an older lag.
+        for s in 0..5_000_u64 {
+            t.head = 2_001 + s;
+            t.saw_head(2_001 + s, at(200 + s as i64));
+        }
+        assert_eq!(t.seen.len(), MAX_SEEN);
+        assert_eq!(lag_seconds(&t, at(5_300)), 5_100.0);
+    }
 
     #[test]
     fn states_and_lag_follow_pulls_and_commits() {

@@ -197,8 +197,15 @@ impl Health {
                 return;
             };
             let mut ts = gs.tables.remove(&table).unwrap_or_default();
+            let before = (ts.head, ts.committed);
             f(gs, &mut ts);
             let now = TimestampUs::now();
+            // A replaced store numbers its rows anew: what was seen of the old one says nothing
+            // about the new one's rows (kept, it would age for ever behind a cursor that now
+            // counts from 0).
+            if ts.head < before.0 || ts.committed < before.1 {
+                ts.seen.clear();
+            }
             ts.committed_to(ts.committed);
             let head = ts.head;
             ts.saw_head(head, now);
@@ -394,6 +401,32 @@ mod tests {
         }
         assert_eq!(t.seen.len(), MAX_SEEN);
         assert_eq!(lag_seconds(&t, at(5_300)), 5_100.0);
+    }
+
+    #[test]
+    fn a_replaced_store_does_not_inherit_the_old_stores_lag() {
+        let h = Health::new(&[("a".into(), "http://a".into())], "sqlite");
+        h.pull_ok(0, Table::Deltas, 1_000);
+        h.committed(0, Table::Deltas, 500);
+        // The store is replaced: its head is far below the cursor, and the cursor restarts.
+        h.pull_ok(0, Table::Deltas, 20);
+        h.committed(0, Table::Deltas, 10);
+        h.pull_ok(0, Table::Deltas, 20);
+        h.committed(0, Table::Deltas, 20);
+        let r = h.report();
+        assert_eq!(r.gatherers[0].tables[&Table::Deltas].lag_rows, 0);
+        assert_eq!(r.gatherers[0].tables[&Table::Deltas].lag_seconds, 0.0);
+        // Behind again on the new store: the lag counts from the new rows' first sighting,
+        // not from the old store's head 1,000 (which the new cursor would pass only after
+        // 1,000 rows).
+        h.pull_ok(0, Table::Deltas, 40);
+        let oldest = h.with(|s| {
+            s.gatherers[0].tables[&Table::Deltas]
+                .seen
+                .front()
+                .map(|x| x.0)
+        });
+        assert_eq!(oldest, Some(40));
     }
 
     #[test]

@@ -68,24 +68,20 @@ impl SnapshotHold {
     fn release_front(&mut self, mut due: impl FnMut(TimestampUs) -> bool) -> Vec<Timed> {
         let mut out = Vec::new();
         while let Some((ticker, entry)) = self.order.front() {
-            match self.held.get(ticker) {
-                Some((_, e)) if e == entry => {}
+            let live = match self.held.get(ticker) {
+                Some(((_, at), e)) if e == entry => Some(*at),
                 // Left the hold already, or held again later (a newer entry behind).
-                _ => {
-                    self.order.pop_front();
-                    continue;
-                }
-            }
-            let Some(((_, at), _)) = self.held.get(ticker) else {
-                break;
+                _ => None,
             };
-            if !due(*at) {
+            if live.is_some_and(|at| !due(at)) {
                 break;
             }
             let Some((ticker, _)) = self.order.pop_front() else {
                 break;
             };
-            if let Some((timed, _)) = self.held.remove(&ticker) {
+            if live.is_some()
+                && let Some((timed, _)) = self.held.remove(&ticker)
+            {
                 out.push(timed);
             }
         }

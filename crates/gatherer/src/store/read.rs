@@ -1,7 +1,8 @@
 //! Read-only connections for the pull API. WAL lets them read a consistent snapshot while the
 //! writer commits; a small pool avoids reopening the file per request.
 
-use super::{Heads, StoreError, db_path, schema, write::read_acks};
+use super::write::{read_acks, record_json};
+use super::{Heads, StoreError, db_path, schema};
 use kd_core::pull::{PulledRecord, QUARANTINED_BODY_MAX, QuarantinedRow, codec};
 use kd_core::{Record, Table};
 use rusqlite::types::ValueRef;
@@ -200,7 +201,8 @@ fn pull_json_on(
         page.last_seq = Some(seq);
         // A row that is not its table's record is answered as a quarantine entry: failing the
         // page would stop the table for good (the row never changes) and keep retention from
-        // ever freeing it. Decoding without re-encoding keeps the body's own bytes on the wire.
+        // ever freeing it. A JSON body goes on the wire as its own bytes; a binary one is
+        // written as the JSON of the record it decoded to.
         let record = match decode(table, body) {
             Ok(r) => r,
             Err(e) => {
@@ -218,7 +220,7 @@ fn pull_json_on(
         );
         if codec::is_binary_body(body) {
             // The record's own struct, as a JSON body would hold it; these always serialise.
-            let _ = write_record_json(&mut page.json, &record);
+            let _ = record_json(&record, &mut page.json);
         } else {
             page.json.extend_from_slice(body);
         }
@@ -235,18 +237,6 @@ fn unreadable(seq: u64, body: &[u8], e: &BodyError) -> QuarantinedRow {
         seq,
         reason: format!("unreadable in the gatherer's store: {e}"),
         body: String::from_utf8_lossy(cut).into_owned(),
-    }
-}
-
-/// The record's own struct as JSON (what a JSON body holds).
-fn write_record_json(out: &mut Vec<u8>, record: &Record) -> Result<(), serde_json::Error> {
-    match record {
-        Record::Trade(t) => serde_json::to_writer(out, t),
-        Record::Delta(d) => serde_json::to_writer(out, d),
-        Record::Snapshot(s) => serde_json::to_writer(out, s),
-        Record::Ticker(t) => serde_json::to_writer(out, t),
-        Record::Lifecycle(l) => serde_json::to_writer(out, l),
-        Record::Gap(g) => serde_json::to_writer(out, g),
     }
 }
 

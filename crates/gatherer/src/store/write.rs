@@ -299,13 +299,17 @@ fn encode_body(record: &Record, buf: &mut Vec<u8>) -> Result<(), StoreError> {
     if kd_core::pull::codec::encode_body(record, buf) {
         return Ok(());
     }
-    let result = match record {
-        Record::Trade(t) => serde_json::to_writer(&mut *buf, t),
-        Record::Delta(d) => serde_json::to_writer(&mut *buf, d),
-        Record::Snapshot(s) => serde_json::to_writer(&mut *buf, s),
-        Record::Ticker(t) => serde_json::to_writer(&mut *buf, t),
-        Record::Lifecycle(l) => serde_json::to_writer(&mut *buf, l),
-        Record::Gap(g) => serde_json::to_writer(&mut *buf, g),
-    };
-    result.map_err(StoreError::Encode)
+    record_json(record, buf).map_err(StoreError::Encode)
+}
+
+/// The record's own struct as JSON: what a JSON body holds (the table says which struct).
+pub(super) fn record_json(record: &Record, buf: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    match record {
+        Record::Trade(t) => serde_json::to_writer(buf, t),
+        Record::Delta(d) => serde_json::to_writer(buf, d),
+        Record::Snapshot(s) => serde_json::to_writer(buf, s),
+        Record::Ticker(t) => serde_json::to_writer(buf, t),
+        Record::Lifecycle(l) => serde_json::to_writer(buf, l),
+        Record::Gap(g) => serde_json::to_writer(buf, g),
+    }
 }
